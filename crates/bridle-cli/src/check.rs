@@ -1,0 +1,196 @@
+//! `bridle check`: the decision engine on one manifest file, offline.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bridle_core::decision::SourceRef;
+use bridle_core::engine::{ActionRequest, AgentState, DecisionInput, Engine, NoApprovals, Subject};
+use bridle_core::ledger::MemoryLedger;
+use bridle_core::{CompiledAgent, Decision, Effect, Guardrails, Manifest};
+use jiff::Timestamp;
+
+use crate::Output;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    /// The manifest (YAML or JSON).
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// The tool (action) name, e.g. `procurement.create_purchase_request`.
+    #[arg(long)]
+    action: String,
+    /// The action's arguments as a JSON object.
+    #[arg(long, default_value = "{}")]
+    args: String,
+    /// The data resource the action touches, e.g. `crm:cases/42`.
+    #[arg(long)]
+    resource: Option<String>,
+    /// Decide as of this instant (RFC 3339), instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Treat this elevation as active (repeatable).
+    #[arg(long = "elevation")]
+    elevations: Vec<String>,
+    /// Organisation guardrail policies (Cedar `forbid`s) to apply (repeatable).
+    #[arg(long = "guardrails")]
+    guardrails: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+const EXIT_BAD_INPUT: u8 = 1;
+
+pub(crate) fn run(args: &CheckArgs) -> ExitCode {
+    match decide(args) {
+        Ok((decision, source)) => {
+            match args.output {
+                Output::Json => match serde_json::to_string_pretty(&decision) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(EXIT_BAD_INPUT);
+                    }
+                },
+                Output::Text => print_text(&decision, &args.file, &source),
+            }
+            ExitCode::from(match decision.effect {
+                Effect::Allow => 0,
+                Effect::Deny => 2,
+                Effect::ApprovalRequired => 3,
+            })
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("error: cannot read `{}`: {e}", path.display()))
+}
+
+fn decide(args: &CheckArgs) -> Result<(Decision, String), String> {
+    let source = read(&args.file)?;
+    let file = args.file.display();
+    let manifest = Manifest::from_source(&source).map_err(|errs| {
+        let mut out = format!("error: {file}: {errs}", errs = summary(errs.errors.len()));
+        for e in &errs.errors {
+            let at = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.path)
+            };
+            out.push_str(&format!(
+                "\n  {file}:{}:{}: {at}{}",
+                e.line, e.column, e.message
+            ));
+        }
+        out
+    })?;
+    let mut guardrails = Guardrails::new();
+    for path in &args.guardrails {
+        let text = read(path)?;
+        guardrails
+            .add(&path.display().to_string(), &text)
+            .map_err(|e| format!("error: {e}"))?;
+    }
+    let call_args = match serde_json::from_str::<serde_json::Value>(&args.args) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(format!(
+                "error: --args must be a JSON object, got `{other}`"
+            ));
+        }
+        Err(e) => return Err(format!("error: --args is not valid JSON: {e}")),
+    };
+    if !bridle_core::id::is_tool_name(&args.action) {
+        return Err(format!(
+            "error: --action `{}` is not a tool name: use letters, digits and `_.:/-`",
+            args.action
+        ));
+    }
+    let now = match &args.at {
+        Some(at) => at
+            .parse::<Timestamp>()
+            .map_err(|e| format!("error: --at `{at}` is not an RFC 3339 instant: {e}"))?,
+        None => Timestamp::now(),
+    };
+    for name in &args.elevations {
+        if !manifest.elevation.iter().any(|e| &e.name == name) {
+            return Err(format!(
+                "error: --elevation `{name}` is not defined in {file}"
+            ));
+        }
+    }
+    let agent = CompiledAgent::compile(manifest, &guardrails).map_err(|e| format!("error: {e}"))?;
+    let subjects = [Subject {
+        agent: &agent,
+        state: AgentState::Active,
+        elevations: &args.elevations,
+    }];
+    let input = DecisionInput {
+        subjects: &subjects,
+        scope: None,
+        action: ActionRequest {
+            name: &args.action,
+            args: &call_args,
+            resource: args.resource.as_deref(),
+        },
+        now,
+    };
+    let decision = Engine::new().decide(&input, &MemoryLedger::new(), &NoApprovals);
+    Ok((decision, source))
+}
+
+fn summary(n: usize) -> String {
+    format!(
+        "invalid manifest, {n} error{}",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+fn print_text(decision: &Decision, file: &Path, source: &str) {
+    println!("{}", decision.effect);
+    for r in &decision.reasons {
+        println!("  {}: {}", r.code, r.message);
+        if let Some(SourceRef {
+            path,
+            line: Some(line),
+            ..
+        }) = &r.source
+        {
+            let text = source
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or("")
+                .trim_end();
+            println!("    --> {}:{line} ({path})", file.display());
+            println!("     | {text}");
+        }
+    }
+    for o in &decision.obligations {
+        println!(
+            "  obligation: {}",
+            serde_json::to_value(o)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(a) = &decision.approval {
+        let who = a
+            .approvers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "  approval: {} of [{who}], valid {}s, key {}",
+            a.min_approvals,
+            a.ttl_seconds,
+            &a.key[..16.min(a.key.len())]
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Audit record format (filled in below).

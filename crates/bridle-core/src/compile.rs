@@ -1,0 +1,400 @@
+//! Manifest → Cedar. Each manifest compiles once into:
+//!
+//! - `policies`: the authorization policies proper — one `permit` per tool
+//!   grant (name, argument constraints, `when`, data scope all in its
+//!   condition), one `permit` per elevation tool (guarded by the elevation
+//!   being active), one `forbid` per `forbid` entry, plus the organisation's
+//!   guardrail `forbid`s. Cedar's forbid-overrides-permit gives "forbid wins
+//!   over everything, elevation included" by construction.
+//! - `explain`: one small policy per check (`tools[1].name`,
+//!   `tools[1].args.amount.max`, `tools[1].data`, `tools[1].approval`…),
+//!   evaluated only when a decision needs a reason beyond the main answer
+//!   (a denial to explain, or an approval condition to test).
+//!
+//! Every policy id is the manifest path of the element it came from, so a
+//! decision names the line that decided it.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cedar_policy::{Effect, EntityUid, Policy, PolicyId, PolicySet};
+use regex::Regex;
+
+use crate::cedar::{agent_uid, quote, quote_like_literal};
+use crate::glob::Glob;
+use crate::manifest::{Access, ArgRule, ArgValue, DataGrant, Manifest, Pos};
+
+/// Where a policy came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Grant(usize),
+    ElevationTool { elevation: usize, tool: usize },
+    Forbid(usize),
+    Guardrail { name: String },
+}
+
+/// Organisation-wide guardrails: raw Cedar `forbid` policies applied to every
+/// agent. Permits are refused (a guardrail may only narrow).
+#[derive(Debug, Clone, Default)]
+pub struct Guardrails {
+    policies: Vec<(String, Policy)>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GuardrailError {
+    #[error("guardrail `{name}`: invalid Cedar: {message}")]
+    Parse { name: String, message: String },
+    #[error("guardrail `{name}`: only `forbid` policies are allowed (a guardrail may never grant)")]
+    Permit { name: String },
+}
+
+impl Guardrails {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add the policies in `text` under `name` (e.g. the file name).
+    pub fn add(&mut self, name: &str, text: &str) -> Result<(), GuardrailError> {
+        let set = PolicySet::from_str(text).map_err(|e| GuardrailError::Parse {
+            name: name.to_owned(),
+            message: e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        })?;
+        let mut parsed = Vec::new();
+        for (n, p) in set.policies().enumerate() {
+            if p.effect() != Effect::Forbid {
+                return Err(GuardrailError::Permit {
+                    name: name.to_owned(),
+                });
+            }
+            let label = match p.annotation("id") {
+                Some(id) => format!("{name}/{id}"),
+                None => format!("{name}/{n}"),
+            };
+            parsed.push((label, p.clone()));
+        }
+        self.policies.extend(parsed);
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+}
+
+/// A regex constraint: evaluated in Rust (Cedar has no regex) and handed to
+/// the policies as membership of `context.patterns`.
+#[derive(Debug, Clone)]
+pub(crate) struct PatternCheck {
+    pub id: String,
+    pub arg: String,
+    pub regex: Regex,
+}
+
+/// A manifest compiled for evaluation. Cheap to share (`Arc` inside).
+#[derive(Debug, Clone)]
+pub struct CompiledAgent {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub manifest: Manifest,
+    pub principal: EntityUid,
+    pub policies: PolicySet,
+    pub explain: PolicySet,
+    pub origins: HashMap<PolicyId, Origin>,
+    pub patterns: Vec<PatternCheck>,
+    /// The explain policy ids of each grant's checks, in manifest order:
+    /// `(policy id, manifest path, position)`.
+    pub grant_checks: Vec<Vec<(PolicyId, String, Pos)>>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("internal error compiling `{agent}` to Cedar: {message}")]
+pub struct CompileError {
+    pub agent: String,
+    pub message: String,
+}
+
+impl CompiledAgent {
+    pub fn compile(manifest: Manifest, guardrails: &Guardrails) -> Result<Self, CompileError> {
+        Compiler::new(&manifest).run(manifest, guardrails)
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// The authorization policies, as Cedar sees them.
+    pub fn policies(&self) -> &PolicySet {
+        &self.inner.policies
+    }
+
+    pub fn principal(&self) -> &EntityUid {
+        &self.inner.principal
+    }
+
+    /// The Cedar text of the authorization policies (for display and audit).
+    pub fn policy_text(&self) -> String {
+        self.inner
+            .policies
+            .policies()
+            .map(|p| format!("{p}\n"))
+            .collect()
+    }
+}
+
+struct Compiler {
+    agent: String,
+    principal_scope: String,
+    main: Vec<(String, String)>,
+    explain: Vec<(String, String)>,
+    origins: Vec<(String, Origin)>,
+    patterns: Vec<PatternCheck>,
+    grant_checks: Vec<Vec<(String, String, Pos)>>,
+}
+
+impl Compiler {
+    fn new(m: &Manifest) -> Self {
+        Self {
+            agent: m.agent.to_string(),
+            principal_scope: format!("principal == Agent::{}", quote(m.agent.as_str())),
+            main: Vec::new(),
+            explain: Vec::new(),
+            origins: Vec::new(),
+            patterns: Vec::new(),
+            grant_checks: Vec::new(),
+        }
+    }
+
+    /// `resource == Tool::"x"` for a literal name, `resource` for a glob.
+    fn resource_scope(glob: &Glob) -> String {
+        if glob.is_literal() {
+            format!("resource == Tool::{}", quote(glob.as_str()))
+        } else {
+            "resource".to_owned()
+        }
+    }
+
+    /// The name condition a glob needs beyond its scope (`true` for literals).
+    fn name_cond(glob: &Glob) -> String {
+        if glob.is_literal() {
+            "true".to_owned()
+        } else {
+            format!("context.tool like {}", quote(glob.cedar_like()))
+        }
+    }
+
+    fn data_cond(data: &[DataGrant], access: Access) -> String {
+        let mut cond = String::from("!(context has \"resource\")");
+        for d in data.iter().filter(|d| d.access.contains(&access)) {
+            let _ = write!(
+                cond,
+                " || context[\"resource\"] like {}",
+                quote(d.resource.cedar_like())
+            );
+        }
+        format!("({cond})")
+    }
+
+    fn permit(&self, resource_scope: &str, cond: &str) -> String {
+        format!(
+            "permit ({}, action == Action::\"invoke\", {resource_scope}) when {{ {cond} }};",
+            self.principal_scope
+        )
+    }
+
+    fn explain_permit(cond: &str) -> String {
+        format!("permit (principal, action, resource) when {{ {cond} }};")
+    }
+
+    fn arg_cond(&mut self, id: &str, arg: &str, rule: &ArgRule) -> String {
+        let a = format!("context.args[{}]", quote(arg));
+        let lit = |v: &ArgValue| match v {
+            ArgValue::Str(s) => quote(s),
+            ArgValue::Int(i) => i.to_string(),
+            ArgValue::Bool(b) => b.to_string(),
+        };
+        let list = |vs: &[ArgValue]| vs.iter().map(lit).collect::<Vec<_>>().join(", ");
+        let check = match rule {
+            ArgRule::In(vs) => format!("[{}].contains({a})", list(vs)),
+            ArgRule::NotIn(vs) => format!("!([{}].contains({a}))", list(vs)),
+            ArgRule::Min(n) => format!("{a} >= {n}"),
+            ArgRule::Max(n) => format!("{a} <= {n}"),
+            ArgRule::Prefix(p) => {
+                let q = quote_like_literal(p);
+                format!("{a} like {}*\"", &q[..q.len() - 1])
+            }
+            ArgRule::Pattern { regex, .. } => {
+                self.patterns.push(PatternCheck {
+                    id: id.to_owned(),
+                    arg: arg.to_owned(),
+                    regex: regex.clone(),
+                });
+                format!("context.patterns.contains({})", quote(id))
+            }
+        };
+        format!("(context.args has {} && {check})", quote(arg))
+    }
+
+    fn run(
+        mut self,
+        manifest: Manifest,
+        guardrails: &Guardrails,
+    ) -> Result<CompiledAgent, CompileError> {
+        for (i, g) in manifest.tools.iter().enumerate() {
+            let path = format!("tools[{i}]");
+            let mut conds = vec![Self::name_cond(&g.name)];
+            let mut checks = Vec::new();
+            self.explain.push((
+                format!("{path}.name"),
+                Self::explain_permit(&format!(
+                    "{} && {}",
+                    Self::name_cond(&g.name),
+                    if g.name.is_literal() {
+                        format!("resource == Tool::{}", quote(g.name.as_str()))
+                    } else {
+                        "true".into()
+                    }
+                )),
+            ));
+            for c in &g.args {
+                let id = format!("{path}.args.{}.{}", c.arg, c.rule.key());
+                let cond = self.arg_cond(&id, &c.arg, &c.rule);
+                self.explain.push((id.clone(), Self::explain_permit(&cond)));
+                checks.push((id.clone(), id, c.pos));
+                conds.push(cond);
+            }
+            if let Some(w) = &g.when {
+                let id = format!("{path}.when");
+                let cond = format!("({})", w.expr);
+                self.explain.push((id.clone(), Self::explain_permit(&cond)));
+                checks.push((id.clone(), id, w.pos));
+                conds.push(cond);
+            }
+            let data = Self::data_cond(&manifest.data, g.access);
+            self.explain
+                .push((format!("{path}.data"), Self::explain_permit(&data)));
+            conds.push(data);
+            if let Some(a) = &g.approval {
+                let cond = a
+                    .when
+                    .as_ref()
+                    .map_or_else(|| "true".to_owned(), |w| format!("({})", w.expr));
+                self.explain
+                    .push((format!("{path}.approval"), Self::explain_permit(&cond)));
+            }
+            let text = self.permit(&Self::resource_scope(&g.name), &conds.join(" && "));
+            self.main.push((path.clone(), text));
+            self.origins.push((path, Origin::Grant(i)));
+            self.grant_checks.push(checks);
+        }
+        for (e, spec) in manifest.elevation.iter().enumerate() {
+            for (t, glob) in spec.tools.iter().enumerate() {
+                let path = format!("elevation[{e}].tools[{t}]");
+                let active = format!("context.elevations.contains({})", quote(&spec.name));
+                let name = Self::name_cond(glob);
+                let data = Self::data_cond(&manifest.data, Access::Read);
+                let text = self.permit(
+                    &Self::resource_scope(glob),
+                    &format!("{active} && {name} && {data}"),
+                );
+                self.explain.push((
+                    format!("{path}.name"),
+                    Self::explain_permit(&format!(
+                        "{active} && {name} && {}",
+                        if glob.is_literal() {
+                            format!("resource == Tool::{}", quote(glob.as_str()))
+                        } else {
+                            "true".into()
+                        }
+                    )),
+                ));
+                self.main.push((path.clone(), text));
+                self.origins.push((
+                    path,
+                    Origin::ElevationTool {
+                        elevation: e,
+                        tool: t,
+                    },
+                ));
+            }
+        }
+        for (j, f) in manifest.forbid.iter().enumerate() {
+            let path = format!("forbid[{j}]");
+            let text = if f.name.is_literal() {
+                format!(
+                    "forbid (principal, action, {});",
+                    Self::resource_scope(&f.name)
+                )
+            } else {
+                format!(
+                    "forbid (principal, action, resource) when {{ {} }};",
+                    Self::name_cond(&f.name)
+                )
+            };
+            self.main.push((path.clone(), text));
+            self.origins.push((path, Origin::Forbid(j)));
+        }
+
+        let err = |message: String| CompileError {
+            agent: self.agent.clone(),
+            message,
+        };
+        let mut policies = PolicySet::new();
+        for (id, text) in &self.main {
+            let p = Policy::parse(Some(PolicyId::new(id)), text)
+                .map_err(|e| err(format!("{id}: {e}")))?;
+            policies.add(p).map_err(|e| err(format!("{id}: {e}")))?;
+        }
+        let mut origins: HashMap<PolicyId, Origin> = self
+            .origins
+            .iter()
+            .map(|(id, o)| (PolicyId::new(id), o.clone()))
+            .collect();
+        for (label, p) in &guardrails.policies {
+            let id = PolicyId::new(format!("guardrail:{label}"));
+            policies
+                .add(p.new_id(id.clone()))
+                .map_err(|e| err(format!("{label}: {e}")))?;
+            origins.insert(
+                id,
+                Origin::Guardrail {
+                    name: label.clone(),
+                },
+            );
+        }
+        let mut explain = PolicySet::new();
+        for (id, text) in &self.explain {
+            let p = Policy::parse(Some(PolicyId::new(id)), text)
+                .map_err(|e| err(format!("{id}: {e}")))?;
+            explain.add(p).map_err(|e| err(format!("{id}: {e}")))?;
+        }
+        let grant_checks = self
+            .grant_checks
+            .into_iter()
+            .map(|v| {
+                v.into_iter()
+                    .map(|(id, path, pos)| (PolicyId::new(id), path, pos))
+                    .collect()
+            })
+            .collect();
+        Ok(CompiledAgent {
+            inner: Arc::new(Inner {
+                principal: agent_uid(manifest.agent.as_str()),
+                manifest,
+                policies,
+                explain,
+                origins,
+                patterns: self.patterns,
+                grant_checks,
+            }),
+        })
+    }
+}

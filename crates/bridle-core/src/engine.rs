@@ -1,0 +1,829 @@
+//! The decision engine: the decision order of the manifest spec, step by step.
+//!
+//! 1. agent active and not expired; 2. schedule; 3–6. Cedar (forbid, grant,
+//! arguments and `when`, data scope) in one evaluation of the agent's own
+//! policy set; 7. rate limits and budgets; 8. approval; 9. for delegated
+//! tokens, every agent in the chain passes 1–8 on its own record and the
+//! action is inside the token's scope. Anything not granted is denied.
+//!
+//! The clock, the usage ledger and the approval store are inputs, so the
+//! engine is pure and every rule is testable at any instant.
+
+use std::collections::HashSet;
+
+use cedar_policy::authorization_errors::PolicyEvaluationError;
+use cedar_policy::{
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid,
+    PolicyId, Request, Response, RestrictedExpression,
+};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use sha2::{Digest, Sha256};
+
+use crate::cedar::{invoke_uid, json_to_cedar, tool_uid};
+use crate::compile::{CompiledAgent, Inner, Origin};
+use crate::decision::{ApprovalNeed, Decision, Effect, Obligation, Reason, ReasonCode, SourceRef};
+use crate::id::ApprovalId;
+use crate::ledger::{Ledger, LimitHit, Spend};
+use crate::manifest::schedule::day_name;
+use crate::manifest::units::format_duration;
+use crate::manifest::{ApprovalRule, ArgRule, Pos};
+
+/// Lifecycle state of an agent, as the registry holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    Active,
+    Suspended,
+    Retired,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// One agent taking part in a decision, with what the registry knows now.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub agent: &'a CompiledAgent,
+    pub state: AgentState,
+    /// Names of this agent's elevations that are active now.
+    pub elevations: &'a [String],
+}
+
+/// The action asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionRequest<'a> {
+    pub name: &'a str,
+    pub args: &'a serde_json::Map<String, serde_json::Value>,
+    pub resource: Option<&'a str>,
+}
+
+/// Everything a decision depends on besides the ledger and approvals.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    /// The token's subject first, then each actor of its delegation chain
+    /// (`act`, outermost last). One element for a plain token.
+    pub subjects: &'a [Subject<'a>],
+    /// Tool names (or globs) a delegated token was narrowed to.
+    pub scope: Option<&'a [String]>,
+    pub action: ActionRequest<'a>,
+    pub now: Timestamp,
+}
+
+/// The state of human approval for one exact request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalStatus {
+    None,
+    Pending(ApprovalId),
+    Granted(ApprovalId),
+    Denied(ApprovalId),
+}
+
+pub trait ApprovalLookup {
+    fn find(&self, key: &str, now: Timestamp) -> ApprovalStatus;
+}
+
+/// For offline checks: no approval has ever been given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoApprovals;
+
+impl ApprovalLookup for NoApprovals {
+    fn find(&self, _key: &str, _now: Timestamp) -> ApprovalStatus {
+        ApprovalStatus::None
+    }
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    authorizer: Authorizer,
+    entities: Entities,
+    action: EntityUid,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How one subject passed steps 1–6.
+struct Pass<'a> {
+    inner: &'a Inner,
+    reason: Reason,
+    approval: Option<(&'a ApprovalRule, usize)>,
+    spend: Vec<Spend>,
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self {
+            authorizer: Authorizer::new(),
+            entities: Entities::empty(),
+            action: invoke_uid(),
+        }
+    }
+
+    pub fn decide(
+        &self,
+        input: &DecisionInput<'_>,
+        ledger: &dyn Ledger,
+        approvals: &dyn ApprovalLookup,
+    ) -> Decision {
+        if input.subjects.is_empty() {
+            return Decision::deny(reason(
+                ReasonCode::NotGranted,
+                "no agent in the request".into(),
+                None,
+            ));
+        }
+        let chain = input.subjects.len() > 1;
+        let mut passes = Vec::with_capacity(input.subjects.len());
+        for subject in input.subjects {
+            match self.evaluate(subject, input, chain) {
+                Ok(pass) => passes.push(pass),
+                Err(denial) => return denial,
+            }
+        }
+        if let Some(scope) = input.scope {
+            let inside = scope
+                .iter()
+                .any(|s| crate::glob::Glob::tool(s).is_ok_and(|g| g.matches(input.action.name)));
+            if !inside {
+                return Decision::deny(reason(
+                    ReasonCode::DelegationScope,
+                    format!(
+                        "`{}` is outside the delegated token's scope ({})",
+                        input.action.name,
+                        scope.join(" ")
+                    ),
+                    None,
+                ));
+            }
+        }
+        for (subject, pass) in input.subjects.iter().zip(&passes) {
+            let m = &pass.inner.manifest;
+            if let Some(hit) = ledger.check(&m.agent, input.now, m.limits.rate, &pass.spend) {
+                return Decision::deny(limit_reason(subject.agent, hit, chain));
+            }
+        }
+
+        let obligations = if passes
+            .iter()
+            .any(|p| p.inner.manifest.monitoring.log_retrievals)
+        {
+            vec![Obligation::LogRetrieval]
+        } else {
+            Vec::new()
+        };
+        let record = |with_spend: bool| {
+            for pass in &passes {
+                let m = &pass.inner.manifest;
+                let spend: &[Spend] = if with_spend { &pass.spend } else { &[] };
+                ledger.record(&m.agent, input.now, m.limits.rate, spend);
+            }
+        };
+
+        let need = passes
+            .iter()
+            .find_map(|p| p.approval.map(|(rule, grant)| (p, rule, grant)));
+        let Some((need, rule, grant)) = need else {
+            record(true);
+            return Decision {
+                effect: Effect::Allow,
+                reasons: passes.into_iter().map(|p| p.reason).collect(),
+                obligations,
+                approval: None,
+                consumes: None,
+            };
+        };
+        let key = approval_key(input);
+        let source = Some(SourceRef {
+            agent: need.inner.manifest.agent.to_string(),
+            path: format!("tools[{grant}].approval"),
+            line: Some(rule.pos.line),
+        });
+        match approvals.find(&key, input.now) {
+            ApprovalStatus::Granted(id) => {
+                record(true);
+                Decision {
+                    effect: Effect::Allow,
+                    reasons: vec![reason(
+                        ReasonCode::Approved,
+                        format!("approved by human approval `{id}` for exactly this action"),
+                        source,
+                    )],
+                    obligations,
+                    approval: None,
+                    consumes: Some(id),
+                }
+            }
+            ApprovalStatus::Denied(id) => Decision::deny(reason(
+                ReasonCode::ApprovalDenied,
+                format!("approval `{id}` for exactly this action was denied"),
+                source,
+            )),
+            status => {
+                record(false);
+                let pending = match status {
+                    ApprovalStatus::Pending(id) => Some(id),
+                    _ => None,
+                };
+                let who = rule
+                    .approvers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let condition = rule
+                    .when
+                    .as_ref()
+                    .map_or_else(String::new, |w| format!(" because `{}` holds", w.expr));
+                Decision {
+                    effect: Effect::ApprovalRequired,
+                    reasons: vec![reason(
+                        ReasonCode::ApprovalRequired,
+                        format!(
+                            "`{}` needs {} approval{} from {who}{condition}",
+                            input.action.name,
+                            rule.min_approvals,
+                            if rule.min_approvals == 1 { "" } else { "s" },
+                        ),
+                        source,
+                    )],
+                    obligations,
+                    approval: Some(ApprovalNeed {
+                        key,
+                        approvers: rule.approvers.clone(),
+                        min_approvals: rule.min_approvals,
+                        ttl_seconds: rule.ttl.as_secs(),
+                        allow_owner: rule.allow_owner,
+                        pending,
+                    }),
+                    consumes: None,
+                }
+            }
+        }
+    }
+
+    /// Steps 1–6 for one subject.
+    fn evaluate<'a>(
+        &self,
+        subject: &Subject<'a>,
+        input: &DecisionInput<'_>,
+        chain: bool,
+    ) -> Result<Pass<'a>, Decision> {
+        let inner: &'a Inner = &subject.agent.inner;
+        let m = &inner.manifest;
+        let agent = m.agent.as_str();
+        let who = |msg: String| {
+            if chain {
+                format!("`{agent}`: {msg}")
+            } else {
+                msg
+            }
+        };
+        let at = |path: &str, pos: Option<Pos>| {
+            Some(SourceRef {
+                agent: agent.to_owned(),
+                path: path.to_owned(),
+                line: pos.map(|p| p.line),
+            })
+        };
+
+        match subject.state {
+            AgentState::Active => {}
+            state => {
+                return Err(Decision::deny(reason(
+                    ReasonCode::AgentSuspended,
+                    who(format!("agent `{agent}` is {}", state.as_str())),
+                    None,
+                )));
+            }
+        }
+        let tz = m
+            .schedule
+            .as_ref()
+            .map_or(TimeZone::UTC, |s| s.timezone.clone());
+        let local = input.now.to_zoned_datetime(tz);
+        if local.date() > m.expires {
+            return Err(Decision::deny(reason(
+                ReasonCode::AgentExpired,
+                who(format!("agent `{agent}` expired on {}", m.expires)),
+                at("expires", None),
+            )));
+        }
+        if let Some(schedule) = &m.schedule {
+            if !schedule.allows(input.now) {
+                let windows: Vec<&str> = schedule.windows.iter().map(|w| w.text.as_str()).collect();
+                return Err(Decision::deny(reason(
+                    ReasonCode::OutsideSchedule,
+                    who(format!(
+                        "{} {:02}:{:02} {} is outside the schedule ({})",
+                        day_name(local.weekday()),
+                        local.hour(),
+                        local.minute(),
+                        schedule.timezone_name,
+                        windows.join(", ")
+                    )),
+                    at("schedule.windows", None),
+                )));
+            }
+        }
+
+        let request = self.request(inner, subject.elevations, &input.action, &local);
+        let Some(request) = request else {
+            return Err(Decision::deny(reason(
+                ReasonCode::ArgConstraint,
+                who("the arguments cannot be evaluated".into()),
+                None,
+            )));
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&request, &inner.policies, &self.entities);
+
+        // A forbid that fails to evaluate must not let anything through.
+        for pe in response.diagnostics().errors().map(evaluation_error) {
+            let label = match inner.origins.get(pe.policy_id()) {
+                Some(Origin::Guardrail { name }) => format!("guardrail `{name}`"),
+                Some(Origin::Forbid(j)) => format!("forbid[{j}]"),
+                _ => continue,
+            };
+            return Err(Decision::deny(reason(
+                ReasonCode::Forbidden,
+                who(format!(
+                    "{label} could not be evaluated ({}); denied to be safe",
+                    pe.inner()
+                )),
+                at(&pe.policy_id().to_string(), None),
+            )));
+        }
+
+        if response.decision() == CedarDecision::Deny {
+            return Err(self.explain_denial(inner, &request, &response, &input.action, chain));
+        }
+        let satisfied: Vec<&Origin> = response
+            .diagnostics()
+            .reason()
+            .filter_map(|id| inner.origins.get(id))
+            .collect();
+        let grants: Vec<usize> = satisfied
+            .iter()
+            .filter_map(|o| match o {
+                Origin::Grant(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let elevation = satisfied.iter().find_map(|o| match o {
+            Origin::ElevationTool { elevation, tool } => Some((*elevation, *tool)),
+            _ => None,
+        });
+
+        let spend = budgets(m, input.action.args);
+        // A grant without an approval rule allows outright.
+        if let Some(&i) = grants.iter().find(|i| m.tools[**i].approval.is_none()) {
+            return Ok(Pass {
+                inner,
+                reason: granted(agent, i, m.tools[i].pos, input.action.name, chain),
+                approval: None,
+                spend,
+            });
+        }
+        if let Some((e, t)) = elevation {
+            let spec = &m.elevation[e];
+            return Ok(Pass {
+                inner,
+                reason: reason(
+                    ReasonCode::Elevated,
+                    who(format!(
+                        "`{}` granted by active elevation `{}`",
+                        input.action.name, spec.name
+                    )),
+                    at(&format!("elevation[{e}].tools[{t}]"), Some(spec.pos)),
+                ),
+                approval: None,
+                spend,
+            });
+        }
+        // Every matching grant has an approval rule: does its condition hold?
+        let aux = self
+            .authorizer
+            .is_authorized(&request, &inner.explain, &self.entities);
+        let hit: HashSet<&PolicyId> = aux
+            .diagnostics()
+            .reason()
+            .chain(
+                aux.diagnostics()
+                    .errors()
+                    .map(|e| evaluation_error(e).policy_id()),
+            )
+            .collect();
+        for &i in &grants {
+            let id = PolicyId::new(format!("tools[{i}].approval"));
+            if !hit.contains(&id) {
+                return Ok(Pass {
+                    inner,
+                    reason: granted(agent, i, m.tools[i].pos, input.action.name, chain),
+                    approval: None,
+                    spend,
+                });
+            }
+        }
+        let i = grants.first().copied().unwrap_or(0);
+        Ok(Pass {
+            inner,
+            reason: granted(agent, i, m.tools[i].pos, input.action.name, chain),
+            approval: m
+                .tools
+                .get(i)
+                .and_then(|g| g.approval.as_ref())
+                .map(|r| (r, i)),
+            spend,
+        })
+    }
+
+    fn request(
+        &self,
+        inner: &Inner,
+        elevations: &[String],
+        action: &ActionRequest<'_>,
+        local: &jiff::ZonedDateTime,
+    ) -> Option<Request> {
+        let args = RestrictedExpression::new_record(
+            action
+                .args
+                .iter()
+                .filter_map(|(k, v)| json_to_cedar(v).map(|e| (k.clone(), e))),
+        )
+        .ok()?;
+        let patterns = inner.patterns.iter().filter_map(|p| {
+            let value = action.args.get(&p.arg)?.as_str()?;
+            p.regex
+                .is_match(value)
+                .then(|| RestrictedExpression::new_string(p.id.clone()))
+        });
+        let time = RestrictedExpression::new_record([
+            (
+                "epoch".to_owned(),
+                RestrictedExpression::new_long(local.timestamp().as_second()),
+            ),
+            (
+                "hour".to_owned(),
+                RestrictedExpression::new_long(i64::from(local.hour())),
+            ),
+            (
+                "minute".to_owned(),
+                RestrictedExpression::new_long(i64::from(local.minute())),
+            ),
+            (
+                "weekday".to_owned(),
+                RestrictedExpression::new_string(day_name(local.weekday()).to_owned()),
+            ),
+            (
+                "date".to_owned(),
+                RestrictedExpression::new_string(local.date().to_string()),
+            ),
+        ])
+        .ok()?;
+        let mut pairs = vec![
+            (
+                "tool".to_owned(),
+                RestrictedExpression::new_string(action.name.to_owned()),
+            ),
+            ("args".to_owned(), args),
+            ("time".to_owned(), time),
+            (
+                "elevations".to_owned(),
+                RestrictedExpression::new_set(
+                    elevations
+                        .iter()
+                        .map(|e| RestrictedExpression::new_string(e.clone())),
+                ),
+            ),
+            (
+                "patterns".to_owned(),
+                RestrictedExpression::new_set(patterns),
+            ),
+        ];
+        if let Some(r) = action.resource {
+            pairs.push((
+                "resource".to_owned(),
+                RestrictedExpression::new_string(r.to_owned()),
+            ));
+        }
+        let context = Context::from_pairs(pairs).ok()?;
+        Request::new(
+            inner.principal.clone(),
+            self.action.clone(),
+            tool_uid(action.name),
+            context,
+            None,
+        )
+        .ok()
+    }
+
+    /// Why the main policies said no: a forbid, no matching grant, a failed
+    /// argument check or condition, or data scope.
+    fn explain_denial(
+        &self,
+        inner: &Inner,
+        request: &Request,
+        response: &Response,
+        action: &ActionRequest<'_>,
+        chain: bool,
+    ) -> Decision {
+        let m = &inner.manifest;
+        let agent = m.agent.as_str();
+        let who = |msg: String| {
+            if chain {
+                format!("`{agent}`: {msg}")
+            } else {
+                msg
+            }
+        };
+        let src = |path: String, pos: Option<Pos>| {
+            Some(SourceRef {
+                agent: agent.to_owned(),
+                path,
+                line: pos.map(|p| p.line),
+            })
+        };
+
+        let forbids: Vec<Reason> = response
+            .diagnostics()
+            .reason()
+            .filter_map(|id| match inner.origins.get(id)? {
+                Origin::Forbid(j) => {
+                    let f = &m.forbid[*j];
+                    Some(reason(
+                        ReasonCode::Forbidden,
+                        who(format!(
+                            "`{}` is forbidden by `{}` (line {})",
+                            action.name, f.name, f.pos.line
+                        )),
+                        src(format!("forbid[{j}]"), Some(f.pos)),
+                    ))
+                }
+                Origin::Guardrail { name } => Some(reason(
+                    ReasonCode::Forbidden,
+                    who(format!(
+                        "`{}` is forbidden by organisation guardrail `{name}`",
+                        action.name
+                    )),
+                    src(format!("guardrail:{name}"), None),
+                )),
+                _ => None,
+            })
+            .collect();
+        if !forbids.is_empty() {
+            return deny_all(forbids);
+        }
+
+        let aux = self
+            .authorizer
+            .is_authorized(request, &inner.explain, &self.entities);
+        let ok: HashSet<&PolicyId> = aux.diagnostics().reason().collect();
+        let passed = |id: String| ok.contains(&PolicyId::new(id));
+
+        let matched: Vec<usize> = (0..m.tools.len())
+            .filter(|i| passed(format!("tools[{i}].name")))
+            .collect();
+        let elevated_match = m.elevation.iter().enumerate().any(|(e, spec)| {
+            (0..spec.tools.len()).any(|t| passed(format!("elevation[{e}].tools[{t}].name")))
+        });
+        if matched.is_empty() && !elevated_match {
+            let hint = m
+                .elevation
+                .iter()
+                .find(|spec| spec.tools.iter().any(|g| g.matches(action.name)))
+                .map_or_else(String::new, |spec| {
+                    format!("; elevation `{}` grants it while active", spec.name)
+                });
+            return Decision::deny(reason(
+                ReasonCode::NotGranted,
+                who(format!(
+                    "no tool grant of `{agent}` matches `{}`{hint}",
+                    action.name
+                )),
+                None,
+            ));
+        }
+
+        // A matching grant whose arguments all pass failed on data scope.
+        let data_failure = matched.iter().copied().find(|i| {
+            inner.grant_checks[*i]
+                .iter()
+                .all(|(id, _, _)| ok.contains(id))
+        });
+        if data_failure.is_some() || matched.is_empty() {
+            let (access, path, pos) = match data_failure {
+                Some(i) => (
+                    m.tools[i].access,
+                    format!("tools[{i}]"),
+                    Some(m.tools[i].pos),
+                ),
+                None => (crate::manifest::Access::Read, "data".to_owned(), None),
+            };
+            return Decision::deny(reason(
+                ReasonCode::DataScope,
+                who(format!(
+                    "resource `{}` is not covered by a data grant with `{}` access",
+                    action.resource.unwrap_or(""),
+                    access.as_str()
+                )),
+                src(path, pos),
+            ));
+        }
+
+        let i = matched[0];
+        let grant = &m.tools[i];
+        let reasons = inner.grant_checks[i]
+            .iter()
+            .filter(|(id, _, _)| !ok.contains(id))
+            .map(|(_, path, pos)| {
+                let msg = match grant
+                    .args
+                    .iter()
+                    .find(|c| path.ends_with(&format!(".args.{}.{}", c.arg, c.rule.key())))
+                {
+                    Some(c) => match action.args.get(&c.arg) {
+                        None | Some(serde_json::Value::Null) => {
+                            format!("argument `{}` is required ({})", c.arg, c.rule.describe())
+                        }
+                        Some(v) => format!(
+                            "argument `{}` = {} must be {}",
+                            c.arg,
+                            v,
+                            match &c.rule {
+                                ArgRule::Min(_) | ArgRule::Max(_) if v.as_i64().is_none() => {
+                                    format!("an integer {}", c.rule.describe())
+                                }
+                                _ => c.rule.describe(),
+                            }
+                        ),
+                    },
+                    None => format!(
+                        "condition `{}` does not hold",
+                        grant.when.as_ref().map_or("", |w| w.expr.as_str())
+                    ),
+                };
+                reason(
+                    ReasonCode::ArgConstraint,
+                    who(format!("{msg} (line {})", pos.line)),
+                    src(path.clone(), Some(*pos)),
+                )
+            })
+            .collect::<Vec<_>>();
+        if reasons.is_empty() {
+            // Unreachable in a consistent compile; stay closed and say so.
+            return Decision::deny(reason(
+                ReasonCode::NotGranted,
+                who(format!("`{}` is not granted", action.name)),
+                None,
+            ));
+        }
+        deny_all(reasons)
+    }
+}
+
+fn evaluation_error(e: &AuthorizationError) -> &PolicyEvaluationError {
+    match e {
+        AuthorizationError::PolicyEvaluationError(pe) => pe,
+    }
+}
+
+fn reason(code: ReasonCode, message: String, source: Option<SourceRef>) -> Reason {
+    Reason {
+        code,
+        message,
+        source,
+    }
+}
+
+fn deny_all(reasons: Vec<Reason>) -> Decision {
+    Decision {
+        effect: Effect::Deny,
+        reasons,
+        obligations: Vec::new(),
+        approval: None,
+        consumes: None,
+    }
+}
+
+fn granted(agent: &str, i: usize, pos: Pos, action: &str, chain: bool) -> Reason {
+    let msg = format!("`{action}` granted by tools[{i}] (line {})", pos.line);
+    reason(
+        ReasonCode::Granted,
+        if chain {
+            format!("`{agent}`: {msg}")
+        } else {
+            msg
+        },
+        Some(SourceRef {
+            agent: agent.to_owned(),
+            path: format!("tools[{i}]"),
+            line: Some(pos.line),
+        }),
+    )
+}
+
+fn limit_reason(agent: &CompiledAgent, hit: LimitHit, chain: bool) -> Reason {
+    let m = agent.manifest();
+    let name = m.agent.as_str();
+    let prefix = if chain {
+        format!("`{name}`: ")
+    } else {
+        String::new()
+    };
+    match hit {
+        LimitHit::Rate { limit, used } => reason(
+            ReasonCode::RateLimited,
+            format!(
+                "{prefix}rate limit {}/{} reached ({used} in the window)",
+                limit.count,
+                format_duration(limit.per)
+            ),
+            Some(SourceRef {
+                agent: name.to_owned(),
+                path: "limits.rate".into(),
+                line: None,
+            }),
+        ),
+        LimitHit::Budget {
+            arg,
+            max,
+            per,
+            used,
+            amount,
+        } => {
+            let idx = m
+                .limits
+                .budgets
+                .iter()
+                .position(|b| b.arg == arg && b.per == per);
+            reason(
+                ReasonCode::BudgetExceeded,
+                format!(
+                    "{prefix}budget on `{arg}` exceeded: {used} spent in the last {}, {amount} more would pass the maximum {max}",
+                    format_duration(per)
+                ),
+                Some(SourceRef {
+                    agent: name.to_owned(),
+                    path: idx.map_or_else(
+                        || "limits.budgets".into(),
+                        |i| format!("limits.budgets[{i}]"),
+                    ),
+                    line: idx.map(|i| m.limits.budgets[i].pos.line),
+                }),
+            )
+        }
+    }
+}
+
+/// The budgets an action draws on: each budget whose argument the action
+/// carries as an integer.
+fn budgets(
+    m: &crate::manifest::Manifest,
+    args: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<Spend> {
+    m.limits
+        .budgets
+        .iter()
+        .filter_map(|b| {
+            let amount = args.get(&b.arg)?.as_i64()?;
+            Some(Spend {
+                arg: b.arg.clone(),
+                amount,
+                max: b.max,
+                per: b.per,
+            })
+        })
+        .collect()
+}
+
+/// The key an approval binds to: subject, delegation chain, action, canonical
+/// arguments (object keys sorted) and resource, hashed.
+pub fn approval_key(input: &DecisionInput<'_>) -> String {
+    let chain: Vec<&str> = input
+        .subjects
+        .iter()
+        .map(|s| s.agent.manifest().agent.as_str())
+        .collect();
+    let canonical = serde_json::json!({
+        "chain": chain,
+        "action": input.action.name,
+        "args": input.action.args,
+        "resource": input.action.resource,
+    });
+    // serde_json's map is ordered by key, so this serialization is canonical.
+    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,183 @@
+//! Name globs for tools and data resources. `*` matches any run of characters
+//! (dots and slashes included); there is no other wildcard. This is exactly
+//! Cedar's `like` semantics, so a glob compiles to `like` unchanged and the Rust
+//! matcher below (used only where Cedar is not, e.g. to list matching names)
+//! agrees with the policy by construction.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::id::is_tool_name;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Glob(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    #[error("empty pattern")]
+    Empty,
+    #[error("`{0}` is not a tool name or glob: use letters, digits, `_.:/-` and `*`")]
+    BadToolChar(String),
+    #[error("`{0}` contains a quote, backslash or control character")]
+    BadResourceChar(String),
+    #[error("`{0}` is too long (at most 512 characters)")]
+    TooLong(String),
+}
+
+impl Glob {
+    /// A tool-name glob: tool-name characters plus `*`.
+    pub fn tool(s: &str) -> Result<Self, GlobError> {
+        Self::check_len(s)?;
+        let stripped: String = s.chars().filter(|c| *c != '*').collect();
+        if !stripped.is_empty() && !is_tool_name(&stripped) {
+            return Err(GlobError::BadToolChar(s.to_owned()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// A data-resource glob such as `crm:cases/*`.
+    pub fn resource(s: &str) -> Result<Self, GlobError> {
+        Self::check_len(s)?;
+        if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+            return Err(GlobError::BadResourceChar(s.to_owned()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    fn check_len(s: &str) -> Result<(), GlobError> {
+        if s.is_empty() {
+            return Err(GlobError::Empty);
+        }
+        if s.len() > 512 {
+            return Err(GlobError::TooLong(s.to_owned()));
+        }
+        Ok(())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_literal(&self) -> bool {
+        !self.0.contains('*')
+    }
+
+    /// The pattern as a Cedar `like` literal body. Tool and resource globs
+    /// never hold `"` or `\`, so `*` is the only character with meaning.
+    pub fn cedar_like(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `name` matches (the same answer Cedar's `like` gives).
+    pub fn matches(&self, name: &str) -> bool {
+        wildcard_match(self.0.as_bytes(), name.as_bytes())
+    }
+
+    /// Whether every name this glob matches is also matched by `other`
+    /// (conservative: may say no for exotic pairs where the answer is yes).
+    pub fn is_within(&self, other: &Glob) -> bool {
+        if other.0 == "*" || self.0 == other.0 {
+            return true;
+        }
+        if self.is_literal() {
+            return other.matches(&self.0);
+        }
+        // `a.b*` is within `a.*`: other is a prefix glob and self starts with
+        // other's literal prefix.
+        match other.0.strip_suffix('*') {
+            Some(prefix) if !prefix.contains('*') => self.0.starts_with(prefix),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Glob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Iterative `*`-only matcher with single backtrack point: linear in practice,
+/// never exponential.
+fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|b| *b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn star_spans_dots_and_slashes() {
+        let g = Glob::tool("github.*").unwrap();
+        assert!(g.matches("github.create_pull_request"));
+        assert!(g.matches("github.a.b/c"));
+        assert!(!g.matches("gitlab.x"));
+        assert!(Glob::tool("*").unwrap().matches("anything"));
+        assert!(
+            Glob::tool("procurement.approve_*")
+                .unwrap()
+                .matches("procurement.approve_po")
+        );
+        assert!(Glob::tool("a*b*c").unwrap().matches("aXXbYYc"));
+        assert!(!Glob::tool("a*b*c").unwrap().matches("aXXbYY"));
+    }
+
+    #[test]
+    fn rejects_bad_characters() {
+        assert!(Glob::tool("github.[a]").is_err());
+        assert!(Glob::tool("a b").is_err());
+        assert!(Glob::tool("").is_err());
+        assert!(Glob::resource("crm:\"x").is_err());
+        assert!(Glob::resource("crm:cases/*").is_ok());
+    }
+
+    #[test]
+    fn within_is_sound_on_examples() {
+        let g = |s| Glob::tool(s).unwrap();
+        assert!(g("github.create").is_within(&g("github.*")));
+        assert!(g("github.pr.*").is_within(&g("github.*")));
+        assert!(!g("github.*").is_within(&g("github.pr.*")));
+        assert!(g("x").is_within(&g("*")));
+    }
+
+    proptest! {
+        #[test]
+        fn matcher_agrees_with_a_regex(pat in "[ab.*]{0,6}", text in "[ab.]{0,8}") {
+            prop_assume!(!pat.is_empty());
+            let re = regex::Regex::new(&format!(
+                "^{}$",
+                pat.split('*').map(regex::escape).collect::<Vec<_>>().join(".*")
+            )).unwrap();
+            prop_assert_eq!(Glob::tool(&pat).unwrap().matches(&text), re.is_match(&text));
+        }
+
+        #[test]
+        fn within_implies_every_match_matches(a in "[ab.*]{1,5}", b in "[ab.*]{1,5}", text in "[ab.]{0,8}") {
+            let (ga, gb) = (Glob::tool(&a).unwrap(), Glob::tool(&b).unwrap());
+            if ga.is_within(&gb) && ga.matches(&text) {
+                prop_assert!(gb.matches(&text));
+            }
+        }
+    }
+}

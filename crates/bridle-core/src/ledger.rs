@@ -1,0 +1,139 @@
+//! Rate limits and rolling budgets need memory across decisions. The engine
+//! asks a [`Ledger`] the caller provides; [`MemoryLedger`] keeps it in
+//! process (for `bridle check`, tests and benches); the server keeps it in
+//! the store so it survives a restart.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::id::AgentId;
+use crate::manifest::Rate;
+
+/// One budget that an action would draw on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    pub arg: String,
+    pub amount: i64,
+    pub max: i64,
+    pub per: SignedDuration,
+}
+
+/// Which limit an action would break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitHit {
+    Rate {
+        limit: Rate,
+        used: u64,
+    },
+    Budget {
+        arg: String,
+        max: i64,
+        per: SignedDuration,
+        used: i64,
+        amount: i64,
+    },
+}
+
+pub trait Ledger {
+    /// Whether one more action by `agent` at `now` stays within `rate` and
+    /// every `spend`. Does not record anything.
+    fn check(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+        rate: Option<Rate>,
+        spend: &[Spend],
+    ) -> Option<LimitHit>;
+
+    /// Record one action (counted against `rate`) and its spend.
+    fn record(&self, agent: &AgentId, now: Timestamp, rate: Option<Rate>, spend: &[Spend]);
+}
+
+/// An in-process ledger. Keeps only what the longest window still needs.
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    state: Mutex<HashMap<AgentId, AgentUsage>>,
+}
+
+#[derive(Debug, Default)]
+struct AgentUsage {
+    actions: VecDeque<Timestamp>,
+    spend: HashMap<String, VecDeque<(Timestamp, i64)>>,
+}
+
+impl MemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn since(now: Timestamp, per: SignedDuration) -> Timestamp {
+    now.checked_sub(per).unwrap_or(Timestamp::MIN)
+}
+
+impl Ledger for MemoryLedger {
+    fn check(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+        rate: Option<Rate>,
+        spend: &[Spend],
+    ) -> Option<LimitHit> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let usage = state.get(agent);
+        if let Some(limit) = rate {
+            let from = since(now, limit.per);
+            let used = usage.map_or(0, |u| {
+                u.actions.iter().filter(|t| **t > from).count() as u64
+            });
+            if used >= u64::from(limit.count) {
+                return Some(LimitHit::Rate { limit, used });
+            }
+        }
+        for s in spend {
+            let from = since(now, s.per);
+            let used: i64 = usage.and_then(|u| u.spend.get(&s.arg)).map_or(0, |q| {
+                q.iter().filter(|(t, _)| *t > from).map(|(_, a)| *a).sum()
+            });
+            if used.saturating_add(s.amount) > s.max {
+                return Some(LimitHit::Budget {
+                    arg: s.arg.clone(),
+                    max: s.max,
+                    per: s.per,
+                    used,
+                    amount: s.amount,
+                });
+            }
+        }
+        None
+    }
+
+    fn record(&self, agent: &AgentId, now: Timestamp, rate: Option<Rate>, spend: &[Spend]) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let usage = state.entry(agent.clone()).or_default();
+        if let Some(limit) = rate {
+            let from = since(now, limit.per);
+            while usage.actions.front().is_some_and(|t| *t <= from) {
+                usage.actions.pop_front();
+            }
+            usage.actions.push_back(now);
+        }
+        // Several budgets may watch one argument over different windows: the
+        // amount is recorded once and kept as long as the longest window.
+        let mut by_arg: HashMap<&str, (i64, SignedDuration)> = HashMap::new();
+        for s in spend {
+            let e = by_arg.entry(&s.arg).or_insert((s.amount, s.per));
+            e.1 = e.1.max(s.per);
+        }
+        for (arg, (amount, per)) in by_arg {
+            let q = usage.spend.entry(arg.to_owned()).or_default();
+            let from = since(now, per);
+            while q.front().is_some_and(|(t, _)| *t <= from) {
+                q.pop_front();
+            }
+            q.push_back((now, amount));
+        }
+    }
+}
