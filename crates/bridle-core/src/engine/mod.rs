@@ -9,25 +9,27 @@
 //! The clock, the usage ledger and the approval store are inputs, so the
 //! engine is pure and every rule is testable at any instant.
 
+mod context;
+mod explain;
+
 use std::collections::HashSet;
 
 use cedar_policy::authorization_errors::PolicyEvaluationError;
 use cedar_policy::{
-    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid,
-    PolicyId, Request, Response, RestrictedExpression,
+    AuthorizationError, Authorizer, Decision as CedarDecision, Entities, EntityUid, PolicyId,
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use sha2::{Digest, Sha256};
 
-use crate::cedar::{invoke_uid, json_to_cedar, tool_uid};
+use crate::cedar::invoke_uid;
 use crate::compile::{CompiledAgent, Inner, Origin};
 use crate::decision::{ApprovalNeed, Decision, Effect, Obligation, Reason, ReasonCode, SourceRef};
 use crate::id::ApprovalId;
 use crate::ledger::{Ledger, LimitHit, Spend};
 use crate::manifest::schedule::day_name;
 use crate::manifest::units::format_duration;
-use crate::manifest::{ApprovalRule, ArgRule, Pos};
+use crate::manifest::{ApprovalRule, Pos};
 
 /// Lifecycle state of an agent, as the registry holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -448,258 +450,15 @@ impl Engine {
             spend,
         })
     }
-
-    fn request(
-        &self,
-        inner: &Inner,
-        elevations: &[String],
-        action: &ActionRequest<'_>,
-        local: &jiff::ZonedDateTime,
-    ) -> Option<Request> {
-        let args = RestrictedExpression::new_record(
-            action
-                .args
-                .iter()
-                .filter_map(|(k, v)| json_to_cedar(v).map(|e| (k.clone(), e))),
-        )
-        .ok()?;
-        let patterns = inner.patterns.iter().filter_map(|p| {
-            let value = action.args.get(&p.arg)?.as_str()?;
-            p.regex
-                .is_match(value)
-                .then(|| RestrictedExpression::new_string(p.id.clone()))
-        });
-        let time = RestrictedExpression::new_record([
-            (
-                "epoch".to_owned(),
-                RestrictedExpression::new_long(local.timestamp().as_second()),
-            ),
-            (
-                "hour".to_owned(),
-                RestrictedExpression::new_long(i64::from(local.hour())),
-            ),
-            (
-                "minute".to_owned(),
-                RestrictedExpression::new_long(i64::from(local.minute())),
-            ),
-            (
-                "weekday".to_owned(),
-                RestrictedExpression::new_string(day_name(local.weekday()).to_owned()),
-            ),
-            (
-                "date".to_owned(),
-                RestrictedExpression::new_string(local.date().to_string()),
-            ),
-        ])
-        .ok()?;
-        let mut pairs = vec![
-            (
-                "tool".to_owned(),
-                RestrictedExpression::new_string(action.name.to_owned()),
-            ),
-            ("args".to_owned(), args),
-            ("time".to_owned(), time),
-            (
-                "elevations".to_owned(),
-                RestrictedExpression::new_set(
-                    elevations
-                        .iter()
-                        .map(|e| RestrictedExpression::new_string(e.clone())),
-                ),
-            ),
-            (
-                "patterns".to_owned(),
-                RestrictedExpression::new_set(patterns),
-            ),
-        ];
-        if let Some(r) = action.resource {
-            pairs.push((
-                "resource".to_owned(),
-                RestrictedExpression::new_string(r.to_owned()),
-            ));
-        }
-        let context = Context::from_pairs(pairs).ok()?;
-        Request::new(
-            inner.principal.clone(),
-            self.action.clone(),
-            tool_uid(action.name),
-            context,
-            None,
-        )
-        .ok()
-    }
-
-    /// Why the main policies said no: a forbid, no matching grant, a failed
-    /// argument check or condition, or data scope.
-    fn explain_denial(
-        &self,
-        inner: &Inner,
-        request: &Request,
-        response: &Response,
-        action: &ActionRequest<'_>,
-        chain: bool,
-    ) -> Decision {
-        let m = &inner.manifest;
-        let agent = m.agent.as_str();
-        let who = |msg: String| {
-            if chain {
-                format!("`{agent}`: {msg}")
-            } else {
-                msg
-            }
-        };
-        let src = |path: String, pos: Option<Pos>| {
-            Some(SourceRef {
-                agent: agent.to_owned(),
-                path,
-                line: pos.map(|p| p.line),
-            })
-        };
-
-        let forbids: Vec<Reason> = response
-            .diagnostics()
-            .reason()
-            .filter_map(|id| match inner.origins.get(id)? {
-                Origin::Forbid(j) => {
-                    let f = &m.forbid[*j];
-                    Some(reason(
-                        ReasonCode::Forbidden,
-                        who(format!(
-                            "`{}` is forbidden by `{}` (line {})",
-                            action.name, f.name, f.pos.line
-                        )),
-                        src(format!("forbid[{j}]"), Some(f.pos)),
-                    ))
-                }
-                Origin::Guardrail { name } => Some(reason(
-                    ReasonCode::Forbidden,
-                    who(format!(
-                        "`{}` is forbidden by organisation guardrail `{name}`",
-                        action.name
-                    )),
-                    src(format!("guardrail:{name}"), None),
-                )),
-                _ => None,
-            })
-            .collect();
-        if !forbids.is_empty() {
-            return deny_all(forbids);
-        }
-
-        let aux = self
-            .authorizer
-            .is_authorized(request, &inner.explain, &self.entities);
-        let ok: HashSet<&PolicyId> = aux.diagnostics().reason().collect();
-        let passed = |id: String| ok.contains(&PolicyId::new(id));
-
-        let matched: Vec<usize> = (0..m.tools.len())
-            .filter(|i| passed(format!("tools[{i}].name")))
-            .collect();
-        let elevated_match = m.elevation.iter().enumerate().any(|(e, spec)| {
-            (0..spec.tools.len()).any(|t| passed(format!("elevation[{e}].tools[{t}].name")))
-        });
-        if matched.is_empty() && !elevated_match {
-            let hint = m
-                .elevation
-                .iter()
-                .find(|spec| spec.tools.iter().any(|g| g.matches(action.name)))
-                .map_or_else(String::new, |spec| {
-                    format!("; elevation `{}` grants it while active", spec.name)
-                });
-            return Decision::deny(reason(
-                ReasonCode::NotGranted,
-                who(format!(
-                    "no tool grant of `{agent}` matches `{}`{hint}",
-                    action.name
-                )),
-                None,
-            ));
-        }
-
-        // A matching grant whose arguments all pass failed on data scope.
-        let data_failure = matched.iter().copied().find(|i| {
-            inner.grant_checks[*i]
-                .iter()
-                .all(|(id, _, _)| ok.contains(id))
-        });
-        if data_failure.is_some() || matched.is_empty() {
-            let (access, path, pos) = match data_failure {
-                Some(i) => (
-                    m.tools[i].access,
-                    format!("tools[{i}]"),
-                    Some(m.tools[i].pos),
-                ),
-                None => (crate::manifest::Access::Read, "data".to_owned(), None),
-            };
-            return Decision::deny(reason(
-                ReasonCode::DataScope,
-                who(format!(
-                    "resource `{}` is not covered by a data grant with `{}` access",
-                    action.resource.unwrap_or(""),
-                    access.as_str()
-                )),
-                src(path, pos),
-            ));
-        }
-
-        let i = matched[0];
-        let grant = &m.tools[i];
-        let reasons = inner.grant_checks[i]
-            .iter()
-            .filter(|(id, _, _)| !ok.contains(id))
-            .map(|(_, path, pos)| {
-                let msg = match grant
-                    .args
-                    .iter()
-                    .find(|c| path.ends_with(&format!(".args.{}.{}", c.arg, c.rule.key())))
-                {
-                    Some(c) => match action.args.get(&c.arg) {
-                        None | Some(serde_json::Value::Null) => {
-                            format!("argument `{}` is required ({})", c.arg, c.rule.describe())
-                        }
-                        Some(v) => format!(
-                            "argument `{}` = {} must be {}",
-                            c.arg,
-                            v,
-                            match &c.rule {
-                                ArgRule::Min(_) | ArgRule::Max(_) if v.as_i64().is_none() => {
-                                    format!("an integer {}", c.rule.describe())
-                                }
-                                _ => c.rule.describe(),
-                            }
-                        ),
-                    },
-                    None => format!(
-                        "condition `{}` does not hold",
-                        grant.when.as_ref().map_or("", |w| w.expr.as_str())
-                    ),
-                };
-                reason(
-                    ReasonCode::ArgConstraint,
-                    who(format!("{msg} (line {})", pos.line)),
-                    src(path.clone(), Some(*pos)),
-                )
-            })
-            .collect::<Vec<_>>();
-        if reasons.is_empty() {
-            // Unreachable in a consistent compile; stay closed and say so.
-            return Decision::deny(reason(
-                ReasonCode::NotGranted,
-                who(format!("`{}` is not granted", action.name)),
-                None,
-            ));
-        }
-        deny_all(reasons)
-    }
 }
 
-fn evaluation_error(e: &AuthorizationError) -> &PolicyEvaluationError {
+pub(super) fn evaluation_error(e: &AuthorizationError) -> &PolicyEvaluationError {
     match e {
         AuthorizationError::PolicyEvaluationError(pe) => pe,
     }
 }
 
-fn reason(code: ReasonCode, message: String, source: Option<SourceRef>) -> Reason {
+pub(super) fn reason(code: ReasonCode, message: String, source: Option<SourceRef>) -> Reason {
     Reason {
         code,
         message,
@@ -707,7 +466,7 @@ fn reason(code: ReasonCode, message: String, source: Option<SourceRef>) -> Reaso
     }
 }
 
-fn deny_all(reasons: Vec<Reason>) -> Decision {
+pub(super) fn deny_all(reasons: Vec<Reason>) -> Decision {
     Decision {
         effect: Effect::Deny,
         reasons,
@@ -825,5 +584,5 @@ pub fn approval_key(input: &DecisionInput<'_>) -> String {
     // serde_json's map is ordered by key, so this serialization is canonical.
     let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::audit::hex(&digest)
 }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs Bridle's whole test suite on a fresh machine: installs what the tests
+# need, then runs every test of every crate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --workspace --all-targets --locked
+# Doc tests are not part of --all-targets.
+cargo test --workspace --doc --locked
