@@ -135,7 +135,8 @@ impl AuditEvent {
 }
 
 fn hash_of(seq: u64, body: &EventBody, prev_hash: &str) -> String {
-    // serde_json maps are key-ordered, so the value's serialization is canonical.
+    // Deterministic: struct fields serialize in declaration order and a stored
+    // body is re-read with its key order preserved.
     let content = serde_json::json!({ "seq": seq, "body": body });
     let bytes = serde_json::to_vec(&content).unwrap_or_default();
     let mut h = Sha256::new();
@@ -193,6 +194,15 @@ impl Verifier {
         }
         self.head.clone_from(&event.hash);
         self.expected_seq += 1;
+    }
+
+    /// A stored record that cannot even be read back (its content was
+    /// altered into something that is not an event).
+    pub fn push_unreadable(&mut self, seq: u64) {
+        self.events += 1;
+        if self.first_bad.is_none() {
+            self.first_bad = Some(seq.min(self.expected_seq));
+        }
     }
 
     pub fn finish(self) -> Verification {

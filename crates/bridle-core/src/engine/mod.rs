@@ -1,10 +1,15 @@
 //! The decision engine: the decision order of the manifest spec, step by step.
 //!
-//! 1. agent active and not expired; 2. schedule; 3–6. Cedar (forbid, grant,
-//! arguments and `when`, data scope) in one evaluation of the agent's own
-//! policy set; 7. rate limits and budgets; 8. approval; 9. for delegated
-//! tokens, every agent in the chain passes 1–8 on its own record and the
-//! action is inside the token's scope. Anything not granted is denied.
+//! 1. the agent is active and not expired;
+//! 2. the schedule allows now;
+//! 3. to 6. Cedar — forbid, grant, arguments and `when`, data scope — in one
+//!    evaluation of the agent's own policy set;
+//! 7. rate limits and budgets;
+//! 8. approval;
+//! 9. for delegated tokens, every agent in the chain passes 1–8 on its own
+//!    record and the action is inside the token's scope.
+//!
+//! Anything not granted is denied.
 //!
 //! The clock, the usage ledger and the approval store are inputs, so the
 //! engine is pure and every rule is testable at any instant.
@@ -275,6 +280,10 @@ impl Engine {
     }
 
     /// Steps 1–6 for one subject.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error is the final decision, built once per request"
+    )]
     fn evaluate<'a>(
         &self,
         subject: &Subject<'a>,
@@ -321,22 +330,22 @@ impl Engine {
                 at("expires", None),
             )));
         }
-        if let Some(schedule) = &m.schedule {
-            if !schedule.allows(input.now) {
-                let windows: Vec<&str> = schedule.windows.iter().map(|w| w.text.as_str()).collect();
-                return Err(Decision::deny(reason(
-                    ReasonCode::OutsideSchedule,
-                    who(format!(
-                        "{} {:02}:{:02} {} is outside the schedule ({})",
-                        day_name(local.weekday()),
-                        local.hour(),
-                        local.minute(),
-                        schedule.timezone_name,
-                        windows.join(", ")
-                    )),
-                    at("schedule.windows", None),
-                )));
-            }
+        if let Some(schedule) = &m.schedule
+            && !schedule.allows(input.now)
+        {
+            let windows: Vec<&str> = schedule.windows.iter().map(|w| w.text.as_str()).collect();
+            return Err(Decision::deny(reason(
+                ReasonCode::OutsideSchedule,
+                who(format!(
+                    "{} {:02}:{:02} {} is outside the schedule ({})",
+                    day_name(local.weekday()),
+                    local.hour(),
+                    local.minute(),
+                    schedule.timezone_name,
+                    windows.join(", ")
+                )),
+                at("schedule.windows", None),
+            )));
         }
 
         let request = self.request(inner, subject.elevations, &input.action, &local);
@@ -364,7 +373,7 @@ impl Engine {
                     "{label} could not be evaluated ({}); denied to be safe",
                     pe.inner()
                 )),
-                at(&pe.policy_id().to_string(), None),
+                at(pe.policy_id().as_ref(), None),
             )));
         }
 
@@ -575,14 +584,35 @@ pub fn approval_key(input: &DecisionInput<'_>) -> String {
         .iter()
         .map(|s| s.agent.manifest().agent.as_str())
         .collect();
-    let canonical = serde_json::json!({
+    let canonical = sorted_keys(&serde_json::json!({
         "chain": chain,
         "action": input.action.name,
         "args": input.action.args,
         "resource": input.action.resource,
-    });
-    // serde_json's map is ordered by key, so this serialization is canonical.
+    }));
     let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
     crate::audit::hex(&digest)
+}
+
+/// `v` with every object's keys in sorted order. serde_json's map keeps
+/// insertion order when its `preserve_order` feature is on (cedar-policy turns
+/// it on), so sorting here is what makes the serialization canonical.
+fn sorted_keys(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(sorted_keys).collect())
+        }
+        other => other.clone(),
+    }
 }

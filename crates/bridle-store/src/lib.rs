@@ -1,0 +1,136 @@
+//! Bridle's storage. One [`Store`] type privately holds either an embedded
+//! SQLite pool (the default, zero set-up) or a PostgreSQL pool, chosen by
+//! the URL scheme. Callers see capability-split traits ([`PrincipalStore`],
+//! [`RegistryRead`], [`RegistryWrite`], [`AuditRead`]) and the
+//! group-committing [`AuditLog`]; no sqlx type crosses this crate's boundary.
+//!
+//! Migrations are versioned per dialect under `migrations/` and run at
+//! connect; a database migrated by a newer Bridle is refused.
+
+mod audit;
+mod error;
+mod principals;
+mod registry;
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use audit::{AuditFilter, AuditLog, AuditRead};
+pub use error::StoreError;
+pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
+pub use registry::{AgentRow, RegistryRead, RegistryWrite};
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Run `$body` with `$pool` bound to whichever pool the store holds. The SQL
+/// in the body is written once in the dialect both accept (`$1` placeholders,
+/// TEXT/BIGINT/BOOLEAN columns).
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// The store: SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Which backend a store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    /// Connect by URL (`sqlite://PATH`, `postgres://…`), creating and
+    /// migrating the database on first use.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(parent) = std::path::Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Config(format!("cannot create the directory for `{path}`: {e}"))
+                })?;
+            }
+            let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+                .map_err(|e| StoreError::Config(format!("invalid SQLite URL `{url}`: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // Durable at commit: an answered decision's audit record survives a crash.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(std::time::Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .connect(url)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Pool::Postgres(pool)
+        } else {
+            return Err(StoreError::Config(format!(
+                "unsupported database URL `{}`: expected `sqlite://PATH` or `postgres://…`",
+                redact_url(url)
+            )));
+        };
+        Ok(Self { pool })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Whether the store accepts writes right now (for `/healthz`): writes
+    /// and rolls back a row in a transaction.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+}
+
+/// A URL without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+pub(crate) fn now_text() -> String {
+    jiff::Timestamp::now().to_string()
+}

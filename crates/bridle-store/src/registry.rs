@@ -1,0 +1,298 @@
+//! The agent registry: one row per agent (current version and lifecycle
+//! state) and every past version of its manifest.
+
+use std::str::FromStr;
+
+use bridle_core::Manifest;
+use bridle_core::engine::AgentState;
+use bridle_core::id::{AgentId, PrincipalId};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Store, StoreError, now_text, with_pool};
+
+/// An agent as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentRow {
+    pub id: AgentId,
+    pub version: i64,
+    pub state: AgentState,
+    pub state_reason: Option<String>,
+    pub owner: PrincipalId,
+    pub environment: String,
+    pub expires: String,
+    pub manifest: serde_json::Value,
+    pub source: String,
+    pub last_review_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One past (or the current) version of an agent's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentVersion {
+    pub version: i64,
+    pub manifest: serde_json::Value,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait RegistryRead {
+    async fn agent(&self, id: &AgentId) -> Result<Option<AgentRow>, StoreError>;
+    async fn agents(&self) -> Result<Vec<AgentRow>, StoreError>;
+    async fn agent_versions(&self, id: &AgentId) -> Result<Vec<AgentVersion>, StoreError>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait RegistryWrite {
+    /// Create the agent (version 1) or store a new version. Returns the row
+    /// and whether it was created. `Conflict` when the agent is retired.
+    async fn apply_manifest(
+        &self,
+        m: &Manifest,
+        source: &str,
+        by: &str,
+    ) -> Result<(AgentRow, bool), StoreError>;
+    /// Move to `state`. Retired is terminal: `Conflict` on any change after it.
+    async fn set_state(
+        &self,
+        id: &AgentId,
+        state: AgentState,
+        reason: &str,
+    ) -> Result<AgentRow, StoreError>;
+    async fn record_review(&self, id: &AgentId) -> Result<AgentRow, StoreError>;
+}
+
+macro_rules! columns {
+    () => {
+        "id, version, state, state_reason, owner, environment, expires, manifest, source, \
+         last_review_at, created_at, updated_at"
+    };
+}
+
+fn parse_state(s: &str) -> Result<AgentState, StoreError> {
+    match s {
+        "active" => Ok(AgentState::Active),
+        "suspended" => Ok(AgentState::Suspended),
+        "retired" => Ok(AgentState::Retired),
+        other => Err(StoreError::Corrupt(format!("agent state `{other}`"))),
+    }
+}
+
+fn from_row<R>(row: &R) -> Result<AgentRow, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("agent {what}: {e}"));
+    let id: String = row.try_get("id")?;
+    let owner: String = row.try_get("owner")?;
+    let state: String = row.try_get("state")?;
+    let manifest: String = row.try_get("manifest")?;
+    Ok(AgentRow {
+        id: AgentId::from_str(&id).map_err(|e| corrupt("id", &e))?,
+        version: row.try_get("version")?,
+        state: parse_state(&state)?,
+        state_reason: row.try_get("state_reason")?,
+        owner: PrincipalId::from_str(&owner).map_err(|e| corrupt("owner", &e))?,
+        environment: row.try_get("environment")?,
+        expires: row.try_get("expires")?,
+        manifest: serde_json::from_str(&manifest).map_err(|e| corrupt("manifest", &e))?,
+        source: row.try_get("source")?,
+        last_review_at: row.try_get("last_review_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl RegistryRead for Store {
+    async fn agent(&self, id: &AgentId) -> Result<Option<AgentRow>, StoreError> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(from_row).transpose()
+        })
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(concat!("SELECT ", columns!(), " FROM agents ORDER BY id"))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
+    async fn agent_versions(&self, id: &AgentId) -> Result<Vec<AgentVersion>, StoreError> {
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT version, manifest, created_by, created_at FROM agent_versions WHERE agent_id = $1 ORDER BY version",
+            )
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let manifest: String = r.try_get("manifest")?;
+                    Ok(AgentVersion {
+                        version: r.try_get("version")?,
+                        manifest: serde_json::from_str(&manifest).map_err(|e| {
+                            StoreError::Corrupt(format!("agent version manifest: {e}"))
+                        })?,
+                        created_by: r.try_get("created_by")?,
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+impl RegistryWrite for Store {
+    async fn apply_manifest(
+        &self,
+        m: &Manifest,
+        source: &str,
+        by: &str,
+    ) -> Result<(AgentRow, bool), StoreError> {
+        let id = m.agent.as_str();
+        let manifest = serde_json::to_string(&m.document)
+            .map_err(|e| StoreError::Corrupt(format!("manifest json: {e}")))?;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let now = now_text();
+            // Lock the row first (a no-op update), so concurrent applies of one
+            // agent get distinct versions on both backends.
+            sqlx::query("UPDATE agents SET version = version WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let current = sqlx::query("SELECT version, state FROM agents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (version, created) = match current {
+                Some(row) => {
+                    let state: String = row.try_get("state")?;
+                    if parse_state(&state)? == AgentState::Retired {
+                        return Err(StoreError::Conflict(format!("agent `{id}` is retired")));
+                    }
+                    let version: i64 = row.try_get("version")?;
+                    sqlx::query(
+                        "UPDATE agents SET version = $1, owner = $2, environment = $3, expires = $4, \
+                         manifest = $5, source = $6, updated_at = $7 WHERE id = $8",
+                    )
+                    .bind(version + 1)
+                    .bind(m.owner.as_str())
+                    .bind(m.environment.as_str())
+                    .bind(m.expires.to_string())
+                    .bind(&manifest)
+                    .bind(source)
+                    .bind(&now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    (version + 1, false)
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO agents (id, version, state, owner, environment, expires, manifest, source, \
+                         last_review_at, created_at, updated_at) VALUES ($1, 1, 'active', $2, $3, $4, $5, $6, $7, $7, $7)",
+                    )
+                    .bind(id)
+                    .bind(m.owner.as_str())
+                    .bind(m.environment.as_str())
+                    .bind(m.expires.to_string())
+                    .bind(&manifest)
+                    .bind(source)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                    (1, true)
+                }
+            };
+            sqlx::query(
+                "INSERT INTO agent_versions (agent_id, version, manifest, source, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(version)
+            .bind(&manifest)
+            .bind(source)
+            .bind(by)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok((from_row(&row)?, created))
+        })
+    }
+
+    async fn set_state(
+        &self,
+        id: &AgentId,
+        state: AgentState,
+        reason: &str,
+    ) -> Result<AgentRow, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE agents SET version = version WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query("SELECT state FROM agents WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+            let current: String = row.try_get("state")?;
+            if parse_state(&current)? == AgentState::Retired {
+                return Err(StoreError::Conflict(format!("agent `{id}` is retired")));
+            }
+            sqlx::query(
+                "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(now_text())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            from_row(&row)
+        })
+    }
+
+    async fn record_review(&self, id: &AgentId) -> Result<AgentRow, StoreError> {
+        with_pool!(self, |pool| {
+            let done = sqlx::query("UPDATE agents SET last_review_at = $1 WHERE id = $2")
+                .bind(now_text())
+                .bind(id.as_str())
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(id.to_string()));
+            }
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await?;
+            from_row(&row)
+        })
+    }
+}

@@ -1,0 +1,353 @@
+//! The storage suite, run against SQLite (a temp file) and PostgreSQL (a
+//! fresh database per test on the cluster `scripts/test.sh` starts).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bridle_core::Manifest;
+use bridle_core::audit::{EventBody, EventType};
+use bridle_core::engine::AgentState;
+use bridle_store::{
+    AuditFilter, AuditLog, AuditRead, NewPrincipal, PrincipalStore, RegistryRead, RegistryWrite,
+    Role, Store, StoreError,
+};
+
+/// Keeps the SQLite temp dir alive for the test's duration.
+struct Db {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bridle.db", dir.path().display());
+    Db {
+        store: Store::connect(&url).await.unwrap(),
+        url,
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Db {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var("BRIDLE_TEST_POSTGRES_URL").expect(
+        "BRIDLE_TEST_POSTGRES_URL is not set: run ./scripts/test.sh, which starts a throwaway PostgreSQL",
+    );
+    let name = format!(
+        "bridle_test_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = Store::connect_admin_for_tests(&base).await;
+    admin(&format!("CREATE DATABASE {name}")).await;
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    Db {
+        store: Store::connect(&url).await.unwrap(),
+        url,
+        _dir: None,
+    }
+}
+
+trait AdminExt {
+    async fn connect_admin_for_tests(url: &str) -> impl AsyncFn(&str);
+}
+
+impl AdminExt for Store {
+    async fn connect_admin_for_tests(url: &str) -> impl AsyncFn(&str) {
+        let url = url.to_owned();
+        async move |sql: &str| {
+            use sqlx::Executor;
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            pool.execute(sqlx::AssertSqlSafe(sql.to_owned()))
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::sqlite().await).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::postgres().await).await;
+            }
+        }
+    };
+}
+
+fn manifest(id: &str, purpose: &str) -> Manifest {
+    Manifest::from_source(&format!(
+        "agent: {id}\nowner: alice\npurpose: {purpose}\nenvironment: prod\nexpires: 2027-12-31\ntools:\n  - name: web.search\n"
+    ))
+    .unwrap()
+}
+
+fn principal(id: &str, roles: Vec<Role>) -> NewPrincipal {
+    NewPrincipal {
+        id: id.parse().unwrap(),
+        name: id.to_uppercase(),
+        roles,
+        groups: vec!["finance".parse().unwrap()],
+    }
+}
+
+async fn principals_and_keys(db: Db) {
+    let s = &db.store;
+    let p = s
+        .create_principal(&principal("alice", vec![Role::Auditor]), "hash-a")
+        .await
+        .unwrap();
+    assert!(p.active);
+    assert!(matches!(
+        s.create_principal(&principal("alice", vec![]), "hash-b")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let found = s.principal_by_key("hash-a").await.unwrap().unwrap();
+    assert_eq!(found.id.as_str(), "alice");
+    assert_eq!(found.roles, vec![Role::Auditor]);
+    assert_eq!(found.groups[0].as_str(), "finance");
+    assert!(s.principal_by_key("hash-b").await.unwrap().is_none());
+
+    s.deactivate_principal(&"alice".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        s.principal_by_key("hash-a").await.unwrap().is_none(),
+        "a deactivated key still works"
+    );
+    assert!(
+        !s.principal(&"alice".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+    assert!(matches!(
+        s.deactivate_principal(&"nobody".parse().unwrap()).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The bootstrap admin's key is replaced, not added to.
+    let admin = "admin".parse().unwrap();
+    s.ensure_admin(&admin, "k1").await.unwrap();
+    s.ensure_admin(&admin, "k2").await.unwrap();
+    assert!(s.principal_by_key("k1").await.unwrap().is_none());
+    assert!(
+        s.principal_by_key("k2")
+            .await
+            .unwrap()
+            .unwrap()
+            .has_role(Role::Admin)
+    );
+}
+on_both!(principals_and_keys);
+
+async fn registry_versions_and_lifecycle(db: Db) {
+    let s = &db.store;
+    let id = "research-bot".parse().unwrap();
+    let (row, created) = s
+        .apply_manifest(&manifest("research-bot", "v1"), "src1", "alice")
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!((row.version, row.state), (1, AgentState::Active));
+    assert_eq!(row.manifest["purpose"], "v1");
+    let (row, created) = s
+        .apply_manifest(&manifest("research-bot", "v2"), "src2", "bob")
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(row.version, 2);
+    assert_eq!(row.source, "src2");
+    let versions = s.agent_versions(&id).await.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(versions[0].manifest["purpose"], "v1");
+    assert_eq!(versions[1].created_by, "bob");
+
+    let row = s
+        .set_state(&id, AgentState::Suspended, "denial spike")
+        .await
+        .unwrap();
+    assert_eq!(row.state, AgentState::Suspended);
+    assert_eq!(row.state_reason.as_deref(), Some("denial spike"));
+    s.set_state(&id, AgentState::Active, "investigated")
+        .await
+        .unwrap();
+    s.set_state(&id, AgentState::Retired, "purpose ended")
+        .await
+        .unwrap();
+    // Retired is terminal, and the id is never reusable.
+    assert!(matches!(
+        s.set_state(&id, AgentState::Active, "x").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.apply_manifest(&manifest("research-bot", "v3"), "src3", "alice")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.agent(&id).await.unwrap().unwrap().version, 2);
+    assert!(matches!(
+        s.set_state(&"ghost".parse().unwrap(), AgentState::Suspended, "x")
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.agents().await.unwrap().len(), 1);
+}
+on_both!(registry_versions_and_lifecycle);
+
+fn event(i: usize) -> EventBody {
+    let mut b = EventBody::new(
+        EventType::Decision,
+        jiff::Timestamp::now(),
+        format!("agent:bot-{}", i % 3),
+    );
+    b.agent = Some(format!("bot-{}", i % 3));
+    b.action = Some(format!("tool.{i}"));
+    b.decision = Some("allow".into());
+    b
+}
+
+async fn audit_chain_group_commit_and_tamper(db: Db) {
+    let log = AuditLog::start(db.store.clone());
+    // Concurrent appends all land, each exactly once, in one unbroken chain.
+    let handles: Vec<_> = (0..300)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(event(i)).await.unwrap() })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for h in handles {
+        seqs.push(h.await.unwrap().seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=300).collect::<Vec<u64>>());
+    let v = db.store.verify_audit().await.unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.events, 300);
+
+    let filter = AuditFilter {
+        agent: Some("bot-1".into()),
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    let events = db.store.audit_events(&filter).await.unwrap();
+    assert_eq!(events.len(), 100);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.body.agent.as_deref() == Some("bot-1"))
+    );
+    let page = db
+        .store
+        .audit_events(&AuditFilter {
+            after_seq: Some(295),
+            limit: 3,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![296, 297, 298]
+    );
+
+    // Alter one record behind Bridle's back: verification names it.
+    let target = 137;
+    let row = &db
+        .store
+        .audit_events(&AuditFilter {
+            after_seq: Some(target - 1),
+            limit: 1,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()[0];
+    let mut altered = row.body.clone();
+    altered.decision = Some("deny".into());
+    tamper(&db, target, &serde_json::to_string(&altered).unwrap()).await;
+    let v = db.store.verify_audit().await.unwrap();
+    assert!(!v.ok);
+    assert_eq!(v.first_bad_seq, Some(target));
+
+    // Garbage in a record is also reported, not a crash.
+    tamper(&db, 5, "not json").await;
+    assert_eq!(
+        db.store.verify_audit().await.unwrap().first_bad_seq,
+        Some(5)
+    );
+}
+on_both!(audit_chain_group_commit_and_tamper);
+
+async fn tamper(db: &Db, seq: u64, body: &str) {
+    let sql = format!(
+        "UPDATE audit_events SET body = '{}' WHERE seq = {seq}",
+        body.replace('\'', "''")
+    );
+    if db.url.starts_with("sqlite://") {
+        use sqlx::Executor;
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+        pool.close().await;
+    } else {
+        Store::connect_admin_for_tests(&db.url).await(&sql).await;
+    }
+}
+
+async fn reopening_continues_the_chain(db: Db) {
+    let log = AuditLog::start(db.store.clone());
+    log.append(event(1)).await.unwrap();
+    db.store.close().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let log = AuditLog::start(store.clone());
+    let e = log.append(event(2)).await.unwrap();
+    assert_eq!(e.seq, 2);
+    assert!(store.verify_audit().await.unwrap().ok);
+    store.check_writable().await.unwrap();
+}
+on_both!(reopening_continues_the_chain);
+
+#[tokio::test]
+async fn a_database_from_a_newer_bridle_is_refused() {
+    let db = sqlite().await;
+    db.store.close().await;
+    {
+        use sqlx::Executor;
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        pool.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'from the future', 1, x'00', 0)",
+        )
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let err = Store::connect(&db.url).await.unwrap_err();
+    assert!(matches!(err, StoreError::Migrate(_)), "{err}");
+    assert!(err.to_string().contains("newer Bridle"), "{err}");
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_a_clear_error_without_the_password() {
+    let err = Store::connect("mysql://root:secret@db/x")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("expected `sqlite://PATH` or `postgres://"),
+        "{text}"
+    );
+    assert!(!text.contains("secret"), "{text}");
+}
