@@ -1,5 +1,6 @@
 //! The `bridle` command line. `main.rs` only calls [`run`].
 
+mod audit;
 mod check;
 
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ enum Command {
     ///
     /// Exit code: 0 allow, 2 deny, 3 approval_required, 1 bad input.
     Check(check::CheckArgs),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Parse the command line, run the command, and map the outcome to an exit code.
@@ -37,5 +41,6 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Audit(command) => audit::run(&command),
     }
 }
