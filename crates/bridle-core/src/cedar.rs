@@ -114,10 +114,12 @@ pub fn check_condition(expr: &str, shape: &ConditionShape) -> Result<(), String>
         .validation_errors()
         .map(|e| {
             let text = flatten(&e.to_string());
+            // Drop Cedar's "for policy `policy0`," prefix: that policy is
+            // our wrapper, not something the manifest's author wrote.
             let text = text
-                .split_once(": ")
+                .split_once([':', ','])
                 .filter(|(head, _)| head.starts_with("for policy"))
-                .map(|(_, tail)| tail.to_owned())
+                .map(|(_, tail)| tail.trim_start().to_owned())
                 .unwrap_or(text);
             match miette_help(e) {
                 Some(help) => format!("{text} ({help})"),

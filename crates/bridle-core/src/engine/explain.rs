@@ -39,10 +39,17 @@ impl Engine {
             })
         };
 
-        let forbids: Vec<Reason> = response
+        // Cedar reports the satisfied policies as an unordered set: list the
+        // forbids in manifest order, then the guardrails by name.
+        let mut fired: Vec<&Origin> = response
             .diagnostics()
             .reason()
-            .filter_map(|id| match inner.origins.get(id)? {
+            .filter_map(|id| inner.origins.get(id))
+            .collect();
+        fired.sort_by(|a, b| rank(a).cmp(&rank(b)));
+        let forbids: Vec<Reason> = fired
+            .into_iter()
+            .filter_map(|origin| match origin {
                 Origin::Forbid(j) => {
                     let f = &m.forbid[*j];
                     Some(reason(
@@ -173,5 +180,15 @@ impl Engine {
             ));
         }
         deny_all(reasons)
+    }
+}
+
+/// Sort key for satisfied policies: manifest forbids by position, then
+/// guardrails by name.
+fn rank(origin: &Origin) -> (u8, usize, &str) {
+    match origin {
+        Origin::Forbid(j) => (0, *j, ""),
+        Origin::Guardrail { name } => (1, 0, name),
+        _ => (2, 0, ""),
     }
 }

@@ -143,6 +143,25 @@ impl Engine {
         ledger: &dyn Ledger,
         approvals: &dyn ApprovalLookup,
     ) -> Decision {
+        let mut decision = self.decide_steps(input, ledger, approvals);
+        // `log_retrievals` puts the obligation on every decision, denials
+        // included, for every agent of the chain that asks for it.
+        if input
+            .subjects
+            .iter()
+            .any(|s| s.agent.manifest().monitoring.log_retrievals)
+        {
+            decision.obligations = vec![Obligation::LogRetrieval];
+        }
+        decision
+    }
+
+    fn decide_steps(
+        &self,
+        input: &DecisionInput<'_>,
+        ledger: &dyn Ledger,
+        approvals: &dyn ApprovalLookup,
+    ) -> Decision {
         if input.subjects.is_empty() {
             return Decision::deny(reason(
                 ReasonCode::NotGranted,
@@ -181,14 +200,7 @@ impl Engine {
             }
         }
 
-        let obligations = if passes
-            .iter()
-            .any(|p| p.inner.manifest.monitoring.log_retrievals)
-        {
-            vec![Obligation::LogRetrieval]
-        } else {
-            Vec::new()
-        };
+        let obligations = Vec::new();
         let record = |with_spend: bool| {
             for pass in &passes {
                 let m = &pass.inner.manifest;
@@ -385,17 +397,23 @@ impl Engine {
             .reason()
             .filter_map(|id| inner.origins.get(id))
             .collect();
-        let grants: Vec<usize> = satisfied
+        // Cedar reports the satisfied policies as an unordered set; take them
+        // in manifest order so the same request always names the same line.
+        let mut grants: Vec<usize> = satisfied
             .iter()
             .filter_map(|o| match o {
                 Origin::Grant(i) => Some(*i),
                 _ => None,
             })
             .collect();
-        let elevation = satisfied.iter().find_map(|o| match o {
-            Origin::ElevationTool { elevation, tool } => Some((*elevation, *tool)),
-            _ => None,
-        });
+        grants.sort_unstable();
+        let elevation = satisfied
+            .iter()
+            .filter_map(|o| match o {
+                Origin::ElevationTool { elevation, tool } => Some((*elevation, *tool)),
+                _ => None,
+            })
+            .min();
 
         let spend = budgets(m, input.action.args);
         // A grant without an approval rule allows outright.

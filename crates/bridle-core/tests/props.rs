@@ -1,0 +1,290 @@
+//! Properties of the decision engine over generated manifests and requests:
+//! delegation never widens what either record allows, and a matching forbid
+//! always wins.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::fmt::Write as _;
+
+use bridle_core::{Effect, Guardrails, ReasonCode};
+use common::{Req, compile, compile_with};
+use proptest::prelude::*;
+use proptest::sample::select;
+
+const TOOLS: &[&str] = &["a.read", "a.write", "b.read", "b.write", "c.run"];
+const GLOBS: &[&str] = &[
+    "a.read", "a.write", "b.read", "b.write", "c.run", "a.*", "b.*", "*.read", "*.write", "*",
+    "c.*",
+];
+const RESOURCES: &[&str] = &["r:1", "r:2", "s:1"];
+const RESOURCE_GLOBS: &[&str] = &["r:*", "r:1", "s:*", "*"];
+const ACCESS: &[&str] = &["read", "write", "export", "admin"];
+
+#[derive(Debug, Clone)]
+struct Grant {
+    name: &'static str,
+    access: &'static str,
+    max: Option<i64>,
+    /// `None`: no approval; `Some(None)`: always; `Some(Some(k))`: when amount > k.
+    approval: Option<Option<i64>>,
+}
+
+#[derive(Debug, Clone)]
+struct Spec {
+    grants: Vec<Grant>,
+    forbid: Vec<String>,
+    data: Vec<(&'static str, Vec<&'static str>)>,
+    elevation: Vec<&'static str>,
+    elevation_active: bool,
+}
+
+impl Spec {
+    fn yaml(&self, id: &str) -> String {
+        let mut y = format!(
+            "agent: {id}\nowner: alice\npurpose: Generated\nenvironment: dev\nexpires: 2027-12-31\ntools:"
+        );
+        if self.grants.is_empty() {
+            y.push_str(" []");
+        }
+        y.push('\n');
+        for g in &self.grants {
+            let _ = writeln!(y, "  - name: \"{}\"\n    access: {}", g.name, g.access);
+            if let Some(max) = g.max {
+                let _ = writeln!(y, "    args:\n      amount: {{ max: {max} }}");
+            }
+            match g.approval {
+                None => {}
+                // `when` may only use arguments that have a constraint.
+                Some(Some(k)) if g.max.is_some() => {
+                    let _ = writeln!(
+                        y,
+                        "    approval:\n      when: context.args.amount > {k}\n      approvers: [bob]"
+                    );
+                }
+                Some(_) => y.push_str("    approval:\n      approvers: [bob]\n"),
+            }
+        }
+        if !self.forbid.is_empty() {
+            let list: Vec<String> = self.forbid.iter().map(|f| format!("\"{f}\"")).collect();
+            let _ = writeln!(y, "forbid: [{}]", list.join(", "));
+        }
+        if !self.data.is_empty() {
+            y.push_str("data:\n");
+            for (r, access) in &self.data {
+                let _ = writeln!(
+                    y,
+                    "  - {{ resource: \"{r}\", access: [{}] }}",
+                    access.join(", ")
+                );
+            }
+        }
+        if !self.elevation.is_empty() {
+            let list: Vec<String> = self.elevation.iter().map(|f| format!("\"{f}\"")).collect();
+            let _ = writeln!(
+                y,
+                "elevation:\n  - name: boost\n    tools: [{}]\n    max_duration: 1h\n    approvers: [bob]",
+                list.join(", ")
+            );
+        }
+        y
+    }
+}
+
+fn grant() -> impl Strategy<Value = Grant> {
+    (
+        select(GLOBS),
+        select(ACCESS),
+        proptest::option::of(0i64..20),
+        proptest::option::weighted(0.3, proptest::option::of(0i64..20)),
+    )
+        .prop_map(|(name, access, max, approval)| Grant {
+            name,
+            access,
+            max,
+            approval,
+        })
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (
+        proptest::collection::vec(grant(), 0..5),
+        // Mostly no forbid, sometimes one or two: enough allowed requests
+        // remain for the properties to say something.
+        prop_oneof![
+            3 => Just(Vec::new()),
+            2 => proptest::collection::vec(select(GLOBS).prop_map(str::to_owned), 1..3),
+        ],
+        proptest::collection::vec(
+            (
+                select(RESOURCE_GLOBS),
+                proptest::sample::subsequence(ACCESS, 1..=4),
+            ),
+            0..3,
+        ),
+        proptest::collection::vec(select(GLOBS), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(grants, forbid, data, elevation, elevation_active)| Spec {
+            grants,
+            forbid,
+            data,
+            elevation,
+            elevation_active,
+        })
+}
+
+impl Spec {
+    /// This spec with `other`'s grants, forbids, data and elevation tools
+    /// added (and `other`'s elevation state).
+    fn plus(&self, other: &Spec) -> Spec {
+        let cat = |a: &[&'static str], b: &[&'static str]| [a, b].concat();
+        Spec {
+            grants: [self.grants.clone(), other.grants.clone()].concat(),
+            forbid: [self.forbid.clone(), other.forbid.clone()].concat(),
+            data: [self.data.clone(), other.data.clone()].concat(),
+            elevation: cat(&self.elevation, &other.elevation),
+            elevation_active: other.elevation_active,
+        }
+    }
+}
+
+/// A delegator and a delegate that share part of their records (as real
+/// pairs do), so that both allow the same action often enough.
+fn pair() -> impl Strategy<Value = (Spec, Spec)> {
+    (
+        proptest::collection::vec(grant(), 0..4),
+        proptest::collection::vec(
+            (
+                select(RESOURCE_GLOBS),
+                proptest::sample::subsequence(ACCESS, 1..=4),
+            ),
+            0..2,
+        ),
+        spec(),
+        spec(),
+    )
+        .prop_map(|(grants, data, d, e)| {
+            let shared = Spec {
+                grants,
+                forbid: Vec::new(),
+                data,
+                elevation: Vec::new(),
+                elevation_active: false,
+            };
+            (shared.plus(&d), shared.plus(&e))
+        })
+}
+
+/// The action's arguments: `amount` missing, an integer, or a string.
+fn call_args() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        1 => Just(serde_json::json!({})),
+        3 => (0i64..25).prop_map(|n| serde_json::json!({ "amount": n })),
+        1 => Just(serde_json::json!({ "amount": "7" })),
+    ]
+}
+
+fn with_elevation<'a>(req: Req<'a>, spec: &Spec) -> Req<'a> {
+    if spec.elevation_active && !spec.elevation.is_empty() {
+        req.elevation("boost")
+    } else {
+        req
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A delegated decision is `allow` exactly when each record alone allows:
+    /// in particular never when the delegator alone, or the delegate alone,
+    /// is not allowed.
+    #[test]
+    fn delegation_allows_only_what_both_records_allow(
+        (delegator, delegate) in pair(),
+        action in select(TOOLS),
+        args in call_args(),
+        resource in proptest::option::weighted(0.4, select(RESOURCES)),
+    ) {
+        let d_agent = compile(&delegator.yaml("delegator"));
+        let e_agent = compile(&delegate.yaml("delegate"));
+        fn base<'a>(req: Req<'a>, args: &serde_json::Value, resource: Option<&str>) -> Req<'a> {
+            let req = req.args(args.clone());
+            match resource {
+                Some(r) => req.resource(r),
+                None => req,
+            }
+        }
+        let alone_d = base(with_elevation(Req::new(&d_agent, action), &delegator), &args, resource).decide();
+        let alone_e = base(with_elevation(Req::new(&e_agent, action), &delegate), &args, resource).decide();
+        let chain = base(
+            with_elevation(
+                with_elevation(Req::new(&d_agent, action), &delegator).delegate(&e_agent),
+                &delegate,
+            ),
+            &args,
+            resource,
+        )
+        .decide();
+
+        if chain.effect == Effect::Allow {
+            prop_assert_eq!(alone_d.effect, Effect::Allow, "delegator alone: {:?}", alone_d);
+            prop_assert_eq!(alone_e.effect, Effect::Allow, "delegate alone: {:?}", alone_e);
+        }
+        if alone_d.effect == Effect::Allow && alone_e.effect == Effect::Allow {
+            prop_assert_eq!(chain.effect, Effect::Allow, "chain: {:?}", chain);
+        }
+        // A denial by either record is the chain's denial.
+        if alone_d.effect == Effect::Deny || alone_e.effect == Effect::Deny {
+            prop_assert_eq!(chain.effect, Effect::Deny, "chain: {:?}", chain);
+        }
+    }
+
+    /// A forbid glob that matches the action denies it with `forbidden`,
+    /// whatever is granted, elevated, asked or touched.
+    #[test]
+    fn a_matching_forbid_always_wins(
+        mut spec in spec(),
+        action in select(TOOLS),
+        shape in 0usize..4,
+        via_guardrail in any::<bool>(),
+        args in call_args(),
+        resource in proptest::option::of(select(RESOURCES)),
+    ) {
+        let (head, tail) = action.split_once('.').unwrap();
+        let glob = match shape {
+            0 => action.to_owned(),
+            1 => format!("{head}.*"),
+            2 => "*".to_owned(),
+            _ => format!("*.{tail}"),
+        };
+        // Everything granted outright, and through an active elevation.
+        spec.grants.push(Grant { name: "*", access: "read", max: None, approval: None });
+        spec.elevation.push("*");
+        spec.elevation_active = true;
+        let agent = if via_guardrail {
+            let mut g = Guardrails::new();
+            g.add(
+                "org",
+                &format!("forbid (principal, action, resource) when {{ context.tool like \"{glob}\" }};"),
+            )
+            .unwrap();
+            compile_with(&spec.yaml("forbidden-bot"), &g)
+        } else {
+            spec.forbid.push(glob);
+            compile(&spec.yaml("forbidden-bot"))
+        };
+        let mut req = Req::new(&agent, action).args(args).elevation("boost");
+        if let Some(r) = resource {
+            req = req.resource(r);
+        }
+        let d = req.decide();
+        prop_assert_eq!(d.effect, Effect::Deny, "{:?}", d);
+        prop_assert!(
+            d.reasons.iter().all(|r| r.code == ReasonCode::Forbidden),
+            "{:?}",
+            d
+        );
+        prop_assert!(!d.reasons.is_empty());
+    }
+}
