@@ -2,6 +2,8 @@
 
 mod audit;
 mod check;
+mod demo;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -34,6 +36,11 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Run the Bridle server.
+    Serve(serve::ServeArgs),
+    /// Run the server with the five reference agents, their owners and
+    /// approvers, and some activity loaded; prints what to try next.
+    Demo(demo::DemoArgs),
 }
 
 /// Parse the command line, run the command, and map the outcome to an exit code.
@@ -42,5 +49,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Audit(command) => audit::run(&command),
+        Command::Serve(args) => serve::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }

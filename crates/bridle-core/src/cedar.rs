@@ -185,7 +185,11 @@ pub fn tool_uid(name: &str) -> EntityUid {
 }
 
 pub fn invoke_uid() -> EntityUid {
-    EntityUid::from_type_name_and_id(type_name("Action"), EntityId::new(INVOKE))
+    action_uid(INVOKE)
+}
+
+pub fn action_uid(name: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(type_name("Action"), EntityId::new(name))
 }
 
 #[expect(

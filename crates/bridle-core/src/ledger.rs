@@ -67,6 +67,26 @@ impl MemoryLedger {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Load one stored usage event (at start-up): `arg` empty for an action
+    /// counted against the rate limit, else a spend on that argument.
+    pub fn replay(&self, agent: &str, at_ms: i64, arg: &str, amount: i64) {
+        let (Ok(agent), Ok(at)) = (agent.parse::<AgentId>(), Timestamp::from_millisecond(at_ms))
+        else {
+            return;
+        };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let usage = state.entry(agent).or_default();
+        if arg.is_empty() {
+            usage.actions.push_back(at);
+        } else {
+            usage
+                .spend
+                .entry(arg.to_owned())
+                .or_default()
+                .push_back((at, amount));
+        }
+    }
 }
 
 fn since(now: Timestamp, per: SignedDuration) -> Timestamp {

@@ -140,7 +140,7 @@ impl Store {
                 q.push_values(chunk, |mut b, e| {
                     let body = serde_json::to_string(&e.body).unwrap_or_default();
                     b.push_bind(to_i64(e.seq))
-                        .push_bind(e.body.time.to_string())
+                        .push_bind(crate::ts(e.body.time))
                         .push_bind(e.body.kind.as_str())
                         .push_bind(e.body.agent.clone())
                         .push_bind(body)
@@ -176,8 +176,7 @@ impl AuditRead for Store {
                 q.push(" AND seq > ").push_bind(to_i64(after));
             }
             if let Some(since) = filter.since {
-                // RFC 3339 in UTC with a fixed shape sorts as text.
-                q.push(" AND time >= ").push_bind(since.to_string());
+                q.push(" AND time >= ").push_bind(crate::ts(since));
             }
             q.push(" ORDER BY seq LIMIT ")
                 .push_bind(i64::from(filter.limit.clamp(1, 10_000)));

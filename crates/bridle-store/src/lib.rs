@@ -7,10 +7,14 @@
 //! Migrations are versioned per dialect under `migrations/` and run at
 //! connect; a database migrated by a newer Bridle is refused.
 
+mod approvals;
 mod audit;
+mod credentials;
+mod elevations;
 mod error;
 mod principals;
 mod registry;
+mod usage;
 
 use std::str::FromStr;
 
@@ -19,10 +23,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use approvals::{Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval, Vote};
 pub use audit::{AuditFilter, AuditLog, AuditRead};
+pub use credentials::{CredentialStore, SigningKeyRow, TokenRow};
+pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
 pub use registry::{AgentRow, RegistryRead, RegistryWrite};
+pub use usage::UsageStore;
 
 #[derive(Debug, Clone)]
 enum Pool {
@@ -132,5 +140,15 @@ fn redact_url(url: &str) -> String {
 }
 
 pub(crate) fn now_text() -> String {
-    jiff::Timestamp::now().to_string()
+    ts(jiff::Timestamp::now())
+}
+
+/// Instants are stored as fixed-width UTC text (`2026-11-28T10:47:44.123456Z`)
+/// so that text order is time order on both backends.
+pub fn ts(t: jiff::Timestamp) -> String {
+    format!(
+        "{}.{:06}Z",
+        t.strftime("%Y-%m-%dT%H:%M:%S"),
+        t.subsec_microsecond()
+    )
 }

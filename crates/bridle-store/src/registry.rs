@@ -62,6 +62,10 @@ pub trait RegistryWrite {
         reason: &str,
     ) -> Result<AgentRow, StoreError>;
     async fn record_review(&self, id: &AgentId) -> Result<AgentRow, StoreError>;
+    /// Retire in one transaction: state `retired` (terminal), every
+    /// credential and token revoked, pending approvals cancelled, elevations
+    /// ended. The evidence (versions, audit, approvals) stays.
+    async fn retire(&self, id: &AgentId, reason: &str) -> Result<AgentRow, StoreError>;
 }
 
 macro_rules! columns {
@@ -269,6 +273,46 @@ impl RegistryWrite for Store {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            from_row(&row)
+        })
+    }
+
+    async fn retire(&self, id: &AgentId, reason: &str) -> Result<AgentRow, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let now = now_text();
+            sqlx::query("UPDATE agents SET version = version WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query("SELECT state FROM agents WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+            let current: String = row.try_get("state")?;
+            if parse_state(&current)? == AgentState::Retired {
+                return Err(StoreError::Conflict(format!("agent `{id}` is retired")));
+            }
+            for sql in [
+                "UPDATE agents SET state = 'retired', state_reason = $2, updated_at = $1 WHERE id = $3",
+                "UPDATE agent_credentials SET revoked_at = $1 WHERE agent_id = $3 AND revoked_at IS NULL AND $2 = $2",
+                "UPDATE tokens SET revoked_at = $1 WHERE agent_id = $3 AND revoked_at IS NULL AND $2 = $2",
+                "UPDATE approvals SET state = 'cancelled', decided_at = $1 WHERE agent_id = $3 AND state IN ('pending', 'approved') AND $2 = $2",
+                "UPDATE elevations SET state = 'ended', ended_at = $1 WHERE agent_id = $3 AND state IN ('pending', 'active') AND $2 = $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(&now)
+                    .bind(reason)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
                 .bind(id.as_str())
                 .fetch_one(&mut *tx)

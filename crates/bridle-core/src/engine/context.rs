@@ -30,29 +30,7 @@ impl Engine {
                 .is_match(value)
                 .then(|| RestrictedExpression::new_string(p.id.clone()))
         });
-        let time = RestrictedExpression::new_record([
-            (
-                "epoch".to_owned(),
-                RestrictedExpression::new_long(local.timestamp().as_second()),
-            ),
-            (
-                "hour".to_owned(),
-                RestrictedExpression::new_long(i64::from(local.hour())),
-            ),
-            (
-                "minute".to_owned(),
-                RestrictedExpression::new_long(i64::from(local.minute())),
-            ),
-            (
-                "weekday".to_owned(),
-                RestrictedExpression::new_string(day_name(local.weekday()).to_owned()),
-            ),
-            (
-                "date".to_owned(),
-                RestrictedExpression::new_string(local.date().to_string()),
-            ),
-        ])
-        .ok()?;
+        let time = time_record(local)?;
         let mut pairs = vec![
             (
                 "tool".to_owned(),
@@ -89,4 +67,31 @@ impl Engine {
         )
         .ok()
     }
+}
+
+/// `context.time`: the instant in the agent's time zone.
+pub(super) fn time_record(local: &jiff::ZonedDateTime) -> Option<RestrictedExpression> {
+    RestrictedExpression::new_record([
+        (
+            "epoch".to_owned(),
+            RestrictedExpression::new_long(local.timestamp().as_second()),
+        ),
+        (
+            "hour".to_owned(),
+            RestrictedExpression::new_long(i64::from(local.hour())),
+        ),
+        (
+            "minute".to_owned(),
+            RestrictedExpression::new_long(i64::from(local.minute())),
+        ),
+        (
+            "weekday".to_owned(),
+            RestrictedExpression::new_string(day_name(local.weekday()).to_owned()),
+        ),
+        (
+            "date".to_owned(),
+            RestrictedExpression::new_string(local.date().to_string()),
+        ),
+    ])
+    .ok()
 }

@@ -15,6 +15,7 @@
 //! engine is pure and every rule is testable at any instant.
 
 mod context;
+mod elevation;
 mod explain;
 
 use std::collections::HashSet;
@@ -135,6 +136,10 @@ impl Engine {
             entities: Entities::empty(),
             action: invoke_uid(),
         }
+    }
+
+    pub(crate) fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
     }
 
     pub fn decide(

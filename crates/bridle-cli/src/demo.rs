@@ -1,0 +1,361 @@
+//! `bridle demo`: the real server on a fresh SQLite file, loaded through its
+//! own HTTP API with the reference agents, their owners and approvers, and a
+//! little activity; then it prints what to try next and keeps serving.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::serve::{init_tracing, runtime};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The demo's database file; it is recreated on every run.
+    #[arg(long, default_value = "./bridle-data/demo.db")]
+    db_file: String,
+    /// Load everything, print the summary, and exit instead of serving.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "procurement-bot",
+        include_str!("../../../examples/procurement-bot.yaml"),
+    ),
+    ("swe-bot", include_str!("../../../examples/swe-bot.yaml")),
+    (
+        "test-runner",
+        include_str!("../../../examples/test-runner.yaml"),
+    ),
+    (
+        "support-bot",
+        include_str!("../../../examples/support-bot.yaml"),
+    ),
+    ("ir-bot", include_str!("../../../examples/ir-bot.yaml")),
+    (
+        "research-bot",
+        include_str!("../../../examples/research-bot.yaml"),
+    ),
+];
+
+/// (id, name, roles, groups)
+const PEOPLE: &[(&str, &str, &[&str], &[&str])] = &[
+    (
+        "alice",
+        "Alice (finance ops, owns procurement-bot)",
+        &[],
+        &[],
+    ),
+    ("bob", "Bob (platform, owns swe-bot)", &[], &[]),
+    ("carol", "Carol (support, owns support-bot)", &[], &[]),
+    ("dave", "Dave (secops, owns ir-bot)", &[], &["secops"]),
+    ("erin", "Erin (research, owns research-bot)", &[], &[]),
+    (
+        "frank",
+        "Frank (finance approver)",
+        &[],
+        &["finance-approvers"],
+    ),
+    ("sam", "Sam (security on call)", &[], &["secops"]),
+    ("ann", "Ann (auditor)", &["auditor"], &[]),
+    ("gateway", "MCP gateway", &["pep"], &[]),
+];
+
+pub(crate) fn run(args: &DemoArgs) -> ExitCode {
+    init_tracing(false);
+    match runtime().and_then(|rt| rt.block_on(demo(args))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| format!("{path}: {e}"))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| format!("{path}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("{path}: {status}: {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn put_yaml(&self, path: &str, key: &str, yaml: &str) -> Result<Value, String> {
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", "application/yaml")
+            .body(yaml.to_owned())
+            .send()
+            .await
+            .map_err(|e| format!("{path}: {e}"))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| format!("{path}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("{path}: {status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    }
+
+    async fn token(&self, client_id: &str, secret: &str) -> Result<String, String> {
+        let resp = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+        v["access_token"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| format!("no token: {v}"))
+    }
+}
+
+async fn demo(args: &DemoArgs) -> Result<(), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", args.db_file));
+    }
+    let mut config = bridle_server::Config::load(None)?;
+    config.listen = args.listen;
+    config.db = format!("sqlite://{}", args.db_file);
+    let admin_key = format!("bk_demo_{}", bridle_server::tokens::random_token(24));
+    config.admin_token = Some(bridle_server::Secret::new(admin_key.clone()));
+    let started = bridle_server::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let server = tokio::spawn(async move {
+        axum_serve(listener, started.state).await;
+    });
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", args.listen),
+    };
+    wait_healthy(&api).await?;
+
+    let mut keys = std::collections::HashMap::new();
+    for (id, name, roles, groups) in PEOPLE {
+        let v = api
+            .call(
+                reqwest::Method::POST,
+                "/v1/principals",
+                &admin_key,
+                Some(json!({"id": id, "name": name, "roles": roles, "groups": groups})),
+            )
+            .await?;
+        keys.insert(*id, v["api_key"].as_str().unwrap_or_default().to_owned());
+    }
+    let mut creds = std::collections::HashMap::new();
+    for (id, yaml) in EXAMPLES {
+        api.put_yaml(&format!("/v1/agents/{id}"), &admin_key, yaml)
+            .await?;
+        let c = api
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/agents/{id}/credentials"),
+                &admin_key,
+                Some(json!({})),
+            )
+            .await?;
+        creds.insert(
+            *id,
+            (
+                c["client_id"].as_str().unwrap_or_default().to_owned(),
+                c["client_secret"].as_str().unwrap_or_default().to_owned(),
+            ),
+        );
+    }
+
+    // A little activity, through the same API an agent uses.
+    let activity: &[(&str, &str, Value, Option<&str>)] = &[
+        (
+            "procurement-bot",
+            "procurement.list_vendors",
+            json!({}),
+            None,
+        ),
+        (
+            "procurement-bot",
+            "procurement.create_purchase_request",
+            json!({"vendor": "acme", "amount": 700}),
+            None,
+        ),
+        (
+            "procurement-bot",
+            "procurement.create_purchase_request",
+            json!({"vendor": "evilcorp", "amount": 900}),
+            None,
+        ),
+        (
+            "procurement-bot",
+            "procurement.approve_po",
+            json!({"po": 17}),
+            None,
+        ),
+        (
+            "swe-bot",
+            "github.create_pull_request",
+            json!({"repo": "acme/api", "title": "Fix flaky test"}),
+            None,
+        ),
+        ("swe-bot", "secrets.read", json!({"name": "prod-db"}), None),
+        (
+            "swe-bot",
+            "github.merge_pull_request",
+            json!({"repo": "acme/api", "number": 42}),
+            None,
+        ),
+        (
+            "support-bot",
+            "crm.get_case",
+            json!({"case": 1234}),
+            Some("crm:cases/1234"),
+        ),
+        (
+            "support-bot",
+            "crm.export_cases",
+            json!({}),
+            Some("crm:cases/*"),
+        ),
+        (
+            "ir-bot",
+            "edr.quarantine_endpoint",
+            json!({"host": "lt-0042"}),
+            None,
+        ),
+        (
+            "ir-bot",
+            "identity.disable_user",
+            json!({"user": "mallory"}),
+            None,
+        ),
+        (
+            "research-bot",
+            "web.fetch",
+            json!({"url": "https://example.org/paper"}),
+            None,
+        ),
+        (
+            "research-bot",
+            "web.fetch",
+            json!({"url": "http://insecure.example"}),
+            None,
+        ),
+    ];
+    let mut tokens = std::collections::HashMap::new();
+    for (agent, _, _, _) in activity {
+        if !tokens.contains_key(agent) {
+            let (id, secret) = &creds[agent];
+            tokens.insert(*agent, api.token(id, secret).await?);
+        }
+    }
+    let mut summary = Vec::new();
+    for (agent, action, args, resource) in activity {
+        let mut body = json!({"action": action, "args": args});
+        if let Some(r) = resource {
+            body["resource"] = (*r).into();
+        }
+        let d = api
+            .call(
+                reqwest::Method::POST,
+                "/v1/decisions",
+                &tokens[agent],
+                Some(body),
+            )
+            .await?;
+        summary.push(format!(
+            "  {agent:<16} {action:<40} {:<18} {}",
+            d["decision"].as_str().unwrap_or("?"),
+            d["reasons"][0]["code"].as_str().unwrap_or("")
+        ));
+    }
+    let elevation = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/agents/ir-bot/elevations",
+            &tokens["ir-bot"],
+            Some(json!({"name": "identity-write", "duration": "30m", "reason": "INC-4711: disable compromised account"})),
+        )
+        .await?;
+
+    let (pid, psecret) = &creds["procurement-bot"];
+    let base = &api.base;
+    println!(
+        "\nBridle demo is running at {base}  (database: {db})\n\
+         \nLoaded: 9 principals, 6 agents (the reference cases), credentials, and this activity:\n{activity}\n\
+         \nAdmin API key:   {admin_key}\
+         \nfrank (finance-approvers):  {frank}\
+         \nsam (secops):               {sam}\
+         \n\nTry it — a purchase above 5,000 needs a human:\n\
+         \n  TOKEN=$(curl -s -u '{pid}:{psecret}' -d grant_type=client_credentials {base}/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\
+         \n  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\
+         \n       -d '{{\"action\":\"procurement.create_purchase_request\",\"args\":{{\"vendor\":\"acme\",\"amount\":7000}}}}' {base}/v1/decisions\
+         \n\nThen approve it as frank, and send the same curl again (it is now allowed, once):\n\
+         \n  BRIDLE_URL={base} BRIDLE_TOKEN={frank} cargo run -q --release -- approvals list --state pending\
+         \n  BRIDLE_URL={base} BRIDLE_TOKEN={frank} cargo run -q --release -- approvals approve APPROVAL_ID\
+         \n\nir-bot asked for the `identity-write` elevation (approval {elev}); sam can approve it the same way.\
+         \nThe audit log: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} cargo run -q --release -- audit verify\n",
+        db = args.db_file,
+        activity = summary.join("\n"),
+        frank = keys["frank"],
+        sam = keys["sam"],
+        elev = elevation["approval_id"].as_str().unwrap_or("?"),
+    );
+    if args.no_serve {
+        server.abort();
+        return Ok(());
+    }
+    server.await.map_err(|e| e.to_string())
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, state: bridle_server::AppState) {
+    if let Err(e) = bridle_server::serve_on(listener, state).await {
+        eprintln!("error: {e}");
+    }
+}
+
+async fn wait_healthy(api: &Api) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = api.http.get(format!("{}/healthz", api.base)).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the server did not become healthy within 20 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

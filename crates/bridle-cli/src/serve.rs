@@ -1,0 +1,77 @@
+//! `bridle serve`: the HTTP server on the configured store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bridle_server::Config;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080; also `BRIDLE_LISTEN`).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// `sqlite://PATH` (default `./bridle-data/bridle.db`) or `postgres://…` (also `BRIDLE_DB`).
+    #[arg(long)]
+    db: Option<String>,
+    /// A TOML configuration file (keys: listen, db, issuer, audience, body_limit, webhooks).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    json_logs: bool,
+}
+
+pub(crate) fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+pub(crate) fn load_config(args: &ServeArgs) -> Result<Config, String> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(db) = &args.db {
+        config.db.clone_from(db);
+    }
+    Ok(config)
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+pub(crate) fn run(args: &ServeArgs) -> ExitCode {
+    init_tracing(args.json_logs);
+    let result = load_config(args).and_then(|config| {
+        runtime()?.block_on(async {
+            let started = bridle_server::start(config).await?;
+            if let Some(key) = &started.generated_admin_key {
+                println!(
+                    "Generated the bootstrap admin `admin`; its API key (shown once):\n  {key}"
+                );
+            }
+            println!("Bridle listening on http://{}", started.state.config.listen);
+            bridle_server::serve(started.state).await
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Configuration: defaults < TOML file < `BRIDLE_` environment variables.
+//! Unknown keys in the file are warned about, never silently dropped.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A secret that never prints.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://…`.
+    pub db: String,
+    /// The `iss` of every token; defaults to `http://{listen}`.
+    pub issuer: Option<String>,
+    /// The default `aud` when a token request names no `resource`.
+    pub audience: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// URLs that receive a CloudEvents notification for each new approval.
+    pub webhooks: Vec<String>,
+    /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
+    #[serde(skip)]
+    pub admin_token: Option<Secret>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            db: "sqlite://./bridle-data/bridle.db".into(),
+            issuer: None,
+            audience: None,
+            body_limit: 1 << 20,
+            webhooks: Vec::new(),
+            admin_token: None,
+        }
+    }
+}
+
+const KEYS: &[&str] = &[
+    "listen",
+    "db",
+    "issuer",
+    "audience",
+    "body_limit",
+    "webhooks",
+];
+
+impl Config {
+    /// Load from an optional TOML file, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                for key in table.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+                    tracing::warn!(file = %path.display(), key = %key, "unknown configuration key ignored");
+                }
+                toml::from_str::<Config>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Ok(v) = std::env::var("BRIDLE_LISTEN") {
+            config.listen = v.parse().map_err(|e| format!("BRIDLE_LISTEN `{v}`: {e}"))?;
+        }
+        if let Ok(v) = std::env::var("BRIDLE_DB") {
+            config.db = v;
+        }
+        if let Ok(v) = std::env::var("BRIDLE_ISSUER") {
+            config.issuer = Some(v);
+        }
+        if let Ok(v) = std::env::var("BRIDLE_WEBHOOKS") {
+            config.webhooks = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Ok(v) = std::env::var("BRIDLE_ADMIN_TOKEN")
+            && !v.is_empty()
+        {
+            config.admin_token = Some(Secret::new(v));
+        }
+        Ok(config)
+    }
+
+    pub fn issuer(&self) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    pub fn audience(&self) -> String {
+        self.audience.clone().unwrap_or_else(|| self.issuer())
+    }
+}

@@ -1,0 +1,186 @@
+//! One error type for the API, rendered as `application/problem+json`
+//! (RFC 9457). A 5xx body says "internal error" and a request id, nothing
+//! more; the detail goes to the log under that id.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bridle_core::ManifestErrors;
+use bridle_store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication required")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{detail}")]
+    Invalid {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("service unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    pub fn invalid(detail: impl Into<String>, path: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            detail: detail.into(),
+            errors: vec![FieldError {
+                path: path.to_owned(),
+                message: message.into(),
+                line: None,
+                column: None,
+            }],
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Unauthenticated",
+            ),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Invalid { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "Invalid request",
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Payload too large",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+impl From<ManifestErrors> for ApiError {
+    fn from(e: ManifestErrors) -> Self {
+        let n = e.errors.len();
+        Self::Invalid {
+            detail: format!(
+                "the manifest has {n} error{}",
+                if n == 1 { "" } else { "s" }
+            ),
+            errors: e
+                .errors
+                .into_iter()
+                .map(|e| FieldError {
+                    path: e.path,
+                    message: e.message,
+                    line: Some(e.line),
+                    column: Some(e.column),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::NotFound(what) => Self::NotFound(format!("`{what}` not found")),
+            StoreError::AuditUnavailable => {
+                Self::Unavailable("the audit log cannot be written".into())
+            }
+            StoreError::Database(_) => Self::Unavailable(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        let detail = match &self {
+            Self::Internal(internal) | Self::Unavailable(internal) => {
+                let id = request_id();
+                tracing::error!(request_id = %id, error = %internal, "request failed");
+                if matches!(self, Self::Internal(_)) {
+                    format!("internal error (request id {id})")
+                } else {
+                    format!("temporarily unavailable; denied to be safe (request id {id})")
+                }
+            }
+            Self::Unauthenticated(why) => why.clone(),
+            other => other.to_string(),
+        };
+        let errors = match &self {
+            Self::Invalid { errors, .. } => Some(errors.as_slice()),
+            _ => None,
+        };
+        let body = Problem {
+            kind: &format!("https://bridle.dev/problems/{kind}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let mut response =
+            (status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn request_id() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
+}

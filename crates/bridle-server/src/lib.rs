@@ -1,0 +1,79 @@
+//! Bridle's HTTP API (axum): the registry, OAuth for agents, decisions,
+//! approvals, elevation, lifecycle, audit and findings. Storage types stay in
+//! `bridle-store`; every handler gets its caller from one checkpoint
+//! ([`auth::Caller`]).
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod state;
+pub mod tokens;
+pub mod webhooks;
+
+use bridle_store::{PrincipalStore, Store};
+
+pub use config::{Config, Secret};
+pub use state::AppState;
+
+/// What `start` reports to the caller (the CLI prints it).
+#[derive(Debug)]
+pub struct Started {
+    pub state: AppState,
+    /// Set when no `BRIDLE_ADMIN_TOKEN` was given and a key was generated.
+    pub generated_admin_key: Option<String>,
+}
+
+/// Connect the store, bootstrap the admin, build the state.
+pub async fn start(config: Config) -> Result<Started, String> {
+    let store = Store::connect(&config.db)
+        .await
+        .map_err(|e| e.to_string())?;
+    let admin = "admin"
+        .parse()
+        .map_err(|e: bridle_core::id::IdError| e.to_string())?;
+    let generated_admin_key = match &config.admin_token {
+        Some(key) => {
+            store
+                .ensure_admin(&admin, &tokens::hash_secret(key.expose()))
+                .await
+                .map_err(|e| e.to_string())?;
+            None
+        }
+        None if store
+            .principal(&admin)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none() =>
+        {
+            let key = format!("bk_{}", tokens::random_token(32));
+            store
+                .ensure_admin(&admin, &tokens::hash_secret(&key))
+                .await
+                .map_err(|e| e.to_string())?;
+            Some(key)
+        }
+        None => None,
+    };
+    let state = AppState::new(store, config).await?;
+    Ok(Started {
+        state,
+        generated_admin_key,
+    })
+}
+
+/// Serve until the process is stopped.
+pub async fn serve(state: AppState) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(state.config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", state.config.listen))?;
+    serve_on(listener, state).await
+}
+
+/// Serve on an already bound listener (tests bind port 0).
+pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Result<(), String> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "bridle listening");
+    axum::serve(listener, routes::router(state))
+        .await
+        .map_err(|e| e.to_string())
+}

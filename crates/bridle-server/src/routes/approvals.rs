@@ -1,0 +1,172 @@
+//! `/v1/approvals`: the approval inbox, and voting with eligibility (group
+//! or named approver, owner excluded unless `allow_owner`, one vote each,
+//! N-of-M distinct approvers).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use bridle_core::audit::EventType;
+use bridle_store::{
+    Approval, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, Principal, ts,
+};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_principal()?;
+    let filter = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(ApprovalState::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid state",
+                "state",
+                "one of pending, approved, denied, expired, consumed, cancelled",
+            )
+        })?),
+    };
+    let approvals = state.store.approvals(filter, &ts(Timestamp::now())).await?;
+    Ok(Json(serde_json::json!({ "approvals": approvals })))
+}
+
+async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
+    state
+        .store
+        .approval(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("approval `{id}` not found")))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Approval>, ApiError> {
+    let approval = load(&state, &id).await?;
+    if let Caller::Agent(a) = &caller
+        && a.claims.sub != approval.agent
+    {
+        return Err(ApiError::NotFound(format!("approval `{id}` not found")));
+    }
+    Ok(Json(approval))
+}
+
+/// Why `p` may not vote on `a`, if they may not.
+fn ineligible(a: &Approval, p: &Principal) -> Option<String> {
+    if a.owner == p.id.as_str() && !a.allow_owner {
+        return Some("the agent's owner may not approve its own agent's request".into());
+    }
+    let listed = a
+        .approvers
+        .iter()
+        .any(|who| match who.strip_prefix("group:") {
+            Some(group) => p.groups.iter().any(|g| g.as_str() == group),
+            None => who == p.id.as_str(),
+        });
+    if !listed {
+        return Some(format!(
+            "`{}` is not an eligible approver ({})",
+            p.id,
+            a.approvers.join(", ")
+        ));
+    }
+    if a.votes.iter().any(|v| v.principal == p.id.as_str()) {
+        return Some(format!("`{}` has already voted", p.id));
+    }
+    None
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VoteBody {
+    comment: Option<String>,
+}
+
+async fn vote(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    approve: bool,
+    comment: Option<String>,
+) -> Result<Json<Approval>, ApiError> {
+    let p = caller.require_principal()?;
+    let approval = load(state, id).await?;
+    if approval.state != ApprovalState::Pending {
+        return Err(ApiError::Conflict(format!(
+            "approval `{id}` is {}",
+            approval.state.as_str()
+        )));
+    }
+    if let Some(why) = ineligible(&approval, p) {
+        return Err(ApiError::Forbidden(why));
+    }
+    let now = Timestamp::now();
+    let updated = state
+        .store
+        .vote(id, p.id.as_str(), approve, comment.as_deref(), &ts(now))
+        .await?;
+    if updated.kind == ApprovalKind::Elevation
+        && let Some(eid) = &updated.elevation_id
+    {
+        match updated.state {
+            ApprovalState::Approved => {
+                if let Some(e) = state.store.elevation(eid).await? {
+                    let expires = ts(now + jiff::SignedDuration::from_secs(e.duration_secs));
+                    state.store.activate_elevation(eid, &expires).await?;
+                    let mut event = state.event(EventType::Elevation, &caller.actor());
+                    event.agent = Some(updated.agent.clone());
+                    event.detail = Some(
+                        serde_json::json!({"op": "activate", "elevation_id": eid, "name": e.name, "expires_at": expires, "approval_id": id}),
+                    );
+                    state.audit(event).await?;
+                }
+            }
+            ApprovalState::Denied => state.store.deny_elevation(eid).await?,
+            _ => {}
+        }
+    }
+    let mut event = state.event(EventType::Approval, &caller.actor());
+    event.agent = Some(updated.agent.clone());
+    event.action = Some(updated.action.clone());
+    event.detail = Some(serde_json::json!({
+        "op": if approve { "approve" } else { "deny" }, "approval_id": id, "state": updated.state.as_str(), "comment": comment,
+    }));
+    state.audit(event).await?;
+    if updated.state != ApprovalState::Pending {
+        state.http.notify(
+            "dev.bridle.approval.decided",
+            id,
+            serde_json::to_value(&updated).unwrap_or_default(),
+        );
+    }
+    Ok(Json(updated))
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Option<Json<VoteBody>>,
+) -> Result<Json<Approval>, ApiError> {
+    vote(&state, &caller, &id, true, body.and_then(|b| b.0.comment)).await
+}
+
+pub async fn deny(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Option<Json<VoteBody>>,
+) -> Result<Json<Approval>, ApiError> {
+    vote(&state, &caller, &id, false, body.and_then(|b| b.0.comment)).await
+}

@@ -1,0 +1,350 @@
+//! `POST /v1/decisions`: the control point. Authenticates the agent (its own
+//! token, or a `pep` principal forwarding it), decides with the engine,
+//! creates or consumes approvals, persists usage, writes the audit record
+//! durably, and only then answers.
+
+use std::sync::Mutex;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bridle_core::audit::{EventType, redact_args};
+use bridle_core::decision::Effect;
+use bridle_core::engine::{
+    ActionRequest, AgentState, ApprovalStatus, DecisionInput, Subject, approval_key,
+};
+use bridle_core::id::is_tool_name;
+use bridle_core::ledger::{Ledger, LimitHit, MemoryLedger, Spend};
+use bridle_core::manifest::Rate;
+use bridle_core::{CompiledAgent, Decision, id::AgentId};
+use bridle_store::{
+    AgentRow, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, NewApproval,
+    RegistryRead, Role, UsageStore, ts,
+};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::auth::{AgentCaller, Caller, verify_agent_token};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tokens::random_token;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    action: String,
+    #[serde(default)]
+    args: Option<serde_json::Value>,
+    resource: Option<String>,
+    agent_token: Option<String>,
+}
+
+/// The agent a decision is for: its own token, or a PEP forwarding it.
+async fn acting_agent(
+    state: &AppState,
+    caller: Caller,
+    forwarded: Option<&str>,
+) -> Result<AgentCaller, ApiError> {
+    match (caller, forwarded) {
+        (Caller::Agent(a), None) => Ok(*a),
+        (Caller::Agent(_), Some(_)) => Err(ApiError::BadRequest(
+            "`agent_token` is only for `pep` principals".into(),
+        )),
+        (Caller::Principal(p), Some(token)) if p.has_role(Role::Pep) => {
+            verify_agent_token(state, token).await
+        }
+        (Caller::Principal(p), _) if p.has_role(Role::Pep) => Err(ApiError::Unauthenticated(
+            "a `pep` must forward the agent's token as `agent_token`".into(),
+        )),
+        (Caller::Principal(_), _) => Err(ApiError::Forbidden(
+            "decisions are asked by agents, or by a principal with role `pep`".into(),
+        )),
+    }
+}
+
+/// The token subject, then each actor of its `act` chain (outermost last).
+async fn chain_rows(state: &AppState, agent: &AgentCaller) -> Result<Vec<AgentRow>, ApiError> {
+    let mut rows = vec![agent.row.clone()];
+    let mut act = agent.claims.act.as_ref();
+    while let Some(a) = act {
+        let sub = a.get("sub").and_then(|s| s.as_str()).unwrap_or_default();
+        let id: AgentId = sub.parse().map_err(|_| {
+            ApiError::Unauthenticated("invalid access token: bad `act` chain".into())
+        })?;
+        let row = state.store.agent(&id).await?.ok_or_else(|| {
+            ApiError::Unauthenticated("invalid access token: unknown actor".into())
+        })?;
+        if row.state == AgentState::Retired {
+            return Err(ApiError::Unauthenticated(
+                "invalid access token: an actor is retired".into(),
+            ));
+        }
+        rows.push(row);
+        act = a.get("act");
+    }
+    Ok(rows)
+}
+
+/// Records what the engine counts, so the server can persist it.
+struct RecordingLedger<'a> {
+    inner: &'a MemoryLedger,
+    /// `(agent, [(argument or "" for the rate count, amount)])`.
+    recorded: Mutex<Vec<Usage>>,
+}
+
+type Usage = (String, Vec<(String, i64)>);
+
+impl Ledger for RecordingLedger<'_> {
+    fn check(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+        rate: Option<Rate>,
+        spend: &[Spend],
+    ) -> Option<LimitHit> {
+        self.inner.check(agent, now, rate, spend)
+    }
+
+    fn record(&self, agent: &AgentId, now: Timestamp, rate: Option<Rate>, spend: &[Spend]) {
+        self.inner.record(agent, now, rate, spend);
+        let mut entries: Vec<(String, i64)> = Vec::new();
+        if rate.is_some() {
+            entries.push((String::new(), 1));
+        }
+        for s in spend {
+            if !entries.iter().any(|(arg, _)| arg == &s.arg) {
+                entries.push((s.arg.clone(), s.amount));
+            }
+        }
+        if let Ok(mut r) = self.recorded.lock() {
+            r.push((agent.to_string(), entries));
+        }
+    }
+}
+
+struct Fixed(ApprovalStatus);
+
+impl bridle_core::ApprovalLookup for Fixed {
+    fn find(&self, _key: &str, _now: Timestamp) -> ApprovalStatus {
+        self.0.clone()
+    }
+}
+
+pub async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<DecisionRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body.map_err(super::json_error)?;
+    let agent = acting_agent(&state, caller, req.agent_token.as_deref()).await?;
+    if !is_tool_name(&req.action) {
+        return Err(ApiError::invalid(
+            "invalid action",
+            "action",
+            "a tool name: letters, digits and `_.:/-`",
+        ));
+    }
+    let args = match req.args {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid arguments",
+                "args",
+                "must be a JSON object",
+            ));
+        }
+    };
+    let rows = chain_rows(&state, &agent).await?;
+    let now = Timestamp::now();
+    let now_text = ts(now);
+    let mut compiled: Vec<CompiledAgent> = Vec::with_capacity(rows.len());
+    let mut elevations: Vec<Vec<String>> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        compiled.push(state.compiled(row)?);
+        elevations.push(
+            state
+                .store
+                .active_elevations(row.id.as_str(), &now_text)
+                .await?,
+        );
+    }
+    let subjects: Vec<Subject<'_>> = rows
+        .iter()
+        .zip(&compiled)
+        .zip(&elevations)
+        .map(|((row, agent), elevations)| Subject {
+            agent,
+            state: row.state,
+            elevations,
+        })
+        .collect();
+    let scope: Option<Vec<String>> = agent
+        .claims
+        .scope
+        .as_ref()
+        .map(|s| s.split(' ').map(String::from).collect());
+    let input = DecisionInput {
+        subjects: &subjects,
+        scope: scope.as_deref(),
+        action: ActionRequest {
+            name: &req.action,
+            args: &args,
+            resource: req.resource.as_deref(),
+        },
+        now,
+    };
+    let key = approval_key(&input);
+    let existing = state.store.approval_for_key(&key, &now_text).await?;
+    let status = match &existing {
+        Some(a) if a.state == ApprovalState::Approved => ApprovalStatus::Granted(parse_id(&a.id)?),
+        Some(a) if a.state == ApprovalState::Denied => ApprovalStatus::Denied(parse_id(&a.id)?),
+        Some(a) if a.state == ApprovalState::Pending => ApprovalStatus::Pending(parse_id(&a.id)?),
+        _ => ApprovalStatus::None,
+    };
+    let ledger = RecordingLedger {
+        inner: &state.ledger,
+        recorded: Mutex::new(Vec::new()),
+    };
+    let mut decision = state.engine.decide(&input, &ledger, &Fixed(status));
+    if let Some(id) = &decision.consumes
+        && !state.store.consume_approval(id.as_str()).await?
+    {
+        // Someone consumed it first: a granted approval is single use.
+        decision = state
+            .engine
+            .decide(&input, &ledger, &Fixed(ApprovalStatus::None));
+    }
+
+    let owner = rows[0].owner.to_string();
+    let sensitive: Vec<&str> = compiled
+        .iter()
+        .flat_map(|c| c.manifest().sensitive_args(&req.action))
+        .collect();
+    let logged_args = redact_args(&args, &sensitive, &state.hmac_key);
+    let approval_id = match (&decision.effect, &decision.approval) {
+        (Effect::ApprovalRequired, Some(need)) => match &need.pending {
+            Some(id) => Some(id.to_string()),
+            None => {
+                let new = NewApproval {
+                    id: format!("apr_{}", random_token(12)),
+                    kind: ApprovalKind::Action,
+                    agent: rows[0].id.to_string(),
+                    key: key.clone(),
+                    action: req.action.clone(),
+                    args: serde_json::Value::Object(logged_args.clone()),
+                    resource: req.resource.clone(),
+                    approvers: need.approvers.iter().map(ToString::to_string).collect(),
+                    min_approvals: i64::from(need.min_approvals),
+                    allow_owner: need.allow_owner,
+                    owner: owner.clone(),
+                    elevation_id: None,
+                    expires_at: ts(now + jiff::SignedDuration::from_secs(need.ttl_seconds)),
+                };
+                let (approval, created) = state.store.create_approval(&new).await?;
+                if created {
+                    state.http.notify(
+                        "dev.bridle.approval.requested",
+                        &approval.id,
+                        serde_json::to_value(&approval).unwrap_or_default(),
+                    );
+                }
+                Some(approval.id)
+            }
+        },
+        _ => None,
+    };
+    let recorded = ledger.recorded.into_inner().unwrap_or_default();
+    for (agent_id, entries) in &recorded {
+        state
+            .store
+            .record_usage(agent_id, now.as_millisecond(), entries)
+            .await?;
+    }
+
+    let decision_id = format!("dec_{}", random_token(12));
+    let mut event = state.event(EventType::Decision, &format!("agent:{}", rows[0].id));
+    event.agent = Some(rows[0].id.to_string());
+    event.action = Some(req.action.clone());
+    event.decision = Some(decision.effect.as_str().to_owned());
+    event.reasons = serde_json::to_value(&decision.reasons).ok();
+    event.args = Some(serde_json::Value::Object(logged_args));
+    event.resource = req.resource.clone();
+    event.detail = Some(serde_json::json!({
+        "decision_id": decision_id,
+        "jti": agent.claims.jti,
+        "chain": rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        "approval_id": approval_id,
+        "consumed_approval": decision.consumes,
+    }));
+    state.audit(event).await?;
+    if decision.effect == Effect::Deny {
+        super::monitor::note_denial(&state, &rows[0], &compiled[0], now).await?;
+    }
+    Ok(Json(response(&decision, &decision_id, approval_id)))
+}
+
+fn parse_id(id: &str) -> Result<bridle_core::id::ApprovalId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::Internal(format!("stored approval id `{id}` is malformed")))
+}
+
+fn response(d: &Decision, decision_id: &str, approval_id: Option<String>) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "decision": d.effect.as_str(),
+        "decision_id": decision_id,
+        "reasons": d.reasons,
+        "obligations": d.obligations,
+    });
+    if let Some(id) = approval_id {
+        body["approval_id"] = id.into();
+    }
+    body
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    status: OutcomeStatus,
+    #[serde(default)]
+    retrievals: Vec<String>,
+    agent_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum OutcomeStatus {
+    Ok,
+    Error,
+}
+
+pub async fn outcome(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(decision_id): Path<String>,
+    body: Result<Json<Outcome>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body.map_err(super::json_error)?;
+    if !decision_id.starts_with("dec_") || decision_id.len() > 64 {
+        return Err(ApiError::NotFound(format!(
+            "decision `{decision_id}` not found"
+        )));
+    }
+    let agent = acting_agent(&state, caller, body.agent_token.as_deref()).await?;
+    if body.retrievals.len() > 1000 || body.retrievals.iter().any(|r| r.len() > 4096) {
+        return Err(ApiError::invalid(
+            "too many or too long retrievals",
+            "retrievals",
+            "at most 1000 entries of 4096 bytes",
+        ));
+    }
+    let mut event = state.event(EventType::Outcome, &format!("agent:{}", agent.row.id));
+    event.agent = Some(agent.row.id.to_string());
+    event.retrievals = Some(body.retrievals);
+    event.detail = Some(serde_json::json!({
+        "decision_id": decision_id,
+        "status": match body.status { OutcomeStatus::Ok => "ok", OutcomeStatus::Error => "error" },
+    }));
+    state.audit(event).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,150 @@
+//! `POST /v1/agents/{id}/elevations`: just-in-time extra scope, granted at
+//! once when `auto_grant_when` holds, otherwise on approval; never longer
+//! than `max_duration`; ended automatically.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bridle_core::audit::EventType;
+use bridle_core::engine::AgentState;
+use bridle_core::manifest::units::parse_duration;
+use bridle_store::{
+    ApprovalKind, ApprovalStore, Elevation, ElevationState, ElevationStore, NewApproval, ts,
+};
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tokens::random_token;
+
+/// How long an elevation request waits for a human.
+const ELEVATION_APPROVAL_TTL: SignedDuration = SignedDuration::from_hours(24);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElevationRequest {
+    name: String,
+    duration: String,
+    reason: String,
+}
+
+pub async fn request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<ElevationRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(body) = body.map_err(super::json_error)?;
+    let row = super::agents::load(&state, &id).await?;
+    let own_token = matches!(&caller, Caller::Agent(a) if a.claims.sub == row.id.as_str());
+    let owner = caller.principal().is_some_and(|p| p.id == row.owner);
+    if !own_token && !owner {
+        return Err(ApiError::Forbidden(
+            "an elevation is requested by the agent itself or its owner".into(),
+        ));
+    }
+    if row.state != AgentState::Active {
+        return Err(ApiError::Conflict(format!(
+            "agent `{id}` is {}",
+            row.state.as_str()
+        )));
+    }
+    let compiled = state.compiled(&row)?;
+    let Some(spec) = compiled
+        .manifest()
+        .elevation
+        .iter()
+        .find(|e| e.name == body.name)
+    else {
+        return Err(ApiError::invalid(
+            "unknown elevation",
+            "name",
+            format!("`{}` is not an elevation of `{id}`", body.name),
+        ));
+    };
+    let duration = parse_duration(&body.duration)
+        .map_err(|e| ApiError::invalid("invalid duration", "duration", e))?;
+    if duration > spec.max_duration {
+        return Err(ApiError::invalid(
+            "duration too long",
+            "duration",
+            format!(
+                "at most {} for `{}`",
+                bridle_core::manifest::units::format_duration(spec.max_duration),
+                spec.name
+            ),
+        ));
+    }
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "a reason is required",
+            "reason",
+            "must not be empty",
+        ));
+    }
+    let now = Timestamp::now();
+    let auto = state
+        .engine
+        .auto_grant(&compiled, &spec.name, &body.reason, duration, now);
+    let mut elevation = Elevation {
+        id: format!("elv_{}", random_token(12)),
+        agent: row.id.to_string(),
+        name: spec.name.clone(),
+        reason: body.reason.clone(),
+        duration_secs: duration.as_secs(),
+        state: if auto {
+            ElevationState::Active
+        } else {
+            ElevationState::Pending
+        },
+        approval_id: None,
+        requested_by: caller.actor(),
+        created_at: ts(now),
+        expires_at: auto.then(|| ts(now + duration)),
+    };
+    if !auto {
+        let approval = NewApproval {
+            id: format!("apr_{}", random_token(12)),
+            kind: ApprovalKind::Elevation,
+            agent: row.id.to_string(),
+            key: format!("elevation:{}", elevation.id),
+            action: format!("elevation:{}", spec.name),
+            args: serde_json::json!({"duration": body.duration, "reason": body.reason}),
+            resource: None,
+            approvers: spec.approvers.iter().map(ToString::to_string).collect(),
+            min_approvals: 1,
+            allow_owner: false,
+            owner: row.owner.to_string(),
+            elevation_id: Some(elevation.id.clone()),
+            expires_at: ts(now + ELEVATION_APPROVAL_TTL),
+        };
+        elevation.approval_id = Some(approval.id.clone());
+        state.store.create_elevation(&elevation).await?;
+        let (created, _) = state.store.create_approval(&approval).await?;
+        state.http.notify(
+            "dev.bridle.approval.requested",
+            &created.id,
+            serde_json::to_value(&created).unwrap_or_default(),
+        );
+    } else {
+        state.store.create_elevation(&elevation).await?;
+    }
+    let mut event = state.event(EventType::Elevation, &caller.actor());
+    event.agent = Some(row.id.to_string());
+    event.detail = Some(serde_json::json!({
+        "op": "request", "elevation_id": elevation.id, "name": elevation.name, "state": elevation.state.as_str(),
+        "reason": elevation.reason, "duration_secs": elevation.duration_secs, "auto_granted": auto,
+        "approval_id": elevation.approval_id,
+    }));
+    state.audit(event).await?;
+    let mut out = serde_json::json!({ "id": elevation.id, "state": elevation.state.as_str() });
+    if let Some(a) = &elevation.approval_id {
+        out["approval_id"] = a.clone().into();
+    }
+    if let Some(e) = &elevation.expires_at {
+        out["expires_at"] = e.clone().into();
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}

@@ -1,0 +1,193 @@
+//! `GET /v1/findings`: posture findings per agent, mapped to OWASP Non-Human
+//! Identity Top 10 (2025), OWASP Top 10 for Agentic Applications (2026) and
+//! NIST AI RMF.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use bridle_core::Manifest;
+use bridle_core::manifest::{Access, Environment};
+use bridle_store::{AgentRow, RegistryRead};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    agent: String,
+    code: &'static str,
+    severity: &'static str,
+    title: &'static str,
+    detail: String,
+    frameworks: &'static [&'static str],
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FindingsQuery {
+    agent: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<FindingsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_principal()?;
+    let rows = match &q.agent {
+        Some(id) => vec![super::agents::load(&state, id).await?],
+        None => state.store.agents().await?,
+    };
+    let mut findings = Vec::new();
+    for row in rows
+        .iter()
+        .filter(|r| r.state != bridle_core::engine::AgentState::Retired)
+    {
+        let record = super::agents::record(&state, row).await?;
+        let flags: Vec<&str> = record["flags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str())
+            .collect();
+        let manifest = state.compiled(row)?.manifest().clone();
+        findings.extend(for_agent(row, &manifest, &flags));
+    }
+    Ok(Json(serde_json::json!({ "findings": findings })))
+}
+
+fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
+    let agent = row.id.to_string();
+    let mut out = Vec::new();
+    let mut add = |code, severity, title, detail: String, frameworks| {
+        out.push(Finding {
+            agent: agent.clone(),
+            code,
+            severity,
+            title,
+            detail,
+            frameworks,
+        });
+    };
+    if flags.contains(&"expired") {
+        add(
+            "agent_expired",
+            "high",
+            "Agent past its expiry is still registered",
+            format!(
+                "`{}` expired on {}; retire it or renew its record",
+                row.id, m.expires
+            ),
+            &[
+                "OWASP-NHI1:2025",
+                "OWASP-ASI10:2026",
+                "NIST-AI-RMF-GOVERN-1.7",
+            ],
+        );
+    }
+    if flags.contains(&"orphaned") {
+        add(
+            "owner_orphaned",
+            "high",
+            "Agent has no active accountable owner",
+            format!("owner `{}` is deactivated or unknown", m.owner),
+            &[
+                "OWASP-NHI1:2025",
+                "OWASP-ASI10:2026",
+                "NIST-AI-RMF-GOVERN-2.1",
+            ],
+        );
+    }
+    if flags.contains(&"review_overdue") {
+        add(
+            "review_overdue",
+            "medium",
+            "Access review overdue",
+            "the last access review is older than `review_every`".into(),
+            &["OWASP-NHI5:2025", "NIST-AI-RMF-GOVERN-1.5"],
+        );
+    }
+    if m.review_every.is_none() && m.environment == Environment::Prod {
+        add(
+            "no_review_cadence",
+            "low",
+            "Production agent without a review cadence",
+            "set `review_every` so access is re-certified".into(),
+            &["OWASP-NHI5:2025", "NIST-AI-RMF-GOVERN-1.5"],
+        );
+    }
+    for (i, g) in m.tools.iter().enumerate() {
+        let name = g.name.as_str();
+        if name == "*" {
+            add(
+                "wildcard_grant",
+                "high",
+                "Grant of every tool",
+                format!("tools[{i}] grants `*`: the agent may call any tool"),
+                &[
+                    "OWASP-NHI5:2025",
+                    "OWASP-ASI03:2026",
+                    "OWASP-ASI02:2026",
+                    "NIST-AI-RMF-MANAGE-1.3",
+                ],
+            );
+        }
+        if matches!(g.access, Access::Admin | Access::Export) && g.approval.is_none() {
+            add(
+                "privileged_without_approval",
+                "medium",
+                "Admin or export access without human approval",
+                format!(
+                    "tools[{i}] `{name}` has `{}` access and no approval rule",
+                    g.access.as_str()
+                ),
+                &[
+                    "OWASP-NHI5:2025",
+                    "OWASP-ASI03:2026",
+                    "OWASP-ASI09:2026",
+                    "NIST-AI-RMF-MANAGE-2.4",
+                ],
+            );
+        }
+    }
+    if m.credentials.token_ttl > bridle_core::manifest::Credentials::DEFAULT_TTL {
+        add(
+            "long_token_ttl",
+            "low",
+            "Access tokens live longer than 15 minutes",
+            format!(
+                "token_ttl is {}",
+                bridle_core::manifest::units::format_duration(m.credentials.token_ttl)
+            ),
+            &["OWASP-NHI7:2025", "NIST-AI-RMF-MEASURE-2.7"],
+        );
+    }
+    if m.environment == Environment::Prod && !m.credentials.dpop_required {
+        add(
+            "bearer_tokens_in_prod",
+            "info",
+            "Production tokens are not sender-constrained",
+            "set `credentials.dpop: required` to bind tokens to the agent's key".into(),
+            &[
+                "OWASP-NHI2:2025",
+                "OWASP-NHI4:2025",
+                "NIST-AI-RMF-MEASURE-2.7",
+            ],
+        );
+    }
+    if !m.delegation.to.is_empty() && m.forbid.is_empty() {
+        add(
+            "delegation_without_forbids",
+            "medium",
+            "Delegating agent has no explicit forbids",
+            "a delegate is bounded by this record only; list what must never happen under `forbid`"
+                .into(),
+            &[
+                "OWASP-ASI07:2026",
+                "OWASP-ASI03:2026",
+                "NIST-AI-RMF-MAP-4.1",
+            ],
+        );
+    }
+    out
+}

@@ -1,0 +1,100 @@
+//! The router: every endpoint of the API contract and where it lives.
+
+pub mod agents;
+pub mod approvals;
+pub mod audit;
+pub mod decisions;
+pub mod elevations;
+pub mod findings;
+pub mod monitor;
+pub mod oauth;
+pub mod principals;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::routing::{get, post, put};
+use bridle_store::AuditRead;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit;
+    Router::new()
+        .route("/healthz", get(health))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .route("/oauth/token", post(oauth::token))
+        .route("/v1/principals", post(principals::create))
+        .route(
+            "/v1/principals/{id}/deactivate",
+            post(principals::deactivate),
+        )
+        .route("/v1/agents", get(agents::list))
+        .route("/v1/agents/{id}", put(agents::apply).get(agents::show))
+        .route("/v1/agents/{id}/suspend", post(agents::suspend))
+        .route("/v1/agents/{id}/resume", post(agents::resume))
+        .route("/v1/agents/{id}/retire", post(agents::retire))
+        .route("/v1/agents/{id}/review", post(agents::review))
+        .route(
+            "/v1/agents/{id}/credentials",
+            post(agents::create_credentials),
+        )
+        .route("/v1/agents/{id}/elevations", post(elevations::request))
+        .route("/v1/decisions", post(decisions::decide))
+        .route("/v1/decisions/{id}/outcome", post(decisions::outcome))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::show))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/findings", get(findings::list))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// 200 when the store and the audit log accept writes; 503 otherwise.
+async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .store
+        .check_writable()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("store not writable: {e}")))?;
+    let head = state
+        .store
+        .audit_events(&bridle_store::AuditFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await;
+    head.map_err(|e| ApiError::Unavailable(format!("audit log unreadable: {e}")))?;
+    Ok(Json(serde_json::json!({ "status": "ok" })))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+/// A JSON body that did not parse: 413 when too large, else 400/422 with the reason.
+pub(crate) fn json_error(e: JsonRejection) -> ApiError {
+    use axum::http::StatusCode;
+    match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::BadRequest("expected `Content-Type: application/json`".into())
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::invalid(
+            "the request body does not match the schema",
+            "",
+            e.body_text(),
+        ),
+        _ => ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text())),
+    }
+}

@@ -1,0 +1,201 @@
+//! Access tokens: RFC 9068 JWTs (`typ: at+jwt`) signed with Ed25519. The
+//! signing key is generated on first start and kept in the store; it never
+//! appears in logs or API output. JWKS publishes the public halves.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bridle_store::{CredentialStore, SigningKeyRow, Store, StoreError, ts};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// The claims of a Bridle access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scope: Option<String>,
+    /// RFC 8693 actor chain: `{sub, act?}`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub act: Option<serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a valid Bridle access token: {0}")]
+    Invalid(String),
+}
+
+pub struct Keys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    jwks: serde_json::Value,
+    hmac_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::rng().fill_bytes(&mut b);
+    b
+}
+
+/// A random URL-safe string with `bytes` bytes of entropy.
+pub fn random_token(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+impl Keys {
+    /// Load the signing keys, generating the first one if there is none.
+    pub async fn load_or_create(store: &Store) -> Result<Self, StoreError> {
+        let mut rows = store.signing_keys().await?;
+        if rows.iter().all(|k| k.retired_at.is_some()) {
+            let row = generate()?;
+            store.add_signing_key(&row).await?;
+            rows.insert(0, row);
+        }
+        Self::from_rows(&rows)
+    }
+
+    fn from_rows(rows: &[SigningKeyRow]) -> Result<Self, StoreError> {
+        let corrupt = |w: &str| StoreError::Corrupt(format!("signing key: {w}"));
+        let current = rows
+            .iter()
+            .find(|k| k.retired_at.is_none())
+            .ok_or_else(|| corrupt("no active key"))?;
+        let der = STANDARD
+            .decode(&current.private_der)
+            .map_err(|_| corrupt("private key encoding"))?;
+        let mut decoding = HashMap::new();
+        let mut jwks = Vec::new();
+        for k in rows {
+            decoding.insert(
+                k.kid.clone(),
+                DecodingKey::from_ed_components(&k.public_x).map_err(|_| corrupt("public key"))?,
+            );
+            jwks.push(serde_json::json!({
+                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid, "x": k.public_x,
+            }));
+        }
+        // The audit HMAC key derives from the first key ever made, so it
+        // stays stable across signing-key rotations.
+        let first = rows
+            .iter()
+            .min_by(|a, b| a.created_at.cmp(&b.created_at))
+            .unwrap_or(current);
+        let hmac_key = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(format!("bridle-audit-hmac\n{}", first.private_der)).to_vec()
+        };
+        Ok(Self {
+            hmac_key,
+            kid: current.kid.clone(),
+            encoding: EncodingKey::from_ed_der(&der),
+            decoding,
+            jwks: serde_json::json!({ "keys": jwks }),
+        })
+    }
+
+    /// Key for hashing sensitive argument values in the audit log.
+    pub fn audit_hmac_key(&self) -> &[u8] {
+        &self.hmac_key
+    }
+
+    pub fn jwks(&self) -> &serde_json::Value {
+        &self.jwks
+    }
+
+    pub fn mint(&self, claims: &Claims) -> Result<String, TokenError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// Verify signature (EdDSA only, known `kid`), `typ`, `iss`, `aud`, `exp`, `nbf`.
+    pub fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audiences: &[String],
+    ) -> Result<Claims, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        if header
+            .typ
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+            != Some("at+jwt")
+        {
+            return Err(TokenError::Invalid("`typ` must be `at+jwt`".into()));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenError::Invalid("no `kid`".into()))?;
+        let key = self
+            .decoding
+            .get(&kid)
+            .ok_or_else(|| TokenError::Invalid("unknown `kid`".into()))?;
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_issuer(&[issuer]);
+        v.set_audience(audiences);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.validate_nbf = true;
+        v.leeway = 5;
+        jsonwebtoken::decode::<Claims>(token, key, &v)
+            .map(|d| d.claims)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+}
+
+fn generate() -> Result<SigningKeyRow, StoreError> {
+    let signing = SigningKey::from_bytes(&random_bytes::<32>());
+    let der = signing
+        .to_pkcs8_der()
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a new signing key: {e}")))?;
+    Ok(SigningKeyRow {
+        kid: random_token(12),
+        private_der: STANDARD.encode(der.as_bytes()),
+        public_x: URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes()),
+        created_at: ts(jiff::Timestamp::now()),
+        retired_at: None,
+    })
+}
+
+/// SHA-256 hex of a secret (API keys and client secrets are high-entropy
+/// random strings, so a fast hash is the right tool).
+pub fn hash_secret(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

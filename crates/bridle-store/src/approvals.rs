@@ -1,0 +1,429 @@
+//! Human approvals and their votes.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Store, StoreError, now_text, with_pool};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalKind {
+    Action,
+    Elevation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Consumed,
+    Cancelled,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+            Self::Consumed => "consumed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Denied,
+            Self::Expired,
+            Self::Consumed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vote {
+    pub principal: String,
+    pub vote: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    pub id: String,
+    pub kind: ApprovalKind,
+    pub agent: String,
+    #[serde(skip)]
+    pub key: String,
+    pub action: String,
+    pub args: serde_json::Value,
+    pub resource: Option<String>,
+    /// As stored; `expired` is derived by the caller when `expires_at` passed.
+    pub state: ApprovalState,
+    pub approvers: Vec<String>,
+    pub min_approvals: i64,
+    pub allow_owner: bool,
+    #[serde(skip)]
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elevation_id: Option<String>,
+    pub votes: Vec<Vote>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApproval {
+    pub id: String,
+    pub kind: ApprovalKind,
+    pub agent: String,
+    pub key: String,
+    pub action: String,
+    pub args: serde_json::Value,
+    pub resource: Option<String>,
+    pub approvers: Vec<String>,
+    pub min_approvals: i64,
+    pub allow_owner: bool,
+    pub owner: String,
+    pub elevation_id: Option<String>,
+    pub expires_at: String,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait ApprovalStore {
+    /// The newest approval for `key` that is still in force at `now`
+    /// (pending, approved or denied, not expired); expired ones are marked.
+    async fn approval_for_key(&self, key: &str, now: &str) -> Result<Option<Approval>, StoreError>;
+    /// Insert unless a pending one for the same key exists; returns the one in force.
+    async fn create_approval(&self, a: &NewApproval) -> Result<(Approval, bool), StoreError>;
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+    async fn approvals(
+        &self,
+        state: Option<ApprovalState>,
+        now: &str,
+    ) -> Result<Vec<Approval>, StoreError>;
+    /// Record a vote and move the approval to approved/denied when decided.
+    /// `Conflict` when it is not pending or the principal already voted.
+    async fn vote(
+        &self,
+        id: &str,
+        principal: &str,
+        approve: bool,
+        comment: Option<&str>,
+        now: &str,
+    ) -> Result<Approval, StoreError>;
+    /// Consume a granted approval once; false if someone else did first.
+    async fn consume_approval(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+macro_rules! select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, kind, agent_id, approval_key, action, args, resource, state, approvers, min_approvals, \
+             allow_owner, owner, elevation_id, created_at, expires_at FROM approvals ",
+            $tail
+        )
+    };
+}
+
+fn from_row<R>(row: &R) -> Result<Approval, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let corrupt = |w: &str| StoreError::Corrupt(format!("approval {w}"));
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    let args: String = row.try_get("args")?;
+    let approvers: String = row.try_get("approvers")?;
+    Ok(Approval {
+        id: row.try_get("id")?,
+        kind: match kind.as_str() {
+            "action" => ApprovalKind::Action,
+            "elevation" => ApprovalKind::Elevation,
+            _ => return Err(corrupt("kind")),
+        },
+        agent: row.try_get("agent_id")?,
+        key: row.try_get("approval_key")?,
+        action: row.try_get("action")?,
+        args: serde_json::from_str(&args).map_err(|_| corrupt("args"))?,
+        resource: row.try_get("resource")?,
+        state: ApprovalState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        approvers: serde_json::from_str(&approvers).map_err(|_| corrupt("approvers"))?,
+        min_approvals: row.try_get("min_approvals")?,
+        allow_owner: row.try_get("allow_owner")?,
+        owner: row.try_get("owner")?,
+        elevation_id: row.try_get("elevation_id")?,
+        votes: Vec::new(),
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+impl Store {
+    async fn with_votes(&self, mut a: Approval) -> Result<Approval, StoreError> {
+        a.votes = with_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT principal_id, vote, comment, created_at FROM approval_votes WHERE approval_id = $1 ORDER BY created_at",
+            )
+            .bind(&a.id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Vote {
+                        principal: r.try_get("principal_id")?,
+                        vote: r.try_get("vote")?,
+                        comment: r.try_get("comment")?,
+                        at: r.try_get("created_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })?;
+        Ok(a)
+    }
+
+    /// Mark pending/approved approvals whose time has passed as expired.
+    async fn expire_approvals(&self, now: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE approvals SET state = 'expired' WHERE state IN ('pending', 'approved') AND expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+impl ApprovalStore for Store {
+    async fn approval_for_key(&self, key: &str, now: &str) -> Result<Option<Approval>, StoreError> {
+        self.expire_approvals(now).await?;
+        let row = with_pool!(self, |pool| {
+            let row = sqlx::query(select!(
+                "WHERE approval_key = $1 AND state IN ('pending', 'approved', 'denied') AND expires_at > $2 \
+                 ORDER BY created_at DESC LIMIT 1"
+            ))
+            .bind(key)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(from_row).transpose()
+        })?;
+        match row {
+            Some(a) => Ok(Some(self.with_votes(a).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_approval(&self, a: &NewApproval) -> Result<(Approval, bool), StoreError> {
+        let now = now_text();
+        let inserted = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // Serialize creators of the same key on both backends.
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            let existing = sqlx::query(
+                "SELECT id FROM approvals WHERE approval_key = $1 AND state = 'pending' AND expires_at > $2",
+            )
+            .bind(&a.key)
+            .bind(&now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                let id: String = row.try_get("id")?;
+                tx.rollback().await?;
+                Err(id)
+            } else {
+                sqlx::query(
+                    "INSERT INTO approvals (id, kind, agent_id, approval_key, action, args, resource, state, approvers, \
+                     min_approvals, allow_owner, owner, elevation_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(&a.id)
+                .bind(match a.kind {
+                    ApprovalKind::Action => "action",
+                    ApprovalKind::Elevation => "elevation",
+                })
+                .bind(&a.agent)
+                .bind(&a.key)
+                .bind(&a.action)
+                .bind(a.args.to_string())
+                .bind(&a.resource)
+                .bind(serde_json::to_string(&a.approvers).unwrap_or_default())
+                .bind(a.min_approvals)
+                .bind(a.allow_owner)
+                .bind(&a.owner)
+                .bind(&a.elevation_id)
+                .bind(&now)
+                .bind(&a.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(a.id.clone())
+            }
+        });
+        let (id, created) = match inserted {
+            Ok(id) => (id, true),
+            Err(id) => (id, false),
+        };
+        let approval = self
+            .approval(&id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        Ok((approval, created))
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        self.expire_approvals(&now_text()).await?;
+        let row = with_pool!(self, |pool| {
+            let row = sqlx::query(select!("WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(from_row).transpose()
+        })?;
+        match row {
+            Some(a) => Ok(Some(self.with_votes(a).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn approvals(
+        &self,
+        state: Option<ApprovalState>,
+        now: &str,
+    ) -> Result<Vec<Approval>, StoreError> {
+        self.expire_approvals(now).await?;
+        let rows = with_pool!(self, |pool| {
+            let rows = match state {
+                Some(s) => {
+                    sqlx::query(select!(
+                        "WHERE state = $1 ORDER BY created_at DESC LIMIT 1000"
+                    ))
+                    .bind(s.as_str())
+                    .fetch_all(pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query(select!("ORDER BY created_at DESC LIMIT 1000"))
+                        .fetch_all(pool)
+                        .await?
+                }
+            };
+            rows.iter()
+                .map(from_row)
+                .collect::<Result<Vec<_>, StoreError>>()
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for a in rows {
+            out.push(self.with_votes(a).await?);
+        }
+        Ok(out)
+    }
+
+    async fn vote(
+        &self,
+        id: &str,
+        principal: &str,
+        approve: bool,
+        comment: Option<&str>,
+        now: &str,
+    ) -> Result<Approval, StoreError> {
+        self.expire_approvals(now).await?;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE approvals SET state = state WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query("SELECT state, min_approvals FROM approvals WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+            let state: String = row.try_get("state")?;
+            if state != "pending" {
+                return Err(StoreError::Conflict(format!("approval `{id}` is {state}")));
+            }
+            let min: i64 = row.try_get("min_approvals")?;
+            let voted = sqlx::query(
+                "SELECT vote FROM approval_votes WHERE approval_id = $1 AND principal_id = $2",
+            )
+            .bind(id)
+            .bind(principal)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if voted.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "`{principal}` already voted on `{id}`"
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO approval_votes (approval_id, principal_id, vote, comment, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(principal)
+            .bind(if approve { "approve" } else { "deny" })
+            .bind(comment)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // One denial decides; approval needs `min_approvals` distinct approvers.
+            let approvals: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM approval_votes WHERE approval_id = $1 AND vote = 'approve'",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            let next = if !approve {
+                Some("denied")
+            } else if approvals >= min {
+                Some("approved")
+            } else {
+                None
+            };
+            if let Some(next) = next {
+                sqlx::query("UPDATE approvals SET state = $1, decided_at = $2 WHERE id = $3")
+                    .bind(next)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.approval(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+    }
+
+    async fn consume_approval(&self, id: &str) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let done = sqlx::query(
+                "UPDATE approvals SET state = 'consumed', consumed_at = $1 WHERE id = $2 AND state = 'approved'",
+            )
+            .bind(now_text())
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}

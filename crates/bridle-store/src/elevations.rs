@@ -1,0 +1,170 @@
+//! Just-in-time elevations: requested, granted (by approval or condition),
+//! ended automatically at `expires_at`.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Store, StoreError, now_text, with_pool};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElevationState {
+    Pending,
+    Active,
+    Ended,
+    Denied,
+}
+
+impl ElevationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Ended => "ended",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Elevation {
+    pub id: String,
+    pub agent: String,
+    pub name: String,
+    pub reason: String,
+    pub duration_secs: i64,
+    pub state: ElevationState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    pub requested_by: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait ElevationStore {
+    async fn create_elevation(&self, e: &Elevation) -> Result<(), StoreError>;
+    async fn elevation(&self, id: &str) -> Result<Option<Elevation>, StoreError>;
+    /// Names of the agent's elevations active at `now` (ends expired ones).
+    async fn active_elevations(&self, agent: &str, now: &str) -> Result<Vec<String>, StoreError>;
+    /// Start a pending elevation now (on approval); returns it.
+    async fn activate_elevation(
+        &self,
+        id: &str,
+        expires_at: &str,
+    ) -> Result<Option<Elevation>, StoreError>;
+    async fn deny_elevation(&self, id: &str) -> Result<(), StoreError>;
+}
+
+fn parse_state(s: &str) -> Result<ElevationState, StoreError> {
+    match s {
+        "pending" => Ok(ElevationState::Pending),
+        "active" => Ok(ElevationState::Active),
+        "ended" => Ok(ElevationState::Ended),
+        "denied" => Ok(ElevationState::Denied),
+        _ => Err(StoreError::Corrupt(format!("elevation state `{s}`"))),
+    }
+}
+
+fn from_row<R>(r: &R) -> Result<Elevation, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let state: String = r.try_get("state")?;
+    Ok(Elevation {
+        id: r.try_get("id")?,
+        agent: r.try_get("agent_id")?,
+        name: r.try_get("name")?,
+        reason: r.try_get("reason")?,
+        duration_secs: r.try_get("duration_secs")?,
+        state: parse_state(&state)?,
+        approval_id: r.try_get("approval_id")?,
+        requested_by: r.try_get("requested_by")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+impl ElevationStore for Store {
+    async fn create_elevation(&self, e: &Elevation) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO elevations (id, agent_id, name, reason, duration_secs, state, approval_id, requested_by, \
+                 created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&e.id)
+            .bind(&e.agent)
+            .bind(&e.name)
+            .bind(&e.reason)
+            .bind(e.duration_secs)
+            .bind(e.state.as_str())
+            .bind(&e.approval_id)
+            .bind(&e.requested_by)
+            .bind(&e.created_at)
+            .bind(&e.expires_at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn elevation(&self, id: &str) -> Result<Option<Elevation>, StoreError> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT id, agent_id, name, reason, duration_secs, state, approval_id, requested_by, created_at, expires_at \
+                 FROM elevations WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(from_row).transpose()
+        })
+    }
+
+    async fn active_elevations(&self, agent: &str, now: &str) -> Result<Vec<String>, StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE elevations SET state = 'ended', ended_at = expires_at WHERE state = 'active' AND expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            let rows = sqlx::query("SELECT name FROM elevations WHERE agent_id = $1 AND state = 'active' AND expires_at > $2")
+                .bind(agent)
+                .bind(now)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+        })
+    }
+
+    async fn activate_elevation(
+        &self,
+        id: &str,
+        expires_at: &str,
+    ) -> Result<Option<Elevation>, StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE elevations SET state = 'active', expires_at = $1 WHERE id = $2 AND state = 'pending'")
+                .bind(expires_at)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.elevation(id).await
+    }
+
+    async fn deny_elevation(&self, id: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE elevations SET state = 'denied', ended_at = $1 WHERE id = $2 AND state = 'pending'")
+                .bind(now_text())
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+}

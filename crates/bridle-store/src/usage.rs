@@ -1,0 +1,68 @@
+//! Usage events behind rate limits and budgets, so they survive a restart.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError, with_pool};
+
+#[allow(async_fn_in_trait)]
+pub trait UsageStore {
+    /// Record one action (`arg` empty, amount 1) or one spend.
+    async fn record_usage(
+        &self,
+        agent: &str,
+        at_ms: i64,
+        entries: &[(String, i64)],
+    ) -> Result<(), StoreError>;
+    /// Every event since `since_ms`, oldest first: `(agent, at_ms, arg, amount)`.
+    async fn usage_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64, String, i64)>, StoreError>;
+}
+
+impl UsageStore for Store {
+    async fn record_usage(
+        &self,
+        agent: &str,
+        at_ms: i64,
+        entries: &[(String, i64)],
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, |pool| {
+            let mut q =
+                sqlx::QueryBuilder::new("INSERT INTO usage_events (agent_id, at_ms, arg, amount) ");
+            q.push_values(entries, |mut b, (arg, amount)| {
+                b.push_bind(agent.to_owned())
+                    .push_bind(at_ms)
+                    .push_bind(arg.clone())
+                    .push_bind(*amount);
+            });
+            q.build().execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    async fn usage_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64, String, i64)>, StoreError> {
+        with_pool!(self, |pool| {
+            let rows = sqlx::query("SELECT agent_id, at_ms, arg, amount FROM usage_events WHERE at_ms > $1 ORDER BY at_ms")
+                .bind(since_ms)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("agent_id")?,
+                        r.try_get("at_ms")?,
+                        r.try_get("arg")?,
+                        r.try_get("amount")?,
+                    ))
+                })
+                .collect()
+        })
+    }
+}
