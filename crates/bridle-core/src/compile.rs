@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use cedar_policy::{Effect, EntityUid, Policy, PolicyId, PolicySet};
 use regex::Regex;
@@ -113,6 +113,83 @@ pub(crate) struct Inner {
     /// The explain policy ids of each grant's checks, in manifest order:
     /// `(policy id, manifest path, position)`.
     pub grant_checks: Vec<Vec<(PolicyId, String, Pos)>>,
+    /// Every policy with the tool glob it can apply to (`None`: any tool).
+    main_parsed: Vec<(Option<Glob>, Policy)>,
+    explain_parsed: Vec<(Option<Glob>, Policy)>,
+    /// Per tool name, only the policies that can apply to it.
+    slices: RwLock<HashMap<String, Arc<Slice>>>,
+}
+
+/// The policies of one agent that can apply to one tool. Cedar evaluates
+/// every policy it is given, so handing it only these keeps a decision's
+/// cost independent of how many grants the agent has. Selection uses the
+/// same `*` semantics as Cedar's `like` (see `glob.rs`), and a policy with
+/// no tool selector (a guardrail) is always included, so a slice decides
+/// exactly as the full set would.
+#[derive(Debug)]
+pub(crate) struct Slice {
+    pub policies: PolicySet,
+    pub explain: PolicySet,
+}
+
+/// Most slices cached per agent; beyond it slices are built per request
+/// (an agent calling endless distinct tool names cannot grow memory).
+const MAX_SLICES: usize = 1024;
+
+impl Inner {
+    pub(crate) fn slice(&self, tool: &str) -> Arc<Slice> {
+        if let Ok(cache) = self.slices.read() {
+            if let Some(s) = cache.get(tool) {
+                return Arc::clone(s);
+            }
+        }
+        let slice = Arc::new(self.build_slice(tool));
+        if let Ok(mut cache) = self.slices.write() {
+            if cache.len() < MAX_SLICES {
+                cache.insert(tool.to_owned(), Arc::clone(&slice));
+            }
+        }
+        slice
+    }
+
+    fn build_slice(&self, tool: &str) -> Slice {
+        let select = |all: &[(Option<Glob>, Policy)], full: &PolicySet| {
+            let mut set = PolicySet::new();
+            for (glob, p) in all {
+                if glob.as_ref().is_none_or(|g| g.matches(tool)) && set.add(p.clone()).is_err() {
+                    // Cannot happen (ids are unique); stay exact by using everything.
+                    return full.clone();
+                }
+            }
+            set
+        };
+        Slice {
+            policies: select(&self.main_parsed, &self.policies),
+            explain: select(&self.explain_parsed, &self.explain),
+        }
+    }
+}
+
+/// The tool glob a policy id's manifest element applies to.
+fn selector(id: &str, m: &Manifest) -> Option<Glob> {
+    let index = |rest: &str| -> Option<(usize, String)> {
+        let (n, tail) = rest.split_once(']')?;
+        Some((n.parse().ok()?, tail.to_owned()))
+    };
+    if let Some(rest) = id.strip_prefix("tools[") {
+        let (i, _) = index(rest)?;
+        return m.tools.get(i).map(|g| g.name.clone());
+    }
+    if let Some(rest) = id.strip_prefix("forbid[") {
+        let (j, _) = index(rest)?;
+        return m.forbid.get(j).map(|f| f.name.clone());
+    }
+    if let Some(rest) = id.strip_prefix("elevation[") {
+        let (e, tail) = index(rest)?;
+        let (t, _) = index(tail.strip_prefix(".tools[")?)?;
+        return m.elevation.get(e)?.tools.get(t).cloned();
+    }
+    None
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -348,9 +425,15 @@ impl Compiler {
             message,
         };
         let mut policies = PolicySet::new();
+        let mut main_parsed = Vec::with_capacity(self.main.len() + guardrails.policies.len());
         for (id, text) in &self.main {
             let p = Policy::parse(Some(PolicyId::new(id)), text)
                 .map_err(|e| err(format!("{id}: {e}")))?;
+            let glob = selector(id, &manifest);
+            if glob.is_none() {
+                return Err(err(format!("{id}: no tool selector")));
+            }
+            main_parsed.push((glob, p.clone()));
             policies.add(p).map_err(|e| err(format!("{id}: {e}")))?;
         }
         let mut origins: HashMap<PolicyId, Origin> = self
@@ -360,9 +443,9 @@ impl Compiler {
             .collect();
         for (label, p) in &guardrails.policies {
             let id = PolicyId::new(format!("guardrail:{label}"));
-            policies
-                .add(p.new_id(id.clone()))
-                .map_err(|e| err(format!("{label}: {e}")))?;
+            let p = p.new_id(id.clone());
+            main_parsed.push((None, p.clone()));
+            policies.add(p).map_err(|e| err(format!("{label}: {e}")))?;
             origins.insert(
                 id,
                 Origin::Guardrail {
@@ -371,9 +454,11 @@ impl Compiler {
             );
         }
         let mut explain = PolicySet::new();
+        let mut explain_parsed = Vec::with_capacity(self.explain.len());
         for (id, text) in &self.explain {
             let p = Policy::parse(Some(PolicyId::new(id)), text)
                 .map_err(|e| err(format!("{id}: {e}")))?;
+            explain_parsed.push((selector(id, &manifest), p.clone()));
             explain.add(p).map_err(|e| err(format!("{id}: {e}")))?;
         }
         let grant_checks = self
@@ -394,7 +479,61 @@ impl Compiler {
                 origins,
                 patterns: self.patterns,
                 grant_checks,
+                main_parsed,
+                explain_parsed,
+                slices: RwLock::new(HashMap::new()),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use cedar_policy::{Authorizer, Context, Entities, Request, RestrictedExpression};
+
+    use super::*;
+    use crate::cedar::{invoke_uid, tool_uid};
+
+    const MANIFEST: &str = "agent: a\nowner: o\npurpose: p\nenvironment: dev\nexpires: 2099-01-01\n\
+        tools:\n  - name: github.*\n  - name: github.merge\n  - name: ci.run\n    args:\n      n: { max: 3 }\n  - name: '*.read'\n\
+        forbid: [github.merge, secrets.*]\n\
+        elevation:\n  - { name: up, tools: [secrets.rotate, 'id.*'], max_duration: 1h, approvers: [x] }\n";
+
+    fn request(agent: &CompiledAgent, tool: &str) -> Request {
+        let context = Context::from_pairs([
+            ("tool".to_owned(), RestrictedExpression::new_string(tool.to_owned())),
+            ("args".to_owned(), RestrictedExpression::new_record([("n".to_owned(), RestrictedExpression::new_long(2))]).unwrap()),
+            ("elevations".to_owned(), RestrictedExpression::new_set([RestrictedExpression::new_string("up".into())])),
+            ("patterns".to_owned(), RestrictedExpression::new_set([])),
+        ])
+        .unwrap();
+        Request::new(agent.principal().clone(), invoke_uid(), tool_uid(tool), context, None).unwrap()
+    }
+
+    #[test]
+    fn a_slice_decides_exactly_as_the_full_policy_set() {
+        let mut guardrails = Guardrails::new();
+        guardrails
+            .add("org", "forbid(principal, action, resource) when { context.tool like \"*.delete\" };")
+            .unwrap();
+        let agent = CompiledAgent::compile(Manifest::from_source(MANIFEST).unwrap(), &guardrails).unwrap();
+        let auth = Authorizer::new();
+        for tool in [
+            "github.pr", "github.merge", "github.x.delete", "ci.run", "ci.other", "secrets.read", "secrets.rotate",
+            "id.disable", "docs.read", "nothing", "a.read.delete",
+        ] {
+            let req = request(&agent, tool);
+            let slice = agent.inner.slice(tool);
+            let full = auth.is_authorized(&req, agent.policies(), &Entities::empty());
+            let part = auth.is_authorized(&req, &slice.policies, &Entities::empty());
+            assert_eq!(full.decision(), part.decision(), "{tool}");
+            let ids = |r: &cedar_policy::Response| r.diagnostics().reason().map(ToString::to_string).collect::<BTreeSet<_>>();
+            assert_eq!(ids(&full), ids(&part), "{tool}");
+            assert!(slice.policies.policies().count() <= agent.policies().policies().count());
+        }
+        // Slices are small: `ci.run` sees its grant and the guardrail only.
+        assert_eq!(agent.inner.slice("ci.run").policies.policies().count(), 2);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use cedar_policy::{PolicyId, Request, Response};
+use cedar_policy::{PolicyId, PolicySet, Request, Response};
 
 use super::{ActionRequest, Engine, deny_all, reason};
 use crate::compile::{Inner, Origin};
@@ -17,6 +17,7 @@ impl Engine {
     pub(super) fn explain_denial(
         &self,
         inner: &Inner,
+        explain: &PolicySet,
         request: &Request,
         response: &Response,
         action: &ActionRequest<'_>,
@@ -78,7 +79,7 @@ impl Engine {
 
         let aux = self
             .authorizer
-            .is_authorized(request, &inner.explain, &self.entities);
+            .is_authorized(request, explain, &self.entities);
         let ok: HashSet<&PolicyId> = aux.diagnostics().reason().collect();
         let passed = |id: String| ok.contains(&PolicyId::new(id));
 

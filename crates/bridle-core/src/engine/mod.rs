@@ -365,6 +365,7 @@ impl Engine {
             )));
         }
 
+        let slice = inner.slice(input.action.name);
         let request = self.request(inner, subject.elevations, &input.action, &local);
         let Some(request) = request else {
             return Err(Decision::deny(reason(
@@ -375,7 +376,7 @@ impl Engine {
         };
         let response = self
             .authorizer
-            .is_authorized(&request, &inner.policies, &self.entities);
+            .is_authorized(&request, &slice.policies, &self.entities);
 
         // A forbid that fails to evaluate must not let anything through.
         for pe in response.diagnostics().errors().map(evaluation_error) {
@@ -395,7 +396,14 @@ impl Engine {
         }
 
         if response.decision() == CedarDecision::Deny {
-            return Err(self.explain_denial(inner, &request, &response, &input.action, chain));
+            return Err(self.explain_denial(
+                inner,
+                &slice.explain,
+                &request,
+                &response,
+                &input.action,
+                chain,
+            ));
         }
         let satisfied: Vec<&Origin> = response
             .diagnostics()
@@ -449,7 +457,7 @@ impl Engine {
         // Every matching grant has an approval rule: does its condition hold?
         let aux = self
             .authorizer
-            .is_authorized(&request, &inner.explain, &self.entities);
+            .is_authorized(&request, &slice.explain, &self.entities);
         let hit: HashSet<&PolicyId> = aux
             .diagnostics()
             .reason()
