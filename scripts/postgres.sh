@@ -2,7 +2,8 @@
 # Sourced by scripts/test.sh: starts a throwaway PostgreSQL cluster (initdb +
 # pg_ctl) on a free loopback port in a temp dir, exports
 # BRIDLE_TEST_POSTGRES_URL, and stops and removes it when the shell exits.
-# Installs Debian's postgresql package if it is missing.
+# Installs Debian's postgresql package if it is missing. Tests run with
+# fsync off (throwaway data); benchmarks set BRIDLE_PG_FSYNC=on.
 
 pg_bin() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
@@ -32,7 +33,7 @@ as_pg() {
 as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 \
   || { cat "$PG_DIR/initdb.log" >&2; exit 1; }
 as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-  -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null \
+  -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${BRIDLE_PG_FSYNC:-off}" start >/dev/null \
   || { cat "$PG_DIR/server.log" >&2; exit 1; }
 
 stop_postgres() {
