@@ -138,16 +138,16 @@ const MAX_SLICES: usize = 1024;
 
 impl Inner {
     pub(crate) fn slice(&self, tool: &str) -> Arc<Slice> {
-        if let Ok(cache) = self.slices.read() {
-            if let Some(s) = cache.get(tool) {
-                return Arc::clone(s);
-            }
+        if let Ok(cache) = self.slices.read()
+            && let Some(s) = cache.get(tool)
+        {
+            return Arc::clone(s);
         }
         let slice = Arc::new(self.build_slice(tool));
-        if let Ok(mut cache) = self.slices.write() {
-            if cache.len() < MAX_SLICES {
-                cache.insert(tool.to_owned(), Arc::clone(&slice));
-            }
+        if let Ok(mut cache) = self.slices.write()
+            && cache.len() < MAX_SLICES
+        {
+            cache.insert(tool.to_owned(), Arc::clone(&slice));
         }
         slice
     }
@@ -503,33 +503,71 @@ mod tests {
 
     fn request(agent: &CompiledAgent, tool: &str) -> Request {
         let context = Context::from_pairs([
-            ("tool".to_owned(), RestrictedExpression::new_string(tool.to_owned())),
-            ("args".to_owned(), RestrictedExpression::new_record([("n".to_owned(), RestrictedExpression::new_long(2))]).unwrap()),
-            ("elevations".to_owned(), RestrictedExpression::new_set([RestrictedExpression::new_string("up".into())])),
+            (
+                "tool".to_owned(),
+                RestrictedExpression::new_string(tool.to_owned()),
+            ),
+            (
+                "args".to_owned(),
+                RestrictedExpression::new_record([(
+                    "n".to_owned(),
+                    RestrictedExpression::new_long(2),
+                )])
+                .unwrap(),
+            ),
+            (
+                "elevations".to_owned(),
+                RestrictedExpression::new_set([RestrictedExpression::new_string("up".into())]),
+            ),
             ("patterns".to_owned(), RestrictedExpression::new_set([])),
         ])
         .unwrap();
-        Request::new(agent.principal().clone(), invoke_uid(), tool_uid(tool), context, None).unwrap()
+        Request::new(
+            agent.principal().clone(),
+            invoke_uid(),
+            tool_uid(tool),
+            context,
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
     fn a_slice_decides_exactly_as_the_full_policy_set() {
         let mut guardrails = Guardrails::new();
         guardrails
-            .add("org", "forbid(principal, action, resource) when { context.tool like \"*.delete\" };")
+            .add(
+                "org",
+                "forbid(principal, action, resource) when { context.tool like \"*.delete\" };",
+            )
             .unwrap();
-        let agent = CompiledAgent::compile(Manifest::from_source(MANIFEST).unwrap(), &guardrails).unwrap();
+        let agent =
+            CompiledAgent::compile(Manifest::from_source(MANIFEST).unwrap(), &guardrails).unwrap();
         let auth = Authorizer::new();
         for tool in [
-            "github.pr", "github.merge", "github.x.delete", "ci.run", "ci.other", "secrets.read", "secrets.rotate",
-            "id.disable", "docs.read", "nothing", "a.read.delete",
+            "github.pr",
+            "github.merge",
+            "github.x.delete",
+            "ci.run",
+            "ci.other",
+            "secrets.read",
+            "secrets.rotate",
+            "id.disable",
+            "docs.read",
+            "nothing",
+            "a.read.delete",
         ] {
             let req = request(&agent, tool);
             let slice = agent.inner.slice(tool);
             let full = auth.is_authorized(&req, agent.policies(), &Entities::empty());
             let part = auth.is_authorized(&req, &slice.policies, &Entities::empty());
             assert_eq!(full.decision(), part.decision(), "{tool}");
-            let ids = |r: &cedar_policy::Response| r.diagnostics().reason().map(ToString::to_string).collect::<BTreeSet<_>>();
+            let ids = |r: &cedar_policy::Response| {
+                r.diagnostics()
+                    .reason()
+                    .map(ToString::to_string)
+                    .collect::<BTreeSet<_>>()
+            };
             assert_eq!(ids(&full), ids(&part), "{tool}");
             assert!(slice.policies.policies().count() <= agent.policies().policies().count());
         }

@@ -7,8 +7,11 @@ use axum::response::{IntoResponse, Response};
 use bridle_core::ManifestErrors;
 use bridle_store::StoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize)]
+/// One validation error: where (`tools[1].args.amount.max`) and what, with
+/// the YAML position when known.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FieldError {
     pub path: String,
     pub message: String,
@@ -37,19 +40,26 @@ pub enum ApiError {
     },
     #[error("the request body is too large")]
     PayloadTooLarge,
+    #[error("this endpoint does not accept that method")]
+    MethodNotAllowed,
     #[error("service unavailable")]
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// A URI naming the kind of problem.
     #[serde(rename = "type")]
+    #[schema(example = "https://bridle.dev/problems/not-found")]
     kind: &'a str,
     title: &'a str,
+    /// The HTTP status code.
     status: u16,
     detail: String,
+    /// Validation errors (422 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
 }
@@ -87,6 +97,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
                 "Payload too large",
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
             ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

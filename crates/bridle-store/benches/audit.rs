@@ -12,12 +12,17 @@ use bridle_core::audit::{EventBody, EventType};
 use bridle_store::{AuditLog, AuditRead, Store};
 
 fn event(i: u64) -> EventBody {
-    let mut b = EventBody::new(EventType::Decision, jiff::Timestamp::now(), "agent:procurement-bot");
+    let mut b = EventBody::new(
+        EventType::Decision,
+        jiff::Timestamp::now(),
+        "agent:procurement-bot",
+    );
     b.agent = Some("procurement-bot".into());
     b.action = Some("procurement.create_purchase_request".into());
     b.decision = Some("allow".into());
     b.args = Some(serde_json::json!({"vendor": "acme", "amount": i % 5000}));
-    b.reasons = Some(serde_json::json!([{"code": "granted", "message": "granted by tools[1] (line 13)"}]));
+    b.reasons =
+        Some(serde_json::json!([{"code": "granted", "message": "granted by tools[1] (line 13)"}]));
     b
 }
 
@@ -66,9 +71,14 @@ fn main() {
     } else {
         (Duration::from_millis(200), &[16])
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        println!("P5: durable audit throughput (target: SQLite >= 20,000/s, PostgreSQL >= 10,000/s)");
+        println!(
+            "P5: durable audit throughput (target: SQLite >= 20,000/s, PostgreSQL >= 10,000/s)"
+        );
         for &w in writers {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}/audit.db", dir.path().display());
@@ -80,13 +90,18 @@ fn main() {
                 for &w in writers {
                     let name = format!("bench_audit_{}_{w}", std::process::id());
                     let admin = sqlx::PgPool::connect(&base).await.unwrap();
-                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                        .execute(&admin)
+                        .await
+                        .unwrap();
                     admin.close().await;
                     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
                     measure("postgres", &url, w, duration).await;
                 }
             }
-            _ => println!("postgres   (skipped: set BRIDLE_BENCH_POSTGRES_URL, or run bench/audit.sh)"),
+            _ => println!(
+                "postgres   (skipped: set BRIDLE_BENCH_POSTGRES_URL, or run bench/audit.sh)"
+            ),
         }
     });
 }

@@ -36,8 +36,11 @@ pub trait CredentialStore {
         client_id: &str,
         secret_hash: &str,
     ) -> Result<(), StoreError>;
-    /// The agent owning an unrevoked credential, with its secret hash.
-    async fn credential(&self, client_id: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// The agent owning a credential, its secret hash, and whether it is revoked.
+    async fn credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(String, String, bool)>, StoreError>;
     async fn record_token(
         &self,
         jti: &str,
@@ -110,16 +113,26 @@ impl CredentialStore for Store {
         })
     }
 
-    async fn credential(&self, client_id: &str) -> Result<Option<(String, String)>, StoreError> {
+    async fn credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(String, String, bool)>, StoreError> {
         with_pool!(self, |pool| {
             let row = sqlx::query(
-                "SELECT agent_id, secret_hash FROM agent_credentials WHERE client_id = $1 AND revoked_at IS NULL",
+                "SELECT agent_id, secret_hash, revoked_at FROM agent_credentials WHERE client_id = $1",
             )
             .bind(client_id)
             .fetch_optional(pool)
             .await?;
-            row.map(|r| Ok((r.try_get("agent_id")?, r.try_get("secret_hash")?)))
-                .transpose()
+            row.map(|r| {
+                let revoked: Option<String> = r.try_get("revoked_at")?;
+                Ok((
+                    r.try_get("agent_id")?,
+                    r.try_get("secret_hash")?,
+                    revoked.is_some(),
+                ))
+            })
+            .transpose()
         })
     }
 

@@ -8,15 +8,59 @@ use axum::http::StatusCode;
 use bridle_core::Manifest;
 use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
-use bridle_core::id::AgentId;
+use bridle_core::id::{AgentId, PrincipalId};
 use bridle_store::{AgentRow, CredentialStore, PrincipalStore, RegistryRead, RegistryWrite};
 use jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::{hash_secret, random_token};
+
+/// The agent record of the API contract.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentRecord<'a> {
+    #[schema(value_type = String, example = "procurement-bot")]
+    id: &'a AgentId,
+    /// Increases with every applied manifest.
+    version: i64,
+    #[schema(value_type = doc::AgentStateSchema)]
+    state: &'static str,
+    /// Why the agent is in its state (suspension or retirement reason).
+    #[schema(required = true)]
+    state_reason: Option<&'a str>,
+    /// The accountable owner (a principal id).
+    #[schema(value_type = String)]
+    owner: &'a PrincipalId,
+    environment: &'a str,
+    /// The manifest's expiry date (`YYYY-MM-DD`).
+    expires: &'a str,
+    #[schema(value_type = Vec<doc::AgentFlagSchema>)]
+    flags: Vec<&'static str>,
+    /// The manifest, as JSON.
+    #[schema(value_type = Object)]
+    manifest: &'a serde_json::Value,
+    #[schema(required = true)]
+    last_review_at: Option<&'a str>,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentList {
+    #[schema(value_type = Vec<AgentRecord>)]
+    agents: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialCreated {
+    client_id: String,
+    /// Shown once; only its hash is stored.
+    client_secret: String,
+}
 
 /// The agent record of the API contract, with derived flags.
 pub async fn record(state: &AppState, row: &AgentRow) -> Result<serde_json::Value, ApiError> {
@@ -41,20 +85,21 @@ pub async fn record(state: &AppState, row: &AgentRow) -> Result<serde_json::Valu
         Some(p) if p.active => {}
         _ => flags.push("orphaned"),
     }
-    Ok(serde_json::json!({
-        "id": row.id,
-        "version": row.version,
-        "state": row.state.as_str(),
-        "state_reason": row.state_reason,
-        "owner": row.owner,
-        "environment": row.environment,
-        "expires": row.expires,
-        "flags": flags,
-        "manifest": row.manifest,
-        "last_review_at": row.last_review_at,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }))
+    let record = AgentRecord {
+        id: &row.id,
+        version: row.version,
+        state: row.state.as_str(),
+        state_reason: row.state_reason.as_deref(),
+        owner: &row.owner,
+        environment: &row.environment,
+        expires: &row.expires,
+        flags,
+        manifest: &row.manifest,
+        last_review_at: row.last_review_at.as_deref(),
+        created_at: &row.created_at,
+        updated_at: &row.updated_at,
+    };
+    serde_json::to_value(record).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
@@ -63,6 +108,32 @@ pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
     state.store.agent(&id).await?.ok_or_else(not_found)
 }
 
+/// Create or update an agent from its manifest (admin, or the agent's owner).
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    operation_id = "apply_agent",
+    params(("id" = String, Path, description = "The agent's id; must equal the manifest's `agent`", example = "procurement-bot")),
+    request_body(
+        content(
+            (Object = "application/yaml", example = doc::manifest_example),
+            (Object = "application/json", example = doc::manifest_example),
+        ),
+        description = "The manifest, as YAML or JSON text",
+    ),
+    responses(
+        (status = 200, description = "Updated", body = AgentRecord),
+        (status = 201, description = "Created", body = AgentRecord),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,18 +199,46 @@ pub async fn apply(
     Ok((status, Json(record(&state, &row).await?)))
 }
 
+/// Every agent (principals).
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "agents",
+    operation_id = "list_agents",
+    responses(
+        (status = 200, description = "The agents", body = AgentList),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AgentList>, ApiError> {
     caller.require_principal()?;
     let mut agents = Vec::new();
     for row in state.store.agents().await? {
         agents.push(record(&state, &row).await?);
     }
-    Ok(Json(serde_json::json!({ "agents": agents })))
+    Ok(Json(AgentList { agents }))
 }
 
+/// One agent's record (principals, or the agent itself).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    operation_id = "show_agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    responses(
+        (status = 200, description = "The agent record", body = AgentRecord),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -156,9 +255,12 @@ pub async fn show(
     Ok(Json(record(&state, &row).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = LifecycleRequest)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
+    /// Why; must not be blank.
+    #[schema(min_length = 1)]
     reason: String,
 }
 
@@ -199,6 +301,26 @@ async fn transition(
     Ok(Json(record(state, &row).await?))
 }
 
+/// Suspend an agent: its decisions are denied and it gets no tokens (admin or owner).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/suspend",
+    tag = "agents",
+    operation_id = "suspend_agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = Reason,
+    responses(
+        (status = 200, description = "The agent record", body = AgentRecord),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
@@ -208,6 +330,26 @@ pub async fn suspend(
     transition(&state, &caller, &id, body, AgentState::Suspended).await
 }
 
+/// Resume a suspended agent (admin or owner).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/resume",
+    tag = "agents",
+    operation_id = "resume_agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = Reason,
+    responses(
+        (status = 200, description = "The agent record", body = AgentRecord),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,6 +359,26 @@ pub async fn resume(
     transition(&state, &caller, &id, body, AgentState::Active).await
 }
 
+/// Retire an agent, finally: revokes its credentials and tokens, cancels its pending approvals and ends its elevations (admin or owner).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/retire",
+    tag = "agents",
+    operation_id = "retire_agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = Reason,
+    responses(
+        (status = 200, description = "The agent record", body = AgentRecord),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn retire(
     State(state): State<AppState>,
     caller: Caller,
@@ -226,18 +388,38 @@ pub async fn retire(
     transition(&state, &caller, &id, body, AgentState::Retired).await
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Review {
     comment: Option<String>,
 }
 
+/// Record an access review of the agent now (admin or owner).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/review",
+    tag = "agents",
+    operation_id = "review_agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = Option<Review>,
+    responses(
+        (status = 200, description = "The agent record", body = AgentRecord),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn review(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<Review>>,
+    body: Result<Option<Json<Review>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = body.map_err(super::json_error)?;
     let row = load(&state, &id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(
@@ -253,11 +435,27 @@ pub async fn review(
     Ok(Json(record(&state, &row).await?))
 }
 
+/// Create an OAuth client credential for the agent (admin or owner).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/credentials",
+    tag = "agents",
+    operation_id = "create_agent_credentials",
+    params(("id" = String, Path, description = "The agent's id")),
+    responses(
+        (status = 201, description = "Created; the secret is shown once", body = CredentialCreated),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn create_credentials(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
     let row = load(&state, &id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(
@@ -279,7 +477,10 @@ pub async fn create_credentials(
     state.audit(event).await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "client_id": client_id, "client_secret": secret })),
+        Json(CredentialCreated {
+            client_id,
+            client_secret: secret,
+        }),
     ))
 }
 

@@ -9,22 +9,50 @@ use bridle_store::{
     Approval, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, Principal, ts,
 };
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only approvals in this state.
+    #[param(value_type = Option<doc::ApprovalStateSchema>)]
     state: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalList {
+    #[schema(value_type = Vec<doc::ApprovalSchema>)]
+    approvals: Vec<Approval>,
+}
+
+/// The approval inbox (principals).
+#[utoipa::path(
+    get,
+    path = "/v1/approvals",
+    tag = "approvals",
+    operation_id = "list_approvals",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The approvals", body = ApprovalList),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ApprovalList>, ApiError> {
+    let Query(q) = q.map_err(super::query_error)?;
     caller.require_principal()?;
     let filter = match q.state.as_deref() {
         None | Some("") => None,
@@ -37,7 +65,7 @@ pub async fn list(
         })?),
     };
     let approvals = state.store.approvals(filter, &ts(Timestamp::now())).await?;
-    Ok(Json(serde_json::json!({ "approvals": approvals })))
+    Ok(Json(ApprovalList { approvals }))
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
@@ -48,6 +76,20 @@ async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("approval `{id}` not found")))
 }
 
+/// One approval (principals, or the agent that caused it).
+#[utoipa::path(
+    get,
+    path = "/v1/approvals/{id}",
+    tag = "approvals",
+    operation_id = "show_approval",
+    params(("id" = String, Path, description = "The approval's id")),
+    responses(
+        (status = 200, description = "The approval", body = doc::ApprovalSchema),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,7 +129,7 @@ fn ineligible(a: &Approval, p: &Principal) -> Option<String> {
     None
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoteBody {
     comment: Option<String>,
@@ -153,20 +195,64 @@ async fn vote(
     Ok(Json(updated))
 }
 
+/// Approve a pending approval (an eligible approver; not the agent's owner
+/// unless `allow_owner`; one vote each).
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/approve",
+    tag = "approvals",
+    operation_id = "approve_approval",
+    params(("id" = String, Path, description = "The approval's id")),
+    request_body = Option<VoteBody>,
+    responses(
+        (status = 200, description = "The approval after the vote", body = doc::ApprovalSchema),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn approve(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<VoteBody>>,
+    body: Result<Option<Json<VoteBody>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Approval>, ApiError> {
+    let body = body.map_err(super::json_error)?;
     vote(&state, &caller, &id, true, body.and_then(|b| b.0.comment)).await
 }
 
+/// Deny a pending approval (an eligible approver; not the agent's owner
+/// unless `allow_owner`; one vote each).
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/deny",
+    tag = "approvals",
+    operation_id = "deny_approval",
+    params(("id" = String, Path, description = "The approval's id")),
+    request_body = Option<VoteBody>,
+    responses(
+        (status = 200, description = "The approval after the vote", body = doc::ApprovalSchema),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn deny(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<VoteBody>>,
+    body: Result<Option<Json<VoteBody>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Approval>, ApiError> {
+    let body = body.map_err(super::json_error)?;
     vote(&state, &caller, &id, false, body.and_then(|b| b.0.comment)).await
 }

@@ -22,21 +22,43 @@ use bridle_store::{
     RegistryRead, Role, UsageStore, ts,
 };
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{AgentCaller, Caller, verify_agent_token};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::random_token;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
+    /// The tool name.
+    #[schema(example = "procurement.create_purchase_request")]
     action: String,
+    /// The tool's arguments: a JSON object.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     args: Option<serde_json::Value>,
     resource: Option<String>,
+    /// The agent's access token, when a `pep` principal asks for it.
     agent_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionResponse {
+    #[schema(value_type = doc::EffectSchema)]
+    decision: &'static str,
+    #[schema(example = "dec_4bXk2mQ9aZ1r")]
+    decision_id: String,
+    #[schema(value_type = Vec<doc::ReasonSchema>)]
+    reasons: Vec<bridle_core::decision::Reason>,
+    #[schema(value_type = Vec<doc::ObligationSchema>)]
+    obligations: Vec<bridle_core::decision::Obligation>,
+    /// The approval to wait for, when `approval_required`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval_id: Option<String>,
 }
 
 /// The agent a decision is for: its own token, or a PEP forwarding it.
@@ -130,11 +152,33 @@ impl bridle_core::ApprovalLookup for Fixed {
     }
 }
 
+/// Decide whether the agent may perform an action (the agent's access token,
+/// or a `pep` principal forwarding it as `agent_token`).
+#[utoipa::path(
+    post,
+    path = "/v1/decisions",
+    tag = "decisions",
+    operation_id = "decide",
+    request_body = DecisionRequest,
+    responses(
+        (status = 200, description = "The decision (also for deny and approval_required)", body = DecisionResponse,
+            links(
+                ("outcome" = (operation_id = "decision_outcome", parameters(("id" = "$response.body#/decision_id")))),
+                ("approval" = (operation_id = "show_approval", parameters(("id" = "$response.body#/approval_id")))),
+            )),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn decide(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<DecisionRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DecisionResponse>, ApiError> {
     let Json(req) = body.map_err(super::json_error)?;
     let agent = acting_agent(&state, caller, req.agent_token.as_deref()).await?;
     if !is_tool_name(&req.action) {
@@ -281,7 +325,7 @@ pub async fn decide(
     if decision.effect == Effect::Deny {
         super::monitor::note_denial(&state, &rows[0], &compiled[0], now).await?;
     }
-    Ok(Json(response(&decision, &decision_id, approval_id)))
+    Ok(Json(response(decision, decision_id, approval_id)))
 }
 
 fn parse_id(id: &str) -> Result<bridle_core::id::ApprovalId, ApiError> {
@@ -289,35 +333,54 @@ fn parse_id(id: &str) -> Result<bridle_core::id::ApprovalId, ApiError> {
         .map_err(|_| ApiError::Internal(format!("stored approval id `{id}` is malformed")))
 }
 
-fn response(d: &Decision, decision_id: &str, approval_id: Option<String>) -> serde_json::Value {
-    let mut body = serde_json::json!({
-        "decision": d.effect.as_str(),
-        "decision_id": decision_id,
-        "reasons": d.reasons,
-        "obligations": d.obligations,
-    });
-    if let Some(id) = approval_id {
-        body["approval_id"] = id.into();
+fn response(d: Decision, decision_id: String, approval_id: Option<String>) -> DecisionResponse {
+    DecisionResponse {
+        decision: d.effect.as_str(),
+        decision_id,
+        reasons: d.reasons,
+        obligations: d.obligations,
+        approval_id,
     }
-    body
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     status: OutcomeStatus,
+    /// URIs the agent retrieved (obligation `log_retrieval`).
     #[serde(default)]
     retrievals: Vec<String>,
+    /// The agent's access token, when a `pep` principal reports.
     agent_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy)]
+#[derive(Debug, Deserialize, Clone, Copy, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum OutcomeStatus {
     Ok,
     Error,
 }
 
+/// Report the outcome of a decided action (the agent, or a `pep`); recorded
+/// in the audit log.
+#[utoipa::path(
+    post,
+    path = "/v1/decisions/{id}/outcome",
+    tag = "decisions",
+    operation_id = "decision_outcome",
+    params(("id" = String, Path, description = "The decision's `decision_id`")),
+    request_body = Outcome,
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn outcome(
     State(state): State<AppState>,
     caller: Caller,

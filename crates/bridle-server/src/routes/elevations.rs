@@ -12,30 +12,71 @@ use bridle_store::{
     ApprovalKind, ApprovalStore, Elevation, ElevationState, ElevationStore, NewApproval, ts,
 };
 use jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::random_token;
 
 /// How long an elevation request waits for a human.
 const ELEVATION_APPROVAL_TTL: SignedDuration = SignedDuration::from_hours(24);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ElevationRequest {
+    /// One of the manifest's `elevation` names.
     name: String,
+    /// How long, e.g. `30m`; at most the elevation's `max_duration`.
+    #[schema(example = "30m")]
     duration: String,
+    /// Why; must not be blank.
     reason: String,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ElevationCreated {
+    id: String,
+    /// `active` when granted at once (`auto_grant_when`), else `pending`.
+    #[schema(example = "pending")]
+    state: &'static str,
+    /// The approval that grants it, when pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval_id: Option<String>,
+    /// When it ends, when active.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+/// Request an elevation (the agent's own token, or its owner).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/elevations",
+    tag = "elevations",
+    operation_id = "request_elevation",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = ElevationRequest,
+    responses(
+        (status = 201, description = "Requested (pending approval) or granted", body = ElevationCreated,
+            links(("approval" = (operation_id = "show_approval", parameters(("id" = "$response.body#/approval_id")))))),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn request(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<ElevationRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<ElevationCreated>), ApiError> {
     let Json(body) = body.map_err(super::json_error)?;
     let row = super::agents::load(&state, &id).await?;
     let own_token = matches!(&caller, Caller::Agent(a) if a.claims.sub == row.id.as_str());
@@ -139,12 +180,11 @@ pub async fn request(
         "approval_id": elevation.approval_id,
     }));
     state.audit(event).await?;
-    let mut out = serde_json::json!({ "id": elevation.id, "state": elevation.state.as_str() });
-    if let Some(a) = &elevation.approval_id {
-        out["approval_id"] = a.clone().into();
-    }
-    if let Some(e) = &elevation.expires_at {
-        out["expires_at"] = e.clone().into();
-    }
+    let out = ElevationCreated {
+        state: elevation.state.as_str(),
+        id: elevation.id,
+        approval_id: elevation.approval_id,
+        expires_at: elevation.expires_at,
+    };
     Ok((StatusCode::CREATED, Json(out)))
 }

@@ -8,31 +8,64 @@ use bridle_core::Manifest;
 use bridle_core::manifest::{Access, Environment};
 use bridle_store::{AgentRow, RegistryRead};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+/// A posture finding about one agent.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Finding {
     agent: String,
+    #[schema(value_type = String, example = "wildcard_grant")]
     code: &'static str,
+    /// `high`, `medium`, `low` or `info`.
+    #[schema(value_type = String, example = "high")]
     severity: &'static str,
+    #[schema(value_type = String)]
     title: &'static str,
     detail: String,
+    /// Framework controls it maps to, e.g. `OWASP-NHI1:2025`, `NIST-AI-RMF-GOVERN-1.7`.
+    #[schema(value_type = Vec<String>)]
     frameworks: &'static [&'static str],
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FindingsQuery {
+    /// Only this agent's findings.
     agent: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FindingList {
+    findings: Vec<Finding>,
+}
+
+/// Posture findings of active and suspended agents (principals).
+#[utoipa::path(
+    get,
+    path = "/v1/findings",
+    tag = "findings",
+    operation_id = "list_findings",
+    params(FindingsQuery),
+    responses(
+        (status = 200, description = "The findings", body = FindingList),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<FindingsQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    q: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<FindingList>, ApiError> {
+    let Query(q) = q.map_err(super::query_error)?;
     caller.require_principal()?;
     let rows = match &q.agent {
         Some(id) => vec![super::agents::load(&state, id).await?],
@@ -53,7 +86,7 @@ pub async fn list(
         let manifest = state.compiled(row)?.manifest().clone();
         findings.extend(for_agent(row, &manifest, &flags));
     }
-    Ok(Json(serde_json::json!({ "findings": findings })))
+    Ok(Json(FindingList { findings }))
 }
 
 fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     Router::new()
         .route("/healthz", get(health))
+        .route("/openapi.json", get(crate::openapi::serve))
         .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata),
@@ -56,12 +57,32 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/findings", get(findings::list))
         .fallback(not_found)
+        // After every route: a known path with another method is a 405 problem.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
 /// 200 when the store and the audit log accept writes; 503 otherwise.
-async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The store and the audit log are writable", body = Health),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
+async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state
         .store
         .check_writable()
@@ -75,11 +96,15 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         })
         .await;
     head.map_err(|e| ApiError::Unavailable(format!("audit log unreadable: {e}")))?;
-    Ok(Json(serde_json::json!({ "status": "ok" })))
+    Ok(Json(Health { status: "ok" }))
 }
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// A JSON body that did not parse: 413 when too large, else 400/422 with the reason.
@@ -97,4 +122,9 @@ pub(crate) fn json_error(e: JsonRejection) -> ApiError {
         ),
         _ => ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text())),
     }
+}
+
+/// A query string that did not parse: 400 problem+json with the reason.
+pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::BadRequest(format!("invalid query string: {}", e.body_text()))
 }

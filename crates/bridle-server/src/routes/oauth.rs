@@ -12,7 +12,8 @@ use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_store::{CredentialStore, RegistryRead, ts};
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 use crate::tokens::{Claims, hash_secret, random_token};
@@ -33,10 +34,23 @@ impl OAuthError {
     }
 }
 
+/// An OAuth error response (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody<'a> {
+    /// `invalid_request`, `invalid_client`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target` or
+    /// `temporarily_unavailable`.
+    #[schema(example = "invalid_client")]
+    error: &'a str,
+    error_description: &'a str,
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body =
-            serde_json::json!({ "error": self.error, "error_description": self.description });
+        let body = OAuthErrorBody {
+            error: self.error,
+            error_description: &self.description,
+        };
         let mut r = (self.status, Json(body)).into_response();
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -68,13 +82,34 @@ impl From<bridle_store::StoreError> for OAuthError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The form of `POST /oauth/token`.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
+    /// `client_credentials`.
+    #[schema(example = "client_credentials")]
     grant_type: Option<String>,
+    /// For `client_secret_post`.
     client_id: Option<String>,
+    /// For `client_secret_post`; not together with Basic authentication.
     client_secret: Option<String>,
+    /// Space-separated tool names to narrow the token to.
     scope: Option<String>,
+    /// The resource server the token is for (RFC 8707), an absolute URI; it
+    /// becomes `aud`.
     resource: Option<String>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// A JWT access token (RFC 9068, `typ: at+jwt`).
+    access_token: String,
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds until the token expires.
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -153,11 +188,50 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Issue an access token to an agent (client credentials grant).
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    operation_id = "token",
+    security(("client_secret_basic" = []), ()),
+    request_body(
+        content = TokenRequest,
+        content_type = "application/x-www-form-urlencoded",
+        description = "Client authentication is `client_secret_basic` (the Authorization header) or `client_secret_post` (`client_id` and `client_secret` in the form), not both",
+    ),
+    responses(
+        (status = 200, description = "The access token", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `unauthorized_client` (the agent is suspended, retired or expired), `invalid_scope` or `invalid_target`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`: unknown client or wrong secret", body = OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"bridle\"`"))),
+        (status = 413, description = "`invalid_request`: the body is larger than the configured limit", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: the store cannot be used", body = OAuthErrorBody),
+    ),
+)]
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<TokenRequest>,
+    form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    // A body that is not a form gets an OAuth error too, not plain text.
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(e) => {
+            let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return OAuthError::new(
+                status,
+                "invalid_request",
+                "expected an `application/x-www-form-urlencoded` body",
+            )
+            .into_response();
+        }
+    };
     match issue(&state, &headers, &form).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -177,12 +251,32 @@ async fn issue(
             "unknown client or wrong secret",
         )
     };
-    let (agent_id, secret_hash) = state
+    let (agent_id, secret_hash, revoked) = state
         .store
         .credential(&client_id)
         .await?
         .ok_or_else(bad_client)?;
     if !constant_time_eq(&hash_secret(&secret), &secret_hash) {
+        return Err(bad_client());
+    }
+    if revoked {
+        // A retired agent's credentials were revoked with it: say so, as the
+        // contract asks; any other revoked credential is simply invalid.
+        let retired = match agent_id.parse() {
+            Ok(id) => state
+                .store
+                .agent(&id)
+                .await?
+                .is_some_and(|r| r.state == AgentState::Retired),
+            Err(_) => false,
+        };
+        if retired {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                format!("agent `{agent_id}` is retired"),
+            ));
+        }
         return Err(bad_client());
     }
     match form.grant_type.as_deref() {
@@ -281,22 +375,44 @@ async fn issue(
         "aud": claims.aud, "exp": claims.exp, "scope": scope,
     }));
     state.audit(event).await?;
-    let mut body = serde_json::json!({
-        "access_token": jwt, "token_type": "Bearer", "expires_in": ttl.as_secs(),
-    });
-    if let Some(scope) = scope {
-        body["scope"] = scope.into();
-    }
+    let body = TokenResponse {
+        access_token: jwt,
+        token_type: "Bearer",
+        expires_in: ttl.as_secs(),
+        scope,
+    };
     let mut r = (StatusCode::OK, Json(body)).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
 
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "oauth",
+    operation_id = "jwks",
+    security(()),
+    responses(
+        (status = 200, description = "A JWK Set: `{keys: [JWK…]}`", body = Object),
+    ),
+)]
 pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(state.keys.jwks().clone())
 }
 
+/// Authorization server metadata (RFC 8414).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    operation_id = "oauth_metadata",
+    security(()),
+    responses(
+        (status = 200, description = "RFC 8414 metadata: `issuer`, `token_endpoint`, `jwks_uri`, supported grant types and authentication methods", body = Object),
+    ),
+)]
 pub async fn metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
     let iss = state.config.issuer();
     Json(serde_json::json!({

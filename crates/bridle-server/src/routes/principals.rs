@@ -6,29 +6,70 @@ use axum::http::StatusCode;
 use bridle_core::audit::EventType;
 use bridle_core::id::{GroupName, PrincipalId};
 use bridle_store::{NewPrincipal, PrincipalStore, RegistryRead, Role};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::{hash_secret, random_token};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePrincipal {
+    #[schema(example = "alice")]
     id: String,
+    /// Display name; defaults to the id.
     name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<doc::RoleSchema>)]
     roles: Vec<Role>,
+    /// Approver groups.
     #[serde(default)]
     groups: Vec<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrincipalCreated {
+    #[schema(value_type = String)]
+    id: PrincipalId,
+    /// The principal's API key, shown once (only its hash is stored).
+    api_key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrincipalDeactivated {
+    #[schema(value_type = String)]
+    id: PrincipalId,
+    active: bool,
+    /// The agents this principal owns, now flagged `orphaned`.
+    orphaned_agents: Vec<String>,
+}
+
+/// Create a principal (admin).
+#[utoipa::path(
+    post,
+    path = "/v1/principals",
+    tag = "principals",
+    operation_id = "create_principal",
+    request_body = CreatePrincipal,
+    responses(
+        (status = 201, description = "Created", body = PrincipalCreated),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<CreatePrincipal>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<PrincipalCreated>), ApiError> {
     caller.require_admin()?;
     let Json(body) = body.map_err(super::json_error)?;
     let id: PrincipalId = body.id.parse().map_err(|e: bridle_core::id::IdError| {
@@ -58,15 +99,34 @@ pub async fn create(
     state.audit(event).await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "id": created.id, "api_key": api_key })),
+        Json(PrincipalCreated {
+            id: created.id,
+            api_key,
+        }),
     ))
 }
 
+/// Deactivate a principal (admin): its API keys stop working and the agents
+/// it owns become `orphaned`.
+#[utoipa::path(
+    post,
+    path = "/v1/principals/{id}/deactivate",
+    tag = "principals",
+    operation_id = "deactivate_principal",
+    params(("id" = String, Path, description = "The principal's id")),
+    responses(
+        (status = 200, description = "Deactivated", body = PrincipalDeactivated),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn deactivate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PrincipalDeactivated>, ApiError> {
     caller.require_admin()?;
     let id: PrincipalId = id
         .parse()
@@ -85,7 +145,9 @@ pub async fn deactivate(
         serde_json::json!({"op": "deactivate", "principal": p.id, "orphaned_agents": orphaned}),
     );
     state.audit(event).await?;
-    Ok(Json(
-        serde_json::json!({ "id": p.id, "active": p.active, "orphaned_agents": orphaned }),
-    ))
+    Ok(Json(PrincipalDeactivated {
+        id: p.id,
+        active: p.active,
+        orphaned_agents: orphaned,
+    }))
 }

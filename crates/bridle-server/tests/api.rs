@@ -1,0 +1,23 @@
+//! The HTTP API end to end: the real server in-process on a port-0 listener,
+//! a fresh database per test, every test on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+mod common;
+
+#[path = "api/agents.rs"]
+mod agents;
+#[path = "api/approvals.rs"]
+mod approvals;
+#[path = "api/audit.rs"]
+mod audit;
+#[path = "api/decisions.rs"]
+mod decisions;
+#[path = "api/errors.rs"]
+mod errors;
+#[path = "api/oauth.rs"]
+mod oauth;
+#[path = "api/principals.rs"]
+mod principals;
+#[path = "api/scenarios.rs"]
+mod scenarios;
