@@ -1,77 +1,395 @@
-//! `bridle audit`: verify the hash chain of an audit log.
+//! `bridle audit`: verify the hash chain (on the server, or offline on the
+//! store), list events, and export them as JSON lines or OCSF.
 
+use std::io::Write;
 use std::process::ExitCode;
 
+use bridle_core::audit::EventType;
 use bridle_store::{AuditRead, Store};
+use serde_json::Value;
 
 use crate::Output;
+use crate::client::{Client, ClientError, Remote, query};
+use crate::output::{cell, finish, items, render, table};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    command: AuditCommand,
+}
 
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum AuditCommand {
+enum AuditCommand {
     /// Walk the whole hash chain and report the first altered, removed or
     /// reordered record. Exit code 0 when intact, 2 when broken, 1 on error.
     Verify(VerifyArgs),
+    /// List events, oldest first.
+    List(ListArgs),
+    /// Every matching event, one JSON object per line (raw or OCSF).
+    Export(ExportArgs),
 }
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct VerifyArgs {
-    /// Read the store directly, offline (`sqlite://PATH` or `postgres://…`).
-    #[arg(long, env = "BRIDLE_DB")]
-    db: String,
+struct VerifyArgs {
+    /// Read the store directly, offline (`sqlite://PATH` or `postgres://…`),
+    /// instead of asking the server.
+    #[arg(long)]
+    db: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     output: Output,
 }
 
-pub(crate) fn run(command: &AuditCommand) -> ExitCode {
-    match command {
-        AuditCommand::Verify(args) => verify(args),
+#[derive(Debug, clap::Args)]
+struct Filter {
+    /// Only events about this agent.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only events of this type (decision, outcome, approval, elevation,
+    /// credential, token, lifecycle, manifest, principal).
+    #[arg(long = "type", value_parser = event_type)]
+    kind: Option<String>,
+    /// Only events at or after this instant (RFC 3339).
+    #[arg(long, value_parser = instant)]
+    since: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    #[command(flatten)]
+    filter: Filter,
+    /// At most this many events (the server caps it at 1000).
+    #[arg(long)]
+    limit: Option<u32>,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// The events as the server stores them.
+    Jsonl,
+    /// OCSF 1.1 API Activity records.
+    Ocsf,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    #[arg(long, value_enum)]
+    format: Format,
+    #[command(flatten)]
+    filter: Filter,
+}
+
+fn event_type(s: &str) -> Result<String, String> {
+    match EventType::parse(s) {
+        Some(t) => Ok(t.as_str().to_owned()),
+        None => Err(format!(
+            "one of {}",
+            EventType::ALL.map(EventType::as_str).join(", ")
+        )),
     }
 }
 
-fn verify(args: &VerifyArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    if let Some(path) = args.db.strip_prefix("sqlite://") {
-        // Verifying must never create an empty database where none was.
-        if !std::path::Path::new(path).exists() {
-            eprintln!("error: `{path}` does not exist");
-            return ExitCode::from(1);
+fn instant(s: &str) -> Result<String, String> {
+    s.parse::<jiff::Timestamp>()
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not an RFC 3339 instant: {e}"))
+}
+
+/// One page of `export`; the server's maximum.
+const PAGE: usize = 1000;
+
+pub(crate) fn run(args: &AuditArgs) -> ExitCode {
+    match &args.command {
+        AuditCommand::Verify(v) => verify(&args.remote, v),
+        AuditCommand::List(l) => finish(list(&args.remote, l)),
+        AuditCommand::Export(e) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let result = export(&args.remote, e, &mut out);
+            match result.and_then(|()| out.flush().map_err(write_error)) {
+                Ok(()) => ExitCode::SUCCESS,
+                // The reader went away (`| head`): not an error.
+                Err(Exported::Closed) => ExitCode::SUCCESS,
+                Err(Exported::Failed(e)) => finish(Err(e)),
+            }
         }
     }
-    let result = runtime.block_on(async {
-        let store = Store::connect(&args.db).await?;
-        let v = store.verify_audit().await;
-        store.close().await;
-        v
-    });
+}
+
+impl Filter {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        query(&[
+            ("agent", self.agent.clone()),
+            ("type", self.kind.clone()),
+            ("since", self.since.clone()),
+        ])
+    }
+}
+
+fn list(remote: &Remote, args: &ListArgs) -> Result<String, ClientError> {
+    let mut q = args.filter.query();
+    q.extend(query(&[("limit", args.limit.map(|n| n.to_string()))]));
+    let v = Client::new(remote)?.get(&["v1", "audit"], &q)?;
+    Ok(render(args.output, &v, |v| list_text(items(v, "events"))))
+}
+
+fn list_text(events: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            let reasons: Vec<String> = items(e, "reasons")
+                .iter()
+                .map(|r| cell(&r["code"]))
+                .collect();
+            vec![
+                cell(&e["seq"]),
+                cell(&e["time"]),
+                cell(&e["type"]),
+                cell(&e["actor"]),
+                cell(&e["agent"]),
+                cell(&e["action"]),
+                cell(&e["decision"]),
+                if reasons.is_empty() {
+                    "-".into()
+                } else {
+                    reasons.join(",")
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SEQ", "TIME", "TYPE", "ACTOR", "AGENT", "ACTION", "DECISION", "REASONS",
+        ],
+        &rows,
+    )
+}
+
+enum Exported {
+    Closed,
+    Failed(ClientError),
+}
+
+impl From<ClientError> for Exported {
+    fn from(e: ClientError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+fn write_error(e: std::io::Error) -> Exported {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Exported::Closed
+    } else {
+        Exported::Failed(ClientError::Local(format!("cannot write the export: {e}")))
+    }
+}
+
+/// Page through `/v1/audit` with `after=<last seq>` until a short page.
+fn export(remote: &Remote, args: &ExportArgs, out: &mut dyn Write) -> Result<(), Exported> {
+    let client = Client::new(remote)?;
+    let mut after: Option<u64> = None;
+    loop {
+        let mut q = args.filter.query();
+        q.push(("limit", PAGE.to_string()));
+        if let Some(seq) = after {
+            q.push(("after", seq.to_string()));
+        }
+        let page = client.get(&["v1", "audit"], &q)?;
+        let events = items(&page, "events");
+        for e in events {
+            let line = match args.format {
+                Format::Jsonl => e.to_string(),
+                Format::Ocsf => crate::ocsf::to_ocsf(e).to_string(),
+            };
+            writeln!(out, "{line}").map_err(write_error)?;
+        }
+        if events.len() < PAGE {
+            return Ok(());
+        }
+        let last = events.last().and_then(|e| e["seq"].as_u64());
+        match (last, after) {
+            (Some(l), Some(a)) if l <= a => {
+                return Err(ClientError::Local(format!(
+                    "the server returned seq {l} again after {a}; it does not support `after`, so the export stopped"
+                ))
+                .into());
+            }
+            (None, _) => {
+                return Err(ClientError::Local(
+                    "an event without `seq`; the export stopped".into(),
+                )
+                .into());
+            }
+            (Some(l), _) => after = Some(l),
+        }
+    }
+}
+
+fn verify(remote: &Remote, args: &VerifyArgs) -> ExitCode {
+    let result = match &args.db {
+        Some(db) => verify_offline(db),
+        None => Client::new(remote).and_then(|c| c.get(&["v1", "audit", "verify"], &[])),
+    };
     match result {
         Ok(v) => {
-            match args.output {
-                Output::Json => {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
-                }
-                Output::Text if v.ok => {
-                    println!("ok: {} events, chain intact, head {}", v.events, v.head)
-                }
-                Output::Text => println!(
-                    "broken: the chain fails at seq {} ({} events read); records from there on cannot be trusted",
-                    v.first_bad_seq.unwrap_or(0),
-                    v.events
-                ),
-            }
-            ExitCode::from(if v.ok { 0 } else { 2 })
+            print!("{}", verification_text(args.output, &v));
+            ExitCode::from(if v["ok"].as_bool() == Some(true) {
+                0
+            } else {
+                2
+            })
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+        Err(e) => finish(Err(e)),
+    }
+}
+
+fn verify_offline(db: &str) -> Result<Value, ClientError> {
+    if let Some(path) = db.strip_prefix("sqlite://") {
+        // Verifying must never create an empty database where none was.
+        if !std::path::Path::new(path).exists() {
+            return Err(ClientError::Local(format!("`{path}` does not exist")));
         }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClientError::Local(format!("cannot start the async runtime: {e}")))?;
+    let v = runtime
+        .block_on(async {
+            let store = Store::connect(db).await?;
+            let v = store.verify_audit().await;
+            store.close().await;
+            v
+        })
+        .map_err(|e| ClientError::Local(e.to_string()))?;
+    serde_json::to_value(v).map_err(|e| ClientError::Local(e.to_string()))
+}
+
+/// The same words whether the chain was read offline or by the server.
+fn verification_text(output: Output, v: &Value) -> String {
+    render(output, v, |v| {
+        if v["ok"].as_bool() == Some(true) {
+            format!(
+                "ok: {} events, chain intact, head {}\n",
+                cell(&v["events"]),
+                cell(&v["head"])
+            )
+        } else {
+            format!(
+                "broken: the chain fails at seq {} ({} events read); records from there on cannot be trusted\n",
+                v["first_bad_seq"].as_u64().unwrap_or(0),
+                cell(&v["events"])
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cli, Command};
+    use clap::Parser;
+    use serde_json::json;
+
+    fn parse(args: &[&str]) -> AuditArgs {
+        let mut argv = vec!["bridle", "audit"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Audit(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn verify_goes_to_the_server_unless_a_db_is_given() {
+        let AuditCommand::Verify(v) = parse(&["verify"]).command else {
+            panic!("not verify");
+        };
+        assert_eq!(v.db, None);
+        let AuditCommand::Verify(v) = parse(&["verify", "--db", "sqlite://x.db"]).command else {
+            panic!("not verify");
+        };
+        assert_eq!(v.db.as_deref(), Some("sqlite://x.db"));
+    }
+
+    #[test]
+    fn filters_are_checked_before_anything_is_sent() {
+        let a = parse(&[
+            "list",
+            "--agent",
+            "swe-bot",
+            "--type",
+            "decision",
+            "--since",
+            "2026-01-01T00:00:00Z",
+            "--limit",
+            "5",
+        ]);
+        let AuditCommand::List(l) = a.command else {
+            panic!("not list");
+        };
+        assert_eq!(
+            l.filter.query(),
+            vec![
+                ("agent", "swe-bot".to_owned()),
+                ("type", "decision".to_owned()),
+                ("since", "2026-01-01T00:00:00Z".to_owned())
+            ]
+        );
+        for bad in [
+            ["list", "--type", "decisions"],
+            ["list", "--since", "yesterday"],
+            ["export", "--format", "csv"],
+        ] {
+            let mut argv = vec!["bridle", "audit"];
+            argv.extend(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            parse(&["export", "--format", "ocsf", "--agent", "x"]).command,
+            AuditCommand::Export(ExportArgs {
+                format: Format::Ocsf,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn verification_reads_the_same_online_and_offline() {
+        let ok = json!({"ok": true, "events": 20, "head": "ab12"});
+        assert_eq!(
+            verification_text(Output::Text, &ok),
+            "ok: 20 events, chain intact, head ab12\n"
+        );
+        let broken = json!({"ok": false, "events": 7, "head": "ab12", "first_bad_seq": 8});
+        assert!(
+            verification_text(Output::Text, &broken)
+                .starts_with("broken: the chain fails at seq 8 (7 events read)")
+        );
+    }
+
+    #[test]
+    fn the_event_list_names_reason_codes() {
+        let events = json!([{"seq": 3, "time": "t", "type": "decision", "actor": "agent:a",
+            "agent": "a", "action": "x.y", "decision": "deny",
+            "reasons": [{"code": "not_granted", "message": "m"}]}]);
+        let text = list_text(events.as_array().unwrap());
+        let row = text.lines().nth(1).unwrap();
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [
+                "3",
+                "t",
+                "decision",
+                "agent:a",
+                "a",
+                "x.y",
+                "deny",
+                "not_granted"
+            ]
+        );
     }
 }

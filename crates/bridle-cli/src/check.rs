@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use bridle_core::decision::SourceRef;
 use bridle_core::engine::{ActionRequest, AgentState, DecisionInput, Engine, NoApprovals, Subject};
 use bridle_core::ledger::MemoryLedger;
-use bridle_core::{CompiledAgent, Decision, Effect, Guardrails, Manifest};
+use bridle_core::{CompiledAgent, Decision, Effect, Guardrails, Manifest, ManifestErrors};
 use jiff::Timestamp;
 
 use crate::Output;
@@ -74,21 +74,8 @@ fn read(path: &Path) -> Result<String, String> {
 fn decide(args: &CheckArgs) -> Result<(Decision, String), String> {
     let source = read(&args.file)?;
     let file = args.file.display();
-    let manifest = Manifest::from_source(&source).map_err(|errs| {
-        let mut out = format!("error: {file}: {errs}", errs = summary(errs.errors.len()));
-        for e in &errs.errors {
-            let at = if e.path.is_empty() {
-                String::new()
-            } else {
-                format!("`{}`: ", e.path)
-            };
-            out.push_str(&format!(
-                "\n  {file}:{}:{}: {at}{}",
-                e.line, e.column, e.message
-            ));
-        }
-        out
-    })?;
+    let manifest = Manifest::from_source(&source)
+        .map_err(|errs| format!("error: {}", manifest_errors(&file.to_string(), &errs)))?;
     let mut guardrails = Guardrails::new();
     for path in &args.guardrails {
         let text = read(path)?;
@@ -142,6 +129,24 @@ fn decide(args: &CheckArgs) -> Result<(Decision, String), String> {
     };
     let decision = Engine::new().decide(&input, &MemoryLedger::new(), &NoApprovals);
     Ok((decision, source))
+}
+
+/// `FILE: invalid manifest, N errors` and one `FILE:LINE:COL: `path`: message`
+/// line per error; `bridle agent apply` reports a bad file the same way.
+pub(crate) fn manifest_errors(file: &str, errs: &ManifestErrors) -> String {
+    let mut out = format!("{file}: {}", summary(errs.errors.len()));
+    for e in &errs.errors {
+        let at = if e.path.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`: ", e.path)
+        };
+        out.push_str(&format!(
+            "\n  {file}:{}:{}: {at}{}",
+            e.line, e.column, e.message
+        ));
+    }
+    out
 }
 
 fn summary(n: usize) -> String {

@@ -1,8 +1,16 @@
 //! The `bridle` command line. `main.rs` only calls [`run`].
 
+mod agent;
+mod approvals;
 mod audit;
 mod check;
+mod client;
 mod demo;
+mod findings;
+mod ocsf;
+mod output;
+mod principal;
+mod problem;
 mod serve;
 
 use std::process::ExitCode;
@@ -33,9 +41,17 @@ enum Command {
     ///
     /// Exit code: 0 allow, 2 deny, 3 approval_required, 1 bad input.
     Check(check::CheckArgs),
-    /// Inspect the audit log.
-    #[command(subcommand)]
-    Audit(audit::AuditCommand),
+    /// Manage agents: apply manifests, list, suspend, resume, retire,
+    /// review, credentials.
+    Agent(agent::AgentArgs),
+    /// Create and deactivate principals (people and PEPs) and their API keys.
+    Principal(principal::PrincipalArgs),
+    /// The human-approval inbox: list, show, approve, deny.
+    Approvals(approvals::ApprovalsArgs),
+    /// Verify, list and export the audit log.
+    Audit(audit::AuditArgs),
+    /// Posture findings per agent, mapped to OWASP and NIST controls.
+    Findings(findings::FindingsArgs),
     /// Run the Bridle server.
     Serve(serve::ServeArgs),
     /// Run the server with the five reference agents, their owners and
@@ -46,9 +62,16 @@ enum Command {
 /// Parse the command line, run the command, and map the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // With the `tls` feature, before any HTTP client is built (`serve`'s
+    // webhooks and `demo` build one too); a no-op without it.
+    client::install_tls_provider();
     match cli.command {
         Command::Check(args) => check::run(&args),
-        Command::Audit(command) => audit::run(&command),
+        Command::Agent(args) => agent::run(&args),
+        Command::Principal(args) => principal::run(&args),
+        Command::Approvals(args) => approvals::run(&args),
+        Command::Audit(args) => audit::run(&args),
+        Command::Findings(args) => findings::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Demo(args) => demo::run(&args),
     }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# P4: POST /v1/decisions over HTTP on loopback (SQLite, durable audit on)
+# against a bare axum "hello" endpoint, with the same load tool in one run.
+# Prints throughput of both, their ratio (target >= 30%), and p99 of decisions
+# at half the measured decision throughput (target <= 5 ms).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-10s}"
+CONNS="${CONNS:-64}"
+
+command -v oha >/dev/null || cargo install oha --locked
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+cargo build --release -q -p bridle -p bridle-server --example hello
+
+WORK="$(mktemp -d)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+HELLO_PORT="$(free_port)"; BRIDLE_PORT="$(free_port)"
+ADMIN="bench-admin-$(date +%s)"
+target/release/examples/hello "127.0.0.1:$HELLO_PORT" & HELLO_PID=$!
+BRIDLE_ADMIN_TOKEN="$ADMIN" target/release/bridle serve --listen "127.0.0.1:$BRIDLE_PORT" --db "sqlite://$WORK/bench.db" >"$WORK/serve.log" 2>&1 & BRIDLE_PID=$!
+trap 'kill $HELLO_PID $BRIDLE_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+
+B="http://127.0.0.1:$BRIDLE_PORT"
+for _ in $(seq 200); do curl -sf "$B/healthz" >/dev/null && curl -sf "http://127.0.0.1:$HELLO_PORT/" >/dev/null && break; sleep 0.05; done
+
+curl -sf -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
+  -d '{"id":"owner"}' "$B/v1/principals" >/dev/null
+curl -sf -X PUT -H "Authorization: Bearer $ADMIN" -H 'content-type: application/yaml' \
+  --data-binary @examples/procurement-bot.yaml "$B/v1/agents/procurement-bot" >/dev/null 2>&1 || true
+sed 's/^owner: alice/owner: owner/' examples/procurement-bot.yaml >"$WORK/agent.yaml"
+curl -sf -X PUT -H "Authorization: Bearer $ADMIN" -H 'content-type: application/yaml' \
+  --data-binary @"$WORK/agent.yaml" "$B/v1/agents/procurement-bot" >/dev/null
+CRED="$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' -d '{}' "$B/v1/agents/procurement-bot/credentials")"
+CID="$(jq -r .client_id <<<"$CRED")"; SECRET="$(jq -r .client_secret <<<"$CRED")"
+TOKEN="$(curl -sf -u "$CID:$SECRET" -d grant_type=client_credentials "$B/oauth/token" | jq -r .access_token)"
+# An allowed action with no approval, rate limit or budget in the way.
+BODY='{"action":"procurement.list_vendors","args":{}}'
+
+rps() { jq -r '.summary.requestsPerSec'; }
+p99() { jq -r '.latencyPercentiles.p99'; }
+
+HELLO="$(oha -z "$DURATION" -c "$CONNS" --no-tui --output-format json "http://127.0.0.1:$HELLO_PORT/")"
+DEC="$(oha -z "$DURATION" -c "$CONNS" --no-tui --output-format json -m POST \
+  -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$BODY" "$B/v1/decisions")"
+HELLO_RPS="$(rps <<<"$HELLO")"; DEC_RPS="$(rps <<<"$DEC")"
+HALF="$(python3 -c "print(max(1, int($DEC_RPS / 2)))")"
+HALFRUN="$(oha -z "$DURATION" -c "$CONNS" -q "$HALF" --no-tui --output-format json -m POST \
+  -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$BODY" "$B/v1/decisions")"
+P99_MS="$(python3 -c "print(round($(p99 <<<"$HALFRUN") * 1000, 2))")"
+ERRORS="$(jq -r '[.statusCodeDistribution | to_entries[] | select(.key != "200") | .value] | add // 0' <<<"$DEC")"
+
+python3 - "$HELLO_RPS" "$DEC_RPS" "$HALF" "$P99_MS" "$ERRORS" <<'PY'
+import sys
+hello, dec, half, p99, errors = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+ratio = dec / hello
+print(f"hello (bare axum):           {hello:10.0f} req/s")
+print(f"POST /v1/decisions (audited): {dec:10.0f} req/s   non-200 responses: {errors}")
+print(f"ratio decisions / hello:      {ratio:10.1%}   (target >= 30%: {'met' if ratio >= 0.30 else 'MISSED'})")
+print(f"p99 at {half} req/s (half):   {p99:10.2f} ms  (target <= 5 ms: {'met' if p99 <= 5 else 'MISSED'})")
+PY
+VERIFY="$(curl -sf -H "Authorization: Bearer $ADMIN" "$B/v1/audit/verify")"
+echo "audit chain after the run: $VERIFY"

@@ -1,0 +1,379 @@
+//! `bridle agent`: apply manifests and manage agents on a Bridle server.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bridle_core::Manifest;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::Output;
+use crate::client::{Client, ClientError, Remote};
+use crate::output::{cell, fields, finish, items, render, table};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AgentArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    command: AgentCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AgentCommand {
+    /// Create or update the agent a manifest file describes.
+    ///
+    /// The file is checked locally first; a bad file is reported like
+    /// `bridle check` does and nothing is sent.
+    Apply {
+        /// The manifest (`.yaml`, `.yml` or `.json`).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List every agent with its state and flags.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show one agent's record.
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Suspend an agent: every decision is denied until it is resumed.
+    Suspend(Transition),
+    /// Resume a suspended agent.
+    Resume(Transition),
+    /// Retire an agent for good: revokes its credentials and tokens,
+    /// cancels its pending approvals and ends its elevations.
+    Retire(Transition),
+    /// Record an access review of the agent now.
+    Review {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Client credentials for the agent's OAuth client.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct Transition {
+    id: String,
+    /// Why; recorded in the audit log.
+    #[arg(long)]
+    reason: String,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CredentialsCommand {
+    /// Create a client id and secret (the secret is shown once).
+    Create {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+pub(crate) fn run(args: &AgentArgs) -> ExitCode {
+    finish(execute(args))
+}
+
+fn execute(args: &AgentArgs) -> Result<String, ClientError> {
+    let client = || Client::new(&args.remote);
+    match &args.command {
+        AgentCommand::Apply { file, output } => {
+            // A bad manifest is reported before any connection is attempted.
+            let (id, source) = read_manifest(file)?;
+            apply(&client()?, file, &id, source, *output)
+        }
+        AgentCommand::List { output } => {
+            let v = client()?.get(&["v1", "agents"], &[])?;
+            Ok(render(*output, &v, |v| list_text(items(v, "agents"))))
+        }
+        AgentCommand::Show { id, output } => {
+            let v = client()?.get(&["v1", "agents", id], &[])?;
+            Ok(render(*output, &v, show_text))
+        }
+        AgentCommand::Suspend(t) => transition(&client()?, "suspend", t),
+        AgentCommand::Resume(t) => transition(&client()?, "resume", t),
+        AgentCommand::Retire(t) => transition(&client()?, "retire", t),
+        AgentCommand::Review {
+            id,
+            comment,
+            output,
+        } => {
+            let body = match comment {
+                Some(c) => json!({"comment": c}),
+                None => json!({}),
+            };
+            let v = client()?.post(&["v1", "agents", id, "review"], body)?;
+            Ok(render(*output, &v, |v| {
+                format!(
+                    "reviewed `{}` at {}\n",
+                    cell(&v["id"]),
+                    cell(&v["last_review_at"])
+                )
+            }))
+        }
+        AgentCommand::Credentials(CredentialsCommand::Create { id, output }) => {
+            let v = client()?.post(&["v1", "agents", id, "credentials"], json!({}))?;
+            eprintln!("warning: the client secret is shown once; store it now");
+            Ok(render(*output, &v, |v| {
+                fields(&[
+                    ("client_id", cell(&v["client_id"])),
+                    ("client_secret", cell(&v["client_secret"])),
+                ])
+            }))
+        }
+    }
+}
+
+/// The manifest's `agent` id and the file's text, or the local errors.
+fn read_manifest(file: &Path) -> Result<(String, String), ClientError> {
+    let name = file.display().to_string();
+    let source = std::fs::read_to_string(file)
+        .map_err(|e| ClientError::Local(format!("cannot read `{name}`: {e}")))?;
+    let manifest = Manifest::from_source(&source)
+        .map_err(|errs| ClientError::Local(crate::check::manifest_errors(&name, &errs)))?;
+    Ok((manifest.agent.to_string(), source))
+}
+
+/// `application/yaml` or `application/json` by extension; an unknown
+/// extension is judged by the first character (JSON is an object).
+pub(crate) fn content_type(file: &Path, source: &str) -> &'static str {
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("json") => "application/json",
+        Some("yaml" | "yml") => "application/yaml",
+        _ if source.trim_start().starts_with('{') => "application/json",
+        _ => "application/yaml",
+    }
+}
+
+fn apply(
+    client: &Client,
+    file: &Path,
+    id: &str,
+    source: String,
+    output: Output,
+) -> Result<String, ClientError> {
+    let ct = content_type(file, &source);
+    let (status, v) = match client.put(&["v1", "agents", id], ct, source) {
+        // Server-side errors with lines point into the file, like `check`.
+        Err(ClientError::Problem(p)) => {
+            let file = file.display().to_string();
+            return Err(ClientError::Local(p.render(Some(&file))));
+        }
+        other => other?,
+    };
+    Ok(render(output, &v, |v| applied_text(status, v)))
+}
+
+fn applied_text(status: StatusCode, v: &Value) -> String {
+    let verb = if status == StatusCode::CREATED {
+        "created"
+    } else {
+        "updated"
+    };
+    let mut out = format!(
+        "{verb} `{}` version {}\n",
+        cell(&v["id"]),
+        cell(&v["version"])
+    );
+    if !items(v, "flags").is_empty() {
+        out.push_str(&format!("flags: {}\n", cell(&v["flags"])));
+    }
+    out
+}
+
+fn transition(client: &Client, op: &str, t: &Transition) -> Result<String, ClientError> {
+    let v = client.post(&["v1", "agents", &t.id, op], json!({"reason": t.reason}))?;
+    Ok(render(t.output, &v, |v| {
+        format!("`{}` is now {}\n", cell(&v["id"]), cell(&v["state"]))
+    }))
+}
+
+pub(crate) fn list_text(agents: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = agents
+        .iter()
+        .map(|a| {
+            [
+                "id",
+                "version",
+                "state",
+                "owner",
+                "environment",
+                "expires",
+                "flags",
+            ]
+            .iter()
+            .map(|k| cell(&a[*k]))
+            .collect()
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "VERSION",
+            "STATE",
+            "OWNER",
+            "ENVIRONMENT",
+            "EXPIRES",
+            "FLAGS",
+        ],
+        &rows,
+    )
+}
+
+fn show_text(v: &Value) -> String {
+    let mut state = cell(&v["state"]);
+    if let Some(reason) = v["state_reason"].as_str().filter(|r| !r.is_empty()) {
+        state.push_str(&format!(" ({reason})"));
+    }
+    let tools: Vec<String> = items(&v["manifest"], "tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    let mut pairs = vec![
+        ("id", cell(&v["id"])),
+        ("version", cell(&v["version"])),
+        ("state", state),
+        ("owner", cell(&v["owner"])),
+        ("environment", cell(&v["environment"])),
+        ("expires", cell(&v["expires"])),
+        ("flags", cell(&v["flags"])),
+        ("last review", cell(&v["last_review_at"])),
+        ("created", cell(&v["created_at"])),
+        ("updated", cell(&v["updated_at"])),
+    ];
+    if !tools.is_empty() {
+        pairs.push(("tools", tools.join(", ")));
+    }
+    fields(&pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> AgentArgs {
+        let mut argv = vec!["bridle", "agent"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Agent(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_content_type_follows_the_extension() {
+        let ct = |f: &str, s: &str| content_type(Path::new(f), s);
+        assert_eq!(ct("bot.yaml", "{}"), "application/yaml");
+        assert_eq!(ct("bot.YML", ""), "application/yaml");
+        assert_eq!(ct("bot.json", "agent: x"), "application/json");
+        assert_eq!(ct("bot", "  {\"agent\": \"x\"}"), "application/json");
+        assert_eq!(ct("bot.txt", "agent: x"), "application/yaml");
+    }
+
+    #[test]
+    fn url_and_token_may_follow_the_subcommand() {
+        let a = parse(&[
+            "suspend",
+            "swe-bot",
+            "--reason",
+            "leaked key",
+            "--url",
+            "http://bridle:9000",
+            "--token",
+            "bk_1",
+        ]);
+        assert_eq!(a.remote.url, "http://bridle:9000");
+        assert_eq!(a.remote.token, Some("bk_1".parse().unwrap()));
+        match a.command {
+            AgentCommand::Suspend(t) => {
+                assert_eq!(
+                    (t.id.as_str(), t.reason.as_str()),
+                    ("swe-bot", "leaked key")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lifecycle_changes_need_a_reason() {
+        let mut argv = vec!["bridle", "agent", "retire", "swe-bot"];
+        assert!(Cli::try_parse_from(&argv).is_err());
+        argv.extend(["--reason", "decommissioned"]);
+        assert!(Cli::try_parse_from(&argv).is_ok());
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        assert!(matches!(
+            parse(&["apply", "-f", "bot.yaml"]).command,
+            AgentCommand::Apply { .. }
+        ));
+        assert!(matches!(
+            parse(&["list", "--output", "json"]).command,
+            AgentCommand::List {
+                output: Output::Json
+            }
+        ));
+        assert!(matches!(
+            parse(&["credentials", "create", "swe-bot"]).command,
+            AgentCommand::Credentials(CredentialsCommand::Create { .. })
+        ));
+        assert!(matches!(
+            parse(&["review", "swe-bot", "--comment", "ok"]).command,
+            AgentCommand::Review {
+                comment: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_bad_manifest_is_reported_locally_with_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "agent: x\nbogus: 1\n").unwrap();
+        let Err(ClientError::Local(text)) = read_manifest(&path) else {
+            panic!("expected a local error");
+        };
+        let name = path.display().to_string();
+        assert!(
+            text.starts_with(&format!("{name}: invalid manifest")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{name}:2:1: ")), "{text}");
+    }
+
+    #[test]
+    fn apply_says_created_or_updated_with_the_version() {
+        let v = json!({"id": "swe-bot", "version": 2, "flags": []});
+        assert_eq!(
+            applied_text(StatusCode::OK, &v),
+            "updated `swe-bot` version 2\n"
+        );
+        let v = json!({"id": "swe-bot", "version": 1, "flags": ["review_overdue"]});
+        assert_eq!(
+            applied_text(StatusCode::CREATED, &v),
+            "created `swe-bot` version 1\nflags: review_overdue\n"
+        );
+    }
+}
