@@ -21,3 +21,5 @@ mod oauth;
 mod principals;
 #[path = "api/scenarios.rs"]
 mod scenarios;
+#[path = "api/webhooks.rs"]
+mod webhooks;
