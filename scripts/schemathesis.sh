@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # R4: schemathesis against the served OpenAPI document. Starts `bridle demo`
 # (the real server with the reference agents and some activity) on a free
-# loopback port with a throwaway database, then fuzzes every operation as the
-# demo's admin, checking that no response is a 5xx and that every response
-# matches its documented schema. Exits non-zero on any failure.
+# loopback port with a throwaway database, then fuzzes the API in three
+# passes: the agent operations with an agent's access token, the token
+# endpoint with client_secret_basic, and every operation as the demo's admin.
+# Checks that no response is a 5xx and that every response matches its
+# documented schema; exits non-zero on any failure. About 30 s on 2 cores.
 #
 #   scripts/schemathesis.sh                 # build if needed, run, clean up
 #   MAX_EXAMPLES=50 scripts/schemathesis.sh # more cases per operation
@@ -56,7 +58,7 @@ for _ in $(seq 1 120); do
         exit 1
     fi
     key=$(sed -n 's/^Admin API key:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$work/demo.log" | head -n 1)
-    if [[ -n "$key" ]] && curl -fsS -o /dev/null "$base/healthz"; then
+    if [[ -n "$key" ]] && curl -fs -o /dev/null "$base/healthz"; then
         break
     fi
     sleep 0.5

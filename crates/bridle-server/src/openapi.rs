@@ -3,9 +3,13 @@
 //! `ToSchema` derives; served at `GET /openapi.json` without authentication.
 //!
 //! Besides the document this module holds the reusable error responses (all
-//! `application/problem+json` with the [`Problem`] schema) and schemas for the
-//! few enumerations of the API contract whose Rust types live in crates that
-//! do not depend on utoipa.
+//! `application/problem+json` with the [`Problem`] schema) and schema-only
+//! twins of the response types that live in `bridle-core` and `bridle-store`
+//! (which do not depend on utoipa): `Role`, `AgentState`, `Effect`, `Reason`,
+//! `Approval`, `AuditEvent`, `Verification` and their parts. Each twin is
+//! checked against its real type at compile time (exhaustive matches and
+//! destructuring below), so a new variant or field there fails the build
+//! here; the schemathesis run (`scripts/schemathesis.sh`) checks the JSON.
 
 use std::sync::LazyLock;
 
@@ -100,8 +104,8 @@ pub fn document_json() -> Result<serde_json::Value, serde_json::Error> {
         .flat_map(|item| item.values_mut())
         .filter_map(|operation| operation.as_object_mut());
     for operation in operations {
-        // An optional body (`request_body = Option<T>`) comes out as a
-        // required-or-null `oneOf: [null, T]`; it means "T, or no body".
+        // utoipa renders an optional body (`request_body = Option<T>`) as
+        // `oneOf: [null, T]`, i.e. "T or JSON null"; it means "T, or no body".
         if let Some(body) = operation.get_mut("requestBody")
             && body.get("required") != Some(&serde_json::Value::Bool(true))
         {
