@@ -76,3 +76,75 @@ impl Engine {
             && response.diagnostics().errors().next().is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Guardrails, Manifest};
+
+    fn agent(auto: Option<&str>) -> CompiledAgent {
+        let auto = auto.map_or_else(String::new, |c| format!("\n    auto_grant_when: '{c}'"));
+        let src = format!(
+            "agent: ir\nowner: o\npurpose: p\nenvironment: prod\nexpires: 2099-01-01\n\
+             elevation:\n  - name: identity-write\n    tools: [identity.*]\n    max_duration: 1h\n    approvers: [group:secops]{auto}\n"
+        );
+        CompiledAgent::compile(Manifest::from_source(&src).unwrap(), &Guardrails::new()).unwrap()
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_condition_decides_auto_grant() {
+        let e = Engine::new();
+        let a = agent(Some(
+            "context.reason like \"INC-*\" && context.duration_seconds <= 1800",
+        ));
+        let now = at("2026-11-30T10:00:00Z");
+        assert!(e.auto_grant(
+            &a,
+            "identity-write",
+            "INC-4711 contain",
+            SignedDuration::from_mins(30),
+            now
+        ));
+        assert!(!e.auto_grant(
+            &a,
+            "identity-write",
+            "just because",
+            SignedDuration::from_mins(30),
+            now
+        ));
+        assert!(!e.auto_grant(
+            &a,
+            "identity-write",
+            "INC-4711",
+            SignedDuration::from_mins(45),
+            now
+        ));
+        assert!(!e.auto_grant(&a, "other", "INC-1", SignedDuration::from_mins(5), now));
+    }
+
+    #[test]
+    fn without_a_condition_a_human_decides() {
+        let e = Engine::new();
+        let a = agent(None);
+        assert!(!e.auto_grant(
+            &a,
+            "identity-write",
+            "INC-1",
+            SignedDuration::from_mins(5),
+            at("2026-11-30T10:00:00Z")
+        ));
+    }
+
+    #[test]
+    fn time_is_available_to_the_condition() {
+        let e = Engine::new();
+        let a = agent(Some("context.time.hour >= 22 || context.time.hour < 6"));
+        let d = SignedDuration::from_mins(10);
+        assert!(e.auto_grant(&a, "identity-write", "night", d, at("2026-11-30T23:00:00Z")));
+        assert!(!e.auto_grant(&a, "identity-write", "day", d, at("2026-11-30T12:00:00Z")));
+    }
+}

@@ -271,3 +271,48 @@ async fn concurrent_decisions(s: Server) {
     assert_eq!(v["ok"], true, "{}", v.text);
 }
 on_both!(concurrent_decisions);
+
+/// Rate limits and budgets are kept in the store: a restarted server (or a
+/// second replica on the same database) still knows what was used.
+async fn limits_survive_a_restart(s: Server) {
+    let _people = s.people().await;
+    let yaml = crate::common::manifest(
+        "spender",
+        "alice",
+        "tools:\n  - name: ping\n  - name: pay\n    args:\n      amount: { min: 1, max: 1000 }\n\
+         limits:\n  rate: 3/min\n  budgets:\n    - { arg: amount, max: 100, per: 24h }\n",
+    );
+    s.apply(crate::common::ADMIN_KEY, &yaml).await.expect(201);
+    let token = s.agent_token("spender").await;
+    assert_decision(
+        &s.decide(&token, "pay", json!({"amount": 60})).await,
+        "allow",
+        "granted",
+    );
+    assert_decision(
+        &s.decide(&token, "pay", json!({"amount": 30})).await,
+        "allow",
+        "granted",
+    );
+
+    let db = s.db_url.clone();
+    let again = Server::start(s.backend, move |c| c.db = db).await;
+    let token = again.agent_token("spender").await;
+    // 90 of 100 spent and 2 of 3 actions used before the restart.
+    assert_decision(
+        &again.decide(&token, "pay", json!({"amount": 20})).await,
+        "deny",
+        "budget_exceeded",
+    );
+    assert_decision(
+        &again.decide(&token, "pay", json!({"amount": 10})).await,
+        "allow",
+        "granted",
+    );
+    assert_decision(
+        &again.decide(&token, "ping", json!({})).await,
+        "deny",
+        "rate_limited",
+    );
+}
+on_both!(limits_survive_a_restart);
