@@ -1,0 +1,146 @@
+//! Limits: `rate_limited` and `budget_exceeded` over rolling windows, and
+//! what counts against them.
+
+use bridle_core::engine::ApprovalStatus;
+use bridle_core::ledger::MemoryLedger;
+use bridle_core::{Effect, ReasonCode};
+use serde_json::json;
+
+use crate::common::{self, Approvals, Req, agent, agent_named, at, codes};
+use crate::{approval_id, secs};
+
+// ----------------------------------------------- rate_limited, budget_exceeded
+
+#[test]
+fn the_rate_limit_counts_a_rolling_window() {
+    let a = agent("tools:\n  - name: t\n  - name: u\nlimits:\n  rate: 3/min\n");
+    let ledger = MemoryLedger::new();
+    let t0 = at(common::NOON);
+    let go = |action: &str, s: i64| {
+        Req::new(&a, action)
+            .now(secs(t0, s))
+            .decide_with(&ledger, &Approvals::new())
+    };
+    assert_eq!(go("t", 0).effect, Effect::Allow);
+    assert_eq!(go("u", 10).effect, Effect::Allow);
+    // Denials are not counted.
+    assert_eq!(codes(&go("nope", 15)), [ReasonCode::NotGranted]);
+    assert_eq!(go("t", 20).effect, Effect::Allow);
+    let d = go("t", 30);
+    assert_eq!(d.effect, Effect::Deny);
+    assert_eq!(codes(&d), [ReasonCode::RateLimited]);
+    assert!(
+        d.reasons[0].message.contains("3/1m"),
+        "{}",
+        d.reasons[0].message
+    );
+    assert_eq!(d.reasons[0].source.as_ref().unwrap().path, "limits.rate");
+    assert_eq!(codes(&go("u", 59)), [ReasonCode::RateLimited]);
+    // At 60s the action at 0s has left the window.
+    assert_eq!(go("t", 60).effect, Effect::Allow);
+    assert_eq!(codes(&go("t", 61)), [ReasonCode::RateLimited]);
+    // Each agent has its own count.
+    let other = agent_named("other-bot", "tools:\n  - name: t\nlimits:\n  rate: 3/min\n");
+    let d = Req::new(&other, "t")
+        .now(secs(t0, 61))
+        .decide_with(&ledger, &Approvals::new());
+    assert_eq!(d.effect, Effect::Allow);
+}
+
+const BUDGETED: &str = "\
+tools:
+  - name: pay
+    args:
+      amount: { min: 1, max: 100000 }
+    approval:
+      when: context.args.amount > 5000
+      approvers: [group:finance]
+limits:
+  budgets:
+    - { arg: amount, max: 10000, per: 24h }
+";
+
+#[test]
+fn a_budget_sums_allowed_amounts_over_a_rolling_window() {
+    let a = agent(BUDGETED);
+    let ledger = MemoryLedger::new();
+    let t0 = at(common::NOON);
+    let pay = |amount: i64, s: i64| {
+        Req::new(&a, "pay")
+            .args(json!({"amount": amount}))
+            .now(secs(t0, s))
+            .decide_with(&ledger, &Approvals::new())
+    };
+    assert_eq!(pay(4000, 0).effect, Effect::Allow);
+    assert_eq!(pay(4000, 3600).effect, Effect::Allow);
+    let d = pay(2001, 7200);
+    assert_eq!(d.effect, Effect::Deny);
+    assert_eq!(codes(&d), [ReasonCode::BudgetExceeded]);
+    assert!(
+        d.reasons[0].message.contains("8000 spent") && d.reasons[0].message.contains("10000"),
+        "{}",
+        d.reasons[0].message
+    );
+    let src = d.reasons[0].source.as_ref().unwrap();
+    assert_eq!(
+        (src.path.as_str(), src.line),
+        ("limits.budgets[0]", Some(15))
+    );
+    // The refused amount was not spent: exactly the remainder still fits.
+    assert_eq!(pay(2000, 7300).effect, Effect::Allow);
+    assert_eq!(codes(&pay(1, 7400)), [ReasonCode::BudgetExceeded]);
+    // 24h after the first payment, its 4000 are available again (not more).
+    assert_eq!(codes(&pay(4001, 86_400)), [ReasonCode::BudgetExceeded]);
+    assert_eq!(pay(4000, 86_400).effect, Effect::Allow);
+    // Still inside the window: 2000 (at 7300s) and 4000 (at 24h) are spent.
+    assert_eq!(
+        codes(&pay(4001, 7299 + 86_400)),
+        [ReasonCode::BudgetExceeded]
+    );
+    // Once every payment has left the window, the whole budget is back.
+    assert_eq!(pay(5000, 2 * 86_400).effect, Effect::Allow);
+    assert_eq!(pay(5000, 2 * 86_400).effect, Effect::Allow);
+    assert_eq!(codes(&pay(1, 2 * 86_400)), [ReasonCode::BudgetExceeded]);
+}
+
+#[test]
+fn approval_required_decisions_spend_nothing_but_approved_ones_do() {
+    let a = agent(BUDGETED);
+    let t0 = at(common::NOON);
+
+    // 9000 needs approval; asking for it spends nothing.
+    let ledger = MemoryLedger::new();
+    let big = Req::new(&a, "pay").args(json!({"amount": 9000})).now(t0);
+    let d = big.decide_with(&ledger, &Approvals::new());
+    assert_eq!(d.effect, Effect::ApprovalRequired);
+    let small = |s| {
+        Req::new(&a, "pay")
+            .args(json!({"amount": 5000}))
+            .now(secs(t0, s))
+            .decide_with(&ledger, &Approvals::new())
+    };
+    assert_eq!(small(1).effect, Effect::Allow);
+    assert_eq!(small(2).effect, Effect::Allow);
+    assert_eq!(codes(&small(3)), [ReasonCode::BudgetExceeded]);
+
+    // Once approved, the 9000 count against the budget.
+    let ledger = MemoryLedger::new();
+    let approvals = Approvals::new().with(big.key(), ApprovalStatus::Granted(approval_id("ap-1")));
+    let d = big.decide_with(&ledger, &approvals);
+    assert_eq!(d.effect, Effect::Allow);
+    assert_eq!(codes(&d), [ReasonCode::Approved]);
+    let d = Req::new(&a, "pay")
+        .args(json!({"amount": 1001}))
+        .now(secs(t0, 1))
+        .decide_with(&ledger, &Approvals::new());
+    assert_eq!(codes(&d), [ReasonCode::BudgetExceeded]);
+}
+
+#[test]
+fn limits_are_checked_before_approval() {
+    let a = agent(BUDGETED);
+    // 20000 would need approval, but it can never fit the 10000 budget.
+    let d = Req::new(&a, "pay").args(json!({"amount": 20000})).decide();
+    assert_eq!(codes(&d), [ReasonCode::BudgetExceeded]);
+    assert!(d.approval.is_none());
+}
