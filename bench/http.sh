@@ -10,7 +10,8 @@ CONNS="${CONNS:-64}"
 
 command -v oha >/dev/null || cargo install oha --locked
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
-cargo build --release -q -p bridle -p bridle-server --example hello
+cargo build --release -q -p bridle
+cargo build --release -q -p bridle-server --example hello
 
 WORK="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -21,20 +22,18 @@ BRIDLE_ADMIN_TOKEN="$ADMIN" target/release/bridle serve --listen "127.0.0.1:$BRI
 trap 'kill $HELLO_PID $BRIDLE_PID 2>/dev/null; rm -rf "$WORK"' EXIT
 
 B="http://127.0.0.1:$BRIDLE_PORT"
-for _ in $(seq 200); do curl -sf "$B/healthz" >/dev/null && curl -sf "http://127.0.0.1:$HELLO_PORT/" >/dev/null && break; sleep 0.05; done
+for _ in $(seq 600); do curl -sf "$B/healthz" >/dev/null && curl -sf "http://127.0.0.1:$HELLO_PORT/" >/dev/null && break; sleep 0.05; done
 
 curl -sf -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
   -d '{"id":"owner"}' "$B/v1/principals" >/dev/null
+sed "s/^owner: bob/owner: owner/" examples/swe-bot.yaml >"$WORK/agent.yaml"
 curl -sf -X PUT -H "Authorization: Bearer $ADMIN" -H 'content-type: application/yaml' \
-  --data-binary @examples/procurement-bot.yaml "$B/v1/agents/procurement-bot" >/dev/null 2>&1 || true
-sed 's/^owner: alice/owner: owner/' examples/procurement-bot.yaml >"$WORK/agent.yaml"
-curl -sf -X PUT -H "Authorization: Bearer $ADMIN" -H 'content-type: application/yaml' \
-  --data-binary @"$WORK/agent.yaml" "$B/v1/agents/procurement-bot" >/dev/null
-CRED="$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' -d '{}' "$B/v1/agents/procurement-bot/credentials")"
+  --data-binary @"$WORK/agent.yaml" "$B/v1/agents/swe-bot" >/dev/null
+CRED="$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' -d '{}' "$B/v1/agents/swe-bot/credentials")"
 CID="$(jq -r .client_id <<<"$CRED")"; SECRET="$(jq -r .client_secret <<<"$CRED")"
 TOKEN="$(curl -sf -u "$CID:$SECRET" -d grant_type=client_credentials "$B/oauth/token" | jq -r .access_token)"
-# An allowed action with no approval, rate limit or budget in the way.
-BODY='{"action":"procurement.list_vendors","args":{}}'
+# An allowed action: no approval, rate limit or budget in the way.
+BODY='{"action":"ci.run_tests","args":{"suite":"unit"}}'
 
 rps() { jq -r '.summary.requestsPerSec'; }
 p99() { jq -r '.latencyPercentiles.p99'; }

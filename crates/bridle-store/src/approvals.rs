@@ -102,7 +102,7 @@ pub struct NewApproval {
 #[allow(async_fn_in_trait)]
 pub trait ApprovalStore {
     /// The newest approval for `key` that is still in force at `now`
-    /// (pending, approved or denied, not expired); expired ones are marked.
+    /// (pending, approved or denied, not expired).
     async fn approval_for_key(&self, key: &str, now: &str) -> Result<Option<Approval>, StoreError>;
     /// Insert unless a pending one for the same key exists; returns the one in force.
     async fn create_approval(&self, a: &NewApproval) -> Result<(Approval, bool), StoreError>;
@@ -211,7 +211,8 @@ impl Store {
 
 impl ApprovalStore for Store {
     async fn approval_for_key(&self, key: &str, now: &str) -> Result<Option<Approval>, StoreError> {
-        self.expire_approvals(now).await?;
+        // Read only (every decision that may need approval comes here): the
+        // query itself ignores approvals past `expires_at`.
         let row = with_pool!(self, |pool| {
             let row = sqlx::query(select!(
                 "WHERE approval_key = $1 AND state IN ('pending', 'approved', 'denied') AND expires_at > $2 \

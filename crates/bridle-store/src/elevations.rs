@@ -46,7 +46,7 @@ pub struct Elevation {
 pub trait ElevationStore {
     async fn create_elevation(&self, e: &Elevation) -> Result<(), StoreError>;
     async fn elevation(&self, id: &str) -> Result<Option<Elevation>, StoreError>;
-    /// Names of the agent's elevations active at `now` (ends expired ones).
+    /// Names of the agent's elevations active at `now`.
     async fn active_elevations(&self, agent: &str, now: &str) -> Result<Vec<String>, StoreError>;
     /// Start a pending elevation now (on approval); returns it.
     async fn activate_elevation(
@@ -76,17 +76,26 @@ where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let state: String = r.try_get("state")?;
+    let expires_at: Option<String> = r.try_get("expires_at")?;
+    let mut state = parse_state(&state)?;
+    if state == ElevationState::Active
+        && expires_at
+            .as_deref()
+            .is_some_and(|e| e <= now_text().as_str())
+    {
+        state = ElevationState::Ended;
+    }
     Ok(Elevation {
         id: r.try_get("id")?,
         agent: r.try_get("agent_id")?,
         name: r.try_get("name")?,
         reason: r.try_get("reason")?,
         duration_secs: r.try_get("duration_secs")?,
-        state: parse_state(&state)?,
+        state,
         approval_id: r.try_get("approval_id")?,
         requested_by: r.try_get("requested_by")?,
         created_at: r.try_get("created_at")?,
-        expires_at: r.try_get("expires_at")?,
+        expires_at,
     })
 }
 
@@ -127,11 +136,9 @@ impl ElevationStore for Store {
     }
 
     async fn active_elevations(&self, agent: &str, now: &str) -> Result<Vec<String>, StoreError> {
+        // Read only: this is on every decision's path. An elevation past its
+        // `expires_at` is simply not returned (and reads as `ended`).
         with_pool!(self, |pool| {
-            sqlx::query("UPDATE elevations SET state = 'ended', ended_at = expires_at WHERE state = 'active' AND expires_at <= $1")
-                .bind(now)
-                .execute(pool)
-                .await?;
             let rows = sqlx::query("SELECT name FROM elevations WHERE agent_id = $1 AND state = 'active' AND expires_at > $2")
                 .bind(agent)
                 .bind(now)

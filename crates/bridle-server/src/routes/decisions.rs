@@ -205,13 +205,17 @@ pub async fn decide(
     let mut compiled: Vec<CompiledAgent> = Vec::with_capacity(rows.len());
     let mut elevations: Vec<Vec<String>> = Vec::with_capacity(rows.len());
     for row in &rows {
-        compiled.push(state.compiled(row)?);
-        elevations.push(
+        let agent = state.compiled(row)?;
+        // Only agents that can be elevated need the store asked.
+        elevations.push(if agent.manifest().elevation.is_empty() {
+            Vec::new()
+        } else {
             state
                 .store
                 .active_elevations(row.id.as_str(), &now_text)
-                .await?,
-        );
+                .await?
+        });
+        compiled.push(agent);
     }
     let subjects: Vec<Subject<'_>> = rows
         .iter()
@@ -239,7 +243,15 @@ pub async fn decide(
         now,
     };
     let key = approval_key(&input);
-    let existing = state.store.approval_for_key(&key, &now_text).await?;
+    // Only records with an approval rule can need (or consume) an approval.
+    let may_need_approval = compiled
+        .iter()
+        .any(|c| c.manifest().tools.iter().any(|t| t.approval.is_some()));
+    let existing = if may_need_approval {
+        state.store.approval_for_key(&key, &now_text).await?
+    } else {
+        None
+    };
     let status = match &existing {
         Some(a) if a.state == ApprovalState::Approved => ApprovalStatus::Granted(parse_id(&a.id)?),
         Some(a) if a.state == ApprovalState::Denied => ApprovalStatus::Denied(parse_id(&a.id)?),
