@@ -159,6 +159,27 @@ impl RegistryRead for Store {
     }
 }
 
+/// Inside a transaction: lock the agent's row (a no-op update, so concurrent
+/// changes serialize on both backends), then fail with `NotFound` if it does
+/// not exist or `Conflict` if it is retired (terminal).
+macro_rules! lock_live_agent {
+    ($tx:ident, $id:ident) => {
+        sqlx::query("UPDATE agents SET version = version WHERE id = $1")
+            .bind($id.as_str())
+            .execute(&mut *$tx)
+            .await?;
+        let row = sqlx::query("SELECT state FROM agents WHERE id = $1")
+            .bind($id.as_str())
+            .fetch_optional(&mut *$tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound($id.to_string()))?;
+        let current: String = row.try_get("state")?;
+        if parse_state(&current)? == AgentState::Retired {
+            return Err(StoreError::Conflict(format!("agent `{}` is retired", $id)));
+        }
+    };
+}
+
 impl RegistryWrite for Store {
     async fn apply_manifest(
         &self,
@@ -251,19 +272,7 @@ impl RegistryWrite for Store {
     ) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE agents SET version = version WHERE id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            let row = sqlx::query("SELECT state FROM agents WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-            let current: String = row.try_get("state")?;
-            if parse_state(&current)? == AgentState::Retired {
-                return Err(StoreError::Conflict(format!("agent `{id}` is retired")));
-            }
+            lock_live_agent!(tx, id);
             sqlx::query(
                 "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4",
             )
@@ -286,19 +295,7 @@ impl RegistryWrite for Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let now = now_text();
-            sqlx::query("UPDATE agents SET version = version WHERE id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            let row = sqlx::query("SELECT state FROM agents WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-            let current: String = row.try_get("state")?;
-            if parse_state(&current)? == AgentState::Retired {
-                return Err(StoreError::Conflict(format!("agent `{id}` is retired")));
-            }
+            lock_live_agent!(tx, id);
             for sql in [
                 "UPDATE agents SET state = 'retired', state_reason = $2, updated_at = $1 WHERE id = $3",
                 "UPDATE agent_credentials SET revoked_at = $1 WHERE agent_id = $3 AND revoked_at IS NULL AND $2 = $2",

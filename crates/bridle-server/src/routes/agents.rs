@@ -10,7 +10,7 @@ use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_core::id::{AgentId, PrincipalId};
 use bridle_store::{AgentRow, CredentialStore, PrincipalStore, RegistryRead, RegistryWrite};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -482,9 +482,4 @@ pub async fn create_credentials(
             client_secret: secret,
         }),
     ))
-}
-
-/// Whole days: used by findings for stale and expiring agents.
-pub fn days(d: SignedDuration) -> i64 {
-    d.as_secs() / 86_400
 }
