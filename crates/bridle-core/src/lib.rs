@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cedar;
 pub mod compile;
 pub mod decision;
+pub mod delegation;
 pub mod engine;
 pub mod glob;
 pub mod id;

@@ -2,20 +2,38 @@
 //! [`Caller`] (or an [`Admin`]) and never looks at headers itself.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use bridle_core::engine::AgentState;
-use bridle_store::{AgentRow, CredentialStore, Principal, PrincipalStore, RegistryRead, Role};
+use bridle_core::id::AgentId;
+use bridle_store::{AgentRow, CredentialStore, Principal, PrincipalStore, RegistryRead, Role, ts};
 
 use crate::error::ApiError;
+use crate::jose::{self, DPOP_IAT_WINDOW};
 use crate::state::AppState;
+use crate::token_cache::Verified;
 use crate::tokens::{Claims, hash_secret};
 
 /// An agent authenticated by one of its access tokens.
 #[derive(Debug, Clone)]
 pub struct AgentCaller {
     pub claims: Claims,
-    pub row: AgentRow,
+    /// The token's subject first, then each actor of its `act` chain,
+    /// outermost (the current actor) first.
+    pub chain: Vec<AgentRow>,
+}
+
+impl AgentCaller {
+    /// The token's subject.
+    pub fn row(&self) -> &AgentRow {
+        &self.chain[0]
+    }
+
+    /// The subject acting for itself: not a delegated token. Only such a
+    /// token speaks for its agent in requests about the agent (elevations).
+    pub fn is_own(&self, agent: &str) -> bool {
+        self.claims.act.is_none() && self.claims.sub == agent
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -65,48 +83,174 @@ impl Caller {
     }
 }
 
-pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+/// The credential in an `Authorization` header and its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+pub(crate) fn authorization(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {
+    let expected = || ApiError::Unauthenticated("expected `Authorization: Bearer …`".into());
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::Unauthenticated("missing `Authorization: Bearer …` header".into())
     })?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::Unauthenticated("malformed Authorization header".into()))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| ApiError::Unauthenticated("expected `Authorization: Bearer …`".into()))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::Unauthenticated(
-            "expected `Authorization: Bearer …`".into(),
-        ));
+    let (scheme, token) = value.split_once(' ').ok_or_else(expected)?;
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return Err(expected());
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(expected());
     }
-    Ok(token.trim())
+    Ok((scheme, token))
 }
 
-/// Verify an agent access token fully: signature, claims, revocation, and
-/// that every agent it names still exists and is not retired.
-pub async fn verify_agent_token(state: &AppState, token: &str) -> Result<AgentCaller, ApiError> {
+/// A DPoP proof and the request it must be for.
+#[derive(Debug, Clone, Copy)]
+pub struct DpopEvidence<'a> {
+    pub proof: &'a str,
+    pub method: &'a str,
+    pub url: &'a str,
+}
+
+/// How an access token was presented.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presentation<'a> {
+    /// The audience of the resource server it was presented to, when a
+    /// `pep` says so; the server's own audiences are always accepted.
+    pub audience: Option<&'a str>,
+    /// The `Authorization` scheme it came with; `None` when a `pep`
+    /// forwards it.
+    pub scheme: Option<Scheme>,
+    pub dpop: Option<DpopEvidence<'a>>,
+}
+
+/// Verify an agent access token fully: signature, claims, revocation, that
+/// every agent it names exists and is not retired, that its delegation chain
+/// is still allowed, and its DPoP binding. Fresh results are cached
+/// ([`crate::token_cache`]); the audience and the DPoP proof are checked on
+/// every call.
+pub async fn verify_agent_token(
+    state: &AppState,
+    token: &str,
+    how: Presentation<'_>,
+) -> Result<AgentCaller, ApiError> {
+    let now = jiff::Timestamp::now().as_second();
+    let verified = match state.tokens.get(token, now) {
+        Some(v) => v,
+        None => {
+            let generation = state.tokens.generation();
+            let v = verify_record(state, token).await?;
+            state.tokens.put(token, v.clone(), generation);
+            v
+        }
+    };
+    let Verified { claims, chain } = verified;
     let unauth = |why: &str| ApiError::Unauthenticated(format!("invalid access token: {why}"));
-    let audiences = vec![state.config.audience(), state.config.issuer()];
-    let claims = state
-        .keys
-        .verify(token, &state.config.issuer(), &audiences)
-        .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+    let aud_ok = claims.aud == state.config.audience()
+        || claims.aud == state.config.issuer()
+        || how.audience.is_some_and(|a| a == claims.aud);
+    if !aud_ok {
+        return Err(unauth("it was issued for another audience"));
+    }
+    match (&claims.cnf, how.dpop) {
+        (Some(_), _) if how.scheme == Some(Scheme::Bearer) => {
+            return Err(unauth(
+                "the token is DPoP-bound: send it as `Authorization: DPoP …` with a `DPoP` proof",
+            ));
+        }
+        (Some(cnf), Some(evidence)) => {
+            let proof = jose::verify_dpop(
+                evidence.proof,
+                evidence.method,
+                evidence.url,
+                Some(token),
+                now,
+            )
+            .map_err(|e| ApiError::Unauthenticated(format!("invalid DPoP proof: {e}")))?;
+            if proof.jkt != cnf.jkt {
+                return Err(unauth("the DPoP proof is signed by another key"));
+            }
+            let until = jiff::Timestamp::from_second(proof.iat + DPOP_IAT_WINDOW + 5)
+                .map_err(|_| unauth("bad `iat` in the DPoP proof"))?;
+            if !state.store.use_jti("dpop", &proof.jti, &ts(until)).await? {
+                return Err(ApiError::Unauthenticated(
+                    "invalid DPoP proof: it was already used".into(),
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(unauth(
+                "the token is DPoP-bound: send it as `Authorization: DPoP …` with a `DPoP` proof",
+            ));
+        }
+        (None, _) if how.scheme == Some(Scheme::Dpop) => {
+            return Err(unauth("the `DPoP` scheme needs a DPoP-bound token"));
+        }
+        (None, _) => {
+            for row in &chain {
+                if state.compiled(row)?.manifest().credentials.dpop_required {
+                    return Err(unauth(&format!("`{}` requires DPoP-bound tokens", row.id)));
+                }
+            }
+        }
+    }
+    Ok(AgentCaller { claims, chain })
+}
+
+/// Everything about a token that needs the store.
+pub(crate) async fn verify_record(state: &AppState, token: &str) -> Result<Verified, ApiError> {
+    let unauth = |why: &str| ApiError::Unauthenticated(format!("invalid access token: {why}"));
+    let claims = state.verify_jwt(token).await?;
     match state.store.token(&claims.jti).await? {
         Some(t) if !t.revoked => {}
         Some(_) => return Err(unauth("revoked")),
         None => return Err(unauth("unknown token id")),
     }
-    let id = claims.sub.parse().map_err(|_| unauth("bad subject"))?;
-    let row = state
-        .store
-        .agent(&id)
-        .await?
-        .ok_or_else(|| unauth("unknown agent"))?;
-    if row.state == AgentState::Retired {
-        return Err(unauth("the agent is retired"));
+    let chain = chain_rows(state, &claims).await?;
+    let mut path = Vec::with_capacity(chain.len());
+    // Delegation order: the subject, then actors from the first to the current.
+    path.push(state.compiled(&chain[0])?);
+    for row in chain[1..].iter().rev() {
+        path.push(state.compiled(row)?);
     }
-    Ok(AgentCaller { claims, row })
+    let manifests: Vec<_> = path.iter().map(|c| c.manifest()).collect();
+    bridle_core::delegation::check_path(&manifests).map_err(|e| unauth(&e.to_string()))?;
+    Ok(Verified { claims, chain })
+}
+
+/// The token subject, then each actor of its `act` chain (outermost first);
+/// none may be unknown or retired.
+async fn chain_rows(state: &AppState, claims: &Claims) -> Result<Vec<AgentRow>, ApiError> {
+    let unauth = |why: &str| ApiError::Unauthenticated(format!("invalid access token: {why}"));
+    let mut subjects = vec![claims.sub.as_str()];
+    let mut act = claims.act.as_ref();
+    while let Some(a) = act {
+        subjects.push(a.get("sub").and_then(|s| s.as_str()).unwrap_or_default());
+        act = a.get("act");
+    }
+    let mut rows = Vec::with_capacity(subjects.len());
+    for sub in subjects {
+        let id: AgentId = sub.parse().map_err(|_| unauth("bad subject or actor"))?;
+        let row = state
+            .store
+            .agent(&id)
+            .await?
+            .ok_or_else(|| unauth("unknown agent"))?;
+        if row.state == AgentState::Retired {
+            return Err(unauth(&format!("agent `{id}` is retired")));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// A principal's API key (stored hashed).
@@ -118,21 +262,53 @@ pub async fn verify_api_key(state: &AppState, key: &str) -> Result<Principal, Ap
         .ok_or_else(|| ApiError::Unauthenticated("unknown or deactivated API key".into()))
 }
 
-fn looks_like_jwt(token: &str) -> bool {
+pub(crate) fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
+}
+
+/// The one `DPoP` header of a request (RFC 9449 §4.3 step 1).
+pub(crate) fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all("dpop").iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::Unauthenticated(
+            "invalid DPoP proof: more than one `DPoP` header".into(),
+        ));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| ApiError::Unauthenticated("invalid DPoP proof: malformed header".into()))
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        if looks_like_jwt(token) {
-            Ok(Self::Agent(Box::new(
-                verify_agent_token(state, token).await?,
-            )))
-        } else {
-            Ok(Self::Principal(verify_api_key(state, token).await?))
+        let (scheme, token) = authorization(&parts.headers)?;
+        if !looks_like_jwt(token) {
+            if scheme == Scheme::Dpop {
+                return Err(ApiError::Unauthenticated(
+                    "the `DPoP` scheme is for access tokens".into(),
+                ));
+            }
+            return Ok(Self::Principal(verify_api_key(state, token).await?));
         }
+        let url = format!("{}{}", state.config.issuer(), parts.uri.path());
+        let proof = dpop_header(&parts.headers)?;
+        let how = Presentation {
+            audience: None,
+            scheme: Some(scheme),
+            dpop: proof.map(|proof| DpopEvidence {
+                proof,
+                method: parts.method.as_str(),
+                url: &url,
+            }),
+        };
+        Ok(Self::Agent(Box::new(
+            verify_agent_token(state, token, how).await?,
+        )))
     }
 }

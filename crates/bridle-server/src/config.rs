@@ -42,6 +42,10 @@ pub struct Config {
     pub body_limit: usize,
     /// URLs that receive a CloudEvents notification for each new approval.
     pub webhooks: Vec<String>,
+    /// How long a verified access token is trusted without asking the store
+    /// again, in milliseconds (0 turns the cache off). Revocations and
+    /// suspensions made on another replica take at most this long to show.
+    pub token_cache_ms: u64,
     /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
     #[serde(skip)]
     pub admin_token: Option<Secret>,
@@ -56,6 +60,7 @@ impl Default for Config {
             audience: None,
             body_limit: 1 << 20,
             webhooks: Vec::new(),
+            token_cache_ms: 500,
             admin_token: None,
         }
     }
@@ -68,6 +73,7 @@ const KEYS: &[&str] = &[
     "audience",
     "body_limit",
     "webhooks",
+    "token_cache_ms",
 ];
 
 impl Config {

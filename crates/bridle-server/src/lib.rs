@@ -6,9 +6,11 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod jose;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod token_cache;
 pub mod tokens;
 pub mod webhooks;
 
@@ -74,7 +76,36 @@ pub async fn serve(state: AppState) -> Result<(), String> {
 /// Serve on an already bound listener (tests bind port 0).
 pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Result<(), String> {
     tracing::info!(addr = ?listener.local_addr().ok(), "bridle listening");
+    tokio::spawn(maintain(state.clone()));
     axum::serve(listener, routes::router(state))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// How often keys are re-read and expired token records dropped.
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Background upkeep: pick up signing keys rotated by another replica (and
+/// let retired ones age out of JWKS), and forget revoked-token and one-time
+/// id records once what they guard has expired. Failures are logged and
+/// retried on the next round; nothing here is on a request's path.
+async fn maintain(state: AppState) {
+    use bridle_store::CredentialStore;
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.reload_keys().await {
+            tracing::warn!(error = %e, "cannot reload signing keys");
+        }
+        // A margin past expiry, for clock skew between replicas.
+        let before = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5);
+        match state.store.purge_expired(&bridle_store::ts(before)).await {
+            Ok((tokens, jtis)) if tokens + jtis > 0 => {
+                tracing::debug!(tokens, jtis, "expired token records dropped");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot drop expired token records"),
+        }
+    }
 }

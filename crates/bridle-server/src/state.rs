@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use bridle_core::audit::{AuditEvent, EventBody, EventType};
 use bridle_core::ledger::MemoryLedger;
@@ -11,7 +12,8 @@ use bridle_store::{AgentRow, AuditLog, Store, UsageStore};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::tokens::Keys;
+use crate::token_cache::TokenCache;
+use crate::tokens::{Claims, Keys, TokenError};
 
 #[derive(Debug, Clone)]
 pub struct AppState(pub(crate) Arc<Inner>);
@@ -20,7 +22,12 @@ pub struct AppState(pub(crate) Arc<Inner>);
 pub struct Inner {
     pub store: Store,
     pub audit: AuditLog,
-    pub keys: Keys,
+    /// The signing keys; replaced whole on rotation or reload.
+    keys: RwLock<Arc<Keys>>,
+    /// When the keys were last read from the store.
+    keys_loaded: Mutex<Instant>,
+    /// Verified access tokens ([`crate::token_cache`]).
+    pub tokens: TokenCache,
     pub engine: Engine,
     pub config: Config,
     pub guardrails: Guardrails,
@@ -43,6 +50,9 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// Least time between two key reloads caused by unknown `kid`s.
+const KEY_RELOAD_MIN: Duration = Duration::from_secs(5);
+
 /// The longest window a budget may look back over when reloading usage.
 const USAGE_RELOAD: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 31);
 
@@ -62,11 +72,14 @@ impl AppState {
             ledger.replay(&agent, at_ms, &arg, amount);
         }
         let audit = AuditLog::start(store.clone());
+        let tokens = TokenCache::new(Duration::from_millis(config.token_cache_ms));
         let http = crate::webhooks::Notifier::start(config.webhooks.clone());
         Ok(Self(Arc::new(Inner {
             store,
             audit,
-            keys,
+            keys: RwLock::new(Arc::new(keys)),
+            keys_loaded: Mutex::new(Instant::now()),
+            tokens,
             engine: Engine::new(),
             config,
             guardrails: Guardrails::new(),
@@ -76,6 +89,63 @@ impl AppState {
             http,
             denials: Mutex::new(HashMap::new()),
         })))
+    }
+
+    /// The current signing keys.
+    pub fn keys(&self) -> Arc<Keys> {
+        match self.keys.read() {
+            Ok(k) => Arc::clone(&k),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn set_keys(&self, keys: Keys) {
+        let keys = Arc::new(keys);
+        match self.keys.write() {
+            Ok(mut k) => *k = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        if let Ok(mut at) = self.keys_loaded.lock() {
+            *at = Instant::now();
+        }
+    }
+
+    /// Read the signing keys from the store again (another replica may have
+    /// rotated, or a retired key may have aged out of JWKS).
+    pub async fn reload_keys(&self) -> Result<(), ApiError> {
+        let keys = Keys::load_or_create(&self.store).await?;
+        self.set_keys(keys);
+        Ok(())
+    }
+
+    /// Sign with a new key from now on; the old one keeps verifying until
+    /// its last token has expired.
+    pub async fn rotate_keys(&self) -> Result<Arc<Keys>, ApiError> {
+        let keys = Keys::rotate(&self.store).await?;
+        self.set_keys(keys);
+        Ok(self.keys())
+    }
+
+    /// Verify an access token's signature and standard claims (not its
+    /// audience, revocation or agents). An unknown `kid` makes the keys
+    /// reload once, at most every few seconds, in case another replica
+    /// rotated.
+    pub async fn verify_jwt(&self, token: &str) -> Result<Claims, ApiError> {
+        let issuer = self.config.issuer();
+        match self.keys().verify(token, &issuer) {
+            Err(TokenError::UnknownKid) if self.may_reload_keys() => {
+                self.reload_keys().await?;
+                self.keys().verify(token, &issuer)
+            }
+            other => other,
+        }
+        .map_err(|e| ApiError::Unauthenticated(e.to_string()))
+    }
+
+    fn may_reload_keys(&self) -> bool {
+        self.keys_loaded
+            .lock()
+            .is_ok_and(|at| at.elapsed() >= KEY_RELOAD_MIN)
     }
 
     /// The compiled form of an agent's current manifest (cached per version).

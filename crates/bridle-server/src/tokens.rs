@@ -28,12 +28,30 @@ pub struct Claims {
     /// RFC 8693 actor chain: `{sub, act?}`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub act: Option<serde_json::Value>,
+    /// RFC 9449 confirmation: the thumbprint of the key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<Confirmation>,
 }
+
+/// `cnf` of a sender-constrained token (RFC 9449 §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// Base64url SHA-256 JWK thumbprint (RFC 7638) of the DPoP key.
+    pub jkt: String,
+}
+
+/// How long a retired signing key stays in JWKS and verifies tokens: the
+/// longest token lifetime, plus time for every replica to reload its keys.
+pub const RETIRED_KEY_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_mins(62);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("the token is not a valid Bridle access token: {0}")]
     Invalid(String),
+    /// Signed by a key this process does not know (yet): another replica
+    /// may have rotated.
+    #[error("the token is not a valid Bridle access token: unknown `kid`")]
+    UnknownKid,
 }
 
 pub struct Keys {
@@ -74,21 +92,40 @@ impl Keys {
             store.add_signing_key(&row).await?;
             rows.insert(0, row);
         }
-        Self::from_rows(&rows)
+        Self::from_rows(&rows, jiff::Timestamp::now())
     }
 
-    fn from_rows(rows: &[SigningKeyRow]) -> Result<Self, StoreError> {
+    /// Retire the current key and sign with a new one from now on. The old
+    /// key keeps verifying (and stays in JWKS) for [`RETIRED_KEY_KEPT`].
+    pub async fn rotate(store: &Store) -> Result<Self, StoreError> {
+        store.rotate_signing_key(&generate()?).await?;
+        Self::load_or_create(store).await
+    }
+
+    /// The key that signs new tokens.
+    pub fn current_kid(&self) -> &str {
+        &self.kid
+    }
+
+    fn from_rows(rows: &[SigningKeyRow], now: jiff::Timestamp) -> Result<Self, StoreError> {
         let corrupt = |w: &str| StoreError::Corrupt(format!("signing key: {w}"));
         let current = rows
             .iter()
-            .find(|k| k.retired_at.is_none())
+            .filter(|k| k.retired_at.is_none())
+            .max_by(|a, b| a.created_at.cmp(&b.created_at))
             .ok_or_else(|| corrupt("no active key"))?;
         let der = STANDARD
             .decode(&current.private_der)
             .map_err(|_| corrupt("private key encoding"))?;
+        let kept_since = ts(now - RETIRED_KEY_KEPT);
         let mut decoding = HashMap::new();
         let mut jwks = Vec::new();
-        for k in rows {
+        let verifying = rows.iter().filter(|k| {
+            k.retired_at
+                .as_deref()
+                .is_none_or(|at| at > kept_since.as_str())
+        });
+        for k in verifying {
             decoding.insert(
                 k.kid.clone(),
                 DecodingKey::from_ed_components(&k.public_x).map_err(|_| corrupt("public key"))?,
@@ -133,13 +170,10 @@ impl Keys {
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
-    /// Verify signature (EdDSA only, known `kid`), `typ`, `iss`, `aud`, `exp`, `nbf`.
-    pub fn verify(
-        &self,
-        token: &str,
-        issuer: &str,
-        audiences: &[String],
-    ) -> Result<Claims, TokenError> {
+    /// Verify signature (EdDSA only, known `kid`), `typ`, `iss`, `exp`,
+    /// `nbf`, and that `aud` is present. Which audiences are acceptable is
+    /// the caller's question.
+    pub fn verify(&self, token: &str, issuer: &str) -> Result<Claims, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -160,13 +194,10 @@ impl Keys {
         let kid = header
             .kid
             .ok_or_else(|| TokenError::Invalid("no `kid`".into()))?;
-        let key = self
-            .decoding
-            .get(&kid)
-            .ok_or_else(|| TokenError::Invalid("unknown `kid`".into()))?;
+        let key = self.decoding.get(&kid).ok_or(TokenError::UnknownKid)?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[issuer]);
-        v.set_audience(audiences);
+        v.validate_aud = false;
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.validate_nbf = true;
         v.leeway = 5;

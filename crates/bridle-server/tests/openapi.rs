@@ -14,6 +14,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("/.well-known/oauth-authorization-server", "get"),
     ("/.well-known/jwks.json", "get"),
     ("/oauth/token", "post"),
+    ("/oauth/introspect", "post"),
+    ("/oauth/revoke", "post"),
+    ("/v1/keys", "get"),
+    ("/v1/keys/rotate", "post"),
     ("/v1/principals", "post"),
     ("/v1/principals/{id}/deactivate", "post"),
     ("/v1/agents", "get"),
@@ -24,6 +28,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("/v1/agents/{id}/retire", "post"),
     ("/v1/agents/{id}/review", "post"),
     ("/v1/agents/{id}/credentials", "post"),
+    ("/v1/agents/{id}/credentials", "get"),
+    ("/v1/agents/{id}/credentials/{client_id}/rotate", "post"),
+    ("/v1/agents/{id}/credentials/{client_id}/revoke", "post"),
     ("/v1/agents/{id}/elevations", "post"),
     ("/v1/decisions", "post"),
     ("/v1/decisions/{id}/outcome", "post"),
@@ -44,6 +51,10 @@ const PUBLIC: &[&str] = &[
     "/.well-known/jwks.json",
     "/oauth/token",
 ];
+
+/// Operations for an agent's OAuth client or a principal's API key (RFC 7662
+/// and RFC 7009 want the caller authenticated, not necessarily by bearer).
+const CLIENT_OR_BEARER: &[&str] = &["/oauth/introspect", "/oauth/revoke"];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 
@@ -200,6 +211,15 @@ fn security_bearer_everywhere_except_the_public_endpoints() {
                 own.iter().all(|r| r.get("bearer").is_none()),
                 "{method} {path} must not ask for a bearer token"
             );
+        } else if CLIENT_OR_BEARER.contains(&path.as_str()) {
+            let own = own.unwrap_or_else(|| panic!("{method} {path} must override security"));
+            assert!(own.iter().any(|r| r.get("client_secret_basic").is_some()));
+            assert!(own.iter().any(|r| r.get("bearer").is_some()));
+            assert!(
+                own.iter()
+                    .all(|r| r.as_object().is_some_and(|o| !o.is_empty())),
+                "{method} {path} must require authentication"
+            );
         } else {
             assert!(own.is_none(), "{method} {path} must inherit bearer");
             assert!(
@@ -224,6 +244,12 @@ fn security_bearer_everywhere_except_the_public_endpoints() {
         "client_secret",
         "scope",
         "resource",
+        "client_assertion_type",
+        "client_assertion",
+        "subject_token",
+        "subject_token_type",
+        "actor_token",
+        "actor_token_type",
     ] {
         assert!(
             form["properties"].get(field).is_some(),
@@ -254,7 +280,7 @@ fn errors_are_problem_json() {
 
     let mut checked = 0;
     for (path, method, op) in operations(&doc) {
-        if path == "/oauth/token" {
+        if path.starts_with("/oauth/") {
             continue; // the OAuth error format (RFC 6749 §5.2)
         }
         for (status, response) in op["responses"].as_object().expect("responses") {
@@ -325,13 +351,33 @@ fn request_bodies_have_the_contract_fields() {
             "/v1/decisions",
             "post",
             true,
-            &["action", "args", "resource", "agent_token"],
+            &[
+                "action",
+                "args",
+                "resource",
+                "agent_token",
+                "audience",
+                "agent_dpop",
+            ],
         ),
         (
             "/v1/decisions/{id}/outcome",
             "post",
             true,
-            &["status", "retrievals", "agent_token"],
+            &[
+                "status",
+                "retrievals",
+                "agent_token",
+                "audience",
+                "agent_dpop",
+            ],
+        ),
+        ("/v1/agents/{id}/credentials", "post", false, &["jwk"]),
+        (
+            "/v1/agents/{id}/credentials/{client_id}/rotate",
+            "post",
+            false,
+            &["overlap"],
         ),
         ("/v1/approvals/{id}/approve", "post", false, &["comment"]),
         ("/v1/approvals/{id}/deny", "post", false, &["comment"]),
@@ -359,8 +405,9 @@ fn request_bodies_have_the_contract_fields() {
     }
     // Operations without a body declare none.
     for (path, method) in [
-        ("/v1/agents/{id}/credentials", "post"),
         ("/v1/principals/{id}/deactivate", "post"),
+        ("/v1/agents/{id}/credentials/{client_id}/revoke", "post"),
+        ("/v1/keys/rotate", "post"),
     ] {
         assert!(doc["paths"][path][method].get("requestBody").is_none());
     }

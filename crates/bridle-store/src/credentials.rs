@@ -1,4 +1,4 @@
-//! Signing keys, agent client credentials and issued tokens.
+//! Signing keys, agent client credentials, issued tokens and one-time JWT ids.
 
 use sqlx::Row;
 
@@ -15,6 +15,30 @@ pub struct SigningKeyRow {
     pub retired_at: Option<String>,
 }
 
+/// How a client proves who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_secret_basic` / `client_secret_post`: the SHA-256 of the
+    /// secret, and during a rotation overlap the previous one with the
+    /// instant it stops working.
+    Secret {
+        hash: String,
+        previous: Option<(String, String)>,
+    },
+    /// `private_key_jwt` (RFC 7523): the registered public JWK, as JSON.
+    PublicJwk(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRow {
+    pub client_id: String,
+    pub agent_id: String,
+    pub auth: ClientAuth,
+    pub created_at: String,
+    pub rotated_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRow {
     pub jti: String,
@@ -22,37 +46,119 @@ pub struct TokenRow {
     pub client_id: String,
     pub expires_at: String,
     pub revoked: bool,
+    /// The token this one was exchanged from (RFC 8693).
+    pub parent_jti: Option<String>,
+}
+
+/// What the token endpoint records of each token it issues.
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    pub jti: &'a str,
+    /// The token's `sub`.
+    pub agent: &'a str,
+    pub client_id: &'a str,
+    pub expires_at: &'a str,
+    pub parent_jti: Option<&'a str>,
 }
 
 #[allow(async_fn_in_trait)]
 pub trait CredentialStore {
-    /// Keys not retired, newest first; and retired keys still needed for
-    /// verification (retired after `keep_since`).
+    /// Every signing key, newest first (retired ones too: the caller decides
+    /// which are still needed for verification).
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, StoreError>;
     async fn add_signing_key(&self, key: &SigningKeyRow) -> Result<(), StoreError>;
+    /// In one transaction: retire every current key at `key.created_at` and
+    /// make `key` the current one.
+    async fn rotate_signing_key(&self, key: &SigningKeyRow) -> Result<(), StoreError>;
     async fn add_credential(
         &self,
         agent: &str,
         client_id: &str,
-        secret_hash: &str,
+        auth: &ClientAuth,
     ) -> Result<(), StoreError>;
-    /// The agent owning a credential, its secret hash, and whether it is revoked.
-    async fn credential(
+    async fn credential(&self, client_id: &str) -> Result<Option<CredentialRow>, StoreError>;
+    /// An agent's credentials, oldest first.
+    async fn credentials(&self, agent: &str) -> Result<Vec<CredentialRow>, StoreError>;
+    /// Replace a secret credential's secret; the old one keeps working until
+    /// `previous_expires_at` (or stops at once when `None`). False when the
+    /// credential is unknown, revoked, or not a secret.
+    async fn rotate_secret(
         &self,
         client_id: &str,
-    ) -> Result<Option<(String, String, bool)>, StoreError>;
-    async fn record_token(
-        &self,
-        jti: &str,
-        agent: &str,
-        client_id: &str,
-        expires_at: &str,
-    ) -> Result<(), StoreError>;
+        new_hash: &str,
+        previous_expires_at: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Revoke one credential, every token issued to it and every token
+    /// exchanged from those, in one transaction. `None` when the credential
+    /// is unknown or already revoked; else how many tokens were revoked.
+    async fn revoke_credential(&self, client_id: &str) -> Result<Option<u64>, StoreError>;
+    async fn record_token(&self, token: &NewToken<'_>) -> Result<(), StoreError>;
     async fn token(&self, jti: &str) -> Result<Option<TokenRow>, StoreError>;
-    /// Revoke one token; false when unknown.
-    async fn revoke_token(&self, jti: &str) -> Result<bool, StoreError>;
-    /// Revoke every credential and token of an agent (retirement).
+    /// Revoke a token and every token exchanged from it, transitively.
+    /// Returns how many were newly revoked.
+    async fn revoke_token(&self, jti: &str) -> Result<u64, StoreError>;
+    /// Revoke every credential and token of an agent.
     async fn revoke_agent_credentials(&self, agent: &str) -> Result<(u64, u64), StoreError>;
+    /// Record a one-time JWT id; false when it was already used.
+    async fn use_jti(&self, kind: &str, jti: &str, expires_at: &str) -> Result<bool, StoreError>;
+    /// Forget tokens and one-time ids that expired before `before` (nothing
+    /// can present them any more). Returns `(tokens, jtis)` removed.
+    async fn purge_expired(&self, before: &str) -> Result<(u64, u64), StoreError>;
+}
+
+fn credential_row(r: &impl RowGet) -> Result<CredentialRow, StoreError> {
+    let secret: Option<String> = r.text("secret_hash")?;
+    let jwk: Option<String> = r.text("public_jwk")?;
+    let previous_hash: Option<String> = r.text("previous_secret_hash")?;
+    let previous_until: Option<String> = r.text("previous_expires_at")?;
+    let auth = match (secret, jwk) {
+        (Some(hash), None) => ClientAuth::Secret {
+            hash,
+            previous: previous_hash.zip(previous_until),
+        },
+        (None, Some(jwk)) => ClientAuth::PublicJwk(jwk),
+        _ => {
+            return Err(StoreError::Corrupt(
+                "a credential must have exactly one of a secret and a public key".into(),
+            ));
+        }
+    };
+    Ok(CredentialRow {
+        client_id: r.req("client_id")?,
+        agent_id: r.req("agent_id")?,
+        auth,
+        created_at: r.req("created_at")?,
+        rotated_at: r.text("rotated_at")?,
+        revoked_at: r.text("revoked_at")?,
+    })
+}
+
+/// Column access shared by both backends' rows.
+trait RowGet {
+    fn text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn req(&self, col: &str) -> Result<String, StoreError> {
+        self.text(col)?
+            .ok_or_else(|| StoreError::Corrupt(format!("`{col}` is null")))
+    }
+}
+
+impl RowGet for sqlx::sqlite::SqliteRow {
+    fn text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+impl RowGet for sqlx::postgres::PgRow {
+    fn text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+/// The columns [`credential_row`] reads, as a literal for `concat!`.
+macro_rules! credential_columns {
+    () => {
+        "client_id, agent_id, secret_hash, public_jwk, previous_secret_hash, previous_expires_at, created_at, rotated_at, revoked_at"
+    };
 }
 
 impl CredentialStore for Store {
@@ -93,19 +199,45 @@ impl CredentialStore for Store {
         })
     }
 
+    async fn rotate_signing_key(&self, key: &SigningKeyRow) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                .bind(&key.created_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, private_der, public_x, created_at, retired_at) VALUES ($1, $2, $3, $4, NULL)",
+            )
+            .bind(&key.kid)
+            .bind(&key.private_der)
+            .bind(&key.public_x)
+            .bind(&key.created_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     async fn add_credential(
         &self,
         agent: &str,
         client_id: &str,
-        secret_hash: &str,
+        auth: &ClientAuth,
     ) -> Result<(), StoreError> {
+        let (secret, jwk) = match auth {
+            ClientAuth::Secret { hash, .. } => (Some(hash.as_str()), None),
+            ClientAuth::PublicJwk(jwk) => (None, Some(jwk.as_str())),
+        };
         with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO agent_credentials (client_id, agent_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO agent_credentials (client_id, agent_id, secret_hash, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(client_id)
             .bind(agent)
-            .bind(secret_hash)
+            .bind(secret)
+            .bind(jwk)
             .bind(now_text())
             .execute(pool)
             .await?;
@@ -113,45 +245,100 @@ impl CredentialStore for Store {
         })
     }
 
-    async fn credential(
-        &self,
-        client_id: &str,
-    ) -> Result<Option<(String, String, bool)>, StoreError> {
+    async fn credential(&self, client_id: &str) -> Result<Option<CredentialRow>, StoreError> {
         with_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT agent_id, secret_hash, revoked_at FROM agent_credentials WHERE client_id = $1",
-            )
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                credential_columns!(),
+                " FROM agent_credentials WHERE client_id = $1"
+            ))
             .bind(client_id)
             .fetch_optional(pool)
             .await?;
-            row.map(|r| {
-                let revoked: Option<String> = r.try_get("revoked_at")?;
-                Ok((
-                    r.try_get("agent_id")?,
-                    r.try_get("secret_hash")?,
-                    revoked.is_some(),
-                ))
-            })
-            .transpose()
+            row.as_ref().map(credential_row).transpose()
         })
     }
 
-    async fn record_token(
+    async fn credentials(&self, agent: &str) -> Result<Vec<CredentialRow>, StoreError> {
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                credential_columns!(),
+                " FROM agent_credentials WHERE agent_id = $1 ORDER BY created_at, client_id"
+            ))
+            .bind(agent)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(credential_row).collect()
+        })
+    }
+
+    async fn rotate_secret(
         &self,
-        jti: &str,
-        agent: &str,
         client_id: &str,
-        expires_at: &str,
-    ) -> Result<(), StoreError> {
+        new_hash: &str,
+        previous_expires_at: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let done = sqlx::query(
+                "UPDATE agent_credentials SET \
+                   previous_secret_hash = CASE WHEN $1 IS NULL THEN NULL ELSE secret_hash END, \
+                   previous_expires_at = $1, secret_hash = $2, rotated_at = $3 \
+                 WHERE client_id = $4 AND revoked_at IS NULL AND secret_hash IS NOT NULL",
+            )
+            .bind(previous_expires_at)
+            .bind(new_hash)
+            .bind(now_text())
+            .bind(client_id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    async fn revoke_credential(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
+        with_pool!(self, |pool| {
+            let now = now_text();
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE agent_credentials SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(&now)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let tokens = sqlx::query(
+                "WITH RECURSIVE lineage(jti) AS ( \
+                     SELECT jti FROM tokens WHERE client_id = $1 \
+                     UNION SELECT t.jti FROM tokens t JOIN lineage l ON t.parent_jti = l.jti \
+                 ) \
+                 UPDATE tokens SET revoked_at = $2 \
+                 WHERE jti IN (SELECT jti FROM lineage) AND revoked_at IS NULL",
+            )
+            .bind(client_id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(Some(tokens))
+        })
+    }
+
+    async fn record_token(&self, token: &NewToken<'_>) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO tokens (jti, agent_id, client_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO tokens (jti, agent_id, client_id, issued_at, expires_at, parent_jti) VALUES ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(jti)
-            .bind(agent)
-            .bind(client_id)
+            .bind(token.jti)
+            .bind(token.agent)
+            .bind(token.client_id)
             .bind(now_text())
-            .bind(expires_at)
+            .bind(token.expires_at)
+            .bind(token.parent_jti)
             .execute(pool)
             .await?;
             Ok(())
@@ -160,10 +347,12 @@ impl CredentialStore for Store {
 
     async fn token(&self, jti: &str) -> Result<Option<TokenRow>, StoreError> {
         with_pool!(self, |pool| {
-            let row = sqlx::query("SELECT jti, agent_id, client_id, expires_at, revoked_at FROM tokens WHERE jti = $1")
-                .bind(jti)
-                .fetch_optional(pool)
-                .await?;
+            let row = sqlx::query(
+                "SELECT jti, agent_id, client_id, expires_at, revoked_at, parent_jti FROM tokens WHERE jti = $1",
+            )
+            .bind(jti)
+            .fetch_optional(pool)
+            .await?;
             row.map(|r| {
                 let revoked: Option<String> = r.try_get("revoked_at")?;
                 Ok(TokenRow {
@@ -172,22 +361,28 @@ impl CredentialStore for Store {
                     client_id: r.try_get("client_id")?,
                     expires_at: r.try_get("expires_at")?,
                     revoked: revoked.is_some(),
+                    parent_jti: r.try_get("parent_jti")?,
                 })
             })
             .transpose()
         })
     }
 
-    async fn revoke_token(&self, jti: &str) -> Result<bool, StoreError> {
+    async fn revoke_token(&self, jti: &str) -> Result<u64, StoreError> {
         with_pool!(self, |pool| {
             let done = sqlx::query(
-                "UPDATE tokens SET revoked_at = $1 WHERE jti = $2 AND revoked_at IS NULL",
+                "WITH RECURSIVE lineage(jti) AS ( \
+                     SELECT jti FROM tokens WHERE jti = $1 \
+                     UNION SELECT t.jti FROM tokens t JOIN lineage l ON t.parent_jti = l.jti \
+                 ) \
+                 UPDATE tokens SET revoked_at = $2 \
+                 WHERE jti IN (SELECT jti FROM lineage) AND revoked_at IS NULL",
             )
-            .bind(now_text())
             .bind(jti)
+            .bind(now_text())
             .execute(pool)
             .await?;
-            Ok(done.rows_affected() > 0)
+            Ok(done.rows_affected())
         })
     }
 
@@ -211,6 +406,36 @@ impl CredentialStore for Store {
             .rows_affected();
             tx.commit().await?;
             Ok((creds, tokens))
+        })
+    }
+
+    async fn use_jti(&self, kind: &str, jti: &str, expires_at: &str) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let done = sqlx::query(
+                "INSERT INTO used_jtis (kind, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(kind)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn purge_expired(&self, before: &str) -> Result<(u64, u64), StoreError> {
+        with_pool!(self, |pool| {
+            let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            let jtis = sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok((tokens, jtis))
         })
     }
 }

@@ -25,7 +25,9 @@ use sqlx::sqlite::{
 
 pub use approvals::{Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval, Vote};
 pub use audit::{AuditFilter, AuditLog, AuditRead};
-pub use credentials::{CredentialStore, SigningKeyRow, TokenRow};
+pub use credentials::{
+    ClientAuth, CredentialRow, CredentialStore, NewToken, SigningKeyRow, TokenRow,
+};
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};

@@ -1,5 +1,4 @@
-//! `/v1/agents`: the registry — apply, list, show, lifecycle, review,
-//! credentials.
+//! `/v1/agents`: the registry — apply, list, show, lifecycle, review.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,7 +8,7 @@ use bridle_core::Manifest;
 use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_core::id::{AgentId, PrincipalId};
-use bridle_store::{AgentRow, CredentialStore, PrincipalStore, RegistryRead, RegistryWrite};
+use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,7 +17,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::AppState;
-use crate::tokens::{hash_secret, random_token};
 
 /// The agent record of the API contract.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,13 +51,6 @@ pub struct AgentRecord<'a> {
 pub struct AgentList {
     #[schema(value_type = Vec<AgentRecord>)]
     agents: Vec<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CredentialCreated {
-    client_id: String,
-    /// Shown once; only its hash is stored.
-    client_secret: String,
 }
 
 /// The agent record of the API contract, with derived flags.
@@ -185,6 +176,8 @@ pub async fn apply(
         .store
         .apply_manifest(&manifest, source, principal.id.as_str())
         .await?;
+    // Delegation rules and DPoP requirements may have changed.
+    state.tokens.invalidate();
     let mut event = state.event(EventType::Manifest, &caller.actor());
     event.agent = Some(row.id.to_string());
     event.detail = Some(
@@ -294,6 +287,7 @@ async fn transition(
         AgentState::Retired => state.store.retire(&row.id, &body.reason).await?,
         other => state.store.set_state(&row.id, other, &body.reason).await?,
     };
+    state.tokens.invalidate();
     let mut event = state.event(EventType::Lifecycle, &caller.actor());
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({"state": to.as_str(), "reason": body.reason}));
@@ -433,53 +427,4 @@ pub async fn review(
         Some(serde_json::json!({"op": "review", "comment": body.and_then(|b| b.0.comment)}));
     state.audit(event).await?;
     Ok(Json(record(&state, &row).await?))
-}
-
-/// Create an OAuth client credential for the agent (admin or owner).
-#[utoipa::path(
-    post,
-    path = "/v1/agents/{id}/credentials",
-    tag = "agents",
-    operation_id = "create_agent_credentials",
-    params(("id" = String, Path, description = "The agent's id")),
-    responses(
-        (status = 201, description = "Created; the secret is shown once", body = CredentialCreated),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict),
-        (status = 503, response = doc::Unavailable),
-    ),
-)]
-pub async fn create_credentials(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
-    let row = load(&state, &id).await?;
-    if !caller.manages(&row) {
-        return Err(ApiError::Forbidden(
-            "only an admin or the agent's owner may create credentials".into(),
-        ));
-    }
-    if row.state == AgentState::Retired {
-        return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
-    }
-    let client_id = format!("{}.{}", row.id, random_token(9));
-    let secret = format!("bcs_{}", random_token(32));
-    state
-        .store
-        .add_credential(row.id.as_str(), &client_id, &hash_secret(&secret))
-        .await?;
-    let mut event = state.event(EventType::Credential, &caller.actor());
-    event.agent = Some(row.id.to_string());
-    event.detail = Some(serde_json::json!({"op": "create", "client_id": client_id}));
-    state.audit(event).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CredentialCreated {
-            client_id,
-            client_secret: secret,
-        }),
-    ))
 }

@@ -10,22 +10,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bridle_core::audit::{EventType, redact_args};
 use bridle_core::decision::Effect;
-use bridle_core::engine::{
-    ActionRequest, AgentState, ApprovalStatus, DecisionInput, Subject, approval_key,
-};
+use bridle_core::engine::{ActionRequest, ApprovalStatus, DecisionInput, Subject, approval_key};
 use bridle_core::id::is_tool_name;
 use bridle_core::ledger::{Ledger, LimitHit, MemoryLedger, Spend};
 use bridle_core::manifest::Rate;
 use bridle_core::{CompiledAgent, Decision, id::AgentId};
 use bridle_store::{
-    AgentRow, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, NewApproval,
-    RegistryRead, Role, UsageStore, ts,
+    ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, NewApproval, Role, UsageStore, ts,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{AgentCaller, Caller, verify_agent_token};
+use crate::auth::{AgentCaller, Caller, DpopEvidence, Presentation, verify_agent_token};
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::AppState;
@@ -44,6 +41,27 @@ pub struct DecisionRequest {
     resource: Option<String>,
     /// The agent's access token, when a `pep` principal asks for it.
     agent_token: Option<String>,
+    /// With `agent_token`: the audience of the resource server the `pep`
+    /// guards (its URL), so tokens issued for it (`resource` = that URL)
+    /// are accepted.
+    audience: Option<String>,
+    /// With `agent_token`, when the token is DPoP-bound: the proof the agent
+    /// sent to the `pep`, and the request it was for.
+    agent_dpop: Option<ForwardedDpop>,
+}
+
+/// A DPoP proof an agent sent to a `pep` (RFC 9449), forwarded for checking.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedDpop {
+    /// The `DPoP` header value.
+    proof: String,
+    /// The HTTP method of the agent's request to the `pep`.
+    #[schema(example = "POST")]
+    htm: String,
+    /// The URL of the agent's request to the `pep`.
+    #[schema(example = "http://127.0.0.1:8090/mcp")]
+    htu: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,14 +84,25 @@ async fn acting_agent(
     state: &AppState,
     caller: Caller,
     forwarded: Option<&str>,
+    audience: Option<&str>,
+    agent_dpop: Option<&ForwardedDpop>,
 ) -> Result<AgentCaller, ApiError> {
     match (caller, forwarded) {
-        (Caller::Agent(a), None) => Ok(*a),
-        (Caller::Agent(_), Some(_)) => Err(ApiError::BadRequest(
-            "`agent_token` is only for `pep` principals".into(),
+        (Caller::Agent(a), None) if audience.is_none() && agent_dpop.is_none() => Ok(*a),
+        (Caller::Agent(_), _) => Err(ApiError::BadRequest(
+            "`agent_token`, `audience` and `agent_dpop` are only for `pep` principals".into(),
         )),
         (Caller::Principal(p), Some(token)) if p.has_role(Role::Pep) => {
-            verify_agent_token(state, token).await
+            let how = Presentation {
+                audience,
+                scheme: None,
+                dpop: agent_dpop.map(|d| DpopEvidence {
+                    proof: &d.proof,
+                    method: &d.htm,
+                    url: &d.htu,
+                }),
+            };
+            verify_agent_token(state, token, how).await
         }
         (Caller::Principal(p), _) if p.has_role(Role::Pep) => Err(ApiError::Unauthenticated(
             "a `pep` must forward the agent's token as `agent_token`".into(),
@@ -82,29 +111,6 @@ async fn acting_agent(
             "decisions are asked by agents, or by a principal with role `pep`".into(),
         )),
     }
-}
-
-/// The token subject, then each actor of its `act` chain (outermost last).
-async fn chain_rows(state: &AppState, agent: &AgentCaller) -> Result<Vec<AgentRow>, ApiError> {
-    let mut rows = vec![agent.row.clone()];
-    let mut act = agent.claims.act.as_ref();
-    while let Some(a) = act {
-        let sub = a.get("sub").and_then(|s| s.as_str()).unwrap_or_default();
-        let id: AgentId = sub.parse().map_err(|_| {
-            ApiError::Unauthenticated("invalid access token: bad `act` chain".into())
-        })?;
-        let row = state.store.agent(&id).await?.ok_or_else(|| {
-            ApiError::Unauthenticated("invalid access token: unknown actor".into())
-        })?;
-        if row.state == AgentState::Retired {
-            return Err(ApiError::Unauthenticated(
-                "invalid access token: an actor is retired".into(),
-            ));
-        }
-        rows.push(row);
-        act = a.get("act");
-    }
-    Ok(rows)
 }
 
 /// Records what the engine counts, so the server can persist it.
@@ -180,7 +186,14 @@ pub async fn decide(
     body: Result<Json<DecisionRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DecisionResponse>, ApiError> {
     let Json(req) = body.map_err(super::json_error)?;
-    let agent = acting_agent(&state, caller, req.agent_token.as_deref()).await?;
+    let agent = acting_agent(
+        &state,
+        caller,
+        req.agent_token.as_deref(),
+        req.audience.as_deref(),
+        req.agent_dpop.as_ref(),
+    )
+    .await?;
     if !is_tool_name(&req.action) {
         return Err(ApiError::invalid(
             "invalid action",
@@ -199,12 +212,12 @@ pub async fn decide(
             ));
         }
     };
-    let rows = chain_rows(&state, &agent).await?;
+    let rows = agent.chain.as_slice();
     let now = Timestamp::now();
     let now_text = ts(now);
     let mut compiled: Vec<CompiledAgent> = Vec::with_capacity(rows.len());
     let mut elevations: Vec<Vec<String>> = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         let agent = state.compiled(row)?;
         // Only agents that can be elevated need the store asked.
         elevations.push(if agent.manifest().elevation.is_empty() {
@@ -364,6 +377,10 @@ pub struct Outcome {
     retrievals: Vec<String>,
     /// The agent's access token, when a `pep` principal reports.
     agent_token: Option<String>,
+    /// With `agent_token`: as for decisions.
+    audience: Option<String>,
+    /// With `agent_token`: as for decisions.
+    agent_dpop: Option<ForwardedDpop>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, ToSchema)]
@@ -405,7 +422,14 @@ pub async fn outcome(
             "decision `{decision_id}` not found"
         )));
     }
-    let agent = acting_agent(&state, caller, body.agent_token.as_deref()).await?;
+    let agent = acting_agent(
+        &state,
+        caller,
+        body.agent_token.as_deref(),
+        body.audience.as_deref(),
+        body.agent_dpop.as_ref(),
+    )
+    .await?;
     if body.retrievals.len() > 1000 || body.retrievals.iter().any(|r| r.len() > 4096) {
         return Err(ApiError::invalid(
             "too many or too long retrievals",
@@ -413,8 +437,8 @@ pub async fn outcome(
             "at most 1000 entries of 4096 bytes",
         ));
     }
-    let mut event = state.event(EventType::Outcome, &format!("agent:{}", agent.row.id));
-    event.agent = Some(agent.row.id.to_string());
+    let mut event = state.event(EventType::Outcome, &format!("agent:{}", agent.row().id));
+    event.agent = Some(agent.row().id.to_string());
     event.retrievals = Some(body.retrievals);
     event.detail = Some(serde_json::json!({
         "decision_id": decision_id,

@@ -79,7 +79,8 @@ pub async fn request(
 ) -> Result<(StatusCode, Json<ElevationCreated>), ApiError> {
     let Json(body) = body.map_err(super::json_error)?;
     let row = super::agents::load(&state, &id).await?;
-    let own_token = matches!(&caller, Caller::Agent(a) if a.claims.sub == row.id.as_str());
+    // A delegated token speaks for its delegator only in decisions.
+    let own_token = matches!(&caller, Caller::Agent(a) if a.is_own(row.id.as_str()));
     let owner = caller.principal().is_some_and(|p| p.id == row.owner);
     if !own_token && !owner {
         return Err(ApiError::Forbidden(

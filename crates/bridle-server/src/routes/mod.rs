@@ -3,9 +3,11 @@
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod credentials;
 pub mod decisions;
 pub mod elevations;
 pub mod findings;
+pub mod keys;
 pub mod monitor;
 pub mod oauth;
 pub mod principals;
@@ -30,7 +32,11 @@ pub fn router(state: AppState) -> Router {
             get(oauth::metadata),
         )
         .route("/.well-known/jwks.json", get(oauth::jwks))
-        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/token", post(oauth::grants::token))
+        .route("/oauth/introspect", post(oauth::introspect::introspect))
+        .route("/oauth/revoke", post(oauth::introspect::revoke))
+        .route("/v1/keys", get(keys::list))
+        .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/principals", post(principals::create))
         .route(
             "/v1/principals/{id}/deactivate",
@@ -44,7 +50,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{id}/review", post(agents::review))
         .route(
             "/v1/agents/{id}/credentials",
-            post(agents::create_credentials),
+            post(credentials::create).get(credentials::list),
+        )
+        .route(
+            "/v1/agents/{id}/credentials/{client_id}/rotate",
+            post(credentials::rotate),
+        )
+        .route(
+            "/v1/agents/{id}/credentials/{client_id}/revoke",
+            post(credentials::revoke),
         )
         .route("/v1/agents/{id}/elevations", post(elevations::request))
         .route("/v1/decisions", post(decisions::decide))

@@ -45,6 +45,7 @@ pub async fn note_denial(
         .store
         .set_state(&row.id, AgentState::Suspended, &reason)
         .await?;
+    state.tokens.invalidate();
     let mut event = state.event(EventType::Lifecycle, "system");
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({"state": "suspended", "reason": reason}));

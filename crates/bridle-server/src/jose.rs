@@ -1,0 +1,315 @@
+//! JWTs that clients sign with their own keys: DPoP proofs (RFC 9449) and
+//! `private_key_jwt` client assertions (RFC 7523). Signature work is
+//! `jsonwebtoken`'s; this module decides which keys and algorithms are
+//! acceptable and checks the claims each RFC asks for. One-time use of each
+//! `jti` is the caller's job (it needs the store).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// Signature algorithms accepted from clients (asymmetric only).
+pub const CLIENT_ALGS: &[&str] = &["EdDSA", "ES256", "ES384", "RS256", "PS256"];
+
+/// How far a DPoP proof's `iat` may be from now, either way.
+pub const DPOP_IAT_WINDOW: i64 = 60;
+
+/// Smallest RSA modulus accepted, in bits.
+const MIN_RSA_BITS: usize = 2048;
+
+/// A public JWK a client registered or sent: parsed and checked.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    pub jwk: Jwk,
+    /// RFC 7638 SHA-256 thumbprint, base64url.
+    pub thumbprint: String,
+    key: DecodingKey,
+}
+
+/// Members that only a private or symmetric key has.
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+impl PublicKey {
+    /// Accept a JSON JWK only if it is a public OKP (Ed25519), EC (P-256,
+    /// P-384) or RSA (≥ 2048 bits) key with no private members.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let obj = value.as_object().ok_or("a JWK must be a JSON object")?;
+        if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| obj.contains_key(**m)) {
+            return Err(format!(
+                "the JWK has the private or symmetric member `{m}`; send the public key only"
+            ));
+        }
+        let jwk: Jwk = serde_json::from_value(value.clone())
+            .map_err(|e| format!("not a supported JWK: {e}"))?;
+        match &jwk.algorithm {
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {}
+            AlgorithmParameters::EllipticCurve(p)
+                if matches!(p.curve, EllipticCurve::P256 | EllipticCurve::P384) => {}
+            AlgorithmParameters::RSA(p) => {
+                let n = URL_SAFE_NO_PAD
+                    .decode(p.n.trim_end_matches('='))
+                    .map_err(|_| "the RSA modulus `n` is not base64url")?;
+                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                if bits < MIN_RSA_BITS {
+                    return Err(format!(
+                        "RSA keys must have at least {MIN_RSA_BITS} bits, this one has {bits}"
+                    ));
+                }
+            }
+            _ => {
+                return Err(
+                    "unsupported key type: use OKP (Ed25519), EC (P-256, P-384) or RSA".into(),
+                );
+            }
+        }
+        let thumbprint = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| format!("cannot compute the key's thumbprint: {e}"))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable key: {e}"))?;
+        Ok(Self {
+            jwk,
+            thumbprint,
+            key,
+        })
+    }
+
+    /// Whether `alg` is an accepted algorithm for this key's type.
+    fn fits(&self, alg: Algorithm) -> bool {
+        match (&self.jwk.algorithm, alg) {
+            (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+            | (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::PS256) => true,
+            (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => {
+                p.curve == EllipticCurve::P256
+            }
+            (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => {
+                p.curve == EllipticCurve::P384
+            }
+            _ => false,
+        }
+    }
+}
+
+fn header_alg(header: &jsonwebtoken::Header) -> Result<Algorithm, String> {
+    let alg = header.alg;
+    let name = format!("{alg:?}");
+    if !CLIENT_ALGS.contains(&name.as_str()) {
+        return Err(format!("algorithm `{name}` is not accepted"));
+    }
+    Ok(alg)
+}
+
+/// The claims of a DPoP proof (RFC 9449 §4.2).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DpopClaims {
+    pub jti: String,
+    pub htm: String,
+    pub htu: String,
+    pub iat: i64,
+    #[serde(default)]
+    pub ath: Option<String>,
+}
+
+/// A DPoP proof that passed every check but `jti` reuse.
+#[derive(Debug, Clone)]
+pub struct DpopProof {
+    /// Thumbprint of the key that signed it.
+    pub jkt: String,
+    pub jti: String,
+    pub iat: i64,
+}
+
+/// `htu` comparison per RFC 9449 §4.3: no query or fragment, scheme and
+/// host case-insensitive.
+fn same_htu(claimed: &str, expected: &str) -> bool {
+    let strip = |u: &str| -> String {
+        let u = u.split(['?', '#']).next().unwrap_or_default();
+        match u.split_once("://") {
+            Some((scheme, rest)) => {
+                let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                let path = if path.is_empty() { "/" } else { path };
+                format!(
+                    "{}://{}{}",
+                    scheme.to_ascii_lowercase(),
+                    host.to_ascii_lowercase(),
+                    path
+                )
+            }
+            None => u.to_owned(),
+        }
+    };
+    strip(claimed) == strip(expected)
+}
+
+/// Base64url SHA-256 of an access token (the `ath` claim).
+pub fn access_token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Check a DPoP proof for one request (RFC 9449 §4.3, steps 1–11 but the
+/// `jti` replay check). `access_token` is the token it accompanies, if any.
+pub fn verify_dpop(
+    proof: &str,
+    method: &str,
+    url: &str,
+    access_token: Option<&str>,
+    now: i64,
+) -> Result<DpopProof, String> {
+    let header =
+        jsonwebtoken::decode_header(proof).map_err(|e| format!("malformed DPoP proof: {e}"))?;
+    if header.typ.as_deref() != Some("dpop+jwt") {
+        return Err("a DPoP proof must have `typ: dpop+jwt`".into());
+    }
+    let alg = header_alg(&header)?;
+    let raw_jwk = raw_header_member(proof, "jwk").ok_or("a DPoP proof must carry its `jwk`")?;
+    let key = PublicKey::from_json(&raw_jwk)?;
+    if !key.fits(alg) {
+        return Err("the proof's algorithm does not match its key".into());
+    }
+    let mut v = Validation::new(alg);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_aud = false;
+    let claims = jsonwebtoken::decode::<DpopClaims>(proof, &key.key, &v)
+        .map_err(|e| format!("invalid DPoP proof: {e}"))?
+        .claims;
+    if claims.jti.is_empty() || claims.jti.len() > 256 {
+        return Err("the DPoP proof's `jti` is missing or too long".into());
+    }
+    if !claims.htm.eq_ignore_ascii_case(method) {
+        return Err(format!(
+            "the DPoP proof is for `{}`, not `{method}`",
+            claims.htm
+        ));
+    }
+    if !same_htu(&claims.htu, url) {
+        return Err(format!(
+            "the DPoP proof is for `{}`, not `{url}`",
+            claims.htu
+        ));
+    }
+    if (claims.iat - now).abs() > DPOP_IAT_WINDOW {
+        return Err("the DPoP proof's `iat` is too far from now".into());
+    }
+    if let Some(token) = access_token {
+        match &claims.ath {
+            Some(ath) if *ath == access_token_hash(token) => {}
+            Some(_) => return Err("the DPoP proof's `ath` is for another token".into()),
+            None => return Err("a DPoP proof sent with a token must carry `ath`".into()),
+        }
+    }
+    Ok(DpopProof {
+        jkt: key.thumbprint,
+        jti: claims.jti,
+        iat: claims.iat,
+    })
+}
+
+/// One member of a JWS's protected header, as raw JSON.
+fn raw_header_member(jws: &str, member: &str) -> Option<serde_json::Value> {
+    let head = jws.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(head.trim_end_matches('=')).ok()?;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get_mut(member).map(serde_json::Value::take)
+}
+
+#[derive(Debug, Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    exp: i64,
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+/// A client assertion that passed every check but `jti` reuse.
+#[derive(Debug, Clone)]
+pub struct Assertion {
+    pub jti: String,
+    pub exp: i64,
+}
+
+/// Longest lifetime accepted for a client assertion, in seconds.
+pub const ASSERTION_MAX_LIFETIME: i64 = 600;
+
+/// Check a `private_key_jwt` client assertion (RFC 7523 §3) against the
+/// client's registered key: `iss` = `sub` = client id, `aud` one of
+/// `audiences`, unexpired, not absurdly long-lived, with a `jti`.
+pub fn verify_client_assertion(
+    assertion: &str,
+    key: &PublicKey,
+    client_id: &str,
+    audiences: &[String],
+    now: i64,
+) -> Result<Assertion, String> {
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|e| format!("malformed client assertion: {e}"))?;
+    let alg = header_alg(&header)?;
+    if !key.fits(alg) {
+        return Err("the assertion's algorithm does not match the registered key".into());
+    }
+    let mut v = Validation::new(alg);
+    v.set_audience(audiences);
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    v.set_issuer(&[client_id]);
+    v.sub = Some(client_id.to_owned());
+    v.validate_nbf = true;
+    v.leeway = 5;
+    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key.key, &v)
+        .map_err(|e| format!("invalid client assertion: {e}"))?
+        .claims;
+    if claims.iss != client_id || claims.sub != client_id {
+        return Err("the assertion's `iss` and `sub` must be the client id".into());
+    }
+    if claims.exp > now + ASSERTION_MAX_LIFETIME {
+        return Err(format!(
+            "the assertion may live at most {ASSERTION_MAX_LIFETIME} s"
+        ));
+    }
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or("the assertion must carry a `jti`")?;
+    Ok(Assertion {
+        jti,
+        exp: claims.exp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn htu_ignores_query_and_case_of_scheme_and_host() {
+        assert!(same_htu(
+            "HTTP://Example.com/v1/decisions?x=1",
+            "http://example.com/v1/decisions"
+        ));
+        assert!(!same_htu(
+            "http://example.com/v1/decision",
+            "http://example.com/v1/decisions"
+        ));
+        assert!(!same_htu(
+            "http://example.com/V1/decisions",
+            "http://example.com/v1/decisions"
+        ));
+    }
+
+    #[test]
+    fn private_and_symmetric_keys_are_refused() {
+        let private = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"});
+        assert!(PublicKey::from_json(&private).is_err());
+        let symmetric = serde_json::json!({"kty": "oct", "k": "c2VjcmV0"});
+        assert!(PublicKey::from_json(&symmetric).is_err());
+        let public = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let key = PublicKey::from_json(&public).expect("a public Ed25519 key");
+        // RFC 8037 appendix A.3.
+        assert_eq!(
+            key.thumbprint,
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! `/v1/agents/{id}/credentials`: an agent's OAuth clients. A client
+//! authenticates with a secret (shown once, stored hashed, rotated with an
+//! overlap window) or with a registered public key (`private_key_jwt`,
+//! RFC 7523), so no secret exists at all.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bridle_core::audit::EventType;
+use bridle_core::engine::AgentState;
+use bridle_core::manifest::units::parse_duration;
+use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::jose::PublicKey;
+use crate::openapi as doc;
+use crate::state::AppState;
+use crate::tokens::{hash_secret, random_token};
+
+/// Longest overlap a rotated secret may keep working.
+const MAX_OVERLAP: SignedDuration = SignedDuration::from_hours(7 * 24);
+/// The overlap when the request names none.
+const DEFAULT_OVERLAP: &str = "1h";
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCredential {
+    /// A public JWK (OKP Ed25519, EC P-256/P-384, or RSA ≥ 2048 bits): the
+    /// client then authenticates with `private_key_jwt` and gets no secret.
+    #[schema(value_type = Option<Object>)]
+    jwk: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialCreated {
+    client_id: String,
+    /// Shown once; only its hash is stored. Absent for `private_key_jwt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+    /// `client_secret_basic` (or `_post`), or `private_key_jwt`.
+    #[schema(example = "client_secret_basic")]
+    token_endpoint_auth_method: &'static str,
+    /// RFC 7638 thumbprint of the registered key (`private_key_jwt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwk_thumbprint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// How long the previous secret keeps working (`0s` to `7d`; default `1h`).
+    #[schema(example = "1h")]
+    overlap: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    client_id: String,
+    /// The new secret, shown once.
+    client_secret: String,
+    /// When the previous secret stops working; absent when at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_expires_at: Option<String>,
+}
+
+/// One credential, without any secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialInfo {
+    client_id: String,
+    #[schema(example = "client_secret_basic")]
+    token_endpoint_auth_method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwk_thumbprint: Option<String>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rotated_at: Option<String>,
+    /// While a rotation overlap lasts: when the previous secret stops working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialList {
+    credentials: Vec<CredentialInfo>,
+}
+
+fn info(row: CredentialRow) -> CredentialInfo {
+    let now = bridle_store::ts(Timestamp::now());
+    let (method, jwk_thumbprint, previous) = match row.auth {
+        ClientAuth::Secret { previous, .. } => (
+            "client_secret_basic",
+            None,
+            previous
+                .map(|(_, until)| until)
+                .filter(|until| until.as_str() > now.as_str()),
+        ),
+        ClientAuth::PublicJwk(jwk) => (
+            "private_key_jwt",
+            serde_json::from_str(&jwk)
+                .ok()
+                .and_then(|v| PublicKey::from_json(&v).ok())
+                .map(|k| k.thumbprint),
+            None,
+        ),
+    };
+    CredentialInfo {
+        client_id: row.client_id,
+        token_endpoint_auth_method: method,
+        jwk_thumbprint,
+        created_at: row.created_at,
+        rotated_at: row.rotated_at,
+        previous_secret_expires_at: previous,
+        revoked_at: row.revoked_at,
+    }
+}
+
+/// The agent, if the caller manages it (admin or owner).
+async fn managed(state: &AppState, caller: &Caller, id: &str) -> Result<AgentRow, ApiError> {
+    let row = super::agents::load(state, id).await?;
+    if !caller.manages(&row) {
+        return Err(ApiError::Forbidden(
+            "only an admin or the agent's owner may manage its credentials".into(),
+        ));
+    }
+    Ok(row)
+}
+
+/// One of the agent's credentials.
+async fn credential_of(
+    state: &AppState,
+    row: &AgentRow,
+    client_id: &str,
+) -> Result<CredentialRow, ApiError> {
+    state
+        .store
+        .credential(client_id)
+        .await?
+        .filter(|c| c.agent_id == row.id.as_str())
+        .ok_or_else(|| ApiError::NotFound(format!("`{}` has no credential `{client_id}`", row.id)))
+}
+
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    row: &AgentRow,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    let mut event = state.event(EventType::Credential, &caller.actor());
+    event.agent = Some(row.id.to_string());
+    event.detail = Some(detail);
+    state.audit(event).await?;
+    Ok(())
+}
+
+/// Create an OAuth client credential for the agent (admin or owner): a
+/// secret, or with `jwk` a registered public key for `private_key_jwt`.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/credentials",
+    tag = "agents",
+    operation_id = "create_agent_credentials",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = Option<NewCredential>,
+    responses(
+        (status = 201, description = "Created; a secret is shown once", body = CredentialCreated),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Option<Json<NewCredential>>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
+    let body = body
+        .map_err(super::json_error)?
+        .map(|b| b.0)
+        .unwrap_or_default();
+    let row = managed(&state, &caller, &id).await?;
+    if row.state == AgentState::Retired {
+        return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
+    }
+    let client_id = format!("{}.{}", row.id, random_token(9));
+    let created = match body.jwk {
+        Some(jwk) => {
+            let key = PublicKey::from_json(&jwk)
+                .map_err(|e| ApiError::invalid("unusable key", "jwk", e))?;
+            let json =
+                serde_json::to_string(&key.jwk).map_err(|e| ApiError::Internal(e.to_string()))?;
+            state
+                .store
+                .add_credential(row.id.as_str(), &client_id, &ClientAuth::PublicJwk(json))
+                .await?;
+            CredentialCreated {
+                client_id,
+                client_secret: None,
+                token_endpoint_auth_method: "private_key_jwt",
+                jwk_thumbprint: Some(key.thumbprint),
+            }
+        }
+        None => {
+            let secret = format!("bcs_{}", random_token(32));
+            let auth = ClientAuth::Secret {
+                hash: hash_secret(&secret),
+                previous: None,
+            };
+            state
+                .store
+                .add_credential(row.id.as_str(), &client_id, &auth)
+                .await?;
+            CredentialCreated {
+                client_id,
+                client_secret: Some(secret),
+                token_endpoint_auth_method: "client_secret_basic",
+                jwk_thumbprint: None,
+            }
+        }
+    };
+    audit(
+        &state,
+        &caller,
+        &row,
+        serde_json::json!({
+            "op": "create", "client_id": created.client_id,
+            "method": created.token_endpoint_auth_method, "jwk_thumbprint": created.jwk_thumbprint,
+        }),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// The agent's credentials, without secrets (admin or owner).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/credentials",
+    tag = "agents",
+    operation_id = "list_agent_credentials",
+    params(("id" = String, Path, description = "The agent's id")),
+    responses(
+        (status = 200, description = "The agent's credentials", body = CredentialList),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CredentialList>, ApiError> {
+    let row = managed(&state, &caller, &id).await?;
+    let credentials = state.store.credentials(row.id.as_str()).await?;
+    Ok(Json(CredentialList {
+        credentials: credentials.into_iter().map(info).collect(),
+    }))
+}
+
+/// Give a secret credential a new secret; the previous one keeps working
+/// for the overlap, so clients can be updated without downtime.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/credentials/{client_id}/rotate",
+    tag = "agents",
+    operation_id = "rotate_agent_credentials",
+    params(
+        ("id" = String, Path, description = "The agent's id"),
+        ("client_id" = String, Path, description = "The credential's client id"),
+    ),
+    request_body = Option<Rotation>,
+    responses(
+        (status = 200, description = "Rotated; the new secret is shown once", body = Rotated),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, client_id)): Path<(String, String)>,
+    body: Result<Option<Json<Rotation>>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Rotated>, ApiError> {
+    let body = body
+        .map_err(super::json_error)?
+        .map(|b| b.0)
+        .unwrap_or_default();
+    let overlap_text = body.overlap.as_deref().unwrap_or(DEFAULT_OVERLAP);
+    let overlap = if matches!(overlap_text, "0" | "0s") {
+        SignedDuration::ZERO
+    } else {
+        parse_duration(overlap_text)
+            .map_err(|e| ApiError::invalid("invalid overlap", "overlap", e))?
+    };
+    if overlap > MAX_OVERLAP {
+        return Err(ApiError::invalid(
+            "invalid overlap",
+            "overlap",
+            "at most `7d`",
+        ));
+    }
+    let row = managed(&state, &caller, &id).await?;
+    let cred = credential_of(&state, &row, &client_id).await?;
+    if cred.revoked_at.is_some() {
+        return Err(ApiError::Conflict(format!("`{client_id}` is revoked")));
+    }
+    if matches!(cred.auth, ClientAuth::PublicJwk(_)) {
+        return Err(ApiError::Conflict(format!(
+            "`{client_id}` uses `private_key_jwt`: register a new key as a new credential instead"
+        )));
+    }
+    let secret = format!("bcs_{}", random_token(32));
+    let until = (!overlap.is_zero()).then(|| bridle_store::ts(Timestamp::now() + overlap));
+    if !state
+        .store
+        .rotate_secret(&client_id, &hash_secret(&secret), until.as_deref())
+        .await?
+    {
+        return Err(ApiError::Conflict(format!(
+            "`{client_id}` cannot be rotated"
+        )));
+    }
+    audit(
+        &state,
+        &caller,
+        &row,
+        serde_json::json!({"op": "rotate", "client_id": client_id, "previous_expires_at": until}),
+    )
+    .await?;
+    Ok(Json(Rotated {
+        client_id,
+        client_secret: secret,
+        previous_secret_expires_at: until,
+    }))
+}
+
+/// Revoke a credential and every token issued to it, with the tokens
+/// exchanged from those (admin or owner).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/credentials/{client_id}/revoke",
+    tag = "agents",
+    operation_id = "revoke_agent_credentials",
+    params(
+        ("id" = String, Path, description = "The agent's id"),
+        ("client_id" = String, Path, description = "The credential's client id"),
+    ),
+    responses(
+        (status = 200, description = "Revoked", body = CredentialInfo),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, client_id)): Path<(String, String)>,
+) -> Result<Json<CredentialInfo>, ApiError> {
+    let row = managed(&state, &caller, &id).await?;
+    credential_of(&state, &row, &client_id).await?;
+    let Some(tokens) = state.store.revoke_credential(&client_id).await? else {
+        return Err(ApiError::Conflict(format!(
+            "`{client_id}` is already revoked"
+        )));
+    };
+    state.tokens.invalidate();
+    audit(
+        &state,
+        &caller,
+        &row,
+        serde_json::json!({"op": "revoke", "client_id": client_id, "tokens_revoked": tokens}),
+    )
+    .await?;
+    let cred = credential_of(&state, &row, &client_id).await?;
+    Ok(Json(info(cred)))
+}

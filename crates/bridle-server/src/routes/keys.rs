@@ -1,0 +1,113 @@
+//! `/v1/keys`: the token signing keys (admin). Rotation makes a new key sign
+//! every token from now on; the old one stays in JWKS and keeps verifying
+//! until the last token it signed has expired.
+
+use axum::Json;
+use axum::extract::State;
+use bridle_core::audit::EventType;
+use bridle_store::CredentialStore;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::openapi as doc;
+use crate::state::AppState;
+use crate::tokens::RETIRED_KEY_KEPT;
+
+/// A signing key, public facts only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyInfo {
+    kid: String,
+    /// `current` (signs new tokens), `retiring` (verifies tokens it signed
+    /// until they expire; still in JWKS) or `retired`.
+    #[schema(example = "current")]
+    state: &'static str,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retired_at: Option<String>,
+    /// When a retiring key leaves JWKS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published_until: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    keys: Vec<KeyInfo>,
+}
+
+async fn key_list(state: &AppState) -> Result<KeyList, ApiError> {
+    let now = jiff::Timestamp::now();
+    let current = state.keys().current_kid().to_owned();
+    let mut keys = Vec::new();
+    for k in state.store.signing_keys().await? {
+        let until = k
+            .retired_at
+            .as_deref()
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .map(|at| at + RETIRED_KEY_KEPT);
+        let key_state = match until {
+            _ if k.kid == current => "current",
+            None => "current",
+            Some(until) if until > now => "retiring",
+            Some(_) => "retired",
+        };
+        keys.push(KeyInfo {
+            kid: k.kid,
+            state: key_state,
+            created_at: k.created_at,
+            retired_at: k.retired_at,
+            published_until: until.filter(|u| *u > now).map(bridle_store::ts),
+        });
+    }
+    Ok(KeyList { keys })
+}
+
+/// The signing keys, newest first (admin).
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "oauth",
+    operation_id = "list_keys",
+    responses(
+        (status = 200, description = "The signing keys", body = KeyList),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<KeyList>, ApiError> {
+    caller.require_admin()?;
+    Ok(Json(key_list(&state).await?))
+}
+
+/// Rotate the token signing key (admin).
+#[utoipa::path(
+    post,
+    path = "/v1/keys/rotate",
+    tag = "oauth",
+    operation_id = "rotate_keys",
+    responses(
+        (status = 200, description = "Rotated: the new key is `current`", body = KeyList),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<KeyList>, ApiError> {
+    caller.require_admin()?;
+    let old = state.keys().current_kid().to_owned();
+    let keys = state.rotate_keys().await?;
+    let mut event = state.event(EventType::Credential, &caller.actor());
+    event.detail = Some(serde_json::json!({
+        "op": "rotate_signing_key", "retired_kid": old, "kid": keys.current_kid(),
+    }));
+    state.audit(event).await?;
+    Ok(Json(key_list(&state).await?))
+}

@@ -1,0 +1,251 @@
+//! OAuth client authentication for agents: `client_secret_basic`,
+//! `client_secret_post` (RFC 6749 §2.3.1) and `private_key_jwt` (RFC 7523
+//! §2.2). Exactly one method per request.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bridle_core::engine::AgentState;
+use bridle_store::{ClientAuth, CredentialStore, RegistryRead, ts};
+
+use super::{OAuthError, OAuthForm};
+use crate::jose::{self, PublicKey};
+use crate::state::AppState;
+use crate::tokens::hash_secret;
+
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The authentication methods this server supports, as RFC 8414 names them.
+pub const METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+
+/// An agent's OAuth client that proved who it is.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    /// The agent the credential belongs to.
+    pub agent: String,
+    pub method: &'static str,
+}
+
+enum Presented {
+    Secret {
+        client_id: String,
+        secret: String,
+        method: &'static str,
+    },
+    Assertion {
+        client_id: String,
+        assertion: String,
+    },
+}
+
+fn invalid_client(d: &str) -> OAuthError {
+    OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+}
+
+/// The `Basic` credentials of the Authorization header, if that is its scheme.
+pub fn basic(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<Presented, OAuthError> {
+    let basic = basic(headers);
+    let methods = usize::from(basic.is_some())
+        + usize::from(form.client_secret.is_some())
+        + usize::from(form.client_assertion.is_some());
+    if methods > 1 {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "use one client authentication method, not two",
+        ));
+    }
+    if let Some(b64) = basic {
+        let raw = STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .ok_or_else(|| invalid_client("malformed Basic credentials"))?;
+        let (id, secret) = raw
+            .split_once(':')
+            .ok_or_else(|| invalid_client("malformed Basic credentials"))?;
+        return Ok(Presented::Secret {
+            client_id: percent_decode(id).ok_or_else(|| invalid_client("malformed client id"))?,
+            secret: percent_decode(secret)
+                .ok_or_else(|| invalid_client("malformed client secret"))?,
+            method: "client_secret_basic",
+        });
+    }
+    if let Some(secret) = &form.client_secret {
+        let client_id = form
+            .client_id
+            .clone()
+            .ok_or_else(|| invalid_client("client_id is missing"))?;
+        return Ok(Presented::Secret {
+            client_id,
+            secret: secret.clone(),
+            method: "client_secret_post",
+        });
+    }
+    if let Some(assertion) = &form.client_assertion {
+        if form.client_assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("client_assertion_type must be `{JWT_BEARER_ASSERTION}`"),
+            ));
+        }
+        let subject = unverified_sub(assertion)
+            .ok_or_else(|| invalid_client("the client assertion has no `sub`"))?;
+        if form.client_id.as_deref().is_some_and(|id| id != subject) {
+            return Err(invalid_client(
+                "client_id differs from the client assertion's `sub`",
+            ));
+        }
+        return Ok(Presented::Assertion {
+            client_id: subject,
+            assertion: assertion.clone(),
+        });
+    }
+    Err(invalid_client("client authentication is required"))
+}
+
+/// The `sub` of a JWT before its signature is checked: only to find which
+/// registered key must check it.
+fn unverified_sub(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("sub")?.as_str().map(str::to_owned)
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Authenticate the calling client. Unknown clients, wrong secrets, bad
+/// assertions and revoked credentials are `invalid_client`, except a retired
+/// agent's credential, which is `unauthorized_client` as the contract says.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Client, OAuthError> {
+    let presented = presented(headers, form)?;
+    let client_id = match &presented {
+        Presented::Secret { client_id, .. } | Presented::Assertion { client_id, .. } => {
+            client_id.clone()
+        }
+    };
+    let bad = || invalid_client("unknown client or wrong credentials");
+    let cred = state.store.credential(&client_id).await?.ok_or_else(bad)?;
+    let now = jiff::Timestamp::now();
+    let method = match (&presented, &cred.auth) {
+        (Presented::Secret { secret, method, .. }, ClientAuth::Secret { hash, previous }) => {
+            let given = hash_secret(secret);
+            let current = constant_time_eq(&given, hash);
+            let overlap = previous.as_ref().is_some_and(|(old, until)| {
+                constant_time_eq(&given, old) && until.as_str() > ts(now).as_str()
+            });
+            if !current && !overlap {
+                return Err(bad());
+            }
+            *method
+        }
+        (Presented::Assertion { assertion, .. }, ClientAuth::PublicJwk(jwk)) => {
+            let jwk: serde_json::Value = serde_json::from_str(jwk)
+                .map_err(|e| crate::error::ApiError::Internal(format!("stored JWK: {e}")))?;
+            let key = PublicKey::from_json(&jwk)
+                .map_err(|e| crate::error::ApiError::Internal(format!("stored JWK: {e}")))?;
+            let iss = state.config.issuer();
+            let audiences: Vec<String> = ["", "/oauth/token", "/oauth/introspect", "/oauth/revoke"]
+                .iter()
+                .map(|p| format!("{iss}{p}"))
+                .collect();
+            let checked = jose::verify_client_assertion(
+                assertion,
+                &key,
+                &client_id,
+                &audiences,
+                now.as_second(),
+            )
+            .map_err(|e| invalid_client(&e))?;
+            let until = jiff::Timestamp::from_second(checked.exp + 5).map_err(|_| bad())?;
+            if !state
+                .store
+                .use_jti("client_assertion", &checked.jti, &ts(until))
+                .await?
+            {
+                return Err(invalid_client("the client assertion was already used"));
+            }
+            "private_key_jwt"
+        }
+        (Presented::Secret { .. }, ClientAuth::PublicJwk(_)) => {
+            return Err(invalid_client(
+                "this client authenticates with `private_key_jwt`, not a secret",
+            ));
+        }
+        (Presented::Assertion { .. }, ClientAuth::Secret { .. }) => {
+            return Err(invalid_client(
+                "this client authenticates with its secret, not `private_key_jwt`",
+            ));
+        }
+    };
+    if cred.revoked_at.is_some() {
+        let retired = match cred.agent_id.parse() {
+            Ok(id) => state
+                .store
+                .agent(&id)
+                .await?
+                .is_some_and(|r| r.state == AgentState::Retired),
+            Err(_) => false,
+        };
+        if retired {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                format!("agent `{}` is retired", cred.agent_id),
+            ));
+        }
+        return Err(bad());
+    }
+    Ok(Client {
+        client_id,
+        agent: cred.agent_id,
+        method,
+    })
+}

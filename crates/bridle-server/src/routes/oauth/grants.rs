@@ -1,0 +1,381 @@
+//! `POST /oauth/token`: the client-credentials grant and token exchange
+//! (RFC 8693) for delegation, each optionally bound to the client's DPoP key.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bridle_core::audit::EventType;
+use bridle_core::delegation::{self, DelegationError};
+use bridle_core::engine::AgentState;
+use bridle_core::{CompiledAgent, id::AgentId};
+use bridle_store::{AgentRow, CredentialStore, NewToken, RegistryRead, ts};
+use jiff::Timestamp;
+
+use super::client::{self, Client};
+use super::{
+    ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, OAuthError, OAuthErrorBody, OAuthForm, TOKEN_EXCHANGE,
+    TokenResponse, no_store, read_form,
+};
+use crate::error::ApiError;
+use crate::jose::{self, DPOP_IAT_WINDOW};
+use crate::state::AppState;
+use crate::tokens::{Claims, Confirmation, random_token};
+
+fn bad_request(error: &'static str, d: impl Into<String>) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, error, d)
+}
+
+/// Issue an access token to an agent: client credentials, or token exchange
+/// for delegation.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    operation_id = "token",
+    security(("client_secret_basic" = []), ()),
+    request_body(
+        content = OAuthForm,
+        content_type = "application/x-www-form-urlencoded",
+        description = "`grant_type` with its parameters. Client authentication is exactly one of `client_secret_basic` (the Authorization header), `client_secret_post` (`client_id` and `client_secret`) or `private_key_jwt` (`client_assertion_type` and `client_assertion`). A `DPoP` header binds the token to that key (RFC 9449); agents whose manifest sets `credentials.dpop: required` must send one",
+    ),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof for `POST` of this endpoint (RFC 9449)")),
+    responses(
+        (status = 200, description = "The access token", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `unauthorized_client` (the agent is suspended, retired or expired), `invalid_scope` (scope would widen), `invalid_target` (delegation not allowed or too deep) or `invalid_dpop_proof`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`: unknown client, wrong secret or bad client assertion", body = OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"bridle\"`"))),
+        (status = 413, description = "`invalid_request`: the body is larger than the configured limit", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: the store cannot be used", body = OAuthErrorBody),
+    ),
+)]
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<axum::Form<OAuthForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let result = match read_form(form) {
+        Ok(form) => issue(&state, &headers, &form).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn issue(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Response, OAuthError> {
+    let client = client::authenticate(state, headers, form).await?;
+    match form.grant_type.as_deref() {
+        Some("client_credentials") => client_credentials(state, headers, form, &client).await,
+        Some(TOKEN_EXCHANGE) => exchange(state, headers, form, &client).await,
+        Some(other) => Err(bad_request(
+            "unsupported_grant_type",
+            format!("`{other}` is not supported here"),
+        )),
+        None => Err(bad_request("invalid_request", "grant_type is missing")),
+    }
+}
+
+/// The calling agent, which must be active and not expired.
+async fn active_agent(
+    state: &AppState,
+    agent: &str,
+) -> Result<(AgentRow, CompiledAgent), OAuthError> {
+    let unknown = || {
+        OAuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong credentials",
+        )
+    };
+    let id: AgentId = agent.parse().map_err(|_| unknown())?;
+    let row = state.store.agent(&id).await?.ok_or_else(unknown)?;
+    if row.state != AgentState::Active {
+        return Err(bad_request(
+            "unauthorized_client",
+            format!("agent `{}` is {}", row.id, row.state.as_str()),
+        ));
+    }
+    let compiled = state.compiled(&row)?;
+    let today = Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    if today > compiled.manifest().expires {
+        return Err(bad_request(
+            "unauthorized_client",
+            format!("agent `{}` has expired", row.id),
+        ));
+    }
+    Ok((row, compiled))
+}
+
+/// `aud` from RFC 8707 `resource`, or the server's default audience.
+fn audience(state: &AppState, form: &OAuthForm) -> Result<String, OAuthError> {
+    match &form.resource {
+        Some(r) if r.contains("://") && !r.contains('#') => Ok(r.clone()),
+        Some(_) => Err(bad_request(
+            "invalid_target",
+            "resource must be an absolute URI without a fragment",
+        )),
+        None => Ok(state.config.audience()),
+    }
+}
+
+/// The DPoP key a new token is bound to: the proof in the request's `DPoP`
+/// header, checked and used up; required when `required`.
+async fn dpop_binding(
+    state: &AppState,
+    headers: &HeaderMap,
+    required: bool,
+) -> Result<Option<Confirmation>, OAuthError> {
+    let invalid = |d: String| bad_request("invalid_dpop_proof", d);
+    let proof = crate::auth::dpop_header(headers).map_err(|e| invalid(e.to_string()))?;
+    let Some(proof) = proof else {
+        return if required {
+            Err(invalid(
+                "this agent's tokens must be DPoP-bound: send a `DPoP` proof".into(),
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let url = format!("{}/oauth/token", state.config.issuer());
+    let now = Timestamp::now().as_second();
+    let checked = jose::verify_dpop(proof, "POST", &url, None, now).map_err(invalid)?;
+    let until = Timestamp::from_second(checked.iat + DPOP_IAT_WINDOW + 5)
+        .map_err(|_| invalid("bad `iat`".into()))?;
+    if !state
+        .store
+        .use_jti("dpop", &checked.jti, &ts(until))
+        .await?
+    {
+        return Err(invalid("the DPoP proof was already used".into()));
+    }
+    Ok(Some(Confirmation { jkt: checked.jkt }))
+}
+
+/// What differs between the two grants when a token is minted.
+struct Mint<'a> {
+    client: &'a Client,
+    grant: &'static str,
+    sub: &'a str,
+    aud: String,
+    exp: Timestamp,
+    scope: Option<String>,
+    act: Option<serde_json::Value>,
+    cnf: Option<Confirmation>,
+    parent_jti: Option<&'a str>,
+    exchange: bool,
+}
+
+/// Sign, record (for revocation), audit, and answer.
+async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
+    let now = Timestamp::now();
+    let claims = Claims {
+        iss: state.config.issuer(),
+        sub: m.sub.to_owned(),
+        aud: m.aud,
+        client_id: m.client.client_id.clone(),
+        iat: now.as_second(),
+        exp: m.exp.as_second(),
+        jti: random_token(16),
+        scope: m.scope.clone(),
+        act: m.act,
+        cnf: m.cnf,
+    };
+    let jwt = state
+        .keys()
+        .mint(&claims)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state
+        .store
+        .record_token(&NewToken {
+            jti: &claims.jti,
+            agent: m.sub,
+            client_id: &m.client.client_id,
+            expires_at: &ts(m.exp),
+            parent_jti: m.parent_jti,
+        })
+        .await?;
+    let mut event = state.event(EventType::Token, &format!("agent:{}", m.client.agent));
+    event.agent = Some(m.sub.to_owned());
+    event.detail = Some(serde_json::json!({
+        "op": "issue", "grant_type": m.grant, "client_id": m.client.client_id,
+        "client_auth": m.client.method, "jti": claims.jti, "aud": claims.aud,
+        "exp": claims.exp, "scope": m.scope, "act": claims.act,
+        "parent_jti": m.parent_jti, "dpop_jkt": claims.cnf.as_ref().map(|c| &c.jkt),
+    }));
+    state.audit(event).await?;
+    Ok(no_store(TokenResponse {
+        access_token: jwt,
+        token_type: if claims.cnf.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        },
+        expires_in: (claims.exp - now.as_second()).max(0),
+        scope: m.scope,
+        issued_token_type: m.exchange.then_some(ACCESS_TOKEN_TYPE),
+    }))
+}
+
+async fn client_credentials(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+    client: &Client,
+) -> Result<Response, OAuthError> {
+    let (row, compiled) = active_agent(state, &client.agent).await?;
+    let manifest = compiled.manifest();
+    let aud = audience(state, form)?;
+    let scope = delegation::narrow(None, form.scope.as_deref())
+        .map_err(|e| bad_request("invalid_scope", e.to_string()))?;
+    let cnf = dpop_binding(state, headers, manifest.credentials.dpop_required).await?;
+    mint(
+        state,
+        Mint {
+            client,
+            grant: "client_credentials",
+            sub: row.id.as_str(),
+            aud,
+            exp: Timestamp::now() + manifest.credentials.token_ttl,
+            scope,
+            act: None,
+            cnf,
+            parent_jti: None,
+            exchange: false,
+        },
+    )
+    .await
+}
+
+/// A token presented to the exchange, verified as for a decision but for
+/// its audience (any resource server's token may be exchanged).
+async fn presented_token(
+    state: &AppState,
+    token: Option<&str>,
+    kind: Option<&str>,
+    what: &str,
+) -> Result<crate::token_cache::Verified, OAuthError> {
+    let token =
+        token.ok_or_else(|| bad_request("invalid_request", format!("{what} is missing")))?;
+    if !matches!(kind, Some(ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE)) {
+        return Err(bad_request(
+            "invalid_request",
+            format!("{what}_type must be `{ACCESS_TOKEN_TYPE}`"),
+        ));
+    }
+    crate::auth::verify_record(state, token)
+        .await
+        .map_err(|e| match e {
+            ApiError::Unauthenticated(why) => {
+                bad_request("invalid_request", format!("{what}: {why}"))
+            }
+            other => other.into(),
+        })
+}
+
+/// RFC 8693: the client (the delegate) presents the delegator's token and
+/// gets a token with `sub` = the delegator and `act` naming itself.
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+    client: &Client,
+) -> Result<Response, OAuthError> {
+    if form
+        .requested_token_type
+        .as_deref()
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(bad_request(
+            "invalid_request",
+            format!("only `{ACCESS_TOKEN_TYPE}` can be issued"),
+        ));
+    }
+    let (delegate, compiled) = active_agent(state, &client.agent).await?;
+    let subject = presented_token(
+        state,
+        form.subject_token.as_deref(),
+        form.subject_token_type.as_deref(),
+        "subject_token",
+    )
+    .await?;
+    if form.actor_token.is_some() || form.actor_token_type.is_some() {
+        let actor = presented_token(
+            state,
+            form.actor_token.as_deref(),
+            form.actor_token_type.as_deref(),
+            "actor_token",
+        )
+        .await?;
+        if actor.claims.sub != delegate.id.as_str() || actor.claims.act.is_some() {
+            return Err(bad_request(
+                "invalid_request",
+                "actor_token must be the authenticated client's own, undelegated token",
+            ));
+        }
+    }
+    if let Some(row) = subject.chain.iter().find(|r| r.state != AgentState::Active) {
+        return Err(bad_request(
+            "invalid_request",
+            format!(
+                "subject_token: agent `{}` is {}",
+                row.id,
+                row.state.as_str()
+            ),
+        ));
+    }
+    // The delegation path: the subject, the actors first to current, then
+    // the new delegate.
+    let mut path = vec![state.compiled(&subject.chain[0])?];
+    for row in subject.chain[1..].iter().rev() {
+        path.push(state.compiled(row)?);
+    }
+    if subject.chain.iter().any(|r| r.id == delegate.id) {
+        return Err(bad_request(
+            "invalid_target",
+            format!("`{}` is already in the delegation chain", delegate.id),
+        ));
+    }
+    path.push(compiled.clone());
+    let manifests: Vec<_> = path.iter().map(|c| c.manifest()).collect();
+    delegation::check_path(&manifests).map_err(|e| bad_request("invalid_target", e.to_string()))?;
+    let scope = delegation::narrow(subject.claims.scope.as_deref(), form.scope.as_deref())
+        .map_err(|e| match e {
+            DelegationError::BadScope(_) | DelegationError::Widens(_) => {
+                bad_request("invalid_scope", e.to_string())
+            }
+            other => bad_request("invalid_target", other.to_string()),
+        })?;
+    let dpop_required = manifests.iter().any(|m| m.credentials.dpop_required);
+    let cnf = dpop_binding(state, headers, dpop_required).await?;
+    let aud = audience(state, form)?;
+    let mut act = serde_json::json!({ "sub": delegate.id.as_str() });
+    if let Some(prior) = &subject.claims.act {
+        act["act"] = prior.clone();
+    }
+    // Never outlives the token it came from.
+    let exp = (Timestamp::now() + compiled.manifest().credentials.token_ttl).min(
+        Timestamp::from_second(subject.claims.exp)
+            .map_err(|_| bad_request("invalid_request", "subject_token: bad `exp`"))?,
+    );
+    mint(
+        state,
+        Mint {
+            client,
+            grant: TOKEN_EXCHANGE,
+            sub: &subject.claims.sub,
+            aud,
+            exp,
+            scope,
+            act: Some(act),
+            cnf,
+            parent_jti: Some(&subject.claims.jti),
+            exchange: true,
+        },
+    )
+    .await
+}

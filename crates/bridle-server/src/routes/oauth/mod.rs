@@ -1,0 +1,241 @@
+//! OAuth 2.0 for agents: the token endpoint with the client-credentials
+//! grant (RFC 6749 §4.4) and token exchange (RFC 8693), client
+//! authentication by secret or `private_key_jwt` (RFC 7523), RFC 8707
+//! `resource`, RFC 9068 JWT access tokens, optionally DPoP-bound (RFC 9449),
+//! introspection (RFC 7662), revocation (RFC 7009), JWKS (RFC 7517) and
+//! metadata (RFC 8414). Errors use the OAuth error format, not
+//! problem+json, as clients expect.
+
+pub mod client;
+pub mod grants;
+pub mod introspect;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    pub(crate) fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+}
+
+/// An OAuth error response (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody<'a> {
+    /// `invalid_request`, `invalid_client`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target` or
+    /// `temporarily_unavailable`.
+    #[schema(example = "invalid_client")]
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = OAuthErrorBody {
+            error: self.error,
+            error_description: &self.description,
+        };
+        let mut r = (self.status, Json(body)).into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bridle\""),
+            );
+        }
+        if self.error == "invalid_dpop_proof" {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(DPOP_CHALLENGE),
+            );
+        }
+        r
+    }
+}
+
+impl From<crate::error::ApiError> for OAuthError {
+    fn from(e: crate::error::ApiError) -> Self {
+        // Never leak detail; the store being down is a temporary condition.
+        tracing::error!(error = %e, "token endpoint failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "try again later",
+        )
+    }
+}
+
+impl From<bridle_store::StoreError> for OAuthError {
+    fn from(e: bridle_store::StoreError) -> Self {
+        crate::error::ApiError::from(e).into()
+    }
+}
+
+/// The form of the OAuth endpoints (`application/x-www-form-urlencoded`).
+/// Each endpoint reads the fields it needs and ignores the others.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct OAuthForm {
+    /// Token endpoint: `client_credentials` or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[schema(example = "client_credentials")]
+    pub grant_type: Option<String>,
+    /// `client_secret_post`, or (optional) with `private_key_jwt`.
+    pub client_id: Option<String>,
+    /// `client_secret_post`; not together with Basic authentication.
+    pub client_secret: Option<String>,
+    /// `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    pub client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed with the client's registered key
+    /// (`iss` = `sub` = client id, `aud` = this server's issuer or endpoint).
+    pub client_assertion: Option<String>,
+    /// Space-separated tool names (or globs) to narrow the token to.
+    pub scope: Option<String>,
+    /// The resource server the token is for (RFC 8707), an absolute URI; it
+    /// becomes `aud`.
+    pub resource: Option<String>,
+    /// Token exchange: the delegator's access token.
+    pub subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
+    pub subject_token_type: Option<String>,
+    /// Token exchange, optional: the delegate's own access token.
+    pub actor_token: Option<String>,
+    /// Token exchange: the type of `actor_token`.
+    pub actor_token_type: Option<String>,
+    /// Token exchange, optional: only `urn:ietf:params:oauth:token-type:access_token`.
+    pub requested_token_type: Option<String>,
+    /// Introspection and revocation: the token in question.
+    pub token: Option<String>,
+    /// Introspection and revocation: `access_token` (a hint only).
+    pub token_type_hint: Option<String>,
+}
+
+/// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// A JWT access token (RFC 9068, `typ: at+jwt`).
+    pub(crate) access_token: String,
+    /// `Bearer`, or `DPoP` when the token is bound to a key (RFC 9449).
+    #[schema(example = "Bearer")]
+    pub(crate) token_type: &'static str,
+    /// Seconds until the token expires.
+    pub(crate) expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scope: Option<String>,
+    /// Token exchange only: `urn:ietf:params:oauth:token-type:access_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) issued_token_type: Option<&'static str>,
+}
+
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// `WWW-Authenticate` for a request that needs a (valid) DPoP proof.
+pub const DPOP_CHALLENGE: &str =
+    "DPoP error=\"invalid_dpop_proof\", algs=\"EdDSA ES256 ES384 RS256 PS256\"";
+
+/// Read an OAuth form; a body that is not one gets an OAuth error too, not
+/// plain text.
+pub(crate) fn read_form(
+    form: Result<axum::Form<OAuthForm>, axum::extract::rejection::FormRejection>,
+) -> Result<OAuthForm, OAuthError> {
+    match form {
+        Ok(axum::Form(form)) => Ok(form),
+        Err(e) => {
+            let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Err(OAuthError::new(
+                status,
+                "invalid_request",
+                "expected an `application/x-www-form-urlencoded` body",
+            ))
+        }
+    }
+}
+
+/// A JSON response with `Cache-Control: no-store` (RFC 6749 §5.1).
+pub(crate) fn no_store(body: impl Serialize) -> Response {
+    let mut r = (StatusCode::OK, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "oauth",
+    operation_id = "jwks",
+    security(()),
+    responses(
+        (status = 200, description = "A JWK Set: `{keys: [JWK…]}`", body = Object),
+    ),
+)]
+pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.keys().jwks().clone())
+}
+
+/// Authorization server metadata (RFC 8414).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    operation_id = "oauth_metadata",
+    security(()),
+    responses(
+        (status = 200, description = "RFC 8414 metadata: `issuer`, every endpoint, supported grant types, client authentication methods and signing algorithms, DPoP algorithms", body = Object),
+    ),
+)]
+pub async fn metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let iss = state.config.issuer();
+    let methods = client::METHODS;
+    let algs = crate::jose::CLIENT_ALGS;
+    // Principals may also present their API key as a bearer token.
+    let with_bearer = [methods, &["bearer"]].concat();
+    Json(serde_json::json!({
+        "issuer": iss,
+        "token_endpoint": format!("{iss}/oauth/token"),
+        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{iss}/oauth/introspect"),
+        "revocation_endpoint": format!("{iss}/oauth/revoke"),
+        "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
+        "response_types_supported": [],
+        "scopes_supported": [],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_methods_supported": with_bearer,
+        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_methods_supported": with_bearer,
+        "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        "access_token_signing_alg_values_supported": ["EdDSA"],
+        "dpop_signing_alg_values_supported": algs,
+        "resource_parameter_supported": true,
+    }))
+}
