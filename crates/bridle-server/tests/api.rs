@@ -11,8 +11,14 @@ mod agents;
 mod approvals;
 #[path = "api/audit.rs"]
 mod audit;
+#[path = "api/credentials.rs"]
+mod credentials;
 #[path = "api/decisions.rs"]
 mod decisions;
+#[path = "api/delegation.rs"]
+mod delegation;
+#[path = "api/dpop.rs"]
+mod dpop;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/oauth.rs"]

@@ -514,3 +514,5 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
 pub fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
 }
+
+pub mod keys;

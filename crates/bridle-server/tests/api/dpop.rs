@@ -1,0 +1,212 @@
+//! Sender-constrained tokens (DPoP, RFC 9449): an agent whose manifest says
+//! `credentials.dpop: required` only gets tokens bound to its key, and each
+//! use needs a fresh proof for that exact request.
+
+use serde_json::json;
+
+use crate::common::keys::{ClientKey, now};
+use crate::common::{ADMIN_KEY, Server, jwt_parts, manifest};
+
+const BOUND: &str = "tools: [{name: ci.*}]\ncredentials: { dpop: required }";
+
+async fn bound_token(s: &Server, key: &ClientKey, id: &str, secret: &str) -> String {
+    let proof = key.dpop("POST", &s.url("/oauth/token"), None);
+    let r = s
+        .send(
+            s.http
+                .post(s.url("/oauth/token"))
+                .basic_auth(id, Some(secret))
+                .header("DPoP", proof)
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r["token_type"], "DPoP", "{}", r.text);
+    r["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn decide_with(s: &Server, token: &str, proof: Option<String>) -> crate::common::Resp {
+    let mut req = s
+        .http
+        .post(s.url("/v1/decisions"))
+        .header("Authorization", format!("DPoP {token}"))
+        .json(&json!({"action": "ci.run_tests"}));
+    if let Some(p) = proof {
+        req = req.header("DPoP", p);
+    }
+    s.send(req).await
+}
+
+async fn dpop_required_binds_tokens_to_the_agents_key(s: Server) {
+    s.principal("bob", &[], &[]).await;
+    s.apply(ADMIN_KEY, &manifest("ci-bot", "bob", BOUND))
+        .await
+        .expect(201);
+    let (id, secret) = s.credentials("ci-bot").await;
+    // Without a proof there is no token.
+    let r = s.token_request(&id, &secret, &[]).await.expect(400);
+    assert_eq!(r["error"], "invalid_dpop_proof", "{}", r.text);
+
+    let key = ClientKey::generate();
+    let token = bound_token(&s, &key, &id, &secret).await;
+    let (_, claims) = jwt_parts(&token);
+    assert!(claims["cnf"]["jkt"].is_string(), "{claims}");
+    let i = s.introspect(&token).await;
+    assert_eq!(i["token_type"], "DPoP");
+    assert_eq!(i["cnf"]["jkt"], claims["cnf"]["jkt"]);
+
+    let url = s.url("/v1/decisions");
+    let r = decide_with(&s, &token, Some(key.dpop("POST", &url, Some(&token))))
+        .await
+        .expect(200);
+    assert_eq!(r["decision"], "allow", "{}", r.text);
+
+    // Each of these is refused with 401.
+    let replayed = key.dpop("POST", &url, Some(&token));
+    decide_with(&s, &token, Some(replayed.clone()))
+        .await
+        .expect(200);
+    let other = ClientKey::generate();
+    let stale = key.sign(
+        "dpop+jwt",
+        true,
+        &json!({"jti": "stale-1", "htm": "POST", "htu": url, "iat": now() - 600,
+                "ath": jwt_free_ath(&token)}),
+    );
+    let cases = [
+        ("replayed", Some(replayed)),
+        ("no proof", None),
+        (
+            "another URL",
+            Some(key.dpop("POST", &s.url("/v1/approvals"), Some(&token))),
+        ),
+        ("another method", Some(key.dpop("PUT", &url, Some(&token)))),
+        ("no ath", Some(key.dpop("POST", &url, None))),
+        ("another key", Some(other.dpop("POST", &url, Some(&token)))),
+        ("too old", Some(stale)),
+        ("not a JWT", Some("garbage".to_owned())),
+    ];
+    for (what, proof) in cases {
+        let r = decide_with(&s, &token, proof).await;
+        assert_eq!(r.status, 401, "{what}: {}", r.text);
+    }
+    // A bound token presented as a plain bearer token.
+    let r = s
+        .send(
+            s.http
+                .post(&url)
+                .bearer_auth(&token)
+                .header("DPoP", key.dpop("POST", &url, Some(&token)))
+                .json(&json!({"action": "ci.run_tests"})),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    // Turning DPoP off does not unbind existing tokens; an unbound token of
+    // an agent that requires DPoP is refused.
+    s.apply(
+        ADMIN_KEY,
+        &manifest("ci-bot", "bob", "tools: [{name: ci.*}]"),
+    )
+    .await
+    .expect(200);
+    let plain = s.token_request(&id, &secret, &[]).await.expect(200);
+    let plain = plain["access_token"].as_str().unwrap().to_owned();
+    s.decide(&plain, "ci.run_tests", json!({})).await;
+    s.apply(ADMIN_KEY, &manifest("ci-bot", "bob", BOUND))
+        .await
+        .expect(200);
+    s.post("/v1/decisions", &plain, json!({"action": "ci.run_tests"}))
+        .await
+        .problem(401);
+}
+on_both!(dpop_required_binds_tokens_to_the_agents_key);
+
+fn jwt_free_ath(token: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+async fn a_pep_forwards_the_agents_proof(s: Server) {
+    s.principal("bob", &[], &[]).await;
+    let pep = s.principal("gateway", &["pep"], &[]).await;
+    s.apply(ADMIN_KEY, &manifest("ci-bot", "bob", BOUND))
+        .await
+        .expect(201);
+    let (id, secret) = s.credentials("ci-bot").await;
+    let key = ClientKey::generate();
+    let token = bound_token(&s, &key, &id, &secret).await;
+    let gateway_url = "http://127.0.0.1:8090/mcp";
+    let proof = key.dpop("POST", gateway_url, Some(&token));
+    let body = |proof: &str, htu: &str| {
+        json!({"action": "ci.run_tests", "agent_token": token,
+               "agent_dpop": {"proof": proof, "htm": "POST", "htu": htu}})
+    };
+    let r = s
+        .post("/v1/decisions", &pep, body(&proof, gateway_url))
+        .await
+        .expect(200);
+    assert_eq!(r["decision"], "allow");
+    // The proof was for the gateway's URL, not another.
+    let again = key.dpop("POST", gateway_url, Some(&token));
+    s.post(
+        "/v1/decisions",
+        &pep,
+        body(&again, "http://127.0.0.1:9999/mcp"),
+    )
+    .await
+    .problem(401);
+    // Without the proof, a bound token is refused.
+    s.post(
+        "/v1/decisions",
+        &pep,
+        json!({"action": "ci.run_tests", "agent_token": token}),
+    )
+    .await
+    .problem(401);
+}
+on_both!(a_pep_forwards_the_agents_proof);
+
+async fn a_pep_names_the_audience_it_guards(s: Server) {
+    s.principal("bob", &[], &[]).await;
+    let pep = s.principal("gateway", &["pep"], &[]).await;
+    s.load("swe-bot").await;
+    let (id, secret) = s.credentials("swe-bot").await;
+    let gateway = "http://127.0.0.1:8090/mcp";
+    let r = s
+        .token_request(&id, &secret, &[("resource", gateway)])
+        .await
+        .expect(200);
+    let token = r["access_token"].as_str().unwrap();
+    // Not for Bridle itself…
+    s.post("/v1/decisions", token, json!({"action": "ci.run_tests"}))
+        .await
+        .problem(401);
+    // …but for the gateway, which says so.
+    let r = s
+        .post(
+            "/v1/decisions",
+            &pep,
+            json!({"action": "ci.run_tests", "agent_token": token, "audience": gateway}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r["decision"], "allow");
+    s.post(
+        "/v1/decisions",
+        &pep,
+        json!({"action": "ci.run_tests", "agent_token": token, "audience": "http://127.0.0.1:1/mcp"}),
+    )
+    .await
+    .problem(401);
+    // Only a pep may name an audience.
+    let own = s.agent_token("swe-bot").await;
+    s.post(
+        "/v1/decisions",
+        &own,
+        json!({"action": "ci.run_tests", "audience": gateway}),
+    )
+    .await
+    .problem(400);
+}
+on_both!(a_pep_names_the_audience_it_guards);
