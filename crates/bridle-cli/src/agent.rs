@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::Output;
 use crate::client::{Client, ClientError, Remote};
+use crate::credentials::CredentialsCommand;
 use crate::output::{cell, fields, finish, items, render, table};
 
 #[derive(Debug, clap::Args)]
@@ -58,7 +59,7 @@ enum AgentCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Client credentials for the agent's OAuth client.
+    /// The agent's OAuth clients: create, list, rotate, revoke.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
 }
@@ -71,16 +72,6 @@ struct Transition {
     reason: String,
     #[arg(long, value_enum, default_value_t)]
     output: Output,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum CredentialsCommand {
-    /// Create a client id and secret (the secret is shown once).
-    Create {
-        id: String,
-        #[arg(long, value_enum, default_value_t)]
-        output: Output,
-    },
 }
 
 pub(crate) fn run(args: &AgentArgs) -> ExitCode {
@@ -124,16 +115,7 @@ fn execute(args: &AgentArgs) -> Result<String, ClientError> {
                 )
             }))
         }
-        AgentCommand::Credentials(CredentialsCommand::Create { id, output }) => {
-            let v = client()?.post(&["v1", "agents", id, "credentials"], json!({}))?;
-            eprintln!("warning: the client secret is shown once; store it now");
-            Ok(render(*output, &v, |v| {
-                fields(&[
-                    ("client_id", cell(&v["client_id"])),
-                    ("client_secret", cell(&v["client_secret"])),
-                ])
-            }))
-        }
+        AgentCommand::Credentials(command) => crate::credentials::execute(client, command),
     }
 }
 
@@ -337,6 +319,26 @@ mod tests {
         assert!(matches!(
             parse(&["credentials", "create", "swe-bot"]).command,
             AgentCommand::Credentials(CredentialsCommand::Create { .. })
+        ));
+        assert!(matches!(
+            parse(&["credentials", "create", "swe-bot", "--jwk", "key.json"]).command,
+            AgentCommand::Credentials(CredentialsCommand::Create { jwk: Some(_), .. })
+        ));
+        assert!(matches!(
+            parse(&[
+                "credentials",
+                "rotate",
+                "swe-bot",
+                "swe-bot.x",
+                "--overlap",
+                "0s"
+            ])
+            .command,
+            AgentCommand::Credentials(CredentialsCommand::Rotate { .. })
+        ));
+        assert!(matches!(
+            parse(&["credentials", "revoke", "swe-bot", "swe-bot.x"]).command,
+            AgentCommand::Credentials(CredentialsCommand::Revoke { .. })
         ));
         assert!(matches!(
             parse(&["review", "swe-bot", "--comment", "ok"]).command,

@@ -5,8 +5,10 @@ mod approvals;
 mod audit;
 mod check;
 mod client;
+mod credentials;
 mod demo;
 mod findings;
+mod keys;
 mod ocsf;
 mod output;
 mod principal;
@@ -52,6 +54,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Posture findings per agent, mapped to OWASP and NIST controls.
     Findings(findings::FindingsArgs),
+    /// The token signing keys: list, rotate.
+    Keys(keys::KeysArgs),
     /// Run the Bridle server.
     Serve(serve::ServeArgs),
     /// Run the server with the five reference agents, their owners and
@@ -72,6 +76,7 @@ pub fn run() -> ExitCode {
         Command::Approvals(args) => approvals::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Findings(args) => findings::run(&args),
+        Command::Keys(args) => keys::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Demo(args) => demo::run(&args),
     }

@@ -84,7 +84,7 @@ async fn exchange_issues_a_delegated_token_that_both_records_bound(s: Server) {
 on_both!(exchange_issues_a_delegated_token_that_both_records_bound);
 
 async fn scope_only_narrows(s: Server) {
-    let (swe, (tr_id, tr_secret), _) = pair(&s).await;
+    let (_, (tr_id, tr_secret), _) = pair(&s).await;
     s.apply(
         ADMIN_KEY,
         &manifest(
@@ -143,7 +143,7 @@ async fn scope_only_narrows(s: Server) {
 on_both!(scope_only_narrows);
 
 async fn delegation_must_be_listed_and_within_depth(s: Server) {
-    let (swe, (tr_id, tr_secret), _) = pair(&s).await;
+    let (swe, _, _) = pair(&s).await;
     s.principal("alice", &[], &[]).await;
     s.load("procurement-bot").await;
     let (pb_id, pb_secret) = s.credentials("procurement-bot").await;
