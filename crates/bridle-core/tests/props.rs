@@ -240,6 +240,57 @@ proptest! {
         }
     }
 
+    /// Chains of two to four agents, optionally narrowed by a token scope:
+    /// the delegated decision is `allow` only where every agent of the chain
+    /// alone is allowed and the action is inside the scope.
+    #[test]
+    fn a_delegation_chain_never_widens(
+        (first, second) in pair(),
+        more in proptest::collection::vec(spec(), 0..3),
+        action in select(TOOLS),
+        args in call_args(),
+        resource in proptest::option::weighted(0.4, select(RESOURCES)),
+        scope in proptest::option::weighted(0.5, proptest::collection::vec(select(GLOBS), 1..3)),
+    ) {
+        // Each later agent shares the first's records, as real chains do.
+        let specs: Vec<Spec> = [first.clone(), second]
+            .into_iter()
+            .chain(more.iter().map(|m| first.plus(m)))
+            .collect();
+        let agents: Vec<_> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| compile(&s.yaml(&format!("agent-{i}"))))
+            .collect();
+        fn with<'a>(req: Req<'a>, args: &serde_json::Value, resource: Option<&str>) -> Req<'a> {
+            let req = req.args(args.clone());
+            match resource {
+                Some(r) => req.resource(r),
+                None => req,
+            }
+        }
+        let mut chain = with_elevation(Req::new(&agents[0], action), &specs[0]);
+        for (agent, spec) in agents.iter().zip(&specs).skip(1) {
+            chain = with_elevation(chain.delegate(agent), spec);
+        }
+        if let Some(scope) = &scope {
+            chain = chain.scope(scope);
+        }
+        let chain = with(chain, &args, resource).decide();
+        if chain.effect == Effect::Allow {
+            for (agent, spec) in agents.iter().zip(&specs) {
+                let alone = with(with_elevation(Req::new(agent, action), spec), &args, resource).decide();
+                prop_assert_eq!(alone.effect, Effect::Allow, "{} alone: {:?}", agent.manifest().agent, alone);
+            }
+            if let Some(scope) = &scope {
+                prop_assert!(
+                    scope.iter().any(|g| bridle_core::glob::Glob::tool(g).unwrap().matches(action)),
+                    "allowed outside the scope {:?}", scope
+                );
+            }
+        }
+    }
+
     /// A forbid glob that matches the action denies it with `forbidden`,
     /// whatever is granted, elevated, asked or touched.
     #[test]
