@@ -8,8 +8,8 @@ use bridle_core::Manifest;
 use bridle_core::audit::{EventBody, EventType};
 use bridle_core::engine::AgentState;
 use bridle_store::{
-    AuditFilter, AuditLog, AuditRead, NewPrincipal, PrincipalStore, RegistryRead, RegistryWrite,
-    Role, Store, StoreError,
+    AuditFilter, AuditLog, AuditRead, ClientAuth, CredentialStore, NewPrincipal, NewToken,
+    PrincipalStore, RegistryRead, RegistryWrite, Role, Store, StoreError,
 };
 
 /// Keeps the SQLite temp dir alive for the test's duration.
@@ -351,3 +351,118 @@ async fn unsupported_urls_are_a_clear_error_without_the_password() {
     );
     assert!(!text.contains("secret"), "{text}");
 }
+
+fn token<'a>(jti: &'a str, client: &'a str, parent: Option<&'a str>, exp: &'a str) -> NewToken<'a> {
+    NewToken {
+        jti,
+        agent: "research-bot",
+        client_id: client,
+        expires_at: exp,
+        parent_jti: parent,
+    }
+}
+
+async fn credentials_tokens_and_one_time_ids(db: Db) {
+    let s = &db.store;
+    s.apply_manifest(&manifest("research-bot", "v1"), "src", "alice")
+        .await
+        .unwrap();
+    let secret = ClientAuth::Secret {
+        hash: "h1".into(),
+        previous: None,
+    };
+    s.add_credential("research-bot", "rb.1", &secret)
+        .await
+        .unwrap();
+    let jwk = ClientAuth::PublicJwk(r#"{"kty":"OKP"}"#.into());
+    s.add_credential("research-bot", "rb.2", &jwk)
+        .await
+        .unwrap();
+    assert_eq!(s.credential("rb.2").await.unwrap().unwrap().auth, jwk);
+    assert_eq!(s.credentials("research-bot").await.unwrap().len(), 2);
+
+    // Rotation keeps the previous hash until the overlap ends; a key
+    // credential cannot be rotated.
+    assert!(
+        s.rotate_secret("rb.1", "h2", Some("2099-01-01T00:00:00.000000Z"))
+            .await
+            .unwrap()
+    );
+    let c = s.credential("rb.1").await.unwrap().unwrap();
+    assert_eq!(
+        c.auth,
+        ClientAuth::Secret {
+            hash: "h2".into(),
+            previous: Some(("h1".into(), "2099-01-01T00:00:00.000000Z".into())),
+        }
+    );
+    assert!(c.rotated_at.is_some());
+    assert!(s.rotate_secret("rb.1", "h3", None).await.unwrap());
+    let c = s.credential("rb.1").await.unwrap().unwrap();
+    assert_eq!(
+        c.auth,
+        ClientAuth::Secret {
+            hash: "h3".into(),
+            previous: None
+        }
+    );
+    assert!(!s.rotate_secret("rb.2", "h", None).await.unwrap());
+
+    // A lineage: t1 → t2 → t3, and t4 beside it. Revoking t2 revokes t3 only.
+    let far = "2099-01-01T00:00:00.000000Z";
+    s.record_token(&token("t1", "rb.1", None, far))
+        .await
+        .unwrap();
+    s.record_token(&token("t2", "rb.9", Some("t1"), far))
+        .await
+        .unwrap();
+    s.record_token(&token("t3", "rb.9", Some("t2"), far))
+        .await
+        .unwrap();
+    s.record_token(&token("t4", "rb.2", None, far))
+        .await
+        .unwrap();
+    assert_eq!(s.revoke_token("t2").await.unwrap(), 2);
+    assert_eq!(s.revoke_token("t2").await.unwrap(), 0);
+    let revoked = async |jti: &str| s.token(jti).await.unwrap().unwrap().revoked;
+    assert!(!revoked("t1").await && revoked("t2").await && revoked("t3").await);
+    assert_eq!(
+        s.token("t3").await.unwrap().unwrap().parent_jti.as_deref(),
+        Some("t2")
+    );
+    // Revoking a credential revokes the tokens issued to it and theirs.
+    s.record_token(&token("t5", "rb.7", Some("t1"), far))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.revoke_credential("rb.1").await.unwrap(),
+        Some(2),
+        "t1 and t5"
+    );
+    assert_eq!(s.revoke_credential("rb.1").await.unwrap(), None);
+    assert!(!revoked("t4").await);
+
+    // One-time ids are single use, per kind; expired records are purged.
+    assert!(
+        s.use_jti("dpop", "j1", "2000-01-01T00:00:00.000000Z")
+            .await
+            .unwrap()
+    );
+    assert!(!s.use_jti("dpop", "j1", far).await.unwrap());
+    assert!(s.use_jti("client_assertion", "j1", far).await.unwrap());
+    s.record_token(&token("old", "rb.2", None, "2000-01-01T00:00:00.000000Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.purge_expired("2020-01-01T00:00:00.000000Z")
+            .await
+            .unwrap(),
+        (1, 1)
+    );
+    assert!(s.token("old").await.unwrap().is_none());
+    assert!(
+        s.use_jti("dpop", "j1", far).await.unwrap(),
+        "purged, so usable again"
+    );
+}
+on_both!(credentials_tokens_and_one_time_ids);
