@@ -45,6 +45,11 @@ impl Gateway {
                 config.pep_key_env
             ))
         })?;
+        Self::with_key(config, key)
+    }
+
+    /// Start with the `pep` key given directly.
+    pub fn with_key(config: Config, key: String) -> Result<Self, GatewayError> {
         let bridle = bridle::Bridle::new(&config.bridle_url, key, config.call_timeout())
             .map_err(|e| GatewayError::Config(e.to_string()))?;
         let all = config

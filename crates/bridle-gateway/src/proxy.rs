@@ -87,11 +87,15 @@ fn still_pending(approval: &str, waited: Duration) -> McpError {
     )
 }
 
-/// String values anywhere in the arguments that look like URLs or paths
-/// retrieved from: they go to the audit log with the outcome.
+/// URL-like words (`scheme://…`) anywhere in the arguments: what a call
+/// retrieves from, for the audit log with the outcome.
 fn retrievals(value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::String(s) if s.contains("://") && s.len() <= 4096 => out.push(s.clone()),
+        Value::String(s) => out.extend(
+            s.split_whitespace()
+                .filter(|w| w.contains("://") && w.len() <= 4096)
+                .map(str::to_owned),
+        ),
         Value::Array(items) => items.iter().for_each(|v| retrievals(v, out)),
         Value::Object(map) => map.values().for_each(|v| retrievals(v, out)),
         _ => {}

@@ -20,6 +20,7 @@ use crate::state::AppState;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
     /// How long to wait for a decision, e.g. `30s` (default and at most 60s).
