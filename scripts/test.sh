@@ -15,3 +15,5 @@ cargo test --workspace --doc --locked
 # R4: schemathesis against /openapi.json of a running server (no 5xx, every
 # response matches its schema).
 scripts/schemathesis.sh
+# I2: the MCP gateway with the official Python SDK and a real MCP server.
+scripts/gateway-tests.sh
