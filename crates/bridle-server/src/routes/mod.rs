@@ -7,6 +7,7 @@ pub mod audit;
 pub mod credentials;
 pub mod decisions;
 pub mod elevations;
+pub mod ext_authz;
 pub mod findings;
 pub mod keys;
 pub mod monitor;
@@ -18,7 +19,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use bridle_store::AuditRead;
 
 use crate::error::ApiError;
@@ -74,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/findings", get(findings::list))
+        .route("/ext_authz", any(ext_authz::check))
+        .route("/ext_authz/{*path}", any(ext_authz::check))
         .fallback(not_found)
         // After every route: a known path with another method is a 405 problem.
         .method_not_allowed_fallback(method_not_allowed)
