@@ -49,6 +49,13 @@ def wait_http(url: str, deadline_s: float = 30.0, ok=(200,)) -> None:
         time.sleep(0.1)
 
 
+def children(pid: int) -> list:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
 def check(cond: bool, what: str) -> None:
     if not cond:
         raise SystemExit(f"FAIL: {what}")
@@ -95,8 +102,9 @@ async def main(tmp: Path, procs: list) -> None:
         "  - name: everything\n"
         f"    command: [node, \"{server_everything}\", stdio]\n"
         "    prefix: everything.\n")
-    procs.append(subprocess.Popen([BIN, "gateway", "--config", str(config)],
-                                  env=dict(env, BRIDLE_PEP_KEY=pep), stdout=subprocess.DEVNULL))
+    gateway = subprocess.Popen([BIN, "gateway", "--config", str(config)],
+                               env=dict(env, BRIDLE_PEP_KEY=pep), stdout=subprocess.DEVNULL)
+    procs.append(gateway)
     wait_http(f"http://127.0.0.1:{gw_port}/.well-known/oauth-protected-resource")
 
     r = httpx2.post(mcp_url, json={})
@@ -145,6 +153,25 @@ async def main(tmp: Path, procs: list) -> None:
                 result = await asyncio.wait_for(call, 60)
                 check("5" in result.content[0].text,
                       f"approved call completes: {result.content[0].text!r}")
+
+                # The stdio upstream dies; the gateway restarts it.
+                upstream = children(gateway.pid)
+                check(len(upstream) == 1, f"one upstream process: {upstream}")
+                os.kill(upstream[0], 9)
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        r = await s.call_tool("everything.echo", {"message": "again"})
+                        if not r.is_error:
+                            break
+                    except MCPError as e:
+                        check(e.code != DENIED, f"an upstream failure is not a denial: {e.message}")
+                    if time.monotonic() > deadline:
+                        raise SystemExit("FAIL: the upstream was not restarted")
+                    await asyncio.sleep(0.2)
+                restarted = children(gateway.pid)
+                check(restarted and restarted != upstream,
+                      f"a killed stdio upstream is restarted ({upstream} -> {restarted})")
 
 
 if __name__ == "__main__":
