@@ -1,0 +1,156 @@
+//! What enforcement points use: reachable actions (`pep`), the approval long
+//! poll, and Envoy's ext_authz, on the procurement reference agent.
+
+use bridle_server::Config;
+use bridle_server::routes::ext_authz::ExtAuthzRoute;
+use serde_json::json;
+
+use crate::common::{Server, assert_decision};
+
+const CREATE: &str = "procurement.create_purchase_request";
+
+async fn reachable_lists_what_the_record_can_reach(s: Server) {
+    let people = s.people().await;
+    s.load("procurement-bot").await;
+    let token = s.agent_token("procurement-bot").await;
+    let ask = json!({"agent_token": token, "actions": [
+        "procurement.list_vendors", CREATE, "procurement.approve_request", "crm.read_case",
+    ]});
+    let r = s
+        .post("/v1/decisions/reachable", &people["gateway"], ask.clone())
+        .await
+        .expect(200);
+    assert_eq!(r["agent"], "procurement-bot");
+    assert_eq!(r["reachable"], json!(["procurement.list_vendors", CREATE]));
+    // Only a `pep` may ask; a bad token is 401.
+    s.post("/v1/decisions/reachable", &people["alice"], ask.clone())
+        .await
+        .problem(403);
+    let forged = json!({"agent_token": "a.b.c", "actions": [CREATE]});
+    s.post("/v1/decisions/reachable", &people["gateway"], forged)
+        .await
+        .problem(401);
+    // A suspended agent reaches nothing.
+    s.post(
+        "/v1/agents/procurement-bot/suspend",
+        &people["admin"],
+        json!({"reason": "test"}),
+    )
+    .await
+    .expect(200);
+    let r = s
+        .post("/v1/decisions/reachable", &people["gateway"], ask)
+        .await
+        .expect(200);
+    assert_eq!(r["reachable"], json!([]));
+}
+on_both!(reachable_lists_what_the_record_can_reach);
+
+async fn approval_wait_returns_when_decided(s: Server) {
+    let people = s.people().await;
+    s.load("procurement-bot").await;
+    let token = s.agent_token("procurement-bot").await;
+    let d = s
+        .decide(&token, CREATE, json!({"vendor": "acme", "amount": 7000}))
+        .await;
+    assert_decision(&d, "approval_required", "approval_required");
+    let id = d["approval_id"].as_str().unwrap().to_owned();
+    // Still pending when the wait ends.
+    let r = s
+        .get(
+            &format!("/v1/approvals/{id}/wait?timeout=1s"),
+            &people["gateway"],
+        )
+        .await
+        .expect(200);
+    assert_eq!(r["state"], "pending");
+    // A vote wakes a waiter (its timeout is far away).
+    let waiter = {
+        let http = s.http.clone();
+        let url = s.url(&format!("/v1/approvals/{id}/wait?timeout=60s"));
+        let key = people["gateway"].to_owned();
+        tokio::spawn(async move {
+            let r = http.get(url).bearer_auth(key).send().await.unwrap();
+            r.json::<serde_json::Value>().await.unwrap()
+        })
+    };
+    s.post(
+        &format!("/v1/approvals/{id}/approve"),
+        &people["frank"],
+        json!({}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(waiter.await.unwrap()["state"], "approved");
+    s.get(
+        &format!("/v1/approvals/{id}/wait?timeout=soon"),
+        &people["gateway"],
+    )
+    .await
+    .problem(400);
+    s.get("/v1/approvals/apr_nope/wait?timeout=1s", &people["gateway"])
+        .await
+        .problem(404);
+}
+on_both!(approval_wait_returns_when_decided);
+
+fn routes(c: &mut Config) {
+    c.ext_authz.routes = vec![
+        ExtAuthzRoute {
+            method: "POST".into(),
+            path: "/api/purchase-requests".into(),
+            action: CREATE.into(),
+            resource: None,
+        },
+        ExtAuthzRoute {
+            method: "GET".into(),
+            path: "/api/vendors".into(),
+            action: "procurement.list_vendors".into(),
+            resource: None,
+        },
+    ];
+}
+
+async fn ext_authz_maps_requests_to_decisions(s: Server) {
+    s.people().await;
+    s.load("procurement-bot").await;
+    let token = s.agent_token("procurement-bot").await;
+    let check = |method: reqwest::Method, path: &str, token: &str, body: serde_json::Value| {
+        let mut r = s.http.request(method, s.url(&format!("/ext_authz{path}")));
+        if !token.is_empty() {
+            r = r.bearer_auth(token);
+        }
+        r.json(&body).send()
+    };
+    let small = json!({"vendor": "acme", "amount": 700});
+    let r = check(
+        reqwest::Method::POST,
+        "/api/purchase-requests",
+        &token,
+        small.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let big = json!({"vendor": "acme", "amount": 7000});
+    let r = check(reqwest::Method::POST, "/api/purchase-requests", &token, big)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["x-bridle-reason"], "approval_required");
+    assert!(r.headers().contains_key("x-bridle-approval-id"));
+    let r = check(reqwest::Method::GET, "/api/vendors", &token, json!(null))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = check(reqwest::Method::DELETE, "/api/vendors", &token, json!(null))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["x-bridle-reason"], "no_route");
+    let r = check(reqwest::Method::POST, "/api/purchase-requests", "", small)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+on_both!(ext_authz_maps_requests_to_decisions, super::routes);
