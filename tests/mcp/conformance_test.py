@@ -1,6 +1,7 @@
 """I3: the official MCP conformance suite (server scenarios) against the
 gateway in front of @modelcontextprotocol/server-everything, through
-token_proxy.py (the suite cannot send a token). Expected failures, with
+token_proxy.py (the suite cannot send a token). The gateway runs inside the
+server (`bridle serve --gateway FILE`). Expected failures, with
 their reasons, are in conformance-baseline.yml; the suite fails on any
 other failure. Run by scripts/gateway-tests.sh.
 """
@@ -44,9 +45,9 @@ def main(tmp: Path, procs: list) -> int:
     bridle = f"http://127.0.0.1:{port}"
     mcp_url = f"http://127.0.0.1:{gw_port}/mcp"
     env = dict(os.environ, BRIDLE_ADMIN_TOKEN=ADMIN, BRIDLE_LOG="error")
-    procs.append(subprocess.Popen(
-        [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite://{tmp}/bridle.db"],
-        env=env, stdout=subprocess.DEVNULL))
+    serve = [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite://{tmp}/bridle.db"]
+    first = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL)
+    procs.append(first)
     wait_http(f"{bridle}/healthz")
     admin = httpx2.Client(base_url=bridle, headers={"Authorization": f"Bearer {ADMIN}"})
     pep = admin.post("/v1/principals", json={"id": "gateway", "roles": ["pep"]}).json()["api_key"]
@@ -64,8 +65,12 @@ def main(tmp: Path, procs: list) -> int:
         "  - name: everything\n"
         f"    command: [node, \"{HERE}/node_modules/.bin/mcp-server-everything\", stdio]\n"
         "    prefix: \"\"\n")
-    procs.append(subprocess.Popen([BIN, "gateway", "--config", str(config)],
+    # This time the gateway runs inside the server process: `serve --gateway`.
+    first.terminate()
+    first.wait(10)
+    procs.append(subprocess.Popen(serve + ["--gateway", str(config)],
                                   env=dict(env, BRIDLE_PEP_KEY=pep), stdout=subprocess.DEVNULL))
+    wait_http(f"{bridle}/healthz")
     wait_http(f"http://127.0.0.1:{gw_port}/.well-known/oauth-protected-resource")
     procs.append(subprocess.Popen([sys.executable, str(HERE / "token_proxy.py"),
                                    f"http://127.0.0.1:{gw_port}", str(proxy_port)],
