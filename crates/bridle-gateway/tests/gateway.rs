@@ -77,8 +77,16 @@ impl ServerHandler for Upstream {
     async fn call_tool(
         &self,
         req: CallToolRequestParams,
-        _: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        // The agent's token never reaches an upstream.
+        let parts = ctx.extensions.get::<axum::http::request::Parts>().unwrap();
+        if parts.headers.contains_key("authorization") {
+            return Err(McpError::invalid_request(
+                "an Authorization header arrived upstream",
+                None,
+            ));
+        }
         let args = req.arguments.unwrap_or_default();
         let text = match req.name.as_ref() {
             "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
