@@ -137,6 +137,18 @@ async def main(tmp: Path, procs: list) -> None:
                     check(e.code == DENIED and e.data["reason"] == "forbidden",
                           f"forbidden call is refused with its reason: {e.message}")
 
+                resources = (await s.list_resources()).resources
+                static = [r.uri for r in resources if r.uri.startswith("demo://resource/static/")]
+                check(bool(static), f"resources are listed ({len(resources)})")
+                read = await s.read_resource(static[0])
+                check(bool(read.contents), f"a resource inside the data scope is read: {static[0]}")
+                try:
+                    await s.read_resource("demo://resource/dynamic/text/1")
+                    check(False, "a resource outside the data scope is refused")
+                except MCPError as e:
+                    check(e.code == DENIED and e.data["reason"] == "data_scope",
+                          f"a resource outside the data scope is refused: {e.message}")
+
                 call = asyncio.create_task(s.call_tool("everything.get-sum", {"a": 2, "b": 3}))
                 deadline = time.monotonic() + 30
                 while True:
