@@ -75,7 +75,7 @@ def wait(fn, what: str, seconds: float = 30.0):
 def main(tmp: Path, procs: list) -> None:
     port, app_port, envoy_port = free_port(), free_port(), free_port()
     bridle = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, BRIDLE_ADMIN_TOKEN=ADMIN, BRIDLE_LOG="warn")
+    env = dict(os.environ, BRIDLE_ADMIN_TOKEN=ADMIN, BRIDLE_LOG="warn,rmcp=error")
     procs.append(subprocess.Popen(
         [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite://{tmp}/bridle.db",
          "--config", str(ROOT / "tests/envoy/bridle.toml")], env=env, stdout=subprocess.DEVNULL))

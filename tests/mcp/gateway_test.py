@@ -66,7 +66,7 @@ async def main(tmp: Path, procs: list) -> None:
     port, gw_port = free_port(), free_port()
     bridle = f"http://127.0.0.1:{port}"
     mcp_url = f"http://127.0.0.1:{gw_port}/mcp"
-    env = dict(os.environ, BRIDLE_ADMIN_TOKEN=ADMIN, BRIDLE_LOG="warn")
+    env = dict(os.environ, BRIDLE_ADMIN_TOKEN=ADMIN, BRIDLE_LOG="warn,rmcp=error")
     procs.append(subprocess.Popen(
         [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite://{tmp}/bridle.db"],
         env=env, stdout=subprocess.DEVNULL))
