@@ -137,6 +137,17 @@ async def main(tmp: Path, procs: list) -> None:
                     check(e.code == DENIED and e.data["reason"] == "forbidden",
                           f"forbidden call is refused with its reason: {e.message}")
 
+                prompts = sorted(p.name for p in (await s.list_prompts()).prompts)
+                check(prompts == ["everything.simple-prompt"], f"only the granted prompt is listed: {prompts}")
+                got = await s.get_prompt("everything.simple-prompt")
+                check(bool(got.messages), "the granted prompt is forwarded")
+                try:
+                    await s.get_prompt("everything.args-prompt", {"city": "Paris"})
+                    check(False, "an ungranted prompt is refused")
+                except MCPError as e:
+                    check(e.code == DENIED and e.data["reason"] == "not_granted",
+                          f"an ungranted prompt is refused: {e.message}")
+
                 resources = (await s.list_resources()).resources
                 static = [r.uri for r in resources if r.uri.startswith("demo://resource/static/")]
                 check(bool(static), f"resources are listed ({len(resources)})")
