@@ -173,6 +173,10 @@ async fn serve(router: axum::Router) -> std::net::SocketAddr {
 }
 
 async fn start() -> Env {
+    start_waiting("20s").await
+}
+
+async fn start_waiting(approval_wait: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -236,7 +240,7 @@ async fn start() -> Env {
     let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = gw_listener.local_addr().unwrap();
     let yaml = format!(
-        "listen: {gw}\nbridle_url: {bridle}\napproval_wait: 20s\nupstreams:\n  - name: up\n    url: http://{up}/mcp\n    prefix: up.\n"
+        "listen: {gw}\nbridle_url: {bridle}\napproval_wait: {approval_wait}\nupstreams:\n  - name: up\n    url: http://{up}/mcp\n    prefix: up.\n"
     );
     let config = Config::parse(&yaml, "test.yaml").unwrap();
     let gateway = Gateway::with_key(config, pep["api_key"].as_str().unwrap().to_owned()).unwrap();
@@ -436,4 +440,23 @@ async fn only_active_tokens_for_this_gateway_get_in() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_not_granted_in_time_names_the_approval() {
+    let env = start_waiting("1s").await;
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+    let add = CallToolRequestParams::new("up.add")
+        .with_arguments(json!({"a": 1, "b": 1}).as_object().unwrap().clone());
+    let e = mcp_error(client.call_tool(add).await.unwrap_err());
+    assert_eq!(e.code, ErrorCode(bridle_gateway::proxy::APPROVAL_PENDING));
+    let id = e.data.as_ref().unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(e.message.contains(&id), "{}", e.message);
+    let a = env.get(&format!("/v1/approvals/{id}"), ADMIN).await;
+    assert_eq!(a["state"], "pending", "{a}");
+    client.cancel().await.unwrap();
 }
