@@ -1,4 +1,4 @@
-//! `GET /v1/approvals/{id}/wait?timeout=30s`: a long poll. Answers as soon
+//! `GET /v1/approvals/{id}/wait?timeout=5s`: a long poll. Answers as soon
 //! as the approval is no longer pending (woken by the approve/deny handlers
 //! through [`crate::webhooks::Notifier`], not by polling the store on a
 //! timer), or with the still-pending approval when the timeout passes.
@@ -16,15 +16,16 @@ use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::AppState;
 
-/// The longest a caller may wait in one request.
-const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The longest one request is held: short enough that no client or proxy
+/// read timeout (commonly 10 s) cuts it; a waiter simply asks again.
+const MAX_WAIT: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
-    /// How long to wait for a decision, e.g. `30s` (default and at most 60s).
-    #[param(example = "30s")]
+    /// How long to wait for a decision, e.g. `5s` (default and at most 8s).
+    #[param(example = "5s")]
     timeout: Option<String>,
 }
 
@@ -96,7 +97,7 @@ pub async fn wait(
 fn parse_timeout(text: &str) -> Result<Duration, ApiError> {
     let d: jiff::SignedDuration = text.parse().map_err(|_| {
         ApiError::BadRequest(format!(
-            "`timeout` must be a duration like `30s`, not `{text}`"
+            "`timeout` must be a duration like `5s`, not `{text}`"
         ))
     })?;
     let d = Duration::try_from(d)

@@ -64,7 +64,7 @@ async fn approval_wait_returns_when_decided(s: Server) {
         .await
         .expect(200);
     assert_eq!(r["state"], "pending");
-    // A vote wakes a waiter (its timeout is far away).
+    // A vote wakes a waiter.
     let waiter = {
         let http = s.http.clone();
         let url = s.url(&format!("/v1/approvals/{id}/wait?timeout=60s"));
