@@ -21,6 +21,8 @@ mod delegation;
 mod dpop;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/findings.rs"]
+mod findings;
 #[path = "api/oauth.rs"]
 mod oauth;
 #[path = "api/principals.rs"]
