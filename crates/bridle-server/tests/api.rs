@@ -21,6 +21,8 @@ mod delegation;
 mod dpop;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/ext_authz.rs"]
+mod ext_authz;
 #[path = "api/findings.rs"]
 mod findings;
 #[path = "api/oauth.rs"]

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod credentials;
 pub mod decisions;
 pub mod elevations;
+pub mod ext_authz;
 pub mod findings;
 pub mod keys;
 pub mod monitor;
@@ -16,7 +17,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use bridle_store::AuditRead;
 
 use crate::error::ApiError;
@@ -63,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{id}/elevations", post(elevations::request))
         .route("/v1/decisions", post(decisions::decide))
         .route("/v1/decisions/{id}/outcome", post(decisions::outcome))
+        .route("/ext_authz", any(ext_authz::check))
+        .route("/ext_authz/{*path}", any(ext_authz::check))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
