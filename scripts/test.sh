@@ -2,8 +2,9 @@
 # Runs Bridle's whole test suite on a fresh machine: installs what the tests
 # need (a throwaway PostgreSQL cluster for the storage and API suites,
 # schemathesis and the Python OAuth clients in a project-local .venv, the Node
-# OAuth client under tests/oauth), then runs every test of every crate, the
-# OpenAPI fuzz pass and the OAuth interoperability tests.
+# OAuth client under tests/oauth, Envoy from PyPI), then runs every test of
+# every crate, the OpenAPI fuzz pass, the OAuth interoperability tests and
+# the Envoy ext_authz test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +20,5 @@ scripts/schemathesis.sh
 # I1: standard OAuth clients (authlib, PyJWT, oauth4webapi) against a running
 # server.
 scripts/interop.sh
+# I4: real Envoy in front of an HTTP API, using Bridle's ext_authz endpoint.
+scripts/ext-authz.sh
