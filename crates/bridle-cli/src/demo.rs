@@ -126,11 +126,46 @@ impl Api {
     }
 
     async fn token(&self, client_id: &str, secret: &str) -> Result<String, String> {
+        self.grant(client_id, secret, &[("grant_type", "client_credentials")])
+            .await
+    }
+
+    /// RFC 8693: the delegate exchanges the delegator's token for its own.
+    async fn exchange(
+        &self,
+        client_id: &str,
+        secret: &str,
+        subject: &str,
+    ) -> Result<String, String> {
+        self.grant(
+            client_id,
+            secret,
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", subject),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+            ],
+        )
+        .await
+    }
+
+    async fn grant(
+        &self,
+        client_id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> Result<String, String> {
         let resp = self
             .http
             .post(format!("{}/oauth/token", self.base))
             .basic_auth(client_id, Some(secret))
-            .form(&[("grant_type", "client_credentials")])
+            .form(form)
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -280,8 +315,31 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
             tokens.insert(*agent, api.token(id, secret).await?);
         }
     }
+    // test-runner acting for swe-bot, by token exchange: it may run tests,
+    // but swe-bot's forbid on secrets holds through the sub-agent.
+    let (tr_id, tr_secret) = &creds["test-runner"];
+    let delegated = api.exchange(tr_id, tr_secret, &tokens["swe-bot"]).await?;
+    tokens.insert("test-runner for swe-bot", delegated);
+    let activity: Vec<_> = activity
+        .iter()
+        .cloned()
+        .chain([
+            (
+                "test-runner for swe-bot",
+                "ci.run_tests",
+                json!({"suite": "unit"}),
+                None,
+            ),
+            (
+                "test-runner for swe-bot",
+                "secrets.read",
+                json!({"name": "prod-db"}),
+                None,
+            ),
+        ])
+        .collect();
     let mut summary = Vec::new();
-    for (agent, action, args, resource) in activity {
+    for (agent, action, args, resource) in &activity {
         let mut body = json!({"action": action, "args": args});
         if let Some(r) = resource {
             body["resource"] = (*r).into();
@@ -295,7 +353,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
             )
             .await?;
         summary.push(format!(
-            "  {agent:<16} {action:<40} {:<18} {}",
+            "  {agent:<24} {action:<40} {:<18} {}",
             d["decision"].as_str().unwrap_or("?"),
             d["reasons"][0]["code"].as_str().unwrap_or("")
         ));

@@ -46,8 +46,8 @@ pub struct Config {
     /// again, in milliseconds (0 turns the cache off). Revocations and
     /// suspensions made on another replica take at most this long to show.
     pub token_cache_ms: u64,
-    /// Envoy external authorization: the route table of `/ext_authz/…`.
-    pub ext_authz: crate::routes::ext_authz::ExtAuthzConfig,
+    /// The Envoy ext_authz endpoint's route table ([`crate::ext_authz`]).
+    pub ext_authz: crate::ext_authz::ExtAuthzConfig,
     /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
     #[serde(skip)]
     pub admin_token: Option<Secret>,
@@ -63,7 +63,7 @@ impl Default for Config {
             body_limit: 1 << 20,
             webhooks: Vec::new(),
             token_cache_ms: 500,
-            ext_authz: Default::default(),
+            ext_authz: crate::ext_authz::ExtAuthzConfig::default(),
             admin_token: None,
         }
     }
@@ -92,7 +92,13 @@ impl Config {
                 for key in table.keys().filter(|k| !KEYS.contains(&k.as_str())) {
                     tracing::warn!(file = %path.display(), key = %key, "unknown configuration key ignored");
                 }
-                toml::from_str::<Config>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+                let config = toml::from_str::<Config>(&text)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                config
+                    .ext_authz
+                    .validate()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                config
             }
             None => Config::default(),
         };

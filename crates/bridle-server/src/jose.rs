@@ -7,12 +7,13 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// Signature algorithms accepted from clients (asymmetric only).
-pub const CLIENT_ALGS: &[&str] = &["EdDSA", "ES256", "ES384", "RS256", "PS256"];
+/// Signature algorithms accepted from clients (asymmetric only). `Ed25519`
+/// is RFC 9864's fully specified name for `EdDSA` with Ed25519 keys.
+pub const CLIENT_ALGS: &[&str] = &["EdDSA", "Ed25519", "ES256", "ES384", "RS256", "PS256"];
 
 /// How far a DPoP proof's `iat` may be from now, either way.
 pub const DPOP_IAT_WINDOW: i64 = 60;
@@ -92,13 +93,71 @@ impl PublicKey {
     }
 }
 
-fn header_alg(header: &jsonwebtoken::Header) -> Result<Algorithm, String> {
-    let alg = header.alg;
-    let name = format!("{alg:?}");
-    if !CLIENT_ALGS.contains(&name.as_str()) {
-        return Err(format!("algorithm `{name}` is not accepted"));
+/// A compact JWS taken apart; its signature not yet checked.
+struct Jws<'a> {
+    header: serde_json::Map<String, serde_json::Value>,
+    payload: Vec<u8>,
+    signing_input: &'a str,
+    signature: &'a str,
+    alg: Algorithm,
+}
+
+impl<'a> Jws<'a> {
+    /// Split and decode; the header's `alg` must be one of [`CLIENT_ALGS`].
+    /// (Parsed here rather than by `jsonwebtoken`, whose header type does
+    /// not know `Ed25519`.)
+    fn parse(jwt: &'a str, what: &str) -> Result<Self, String> {
+        let malformed = || format!("malformed {what}: not a compact JWS");
+        let (signing_input, signature) = jwt.rsplit_once('.').ok_or_else(malformed)?;
+        let (head, body) = signing_input.split_once('.').ok_or_else(malformed)?;
+        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| malformed());
+        let header: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&decode(head)?).map_err(|_| malformed())?;
+        let alg = match header.get("alg").and_then(|a| a.as_str()) {
+            Some("EdDSA" | "Ed25519") => Algorithm::EdDSA,
+            Some("ES256") => Algorithm::ES256,
+            Some("ES384") => Algorithm::ES384,
+            Some("RS256") => Algorithm::RS256,
+            Some("PS256") => Algorithm::PS256,
+            Some(other) => {
+                return Err(format!(
+                    "{what}: algorithm `{other}` is not supported (use one of {})",
+                    CLIENT_ALGS.join(", ")
+                ));
+            }
+            None => return Err(format!("{what}: the header has no `alg`")),
+        };
+        Ok(Self {
+            header,
+            payload: decode(body)?,
+            signing_input,
+            signature,
+            alg,
+        })
     }
-    Ok(alg)
+
+    fn header_str(&self, name: &str) -> Option<&str> {
+        self.header.get(name).and_then(|v| v.as_str())
+    }
+
+    /// Check the signature with `key`, whose type must fit the algorithm.
+    fn verify(&self, key: &PublicKey, what: &str) -> Result<(), String> {
+        if !key.fits(self.alg) {
+            return Err(format!("{what}: the algorithm does not match the key"));
+        }
+        let ok = jsonwebtoken::crypto::verify(
+            self.signature,
+            self.signing_input.as_bytes(),
+            &key.key,
+            self.alg,
+        )
+        .map_err(|e| format!("{what}: cannot check the signature: {e}"))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what}: bad signature"))
+        }
+    }
 }
 
 /// The claims of a DPoP proof (RFC 9449 §4.2).
@@ -157,24 +216,18 @@ pub fn verify_dpop(
     access_token: Option<&str>,
     now: i64,
 ) -> Result<DpopProof, String> {
-    let header =
-        jsonwebtoken::decode_header(proof).map_err(|e| format!("malformed DPoP proof: {e}"))?;
-    if header.typ.as_deref() != Some("dpop+jwt") {
+    let jws = Jws::parse(proof, "DPoP proof")?;
+    if jws.header_str("typ") != Some("dpop+jwt") {
         return Err("a DPoP proof must have `typ: dpop+jwt`".into());
     }
-    let alg = header_alg(&header)?;
-    let raw_jwk = raw_header_member(proof, "jwk").ok_or("a DPoP proof must carry its `jwk`")?;
-    let key = PublicKey::from_json(&raw_jwk)?;
-    if !key.fits(alg) {
-        return Err("the proof's algorithm does not match its key".into());
-    }
-    let mut v = Validation::new(alg);
-    v.required_spec_claims.clear();
-    v.validate_exp = false;
-    v.validate_aud = false;
-    let claims = jsonwebtoken::decode::<DpopClaims>(proof, &key.key, &v)
-        .map_err(|e| format!("invalid DPoP proof: {e}"))?
-        .claims;
+    let raw_jwk = jws
+        .header
+        .get("jwk")
+        .ok_or("a DPoP proof must carry its `jwk`")?;
+    let key = PublicKey::from_json(raw_jwk)?;
+    jws.verify(&key, "DPoP proof")?;
+    let claims: DpopClaims = serde_json::from_slice(&jws.payload)
+        .map_err(|e| format!("the DPoP proof's claims: {e}"))?;
     if claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err("the DPoP proof's `jti` is missing or too long".into());
     }
@@ -207,22 +260,36 @@ pub fn verify_dpop(
     })
 }
 
-/// One member of a JWS's protected header, as raw JSON.
-fn raw_header_member(jws: &str, member: &str) -> Option<serde_json::Value> {
-    let head = jws.split('.').next()?;
-    let bytes = URL_SAFE_NO_PAD.decode(head.trim_end_matches('=')).ok()?;
-    let mut v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get_mut(member).map(serde_json::Value::take)
-}
-
 #[derive(Debug, Deserialize)]
 struct AssertionClaims {
     iss: String,
     sub: String,
+    aud: Audience,
     exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
     #[serde(default)]
     jti: Option<String>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn any(&self, f: impl Fn(&str) -> bool) -> bool {
+        match self {
+            Self::One(a) => f(a),
+            Self::Many(v) => v.iter().any(|a| f(a)),
+        }
+    }
+}
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY: i64 = 30;
 
 /// A client assertion that passed every check but `jti` reuse.
 #[derive(Debug, Clone)]
@@ -231,8 +298,9 @@ pub struct Assertion {
     pub exp: i64,
 }
 
-/// Longest lifetime accepted for a client assertion, in seconds.
-pub const ASSERTION_MAX_LIFETIME: i64 = 600;
+/// Longest lifetime accepted for a client assertion, in seconds: an hour, as
+/// common clients (authlib) make them. Used `jti`s are kept until `exp`.
+pub const ASSERTION_MAX_LIFETIME: i64 = 3600;
 
 /// Check a `private_key_jwt` client assertion (RFC 7523 §3) against the
 /// client's registered key: `iss` = `sub` = client id, `aud` one of
@@ -244,26 +312,26 @@ pub fn verify_client_assertion(
     audiences: &[String],
     now: i64,
 ) -> Result<Assertion, String> {
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|e| format!("malformed client assertion: {e}"))?;
-    let alg = header_alg(&header)?;
-    if !key.fits(alg) {
-        return Err("the assertion's algorithm does not match the registered key".into());
+    let jws = Jws::parse(assertion, "client assertion")?;
+    jws.verify(key, "client assertion")?;
+    let claims: AssertionClaims = serde_json::from_slice(&jws.payload)
+        .map_err(|e| format!("the client assertion's claims: {e}"))?;
+    if claims.exp + LEEWAY < now {
+        return Err("the client assertion has expired".into());
     }
-    let mut v = Validation::new(alg);
-    v.set_audience(audiences);
-    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    v.set_issuer(&[client_id]);
-    v.sub = Some(client_id.to_owned());
-    v.validate_nbf = true;
-    v.leeway = 5;
-    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key.key, &v)
-        .map_err(|e| format!("invalid client assertion: {e}"))?
-        .claims;
+    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY) {
+        return Err("the client assertion is not valid yet".into());
+    }
+    if !claims.aud.any(|a| audiences.iter().any(|ok| ok == a)) {
+        return Err(format!(
+            "the client assertion's `aud` must be one of {}",
+            audiences.join(", ")
+        ));
+    }
     if claims.iss != client_id || claims.sub != client_id {
         return Err("the assertion's `iss` and `sub` must be the client id".into());
     }
-    if claims.exp > now + ASSERTION_MAX_LIFETIME {
+    if claims.exp > now + ASSERTION_MAX_LIFETIME + LEEWAY {
         return Err(format!(
             "the assertion may live at most {ASSERTION_MAX_LIFETIME} s"
         ));

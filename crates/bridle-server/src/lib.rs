@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod ext_authz;
 pub mod jose;
 pub mod openapi;
 pub mod routes;

@@ -58,6 +58,7 @@ use crate::routes;
         routes::decisions::decide,
         routes::decisions::outcome,
         routes::reachable::reachable,
+        routes::ext_authz::check,
         routes::approvals::list,
         routes::approvals::show,
         routes::approval_wait::wait,
@@ -105,6 +106,18 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// The OpenAPI document as served at `/openapi.json`.
 pub fn document_json() -> Result<serde_json::Value, serde_json::Error> {
     let mut doc = serde_json::to_value(document())?;
+    // One handler serves every method of `/ext_authz/…`; operation ids must
+    // still be unique.
+    if let Some(item) = doc
+        .pointer_mut("/paths/~1ext_authz~1{path}")
+        .and_then(|i| i.as_object_mut())
+    {
+        for (method, op) in item.iter_mut() {
+            if let Some(op) = op.as_object_mut() {
+                op.insert("operationId".into(), format!("ext_authz_{method}").into());
+            }
+        }
+    }
     let operations = doc["paths"]
         .as_object_mut()
         .into_iter()

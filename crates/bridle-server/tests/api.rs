@@ -23,6 +23,10 @@ mod dpop;
 mod enforcement;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/ext_authz.rs"]
+mod ext_authz;
+#[path = "api/findings.rs"]
+mod findings;
 #[path = "api/oauth.rs"]
 mod oauth;
 #[path = "api/principals.rs"]

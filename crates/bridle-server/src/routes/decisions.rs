@@ -67,16 +67,16 @@ pub struct ForwardedDpop {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionResponse {
     #[schema(value_type = doc::EffectSchema)]
-    decision: &'static str,
+    pub(crate) decision: &'static str,
     #[schema(example = "dec_4bXk2mQ9aZ1r")]
-    decision_id: String,
+    pub(crate) decision_id: String,
     #[schema(value_type = Vec<doc::ReasonSchema>)]
-    reasons: Vec<bridle_core::decision::Reason>,
+    pub(crate) reasons: Vec<bridle_core::decision::Reason>,
     #[schema(value_type = Vec<doc::ObligationSchema>)]
-    obligations: Vec<bridle_core::decision::Obligation>,
+    pub(crate) obligations: Vec<bridle_core::decision::Obligation>,
     /// The approval to wait for, when `approval_required`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    approval_id: Option<String>,
+    pub(crate) approval_id: Option<String>,
 }
 
 /// The agent a decision is for: its own token, or a PEP forwarding it.
@@ -212,6 +212,22 @@ pub async fn decide(
             ));
         }
     };
+    decide_as(&state, &agent, &req.action, args, req.resource)
+        .await
+        .map(Json)
+}
+
+/// Decide one action for an authenticated agent (its chain and token),
+/// create or consume approvals, persist usage and write the audit record;
+/// returns only once the record is durable. Every enforcement point (the
+/// decision API, the Envoy ext_authz endpoint) goes through here.
+pub(crate) async fn decide_as(
+    state: &AppState,
+    agent: &AgentCaller,
+    action: &str,
+    args: serde_json::Map<String, serde_json::Value>,
+    resource: Option<String>,
+) -> Result<DecisionResponse, ApiError> {
     let rows = agent.chain.as_slice();
     let now = Timestamp::now();
     let now_text = ts(now);
@@ -249,9 +265,9 @@ pub async fn decide(
         subjects: &subjects,
         scope: scope.as_deref(),
         action: ActionRequest {
-            name: &req.action,
+            name: action,
             args: &args,
-            resource: req.resource.as_deref(),
+            resource: resource.as_deref(),
         },
         now,
     };
@@ -288,7 +304,7 @@ pub async fn decide(
     let owner = rows[0].owner.to_string();
     let sensitive: Vec<&str> = compiled
         .iter()
-        .flat_map(|c| c.manifest().sensitive_args(&req.action))
+        .flat_map(|c| c.manifest().sensitive_args(action))
         .collect();
     let logged_args = redact_args(&args, &sensitive, &state.hmac_key);
     let approval_id = match (&decision.effect, &decision.approval) {
@@ -300,9 +316,9 @@ pub async fn decide(
                     kind: ApprovalKind::Action,
                     agent: rows[0].id.to_string(),
                     key: key.clone(),
-                    action: req.action.clone(),
+                    action: action.to_owned(),
                     args: serde_json::Value::Object(logged_args.clone()),
-                    resource: req.resource.clone(),
+                    resource: resource.clone(),
                     approvers: need.approvers.iter().map(ToString::to_string).collect(),
                     min_approvals: i64::from(need.min_approvals),
                     allow_owner: need.allow_owner,
@@ -334,11 +350,11 @@ pub async fn decide(
     let decision_id = format!("dec_{}", random_token(12));
     let mut event = state.event(EventType::Decision, &format!("agent:{}", rows[0].id));
     event.agent = Some(rows[0].id.to_string());
-    event.action = Some(req.action.clone());
+    event.action = Some(action.to_owned());
     event.decision = Some(decision.effect.as_str().to_owned());
     event.reasons = serde_json::to_value(&decision.reasons).ok();
     event.args = Some(serde_json::Value::Object(logged_args));
-    event.resource = req.resource.clone();
+    event.resource = resource.clone();
     event.detail = Some(serde_json::json!({
         "decision_id": decision_id,
         "jti": agent.claims.jti,
@@ -348,9 +364,9 @@ pub async fn decide(
     }));
     state.audit(event).await?;
     if decision.effect == Effect::Deny {
-        super::monitor::note_denial(&state, &rows[0], &compiled[0], now).await?;
+        super::monitor::note_denial(state, &rows[0], &compiled[0], now).await?;
     }
-    Ok(Json(response(decision, decision_id, approval_id)))
+    Ok(response(decision, decision_id, approval_id))
 }
 
 fn parse_id(id: &str) -> Result<bridle_core::id::ApprovalId, ApiError> {

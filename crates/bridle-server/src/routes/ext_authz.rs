@@ -1,110 +1,119 @@
-//! `/ext_authz/…`: Envoy's external authorization (HTTP service). Envoy
-//! sends each original request here with the same method, its path after
-//! `/ext_authz`, its headers and (with `with_request_body`) its body. A
-//! route table in the server configuration turns method + path into an
-//! action and resource; the agent's bearer token and the JSON body (as the
-//! arguments) are decided like any `POST /v1/decisions`.
-//!
-//! 200 allows. A denial is 403 with the reason code in `x-bridle-reason`
-//! and the decision as the body; no or a bad token is 401; a request no
-//! route names, or any error, is refused (fail closed).
-//!
-//! ```toml
-//! [ext_authz]
-//! audience = "http://shop.internal"      # the tokens' `aud`, if not the server's
-//! [[ext_authz.routes]]
-//! method = "POST"
-//! path = "/api/purchase-requests"
-//! action = "procurement.create_purchase_request"
-//! [[ext_authz.routes]]
-//! method = "GET"
-//! path = "/api/vendors/{vendor}"          # `{name}` takes one segment, into the args
-//! action = "procurement.read_vendor"
-//! resource = "vendor:{vendor}"
-//! ```
+//! `/ext_authz/…`: Envoy's external authorization (HTTP service) check.
+//! Envoy sends the agent's request here — the same method, the original path
+//! under `/ext_authz`, the `Authorization` (and `DPoP`) headers and, with
+//! `with_request_body`, the body — and lets the request through only on 200.
+//! The route table ([`crate::ext_authz`]) names the action; the decision is
+//! the same as `POST /v1/decisions` (audited before the answer). Anything
+//! else — no route, a denial, a pending approval, a bad token, a store
+//! failure — is not 200, so Envoy refuses: fail closed.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use base64::Engine as _;
+use bridle_core::audit::EventType;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::auth::{Caller, Presentation, Scheme, authorization, verify_agent_token};
+use super::decisions::{DecisionResponse, decide_as};
+use crate::auth::{
+    DpopEvidence, Presentation, Scheme, authorization, dpop_header, looks_like_jwt,
+    verify_agent_token,
+};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ExtAuthzConfig {
-    /// The audience of the protected service's tokens, when it is not the
-    /// server's own.
-    pub audience: Option<String>,
-    pub routes: Vec<ExtAuthzRoute>,
+/// Why a request was refused (403).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExtAuthzDenial {
+    /// `deny` or `approval_required`.
+    #[schema(example = "deny")]
+    decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision_id: Option<String>,
+    #[schema(value_type = Vec<doc::ReasonSchema>)]
+    reasons: Vec<bridle_core::decision::Reason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExtAuthzRoute {
-    /// An HTTP method, or `*` for any.
-    pub method: String,
-    /// `/`-separated; `{name}` matches one segment (and becomes an
-    /// argument), `*` matches one segment, a final `**` the rest.
-    pub path: String,
-    pub action: String,
-    /// May use the `{name}` captures of `path`.
-    pub resource: Option<String>,
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-impl ExtAuthzRoute {
-    /// The path captures when this route matches.
-    fn matches(&self, method: &Method, path: &str) -> Option<Map<String, Value>> {
-        if self.method != "*" && !self.method.eq_ignore_ascii_case(method.as_str()) {
-            return None;
-        }
-        let mut want = self.path.trim_matches('/').split('/');
-        let mut have = path.trim_matches('/').split('/');
-        let mut captures = Map::new();
-        loop {
-            match (want.next(), have.next()) {
-                (None, None) => return Some(captures),
-                (Some("**"), Some(_)) => return Some(captures),
-                (Some(w), Some(h)) => {
-                    if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-                        captures.insert(name.to_owned(), Value::String(h.to_owned()));
-                    } else if w != "*" && w != h {
-                        return None;
-                    }
-                }
-                _ => return None,
-            }
+/// The `aud` of a JWT, unverified: only to pick which configured audience
+/// the full verification must then find in it.
+fn unverified_aud(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("aud")?.as_str().map(str::to_owned)
+}
+
+/// Arguments: query parameters, then the JSON body's fields, then the
+/// captured path segments (later ones win).
+fn arguments(
+    uri: &Uri,
+    body: &Bytes,
+    params: &std::collections::BTreeMap<String, String>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut args = serde_json::Map::new();
+    if let Some(q) = uri.query() {
+        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(q);
+        for (k, v) in pairs {
+            args.insert(k, v.into());
         }
     }
-}
-
-fn fill(template: &str, captures: &Map<String, Value>) -> String {
-    captures
-        .iter()
-        .fold(template.to_owned(), |text, (name, value)| {
-            text.replace(&format!("{{{name}}}"), value.as_str().unwrap_or_default())
-        })
-}
-
-fn refuse(status: StatusCode, reason: &str, body: Value) -> Response {
-    let mut res = (status, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(reason) {
-        res.headers_mut().insert("x-bridle-reason", v);
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
+        args.extend(fields);
     }
-    if status == StatusCode::UNAUTHORIZED {
-        res.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    for (k, v) in params {
+        args.insert(k.clone(), v.clone().into());
     }
-    res
+    args
 }
 
-/// Any method on `/ext_authz/{*path}` (not in the OpenAPI document: it
-/// mirrors the protected service's own requests).
+fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{q}").parse().unwrap_or_default(),
+    )
+    .map(|axum::extract::Query(p)| p)
+    .unwrap_or_default()
+}
+
+/// Envoy ext_authz check (HTTP service): 200 lets the request through; 403
+/// carries the reason code in `x-bridle-reason` and in the body; 401 for a
+/// missing or invalid agent token.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/ext_authz/{path}",
+    tag = "decisions",
+    operation_id = "ext_authz",
+    params(
+        ("path" = String, Path, description = "The original request's path"),
+        ("DPoP" = Option<String>, Header, description = "The agent's DPoP proof, for a DPoP-bound token"),
+    ),
+    request_body(content = Option<Object>, description = "The original request's body, when Envoy sends it (`with_request_body`); a JSON object's fields become arguments"),
+    responses(
+        (status = 200, description = "Allowed",
+            headers(
+                ("x-bridle-decision" = String, description = "`allow`"),
+                ("x-bridle-decision-id" = String, description = "The audited decision"),
+            )),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, description = "Refused: denied, waiting for approval, or no route maps the request to an action", body = ExtAuthzDenial,
+            headers(
+                ("x-bridle-decision" = String, description = "`deny` or `approval_required`"),
+                ("x-bridle-reason" = String, description = "The first reason code"),
+            )),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn check(
     State(state): State<AppState>,
     method: Method,
@@ -112,122 +121,108 @@ pub async fn check(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match decide(&state, &method, &uri, &headers, &body).await {
-        Ok(res) => res,
-        Err(ApiError::Unauthenticated(why)) => refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            json!({"decision": "deny", "reasons": [{"code": "unauthenticated", "message": why}]}),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "ext_authz refused on an error");
-            refuse(
-                StatusCode::FORBIDDEN,
-                "error",
-                json!({"decision": "deny", "reasons": [{"code": "error", "message": "no decision could be made"}]}),
-            )
-        }
+    match run(&state, &method, &uri, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
-async fn decide(
+async fn run(
     state: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let path = uri.path().strip_prefix("/ext_authz").unwrap_or(uri.path());
+    let path = match uri.path().strip_prefix("/ext_authz") {
+        Some("") | None => "/",
+        Some(p) => p,
+    };
     let (scheme, token) = authorization(headers)?;
-    if scheme != Scheme::Bearer {
+    if !looks_like_jwt(token) {
         return Err(ApiError::Unauthenticated(
-            "expected `Authorization: Bearer …`".into(),
+            "ext_authz needs the agent's access token".into(),
         ));
     }
     let config = &state.config.ext_authz;
+    let audience = unverified_aud(token).filter(|a| config.audiences.contains(a));
+    let url = config
+        .public_url
+        .as_deref()
+        .map(|base| format!("{}{path}", base.trim_end_matches('/')));
+    let proof = dpop_header(headers)?;
     let how = Presentation {
-        audience: config.audience.as_deref(),
+        audience: audience.as_deref(),
         scheme: Some(scheme),
-        dpop: None,
+        dpop: match (proof, &url) {
+            (Some(proof), Some(url)) => Some(DpopEvidence {
+                proof,
+                method: method.as_str(),
+                url,
+            }),
+            _ => None,
+        },
     };
-    let agent = verify_agent_token(state, token, how).await?;
-    let Some((route, captures)) = config
-        .routes
-        .iter()
-        .find_map(|r| r.matches(method, path).map(|c| (r, c)))
-    else {
-        return Ok(refuse(
-            StatusCode::FORBIDDEN,
-            "no_route",
-            json!({"decision": "deny", "reasons": [{"code": "no_route",
-                "message": format!("no ext_authz route for `{method} {path}`")}]}),
+    if scheme == Scheme::Dpop && url.is_none() {
+        return Err(ApiError::Unauthenticated(
+            "DPoP-bound tokens need `ext_authz.public_url` configured".into(),
         ));
+    }
+    let agent = verify_agent_token(state, token, how).await?;
+
+    let Some(matched) = config.matching(method.as_str(), path) else {
+        let mut event = state.event(EventType::Decision, &format!("agent:{}", agent.row().id));
+        event.agent = Some(agent.row().id.to_string());
+        event.decision = Some("deny".into());
+        event.detail = Some(serde_json::json!({
+            "ext_authz": {"method": method.as_str(), "path": path},
+            "why": "no route maps the request to an action",
+        }));
+        state.audit(event).await?;
+        let reason = bridle_core::decision::Reason {
+            code: bridle_core::ReasonCode::NotGranted,
+            message: format!("no route maps `{method} {path}` to an action"),
+            source: None,
+        };
+        return Ok(refused(DecisionResponse {
+            decision: "deny",
+            decision_id: String::new(),
+            reasons: vec![reason],
+            obligations: Vec::new(),
+            approval_id: None,
+        }));
     };
-    let mut args = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    for (k, v) in &captures {
-        args.entry(k.clone()).or_insert_with(|| v.clone());
+    let args = arguments(uri, body, &matched.params);
+    let d = decide_as(state, &agent, &matched.action, args, matched.resource).await?;
+    if d.decision == "allow" {
+        let mut r = StatusCode::OK.into_response();
+        let h = r.headers_mut();
+        h.insert("x-bridle-decision", HeaderValue::from_static("allow"));
+        h.insert("x-bridle-decision-id", header_value(&d.decision_id));
+        return Ok(r);
     }
-    let mut request = json!({"action": route.action, "args": args});
-    if let (Some(r), Some(obj)) = (&route.resource, request.as_object_mut()) {
-        obj.insert("resource".into(), Value::String(fill(r, &captures)));
-    }
-    let request = serde_json::from_value(request)
-        .map_err(|e| ApiError::Internal(format!("ext_authz request: {e}")))?;
-    let caller = Caller::Agent(Box::new(agent));
-    let Json(answer) =
-        super::decisions::decide(State(state.clone()), caller, Ok(Json(request))).await?;
-    let answer = serde_json::to_value(&answer)
-        .map_err(|e| ApiError::Internal(format!("ext_authz answer: {e}")))?;
-    let decision = answer["decision"].as_str().unwrap_or("deny");
-    if decision == "allow" {
-        let mut res = StatusCode::OK.into_response();
-        if let Some(id) = answer["decision_id"].as_str()
-            && let Ok(v) = HeaderValue::from_str(id)
-        {
-            res.headers_mut().insert("x-bridle-decision-id", v);
-        }
-        return Ok(res);
-    }
-    let reason = answer["reasons"][0]["code"]
-        .as_str()
-        .unwrap_or(decision)
-        .to_owned();
-    let mut res = refuse(StatusCode::FORBIDDEN, &reason, answer.clone());
-    if let Some(id) = answer["approval_id"].as_str()
-        && let Ok(v) = HeaderValue::from_str(id)
-    {
-        res.headers_mut().insert("x-bridle-approval-id", v);
-    }
-    Ok(res)
+    Ok(refused(d))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(method: &str, path: &str) -> ExtAuthzRoute {
-        ExtAuthzRoute {
-            method: method.into(),
-            path: path.into(),
-            action: "a.b".into(),
-            resource: Some("vendor:{vendor}".into()),
-        }
+fn refused(d: DecisionResponse) -> Response {
+    let code = d
+        .reasons
+        .first()
+        .map(|r| r.code.as_str())
+        .unwrap_or("not_granted");
+    let body = ExtAuthzDenial {
+        decision: d.decision,
+        decision_id: (!d.decision_id.is_empty()).then_some(d.decision_id),
+        reasons: d.reasons,
+        approval_id: d.approval_id,
+    };
+    let mut r = (StatusCode::FORBIDDEN, axum::Json(&body)).into_response();
+    let h = r.headers_mut();
+    h.insert("x-bridle-decision", header_value(body.decision));
+    h.insert("x-bridle-reason", header_value(code));
+    if let Some(id) = &body.approval_id {
+        h.insert("x-bridle-approval-id", header_value(id));
     }
-
-    #[test]
-    fn paths_match_by_segment_with_captures() {
-        let r = route("GET", "/api/vendors/{vendor}");
-        let c = r.matches(&Method::GET, "/api/vendors/acme").unwrap();
-        assert_eq!(c["vendor"], "acme");
-        assert_eq!(fill(r.resource.as_deref().unwrap(), &c), "vendor:acme");
-        assert!(r.matches(&Method::POST, "/api/vendors/acme").is_none());
-        assert!(r.matches(&Method::GET, "/api/vendors").is_none());
-        assert!(r.matches(&Method::GET, "/api/vendors/acme/x").is_none());
-        let any = route("*", "/static/**");
-        assert!(any.matches(&Method::DELETE, "/static/a/b/c").is_some());
-        assert!(any.matches(&Method::GET, "/other").is_none());
-    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }

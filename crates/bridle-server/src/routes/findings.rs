@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::Manifest;
 use bridle_core::manifest::{Access, Environment};
-use bridle_store::{AgentRow, RegistryRead};
+use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore, RegistryRead};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -85,6 +85,8 @@ pub async fn list(
             .collect();
         let manifest = state.compiled(row)?.manifest().clone();
         findings.extend(for_agent(row, &manifest, &flags));
+        let credentials = state.store.credentials(row.id.as_str()).await?;
+        findings.extend(for_credentials(row, &manifest, &credentials));
     }
     Ok(Json(FindingList { findings }))
 }
@@ -221,6 +223,74 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
                 "NIST-AI-RMF-MAP-4.1",
             ],
         );
+    }
+    out
+}
+
+/// A client secret older than this without rotation is a finding.
+const SECRET_MAX_AGE: jiff::SignedDuration = jiff::SignedDuration::from_hours(90 * 24);
+/// More active clients than this suggests one identity shared by several
+/// deployments.
+const MAX_ACTIVE_CLIENTS: usize = 2;
+
+/// Credential hygiene: long-lived secrets, shared identities, secrets where
+/// keys would do.
+fn for_credentials(row: &AgentRow, m: &Manifest, creds: &[CredentialRow]) -> Vec<Finding> {
+    let agent = row.id.to_string();
+    let active: Vec<&CredentialRow> = creds.iter().filter(|c| c.revoked_at.is_none()).collect();
+    let now = jiff::Timestamp::now();
+    let mut out = Vec::new();
+    for c in &active {
+        let ClientAuth::Secret { .. } = c.auth else {
+            continue;
+        };
+        let since = c.rotated_at.as_deref().unwrap_or(&c.created_at);
+        let Ok(since) = since.parse::<jiff::Timestamp>() else {
+            continue;
+        };
+        if now - since > SECRET_MAX_AGE {
+            out.push(Finding {
+                agent: agent.clone(),
+                code: "stale_client_secret",
+                severity: "medium",
+                title: "Client secret not rotated in 90 days",
+                detail: format!(
+                    "`{}` has used the same secret since {since}; rotate it (`bridle agent credentials rotate`) or move to `private_key_jwt`",
+                    c.client_id
+                ),
+                frameworks: &["OWASP-NHI7:2025", "OWASP-NHI2:2025", "NIST-AI-RMF-MANAGE-2.4"],
+            });
+        }
+    }
+    if active.len() > MAX_ACTIVE_CLIENTS {
+        out.push(Finding {
+            agent: agent.clone(),
+            code: "many_active_credentials",
+            severity: "low",
+            title: "Several active OAuth clients for one agent",
+            detail: format!(
+                "{} clients can get tokens for `{}`; one identity shared by several deployments cannot be told apart or revoked separately",
+                active.len(),
+                row.id
+            ),
+            frameworks: &["OWASP-NHI9:2025", "OWASP-NHI1:2025", "NIST-AI-RMF-GOVERN-1.6"],
+        });
+    }
+    let secrets = active
+        .iter()
+        .filter(|c| matches!(c.auth, ClientAuth::Secret { .. }))
+        .count();
+    if m.environment == Environment::Prod && secrets > 0 {
+        out.push(Finding {
+            agent,
+            code: "shared_secret_in_prod",
+            severity: "info",
+            title: "Production agent authenticates with a shared secret",
+            detail: format!(
+                "{secrets} client(s) use a client secret; register a public key instead (`private_key_jwt`), so no secret exists to leak"
+            ),
+            frameworks: &["OWASP-NHI4:2025", "OWASP-NHI2:2025", "NIST-AI-RMF-MEASURE-2.7"],
+        });
     }
     out
 }

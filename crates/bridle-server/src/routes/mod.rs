@@ -67,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/decisions", post(decisions::decide))
         .route("/v1/decisions/reachable", post(reachable::reachable))
         .route("/v1/decisions/{id}/outcome", post(decisions::outcome))
+        .route("/ext_authz", any(ext_authz::check))
+        .route("/ext_authz/{*path}", any(ext_authz::check))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/wait", get(approval_wait::wait))
@@ -75,8 +77,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/findings", get(findings::list))
-        .route("/ext_authz", any(ext_authz::check))
-        .route("/ext_authz/{*path}", any(ext_authz::check))
         .fallback(not_found)
         // After every route: a known path with another method is a 405 problem.
         .method_not_allowed_fallback(method_not_allowed)

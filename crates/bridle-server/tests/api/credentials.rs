@@ -42,10 +42,29 @@ async fn private_key_jwt_authenticates_without_a_secret(s: Server) {
     let token = r["access_token"].as_str().unwrap();
     assert_eq!(jwt_parts(token).1["client_id"], client_id.as_str());
     s.decide(token, "ci.run_tests", json!({})).await;
-    // The issuer is an accepted audience too.
+    // The issuer is an accepted audience too, an hour's lifetime is fine
+    // (authlib's default), and RFC 9864's `alg: Ed25519` names EdDSA.
     assertion_token(&s, &client_id, &key.assertion(&client_id, &s.base))
         .await
         .expect(200);
+    let claims = json!({"iss": client_id, "sub": client_id, "aud": [s.base.clone()],
+                        "iat": now(), "exp": now() + 3600, "jti": "rfc9864"});
+    let fully_specified = key.sign_raw(&json!({"alg": "Ed25519", "typ": "JWT"}), &claims);
+    assertion_token(&s, &client_id, &fully_specified)
+        .await
+        .expect(200);
+    let unknown_alg = key.sign_raw(&json!({"alg": "ES999"}), &claims);
+    let r = assertion_token(&s, &client_id, &unknown_alg)
+        .await
+        .expect(401);
+    assert!(
+        r["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not supported"),
+        "{}",
+        r.text
+    );
 
     // Replayed, for another audience, signed by another key, expired, or
     // living too long: all invalid_client.
@@ -53,7 +72,7 @@ async fn private_key_jwt_authenticates_without_a_secret(s: Server) {
     let long = key.sign(
         "JWT",
         false,
-        &json!({"iss": client_id, "sub": client_id, "aud": s.base, "exp": now() + 3600, "jti": "long"}),
+        &json!({"iss": client_id, "sub": client_id, "aud": s.base, "exp": now() + 7200, "jti": "long"}),
     );
     let expired = key.sign(
         "JWT",

@@ -60,6 +60,13 @@ async fn dpop_required_binds_tokens_to_the_agents_key(s: Server) {
         .await
         .expect(200);
     assert_eq!(r["decision"], "allow", "{}", r.text);
+    // RFC 9864's name for the same algorithm.
+    let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": key.jwk});
+    let claims = json!({"jti": "rfc9864", "htm": "POST", "htu": url, "iat": now(),
+                        "ath": jwt_free_ath(&token)});
+    decide_with(&s, &token, Some(key.sign_raw(&header, &claims)))
+        .await
+        .expect(200);
 
     // Each of these is refused with 401.
     let replayed = key.dpop("POST", &url, Some(&token));

@@ -1,8 +1,6 @@
-//! What enforcement points use: reachable actions (`pep`), the approval long
-//! poll, and Envoy's ext_authz, on the procurement reference agent.
+//! What enforcement points use: reachable actions (`pep`) and the approval
+//! long poll, on the procurement reference agent.
 
-use bridle_server::Config;
-use bridle_server::routes::ext_authz::ExtAuthzRoute;
 use serde_json::json;
 
 use crate::common::{Server, assert_decision};
@@ -93,64 +91,3 @@ async fn approval_wait_returns_when_decided(s: Server) {
         .problem(404);
 }
 on_both!(approval_wait_returns_when_decided);
-
-fn routes(c: &mut Config) {
-    c.ext_authz.routes = vec![
-        ExtAuthzRoute {
-            method: "POST".into(),
-            path: "/api/purchase-requests".into(),
-            action: CREATE.into(),
-            resource: None,
-        },
-        ExtAuthzRoute {
-            method: "GET".into(),
-            path: "/api/vendors".into(),
-            action: "procurement.list_vendors".into(),
-            resource: None,
-        },
-    ];
-}
-
-async fn ext_authz_maps_requests_to_decisions(s: Server) {
-    s.people().await;
-    s.load("procurement-bot").await;
-    let token = s.agent_token("procurement-bot").await;
-    let check = |method: reqwest::Method, path: &str, token: &str, body: serde_json::Value| {
-        let mut r = s.http.request(method, s.url(&format!("/ext_authz{path}")));
-        if !token.is_empty() {
-            r = r.bearer_auth(token);
-        }
-        r.json(&body).send()
-    };
-    let small = json!({"vendor": "acme", "amount": 700});
-    let r = check(
-        reqwest::Method::POST,
-        "/api/purchase-requests",
-        &token,
-        small.clone(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 200);
-    let big = json!({"vendor": "acme", "amount": 7000});
-    let r = check(reqwest::Method::POST, "/api/purchase-requests", &token, big)
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    assert_eq!(r.headers()["x-bridle-reason"], "approval_required");
-    assert!(r.headers().contains_key("x-bridle-approval-id"));
-    let r = check(reqwest::Method::GET, "/api/vendors", &token, json!(null))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = check(reqwest::Method::DELETE, "/api/vendors", &token, json!(null))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    assert_eq!(r.headers()["x-bridle-reason"], "no_route");
-    let r = check(reqwest::Method::POST, "/api/purchase-requests", "", small)
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-}
-on_both!(ext_authz_maps_requests_to_decisions, super::routes);

@@ -55,6 +55,15 @@ impl ClientKey {
         jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
     }
 
+    /// Sign with an arbitrary protected header (e.g. RFC 9864's
+    /// `alg: Ed25519`, which `jsonwebtoken`'s header type cannot express).
+    pub fn sign_raw(&self, header: &Value, claims: &Value) -> String {
+        let input = format!("{}.{}", super::b64(header), super::b64(claims));
+        let sig =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, Algorithm::EdDSA).unwrap();
+        format!("{input}.{sig}")
+    }
+
     /// A DPoP proof for `method url`, bound to `token` when given.
     pub fn dpop(&self, method: &str, url: &str, token: Option<&str>) -> String {
         let mut claims = json!({"jti": random_id(), "htm": method, "htu": url, "iat": now()});

@@ -1,0 +1,269 @@
+//! The route table of the Envoy ext_authz endpoint: which HTTP request of an
+//! agent is which action. Configured in the server's TOML file:
+//!
+//! ```toml
+//! [ext_authz]
+//! audiences = ["https://api.example.com"]   # tokens issued for the API
+//!
+//! [[ext_authz.routes]]
+//! method = "POST"
+//! path = "/api/purchase-requests"
+//! action = "procurement.create_purchase_request"
+//!
+//! [[ext_authz.routes]]
+//! method = "GET"
+//! path = "/api/cases/{case}"
+//! action = "crm.get_case"
+//! resource = "crm:cases/{case}"
+//! ```
+//!
+//! A path pattern is literal segments, `{name}` (one segment, captured: it
+//! becomes an argument and may be used in `resource`) and a final `*` (any
+//! rest). The first matching route wins; no route means no access.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtAuthzConfig {
+    /// Token audiences accepted besides the server's own (the URLs of the
+    /// APIs behind Envoy).
+    pub audiences: Vec<String>,
+    /// The public base URL of the APIs behind Envoy, for DPoP `htu`
+    /// (`https://api.example.com`); without it DPoP-bound tokens are refused
+    /// here.
+    pub public_url: Option<String>,
+    pub routes: Vec<RouteRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// An HTTP method, or `*` for any.
+    pub method: String,
+    pub path: String,
+    pub action: String,
+    /// A resource template; `{name}` is replaced by the captured segment.
+    #[serde(default)]
+    pub resource: Option<String>,
+}
+
+/// A request mapped to an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    pub action: String,
+    pub resource: Option<String>,
+    /// Captured path segments, by name.
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Rest,
+}
+
+fn pattern(path: &str) -> Result<Vec<Segment>, String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(format!("path `{path}` must start with `/`"));
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let mut out = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        out.push(if *part == "*" {
+            if i + 1 != parts.len() {
+                return Err(format!("path `{path}`: `*` may only end a pattern"));
+            }
+            Segment::Rest
+        } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("path `{path}`: bad parameter name `{name}`"));
+            }
+            Segment::Param(name.to_owned())
+        } else {
+            Segment::Literal((*part).to_owned())
+        });
+    }
+    Ok(out)
+}
+
+impl ExtAuthzConfig {
+    /// Check every route: a known method, a valid pattern, a tool name, and
+    /// only captured parameters in `resource`. Errors name the route.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, r) in self.routes.iter().enumerate() {
+            let at = |e: String| format!("ext_authz.routes[{i}]: {e}");
+            let m = r.method.to_ascii_uppercase();
+            if m != "*"
+                && !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+                    .contains(&m.as_str())
+            {
+                return Err(at(format!("unknown method `{}`", r.method)));
+            }
+            let segments = pattern(&r.path).map_err(at)?;
+            if !bridle_core::id::is_tool_name(&r.action) {
+                return Err(at(format!("`{}` is not a tool name", r.action)));
+            }
+            if let Some(template) = &r.resource {
+                let mut rest = template.as_str();
+                while let Some(open) = rest.find('{') {
+                    let close = rest[open..]
+                        .find('}')
+                        .ok_or_else(|| at(format!("unclosed `{{` in resource `{template}`")))?;
+                    let name = &rest[open + 1..open + close];
+                    if !segments.contains(&Segment::Param(name.to_owned())) {
+                        return Err(at(format!(
+                            "resource `{template}` uses `{{{name}}}`, which the path does not capture"
+                        )));
+                    }
+                    rest = &rest[open + close + 1..];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first route that matches `method path` (no query string).
+    pub fn matching(&self, method: &str, path: &str) -> Option<Matched> {
+        let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        self.routes.iter().find_map(|r| {
+            if r.method != "*" && !r.method.eq_ignore_ascii_case(method) {
+                return None;
+            }
+            let segments = pattern(&r.path).ok()?;
+            let mut params = BTreeMap::new();
+            let mut i = 0;
+            for seg in &segments {
+                match seg {
+                    Segment::Rest => {
+                        i = parts.len();
+                        break;
+                    }
+                    Segment::Literal(l) => {
+                        if parts.get(i) != Some(&l.as_str()) {
+                            return None;
+                        }
+                    }
+                    Segment::Param(name) => {
+                        let value = parts.get(i).filter(|v| !v.is_empty())?;
+                        params.insert(name.clone(), percent_decode(value)?);
+                    }
+                }
+                i += 1;
+            }
+            if i != parts.len() {
+                return None;
+            }
+            let resource = r.resource.as_ref().map(|t| {
+                params
+                    .iter()
+                    .fold(t.clone(), |acc, (k, v)| acc.replace(&format!("{{{k}}}"), v))
+            });
+            Some(Matched {
+                action: r.action.clone(),
+                resource,
+                params,
+            })
+        })
+    }
+}
+
+/// One path segment, percent-decoded; `None` when not UTF-8 or when it
+/// decodes to a `/` (which would change what the segment names).
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let s = String::from_utf8(out).ok()?;
+    (!s.contains('/')).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(routes: &[(&str, &str, &str, Option<&str>)]) -> ExtAuthzConfig {
+        ExtAuthzConfig {
+            routes: routes
+                .iter()
+                .map(|(m, p, a, r)| RouteRule {
+                    method: (*m).into(),
+                    path: (*p).into(),
+                    action: (*a).into(),
+                    resource: r.map(Into::into),
+                })
+                .collect(),
+            ..ExtAuthzConfig::default()
+        }
+    }
+
+    #[test]
+    fn routes_match_by_method_and_segments() {
+        let c = config(&[
+            (
+                "POST",
+                "/api/purchase-requests",
+                "procurement.create_purchase_request",
+                None,
+            ),
+            (
+                "GET",
+                "/api/cases/{case}",
+                "crm.get_case",
+                Some("crm:cases/{case}"),
+            ),
+            ("*", "/files/*", "files.any", None),
+        ]);
+        c.validate().unwrap();
+        let m = c.matching("post", "/api/purchase-requests").unwrap();
+        assert_eq!(m.action, "procurement.create_purchase_request");
+        assert!(c.matching("GET", "/api/purchase-requests").is_none());
+        assert!(c.matching("POST", "/api/purchase-requests/1").is_none());
+        let m = c.matching("GET", "/api/cases/12%2034").unwrap();
+        assert_eq!(m.resource.as_deref(), Some("crm:cases/12 34"));
+        assert_eq!(m.params["case"], "12 34");
+        assert!(c.matching("GET", "/api/cases/").is_none());
+        assert!(
+            c.matching("GET", "/api/cases/a%2Fb").is_none(),
+            "an encoded slash"
+        );
+        assert_eq!(
+            c.matching("DELETE", "/files/a/b").unwrap().action,
+            "files.any"
+        );
+        assert!(c.matching("GET", "/elsewhere").is_none());
+    }
+
+    #[test]
+    fn bad_routes_are_named() {
+        for (route, why) in [
+            (("FETCH", "/x", "a.b", None), "unknown method"),
+            (("GET", "x", "a.b", None), "must start with"),
+            (("GET", "/*/x", "a.b", None), "may only end"),
+            (("GET", "/x", "not a tool", None), "not a tool name"),
+            (
+                ("GET", "/x/{id}", "a.b", Some("r:{other}")),
+                "does not capture",
+            ),
+        ] {
+            let e = config(&[route]).validate().unwrap_err();
+            assert!(
+                e.starts_with("ext_authz.routes[0]: ") && e.contains(why),
+                "{e}"
+            );
+        }
+    }
+}
