@@ -22,3 +22,5 @@ scripts/schemathesis.sh
 scripts/interop.sh
 # I4: real Envoy in front of an HTTP API, using Bridle's ext_authz endpoint.
 scripts/ext-authz.sh
+# I2: the MCP gateway with the official Python SDK and a real MCP server.
+scripts/gateway-tests.sh

@@ -8,6 +8,7 @@ mod client;
 mod credentials;
 mod demo;
 mod findings;
+mod gateway;
 mod keys;
 mod ocsf;
 mod output;
@@ -58,6 +59,9 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Run the Bridle server.
     Serve(serve::ServeArgs),
+    /// Run the MCP gateway: agents connect with their Bridle token; every
+    /// call is decided by the server before it reaches an upstream.
+    Gateway(gateway::GatewayArgs),
     /// Run the server with the five reference agents, their owners and
     /// approvers, and some activity loaded; prints what to try next.
     Demo(demo::DemoArgs),
@@ -78,6 +82,7 @@ pub fn run() -> ExitCode {
         Command::Findings(args) => findings::run(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Gateway(args) => gateway::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -17,6 +17,9 @@ pub(crate) struct ServeArgs {
     /// A TOML configuration file (keys: listen, db, issuer, audience, body_limit, webhooks).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Also run the MCP gateway of this YAML file, on its own listener.
+    #[arg(long, value_name = "FILE")]
+    gateway: Option<PathBuf>,
     /// Log as JSON lines.
     #[arg(long)]
     json_logs: bool,
@@ -24,7 +27,8 @@ pub(crate) struct ServeArgs {
 
 pub(crate) fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // rmcp logs every JSON-RPC error answer (each denial) as a warning.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -64,7 +68,17 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
                 );
             }
             println!("Bridle listening on http://{}", started.state.config.listen);
-            bridle_server::serve(started.state).await
+            match &args.gateway {
+                None => bridle_server::serve(started.state).await,
+                Some(path) => {
+                    let gateway = crate::gateway::start(path)?;
+                    println!("Bridle MCP gateway at {}", gateway.config.resource());
+                    tokio::try_join!(bridle_server::serve(started.state), async {
+                        gateway.serve().await.map_err(|e| e.to_string())
+                    })
+                    .map(drop)
+                }
+            }
         })
     });
     match result {

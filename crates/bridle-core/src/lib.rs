@@ -11,6 +11,7 @@ pub mod glob;
 pub mod id;
 pub mod ledger;
 pub mod manifest;
+pub mod reach;
 
 pub use compile::{CompiledAgent, Guardrails};
 pub use decision::{Decision, Effect, Reason, ReasonCode};

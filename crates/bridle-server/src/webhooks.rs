@@ -1,22 +1,26 @@
 //! Approval notifications: a CloudEvents 1.0 JSON event to every configured
 //! webhook for each new approval, delivered in the background with retries
-//! and backoff. Never on the decision path.
+//! and backoff. Never on the decision path. In-process waiters (the
+//! long-poll of `GET /v1/approvals/{id}/wait`) are woken by the same call.
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 const ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct Notifier {
     tx: Option<mpsc::Sender<serde_json::Value>>,
+    /// Bumped on every notification; waiters re-read what they wait for.
+    changed: watch::Sender<u64>,
 }
 
 impl Notifier {
     pub fn start(urls: Vec<String>) -> Self {
+        let (changed, _) = watch::channel(0);
         if urls.is_empty() {
-            return Self { tx: None };
+            return Self { tx: None, changed };
         }
         let (tx, mut rx) = mpsc::channel::<serde_json::Value>(1024);
         tokio::spawn(async move {
@@ -26,12 +30,21 @@ impl Notifier {
                 }
             }
         });
-        Self { tx: Some(tx) }
+        Self {
+            tx: Some(tx),
+            changed,
+        }
+    }
+
+    /// A receiver that sees every later notification.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Queue `data` as a CloudEvent of `kind`; drops it (with a warning)
     /// rather than block when the queue is full.
     pub fn notify(&self, kind: &str, subject: &str, data: serde_json::Value) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
         let Some(tx) = &self.tx else { return };
         let event = serde_json::json!({
             "specversion": "1.0",

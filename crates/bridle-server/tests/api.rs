@@ -19,6 +19,8 @@ mod decisions;
 mod delegation;
 #[path = "api/dpop.rs"]
 mod dpop;
+#[path = "api/enforcement.rs"]
+mod enforcement;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/ext_authz.rs"]

@@ -68,7 +68,7 @@ pub async fn list(
     Ok(Json(ApprovalList { approvals }))
 }
 
-async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
+pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
     state
         .store
         .approval(id)

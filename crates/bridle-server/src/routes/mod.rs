@@ -1,6 +1,7 @@
 //! The router: every endpoint of the API contract and where it lives.
 
 pub mod agents;
+pub mod approval_wait;
 pub mod approvals;
 pub mod audit;
 pub mod credentials;
@@ -12,6 +13,7 @@ pub mod keys;
 pub mod monitor;
 pub mod oauth;
 pub mod principals;
+pub mod reachable;
 
 use axum::Json;
 use axum::Router;
@@ -63,11 +65,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/agents/{id}/elevations", post(elevations::request))
         .route("/v1/decisions", post(decisions::decide))
+        .route("/v1/decisions/reachable", post(reachable::reachable))
         .route("/v1/decisions/{id}/outcome", post(decisions::outcome))
         .route("/ext_authz", any(ext_authz::check))
         .route("/ext_authz/{*path}", any(ext_authz::check))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
+        .route("/v1/approvals/{id}/wait", get(approval_wait::wait))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/audit", get(audit::list))

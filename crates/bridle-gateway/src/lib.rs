@@ -1,0 +1,89 @@
+//! Bridle's MCP gateway: agents connect over streamable HTTP at `/mcp` with
+//! a Bridle access token; every `tools/call`, `prompts/get` and
+//! `resources/read` is decided by the Bridle server before it is forwarded
+//! to an upstream MCP server (stdio or streamable HTTP), and `tools/list`
+//! shows only what the agent's record can reach. The gateway holds no
+//! policy of its own: it is a policy enforcement point (`pep`) of the server.
+
+pub mod bridle;
+pub mod config;
+pub mod http;
+pub mod proxy;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gateway stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A configured gateway: upstream supervisors started, router built.
+#[derive(Debug)]
+pub struct Gateway {
+    pub config: Config,
+    router: axum::Router,
+}
+
+impl Gateway {
+    /// Read the `pep` key from the environment, start the upstreams.
+    pub fn start(config: Config) -> Result<Self, GatewayError> {
+        let key = std::env::var(&config.pep_key_env).map_err(|_| {
+            GatewayError::Config(format!(
+                "environment variable `{}` (the API key of a `pep` principal) is not set",
+                config.pep_key_env
+            ))
+        })?;
+        Self::with_key(config, key)
+    }
+
+    /// Start with the `pep` key given directly.
+    pub fn with_key(config: Config, key: String) -> Result<Self, GatewayError> {
+        let bridle = bridle::Bridle::new(&config.bridle_url, key, config.call_timeout())
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        let all = config
+            .upstreams
+            .iter()
+            .map(|u| upstream::Upstream::start(u, config.call_timeout()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(GatewayError::Config)?;
+        let shared = Arc::new(proxy::Shared {
+            bridle,
+            upstreams: upstream::Upstreams {
+                all,
+                resource_owner: Arc::new(std::sync::RwLock::new(HashMap::new())),
+            },
+            approval_wait: config.approval_wait(),
+        });
+        let router = http::router(shared, config.resource(), config.accept_audiences.clone());
+        Ok(Self { config, router })
+    }
+
+    /// Serve on `config.listen` until the process stops.
+    pub async fn serve(self) -> Result<(), GatewayError> {
+        let addr = self.config.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Listen { addr, source })?;
+        self.serve_on(listener).await
+    }
+
+    /// Serve on an already bound listener (tests bind port 0).
+    pub async fn serve_on(self, listener: tokio::net::TcpListener) -> Result<(), GatewayError> {
+        tracing::info!(addr = ?listener.local_addr().ok(), resource = %self.config.resource(), "bridle gateway listening");
+        axum::serve(listener, self.router)
+            .await
+            .map_err(GatewayError::Serve)
+    }
+}

@@ -1,0 +1,444 @@
+//! The MCP side: one handler per session, shared upstreams. Every request
+//! that does something is decided by Bridle first, with the agent's token
+//! the HTTP layer accepted ([`crate::http`]).
+//!
+//! Action names: a tool `echo` of the upstream with prefix `everything.` is
+//! `everything.echo`; its prompt `greet` is listed as `everything.greet` and
+//! decided as `everything.prompt.greet`; reading any of its resources is
+//! `everything.resources.read`, with the URI as the decision's `resource`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::{Map, Value, json};
+
+use crate::bridle::{AgentToken, Bridle, BridleError, Decision};
+use crate::upstream::{Upstream, Upstreams};
+
+/// JSON-RPC error code of a call Bridle denied.
+pub const DENIED: i32 = -32001;
+/// JSON-RPC error code of a call whose approval did not come in time.
+pub const APPROVAL_PENDING: i32 = -32003;
+
+#[derive(Debug)]
+pub struct Shared {
+    pub bridle: Bridle,
+    pub upstreams: Upstreams,
+    pub approval_wait: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Proxy(pub Arc<Shared>);
+
+fn agent(ctx: &RequestContext<RoleServer>) -> Result<AgentToken, McpError> {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<AgentToken>())
+        .cloned()
+        .ok_or_else(|| McpError::invalid_request("no authenticated agent on this request", None))
+}
+
+fn bridle_error(e: BridleError) -> McpError {
+    match e {
+        BridleError::Unauthenticated(why) => McpError::new(
+            ErrorCode(DENIED),
+            format!("denied by Bridle (unauthenticated): {why}"),
+            Some(json!({"reason": "unauthenticated"})),
+        ),
+        other => McpError::internal_error(
+            format!("not forwarded: no decision from Bridle ({other})"),
+            None,
+        ),
+    }
+}
+
+fn denied(d: &Decision) -> McpError {
+    let (code, message) = d
+        .reasons
+        .first()
+        .map_or(("not_granted", "denied"), |r| (&r.code, &r.message));
+    McpError::new(
+        ErrorCode(DENIED),
+        format!("denied by Bridle ({code}): {message}"),
+        Some(json!({
+            "reason": code,
+            "reasons": d.reasons.iter().map(|r| json!({"code": r.code, "message": r.message})).collect::<Vec<_>>(),
+            "decision_id": d.decision_id,
+        })),
+    )
+}
+
+fn still_pending(approval: &str, waited: Duration) -> McpError {
+    McpError::new(
+        ErrorCode(APPROVAL_PENDING),
+        format!(
+            "approval `{approval}` was not granted within {}s; call again once it is approved",
+            waited.as_secs()
+        ),
+        Some(json!({"reason": "approval_required", "approval_id": approval})),
+    )
+}
+
+/// URL-like words (`scheme://…`) anywhere in the arguments: what a call
+/// retrieves from, for the audit log with the outcome.
+fn retrievals(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.extend(
+            s.split_whitespace()
+                .filter(|w| w.contains("://") && w.len() <= 4096)
+                .map(str::to_owned),
+        ),
+        Value::Array(items) => items.iter().for_each(|v| retrievals(v, out)),
+        Value::Object(map) => map.values().for_each(|v| retrievals(v, out)),
+        _ => {}
+    }
+}
+
+impl Proxy {
+    /// Decide; hold an `approval_required` call until it is approved (woken
+    /// by the server's long poll), then decide again, consuming it.
+    async fn decide(
+        &self,
+        agent: &AgentToken,
+        action: &str,
+        args: &Map<String, Value>,
+        resource: Option<&str>,
+    ) -> Result<Decision, McpError> {
+        let bridle = &self.0.bridle;
+        let d = bridle
+            .decide(agent, action, args, resource)
+            .await
+            .map_err(bridle_error)?;
+        match d.decision.as_str() {
+            "allow" => return Ok(d),
+            "approval_required" => {}
+            _ => return Err(denied(&d)),
+        }
+        let Some(approval) = d.approval_id.clone() else {
+            return Err(denied(&d));
+        };
+        let wait = self.0.approval_wait;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(still_pending(&approval, wait));
+            }
+            let state = bridle
+                .wait_approval(&approval, left)
+                .await
+                .map_err(bridle_error)?;
+            if state != "pending" {
+                break;
+            }
+        }
+        let again = bridle
+            .decide(agent, action, args, resource)
+            .await
+            .map_err(bridle_error)?;
+        match again.decision.as_str() {
+            "allow" => Ok(again),
+            "approval_required" => Err(still_pending(
+                again.approval_id.as_deref().unwrap_or(&approval),
+                wait,
+            )),
+            _ => Err(denied(&again)),
+        }
+    }
+
+    /// Report the outcome in the background: the answer does not wait for it.
+    fn report(&self, agent: AgentToken, decision: &Decision, ok: bool, retrievals: Vec<String>) {
+        let bridle = self.0.bridle.clone();
+        let id = decision.decision_id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bridle.outcome(&agent, &id, ok, retrievals).await {
+                tracing::warn!(decision = %id, error = %e, "outcome not recorded");
+            }
+        });
+    }
+
+    async fn reachable(
+        &self,
+        agent: &AgentToken,
+        actions: Vec<String>,
+    ) -> Result<Vec<String>, McpError> {
+        self.0
+            .bridle
+            .reachable(agent, actions)
+            .await
+            .map_err(bridle_error)
+    }
+
+    fn route<'a>(&self, name: &'a str) -> Result<(Arc<Upstream>, &'a str), McpError> {
+        self.0
+            .upstreams
+            .route(name)
+            .map(|(u, rest)| (u.clone(), rest))
+            .ok_or_else(|| McpError::invalid_params(format!("unknown name `{name}`"), None))
+    }
+
+    /// The upstream that listed `uri`, listing again once if none did.
+    async fn resource_owner(&self, agent: &AgentToken, uri: &str) -> Option<Arc<Upstream>> {
+        let ups = &self.0.upstreams;
+        let lookup = || {
+            ups.resource_owner
+                .read()
+                .ok()
+                .and_then(|m| m.get(uri).copied())
+                .and_then(|i| ups.all.get(i).cloned())
+        };
+        if let Some(u) = lookup() {
+            return Some(u);
+        }
+        if ups.all.len() == 1 {
+            return ups.all.first().cloned();
+        }
+        let _ = self.list_resources_for(agent).await;
+        lookup()
+    }
+
+    async fn list_resources_for(
+        &self,
+        agent: &AgentToken,
+    ) -> Result<Vec<rmcp::model::Resource>, McpError> {
+        let ups = &self.0.upstreams;
+        let actions = ups
+            .all
+            .iter()
+            .map(|u| format!("{}resources.read", u.prefix))
+            .collect();
+        let reach = self.reachable(agent, actions).await?;
+        let mut out = Vec::new();
+        for (i, u) in ups.all.iter().enumerate() {
+            if !reach.contains(&format!("{}resources.read", u.prefix)) {
+                continue;
+            }
+            match u
+                .call(|p| async move { p.list_all_resources().await })
+                .await
+            {
+                Ok(list) => {
+                    if let Ok(mut owners) = ups.resource_owner.write() {
+                        for r in &list {
+                            owners.insert(r.uri.clone(), i);
+                        }
+                    }
+                    out.extend(list);
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = %u.name, error = %e.message, "resources/list failed")
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ServerHandler for Proxy {
+    #[expect(
+        deprecated,
+        reason = "logging is still part of the protocol versions clients speak today"
+    )]
+    fn get_info(&self) -> InitializeResult {
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .enable_logging()
+            .build();
+        InitializeResult::new(caps)
+            .with_server_info(Implementation::new(
+                "bridle-gateway",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Bridle MCP gateway: every call is decided against your agent's governance record.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let agent = agent(&ctx)?;
+        let mut tools = Vec::new();
+        for u in &self.0.upstreams.all {
+            match u.call(|p| async move { p.list_all_tools().await }).await {
+                Ok(list) => tools.extend(list.into_iter().map(|mut t| {
+                    t.name = format!("{}{}", u.prefix, t.name).into();
+                    t
+                })),
+                Err(e) => {
+                    tracing::warn!(upstream = %u.name, error = %e.message, "tools/list failed")
+                }
+            }
+        }
+        let names = tools.iter().map(|t| t.name.to_string()).collect();
+        let reach = self.reachable(&agent, names).await?;
+        tools.retain(|t| reach.iter().any(|r| r == t.name.as_ref()));
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let agent = agent(&ctx)?;
+        let action = request.name.to_string();
+        let (upstream, tool) = self.route(&action)?;
+        let args = request.arguments.clone().unwrap_or_default();
+        let decision = self.decide(&agent, &action, &args, None).await?;
+        let mut forward = request;
+        forward.name = tool.to_owned().into();
+        let result = upstream
+            .call(|p| async move { p.call_tool_once(forward).await })
+            .await;
+        let ok = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true));
+        let mut seen = Vec::new();
+        retrievals(&Value::Object(args), &mut seen);
+        self.report(agent, &decision, ok, seen);
+        result
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let agent = agent(&ctx)?;
+        let mut prompts = Vec::new();
+        for u in &self.0.upstreams.all {
+            match u.call(|p| async move { p.list_all_prompts().await }).await {
+                Ok(list) => prompts.extend(list.into_iter().map(|p| (u.prefix.clone(), p))),
+                Err(e) => {
+                    tracing::warn!(upstream = %u.name, error = %e.message, "prompts/list failed")
+                }
+            }
+        }
+        let actions = prompts
+            .iter()
+            .map(|(prefix, p)| format!("{prefix}prompt.{}", p.name))
+            .collect();
+        let reach = self.reachable(&agent, actions).await?;
+        let visible = prompts
+            .into_iter()
+            .filter(|(prefix, p)| reach.contains(&format!("{prefix}prompt.{}", p.name)))
+            .map(|(prefix, mut p)| {
+                p.name = format!("{prefix}{}", p.name);
+                p
+            })
+            .collect();
+        Ok(ListPromptsResult::with_all_items(visible))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let agent = agent(&ctx)?;
+        let name = request.name.clone();
+        let (upstream, prompt) = self.route(&name)?;
+        let action = format!("{}prompt.{prompt}", upstream.prefix);
+        let args = request.arguments.clone().unwrap_or_default();
+        let decision = self.decide(&agent, &action, &args, None).await?;
+        let mut forward = request;
+        forward.name = prompt.to_owned();
+        let result = upstream
+            .call(|p| async move { p.get_prompt_once(forward).await })
+            .await;
+        self.report(agent, &decision, result.is_ok(), Vec::new());
+        result
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let agent = agent(&ctx)?;
+        let list = self.list_resources_for(&agent).await?;
+        Ok(ListResourcesResult::with_all_items(list))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let agent = agent(&ctx)?;
+        let ups = &self.0.upstreams;
+        let actions = ups
+            .all
+            .iter()
+            .map(|u| format!("{}resources.read", u.prefix))
+            .collect();
+        let reach = self.reachable(&agent, actions).await?;
+        let mut out = Vec::new();
+        for u in &ups.all {
+            if !reach.contains(&format!("{}resources.read", u.prefix)) {
+                continue;
+            }
+            match u
+                .call(|p| async move { p.list_all_resource_templates().await })
+                .await
+            {
+                Ok(list) => out.extend(list),
+                Err(e) => {
+                    tracing::warn!(upstream = %u.name, error = %e.message, "resources/templates/list failed")
+                }
+            }
+        }
+        Ok(ListResourceTemplatesResult::with_all_items(out))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let agent = agent(&ctx)?;
+        let uri = request.uri.clone();
+        let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
+            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
+        })?;
+        let action = format!("{}resources.read", upstream.prefix);
+        let decision = self
+            .decide(&agent, &action, &Map::new(), Some(&uri))
+            .await?;
+        let result = upstream
+            .call(|p| async move { p.read_resource_once(request).await })
+            .await;
+        self.report(agent, &decision, result.is_ok(), vec![uri]);
+        result
+    }
+
+    #[expect(
+        deprecated,
+        reason = "logging is still part of the protocol versions clients speak today"
+    )]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        agent(&ctx)?;
+        for u in &self.0.upstreams.all {
+            let r = request.clone();
+            if let Err(e) = u.call(|p| async move { p.set_level(r).await }).await {
+                tracing::debug!(upstream = %u.name, error = %e.message, "logging/setLevel not forwarded");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,462 @@
+//! The gateway end to end, in-process: the real Bridle server on a temp
+//! SQLite file, a small rmcp upstream over streamable HTTP, the gateway in
+//! front of it, and rmcp's own client as the agent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use bridle_gateway::{Config, Gateway};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
+};
+use rmcp::service::{RequestContext, RunningService, ServiceError};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{
+    StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
+};
+use rmcp::{ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "bk_gateway-test-admin-0123456789";
+
+const RECORD: &str = r#"
+agent: mcp-bot
+owner: alice
+purpose: Exercise the MCP gateway
+environment: dev
+expires: 2099-01-01
+tools:
+  - name: up.echo
+  - name: up.add
+    approval:
+      approvers: [group:approvers]
+      ttl: 1h
+  - name: up.secret_*
+forbid: [up.secret_*]
+"#;
+
+/// The upstream: `echo`, `add`, `secret_dump` and `delete` tools.
+#[derive(Debug, Clone)]
+struct Upstream;
+
+fn schema(props: Value) -> serde_json::Map<String, Value> {
+    json!({"type": "object", "properties": props})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+impl ServerHandler for Upstream {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(vec![
+            Tool::new(
+                "echo",
+                "Echoes its message",
+                schema(json!({"message": {"type": "string"}})),
+            ),
+            Tool::new(
+                "add",
+                "Adds a and b",
+                schema(json!({"a": {"type": "number"}, "b": {"type": "number"}})),
+            ),
+            Tool::new("secret_dump", "Dumps secrets", schema(json!({}))),
+            Tool::new("delete", "Deletes everything", schema(json!({}))),
+        ]))
+    }
+
+    async fn call_tool(
+        &self,
+        req: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        // The agent's token never reaches an upstream.
+        let parts = ctx.extensions.get::<axum::http::request::Parts>().unwrap();
+        if parts.headers.contains_key("authorization") {
+            return Err(McpError::invalid_request(
+                "an Authorization header arrived upstream",
+                None,
+            ));
+        }
+        let args = req.arguments.unwrap_or_default();
+        let text = match req.name.as_ref() {
+            "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
+            "add" => format!(
+                "{}",
+                args["a"].as_f64().unwrap_or(0.0) + args["b"].as_f64().unwrap_or(0.0)
+            ),
+            other => format!("ran {other}"),
+        };
+        Ok(CallToolResponse::Complete(CallToolResult::success(vec![
+            ContentBlock::text(text),
+        ])))
+    }
+}
+
+struct Env {
+    bridle: String,
+    mcp: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn post(&self, path: &str, key: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.bridle))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
+    async fn get(&self, path: &str, key: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.bridle))
+            .bearer_auth(key);
+        r.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// An access token of `mcp-bot` for `resource`.
+    async fn token(&self, resource: &str) -> String {
+        let cred = self
+            .post("/v1/agents/mcp-bot/credentials", ADMIN, json!({}))
+            .await;
+        let r = self
+            .http
+            .post(format!("{}/oauth/token", self.bridle))
+            .basic_auth(
+                cred["client_id"].as_str().unwrap(),
+                cred["client_secret"].as_str(),
+            )
+            .form(&[("grant_type", "client_credentials"), ("resource", resource)])
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        v["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_owned()
+    }
+
+    async fn client(&self, token: &str) -> RunningService<RoleClient, ()> {
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(self.mcp.as_str()).auth_header(token);
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .unwrap()
+    }
+}
+
+async fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+async fn start() -> Env {
+    start_waiting("20s").await
+}
+
+async fn start_waiting(approval_wait: &str) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bridle = format!("http://{addr}");
+    let config = bridle_server::Config {
+        listen: addr,
+        db: format!("sqlite://{}/bridle.db", dir.path().display()),
+        issuer: Some(bridle.clone()),
+        admin_token: Some(bridle_server::Secret::new(ADMIN)),
+        ..bridle_server::Config::default()
+    };
+    let started = bridle_server::start(config).await.unwrap();
+    tokio::spawn(bridle_server::serve_on(listener, started.state));
+
+    let upstream = StreamableHttpService::new(
+        || Ok(Upstream),
+        std::sync::Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let up = serve(axum::Router::new().route_service("/mcp", upstream)).await;
+
+    let http = reqwest::Client::new();
+    let env0 = Env {
+        bridle: bridle.clone(),
+        mcp: String::new(),
+        http,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env0
+        .http
+        .get(format!("{bridle}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pep = env0
+        .post(
+            "/v1/principals",
+            ADMIN,
+            json!({"id": "gateway", "roles": ["pep"]}),
+        )
+        .await;
+    env0.post("/v1/principals", ADMIN, json!({"id": "alice"}))
+        .await;
+    let r = env0
+        .http
+        .put(format!("{bridle}/v1/agents/mcp-bot"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/yaml")
+        .body(RECORD)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gw_listener.local_addr().unwrap();
+    let yaml = format!(
+        "listen: {gw}\nbridle_url: {bridle}\napproval_wait: {approval_wait}\nupstreams:\n  - name: up\n    url: http://{up}/mcp\n    prefix: up.\n"
+    );
+    let config = Config::parse(&yaml, "test.yaml").unwrap();
+    let gateway = Gateway::with_key(config, pep["api_key"].as_str().unwrap().to_owned()).unwrap();
+    tokio::spawn(gateway.serve_on(gw_listener));
+    Env {
+        mcp: format!("http://{gw}/mcp"),
+        ..env0
+    }
+}
+
+fn text(r: &CallToolResult) -> String {
+    serde_json::to_value(r).unwrap()["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn mcp_error(e: ServiceError) -> McpError {
+    match e {
+        ServiceError::McpError(e) => e,
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_are_listed_decided_and_forwarded() {
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| {
+            assert!(t.description.is_some(), "descriptions are kept");
+            t.name.to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["up.add", "up.echo"],
+        "only reachable tools are listed"
+    );
+
+    let echo = CallToolRequestParams::new("up.echo").with_arguments(
+        json!({"message": "hi https://example.com/doc"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let r = client.call_tool(echo).await.unwrap();
+    assert_eq!(text(&r), "Echo: hi https://example.com/doc");
+
+    for (tool, reason) in [
+        ("up.secret_dump", "forbidden"),
+        ("up.delete", "not_granted"),
+    ] {
+        let e = mcp_error(
+            client
+                .call_tool(CallToolRequestParams::new(tool))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code, ErrorCode(bridle_gateway::proxy::DENIED), "{tool}");
+        assert_eq!(
+            e.data.as_ref().unwrap()["reason"],
+            reason,
+            "{tool}: {}",
+            e.message
+        );
+        assert!(e.message.contains(reason), "{}", e.message);
+    }
+
+    // The outcome and its retrieval reach the audit log.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let audit = env.get("/v1/audit?type=outcome", ADMIN).await;
+        let found = audit["events"].as_array().unwrap().iter().any(|e| {
+            e["retrievals"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|u| u == "https://example.com/doc"))
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no outcome in the audit log: {audit}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_required_call_completes_once_approved() {
+    let env = start().await;
+    let approver = env
+        .post(
+            "/v1/principals",
+            ADMIN,
+            json!({"id": "carol", "groups": ["approvers"]}),
+        )
+        .await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+    let add = CallToolRequestParams::new("up.add")
+        .with_arguments(json!({"a": 2, "b": 3}).as_object().unwrap().clone());
+    let call = tokio::spawn({
+        let peer = client.peer().clone();
+        async move { peer.call_tool(add).await }
+    });
+    // The call is held; an approver approves the pending request.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let id = loop {
+        let pending = env.get("/v1/approvals?state=pending", ADMIN).await;
+        if let Some(a) = pending["approvals"].as_array().and_then(|a| a.first()) {
+            break a["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no pending approval");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!call.is_finished(), "the call waits for the approval");
+    env.post(&format!("/v1/approvals/{id}/approve"), &approver, json!({}))
+        .await;
+    let r = call.await.unwrap().unwrap();
+    assert_eq!(text(&r), "5");
+    let a = env.get(&format!("/v1/approvals/{id}"), ADMIN).await;
+    assert_eq!(a["state"], "consumed", "{a}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_active_tokens_for_this_gateway_get_in() {
+    let env = start().await;
+    let http = &env.http;
+    let r = http.post(&env.mcp).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let gw = env.mcp.trim_end_matches("/mcp");
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{gw}/.well-known/oauth-protected-resource\"")
+    );
+
+    let meta: Value = http
+        .get(format!("{gw}/.well-known/oauth-protected-resource"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], env.mcp.as_str());
+    assert_eq!(meta["authorization_servers"], json!([env.bridle]));
+
+    // A token for the server's own audience is not one for the gateway.
+    let other = env.token(&env.bridle).await;
+    let r = http
+        .post(&env.mcp)
+        .bearer_auth(&other)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+
+    // A revoked token is refused.
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+    let r = http
+        .post(format!("{}/oauth/revoke", env.bridle))
+        .bearer_auth(ADMIN)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(&env.mcp)
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_not_granted_in_time_names_the_approval() {
+    let env = start_waiting("1s").await;
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+    let add = CallToolRequestParams::new("up.add")
+        .with_arguments(json!({"a": 1, "b": 1}).as_object().unwrap().clone());
+    let e = mcp_error(client.call_tool(add).await.unwrap_err());
+    assert_eq!(e.code, ErrorCode(bridle_gateway::proxy::APPROVAL_PENDING));
+    let id = e.data.as_ref().unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(e.message.contains(&id), "{}", e.message);
+    let a = env.get(&format!("/v1/approvals/{id}"), ADMIN).await;
+    assert_eq!(a["state"], "pending", "{a}");
+    client.cancel().await.unwrap();
+}

@@ -1,0 +1,125 @@
+//! `POST /v1/decisions/reachable` (`pep`): which of a list of actions an
+//! agent's record can reach at all. A gateway uses it to show an agent only
+//! the tools it may try (`tools/list`); it decides nothing, writes nothing
+//! and is not audited. Every call is still decided by `POST /v1/decisions`.
+
+use axum::Json;
+use axum::extract::State;
+use bridle_core::engine::Subject;
+use bridle_core::id::is_tool_name;
+use bridle_store::Role;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, Presentation, verify_agent_token};
+use crate::error::ApiError;
+use crate::openapi as doc;
+use crate::state::AppState;
+
+/// At most this many actions per question.
+const MAX_ACTIONS: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReachableRequest {
+    /// The agent's access token, forwarded by the `pep`.
+    agent_token: String,
+    /// The audience of the resource server the token was presented to.
+    #[schema(example = "http://127.0.0.1:8090/mcp")]
+    audience: Option<String>,
+    /// Tool names to ask about.
+    #[schema(example = json!(["everything.echo", "everything.add"]))]
+    actions: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReachableResponse {
+    /// The agent the token names.
+    #[schema(example = "swe-bot")]
+    agent: String,
+    /// The asked actions a grant or elevation names, no `forbid` names, that
+    /// the token's scope includes, while every agent of the chain is active
+    /// and unexpired; in the order asked.
+    reachable: Vec<String>,
+}
+
+/// Which actions an agent's record can reach (a `pep` principal, with the
+/// agent's token). Side-effect free: arguments, conditions, schedules,
+/// limits and approvals are left to the decision.
+#[utoipa::path(
+    post,
+    path = "/v1/decisions/reachable",
+    tag = "decisions",
+    operation_id = "reachable_actions",
+    request_body = ReachableRequest,
+    responses(
+        (status = 200, description = "The reachable subset of the actions", body = ReachableResponse),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn reachable(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<ReachableRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ReachableResponse>, ApiError> {
+    let p = caller.require_principal()?;
+    if !p.has_role(Role::Pep) {
+        return Err(ApiError::Forbidden("requires the `pep` role".into()));
+    }
+    let Json(req) = body.map_err(super::json_error)?;
+    if req.actions.len() > MAX_ACTIONS {
+        return Err(ApiError::invalid(
+            "too many actions",
+            "actions",
+            format!("at most {MAX_ACTIONS}"),
+        ));
+    }
+    if let Some(i) = req.actions.iter().position(|a| !is_tool_name(a)) {
+        return Err(ApiError::invalid(
+            "invalid action",
+            &format!("actions[{i}]"),
+            "a tool name: letters, digits and `_.:/-`",
+        ));
+    }
+    let how = Presentation {
+        audience: req.audience.as_deref(),
+        ..Presentation::default()
+    };
+    let agent = verify_agent_token(&state, &req.agent_token, how).await?;
+    let compiled = agent
+        .chain
+        .iter()
+        .map(|row| state.compiled(row))
+        .collect::<Result<Vec<_>, _>>()?;
+    let subjects: Vec<Subject<'_>> = agent
+        .chain
+        .iter()
+        .zip(&compiled)
+        .map(|(row, agent)| Subject {
+            agent,
+            state: row.state,
+            elevations: &[],
+        })
+        .collect();
+    let scope: Option<Vec<String>> = agent
+        .claims
+        .scope
+        .as_ref()
+        .map(|s| s.split(' ').map(String::from).collect());
+    let now = Timestamp::now();
+    let reachable = req
+        .actions
+        .into_iter()
+        .filter(|a| bridle_core::reach::reachable(&subjects, scope.as_deref(), a, now))
+        .collect();
+    Ok(Json(ReachableResponse {
+        agent: agent.chain[0].id.to_string(),
+        reachable,
+    }))
+}

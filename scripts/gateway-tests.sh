@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The MCP gateway against real clients and servers nobody here wrote (I2):
+# the official MCP Python SDK (pinned in scripts/requirements-gateway.txt,
+# installed into the project-local .venv) as the agent, through
+# `bridle gateway`, to @modelcontextprotocol/server-everything over stdio
+# (pinned in tests/mcp/package-lock.json, installed into tests/mcp/node_modules).
+#
+#   scripts/gateway-tests.sh
+#
+# Then the official MCP conformance suite (server scenarios, also pinned in
+# tests/mcp) against the gateway (I3).
+#
+# Needs python3 (with venv), node and npm, and the registries the first time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! .venv/bin/python -c "import mcp" 2>/dev/null ||
+    ! .venv/bin/pip freeze 2>/dev/null | grep -qxF -f <(grep -v '^#' scripts/requirements-gateway.txt); then
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-gateway.txt
+fi
+if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] || [ ! -x tests/mcp/node_modules/.bin/conformance ]; then
+    (cd tests/mcp && npm ci --no-audit --no-fund --silent)
+fi
+
+cargo build --locked -p bridle
+export BRIDLE_BIN="${CARGO_TARGET_DIR:-target}/debug/bridle"
+.venv/bin/python tests/mcp/gateway_test.py
+# I3: the official conformance suite, with its expected failures explained in
+# tests/mcp/conformance-baseline.yml.
+.venv/bin/python tests/mcp/conformance_test.py

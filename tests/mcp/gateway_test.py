@@ -1,0 +1,213 @@
+"""I2: the official MCP Python SDK, as an agent with a Bridle token, through
+the Bridle gateway to @modelcontextprotocol/server-everything (stdio).
+
+Starts `bridle serve` on a throwaway SQLite file, loads tests/mcp/mcp-bot.yaml,
+starts `bridle gateway` with the npm-installed upstream, then checks: the list
+shows only granted tools; an allowed call returns the upstream's result; a
+forbidden call fails with its reason; a call that needs approval completes
+once an approver approves while it waits; no token gets a 401 challenge.
+
+Run by scripts/gateway-tests.sh (which installs the pinned packages).
+"""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("BRIDLE_BIN", str(ROOT / "target/debug/bridle"))
+ADMIN = "bk_gateway-interop-admin-0123456789"
+DENIED = -32001
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, deadline_s: float = 30.0, ok=(200,)) -> None:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            if httpx2.get(url, timeout=2).status_code in ok:
+                return
+        except httpx2.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"not ready: {url}")
+        time.sleep(0.1)
+
+
+def children(pid: int) -> list:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def check(cond: bool, what: str) -> None:
+    if not cond:
+        raise SystemExit(f"FAIL: {what}")
+    print(f"ok: {what}")
+
+
+async def main(tmp: Path, procs: list) -> None:
+    port, gw_port = free_port(), free_port()
+    bridle = f"http://127.0.0.1:{port}"
+    mcp_url = f"http://127.0.0.1:{gw_port}/mcp"
+    env = dict(os.environ, BRIDLE_ADMIN_TOKEN=ADMIN, BRIDLE_LOG="warn,rmcp=error")
+    procs.append(subprocess.Popen(
+        [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite://{tmp}/bridle.db"],
+        env=env, stdout=subprocess.DEVNULL))
+    wait_http(f"{bridle}/healthz")
+
+    admin = httpx2.Client(base_url=bridle, headers={"Authorization": f"Bearer {ADMIN}"})
+
+    def post(path, body):
+        r = admin.post(path, json=body)
+        assert r.is_success, (path, r.status_code, r.text)
+        return r.json()
+
+    pep = post("/v1/principals", {"id": "gateway", "roles": ["pep"]})["api_key"]
+    post("/v1/principals", {"id": "alice"})
+    approver = post("/v1/principals", {"id": "carol", "groups": ["approvers"]})["api_key"]
+    r = admin.put("/v1/agents/mcp-bot", content=(ROOT / "tests/mcp/mcp-bot.yaml").read_text(),
+                  headers={"content-type": "application/yaml"})
+    assert r.status_code == 201, r.text
+    cred = post("/v1/agents/mcp-bot/credentials", {})
+    tok = httpx2.post(f"{bridle}/oauth/token",
+                      auth=(cred["client_id"], cred["client_secret"]),
+                      data={"grant_type": "client_credentials", "resource": mcp_url})
+    assert tok.is_success, tok.text
+    token = tok.json()["access_token"]
+
+    server_everything = ROOT / "tests/mcp/node_modules/.bin/mcp-server-everything"
+    config = tmp / "gateway.yaml"
+    config.write_text(
+        f"listen: 127.0.0.1:{gw_port}\n"
+        f"bridle_url: {bridle}\n"
+        "approval_wait: 60s\n"
+        "upstreams:\n"
+        "  - name: everything\n"
+        f"    command: [node, \"{server_everything}\", stdio]\n"
+        "    prefix: everything.\n")
+    gateway = subprocess.Popen([BIN, "gateway", "--config", str(config)],
+                               env=dict(env, BRIDLE_PEP_KEY=pep), stdout=subprocess.DEVNULL)
+    procs.append(gateway)
+    wait_http(f"http://127.0.0.1:{gw_port}/.well-known/oauth-protected-resource")
+
+    r = httpx2.post(mcp_url, json={})
+    check(r.status_code == 401 and "resource_metadata=" in r.headers.get("www-authenticate", ""),
+          "no token: 401 with a resource_metadata challenge")
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
+        async with streamable_http_client(mcp_url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as s:
+                await s.initialize()
+                # The upstream starts in the background: list until it is there.
+                deadline = time.monotonic() + 60
+                while True:
+                    names = sorted(t.name for t in (await s.list_tools()).tools)
+                    if names or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                check(names == ["everything.echo", "everything.get-sum", "everything.get-tiny-image"],
+                      f"exactly the granted tools are listed: {names}")
+
+                r = await s.call_tool("everything.echo", {"message": "hello"})
+                check(not r.is_error and "hello" in r.content[0].text,
+                      f"allowed call returns the upstream result: {r.content[0].text!r}")
+
+                try:
+                    await s.call_tool("everything.get-env", {})
+                    check(False, "forbidden call is refused")
+                except MCPError as e:
+                    check(e.code == DENIED and e.data["reason"] == "forbidden",
+                          f"forbidden call is refused with its reason: {e.message}")
+
+                prompts = sorted(p.name for p in (await s.list_prompts()).prompts)
+                check(prompts == ["everything.simple-prompt"], f"only the granted prompt is listed: {prompts}")
+                got = await s.get_prompt("everything.simple-prompt")
+                check(bool(got.messages), "the granted prompt is forwarded")
+                try:
+                    await s.get_prompt("everything.args-prompt", {"city": "Paris"})
+                    check(False, "an ungranted prompt is refused")
+                except MCPError as e:
+                    check(e.code == DENIED and e.data["reason"] == "not_granted",
+                          f"an ungranted prompt is refused: {e.message}")
+
+                resources = (await s.list_resources()).resources
+                static = [r.uri for r in resources if r.uri.startswith("demo://resource/static/")]
+                check(bool(static), f"resources are listed ({len(resources)})")
+                read = await s.read_resource(static[0])
+                check(bool(read.contents), f"a resource inside the data scope is read: {static[0]}")
+                try:
+                    await s.read_resource("demo://resource/dynamic/text/1")
+                    check(False, "a resource outside the data scope is refused")
+                except MCPError as e:
+                    check(e.code == DENIED and e.data["reason"] == "data_scope",
+                          f"a resource outside the data scope is refused: {e.message}")
+
+                call = asyncio.create_task(s.call_tool("everything.get-sum", {"a": 2, "b": 3}))
+                deadline = time.monotonic() + 30
+                while True:
+                    pending = admin.get("/v1/approvals", params={"state": "pending"}).json()["approvals"]
+                    if pending:
+                        break
+                    if time.monotonic() > deadline:
+                        raise SystemExit("FAIL: no pending approval")
+                    await asyncio.sleep(0.1)
+                check(not call.done(), "the approval-required call waits")
+                r = httpx2.post(f"{bridle}/v1/approvals/{pending[0]['id']}/approve", json={},
+                                headers={"Authorization": f"Bearer {approver}"})
+                assert r.is_success, r.text
+                result = await asyncio.wait_for(call, 60)
+                check("5" in result.content[0].text,
+                      f"approved call completes: {result.content[0].text!r}")
+
+                # The stdio upstream dies; the gateway restarts it.
+                upstream = children(gateway.pid)
+                check(len(upstream) == 1, f"one upstream process: {upstream}")
+                os.kill(upstream[0], 9)
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        r = await s.call_tool("everything.echo", {"message": "again"})
+                        if not r.is_error:
+                            break
+                    except MCPError as e:
+                        check(e.code != DENIED, f"an upstream failure is not a denial: {e.message}")
+                    if time.monotonic() > deadline:
+                        raise SystemExit("FAIL: the upstream was not restarted")
+                    await asyncio.sleep(0.2)
+                restarted = children(gateway.pid)
+                check(restarted and restarted != upstream,
+                      f"a killed stdio upstream is restarted ({upstream} -> {restarted})")
+
+
+if __name__ == "__main__":
+    procs: list = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(main(Path(tmp), procs))
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    print("gateway interoperability: all checks passed")
+    sys.exit(0)
