@@ -153,7 +153,11 @@ pub async fn verify_agent_token(
             v
         }
     };
-    let Verified { claims, chain } = verified;
+    let Verified {
+        claims,
+        chain,
+        dpop_required,
+    } = verified;
     let unauth = |why: &str| ApiError::Unauthenticated(format!("invalid access token: {why}"));
     let aud_ok = claims.aud == state.config.audience()
         || claims.aud == state.config.issuer()
@@ -179,9 +183,7 @@ pub async fn verify_agent_token(
             if proof.jkt != cnf.jkt {
                 return Err(unauth("the DPoP proof is signed by another key"));
             }
-            let until = jiff::Timestamp::from_second(proof.iat + DPOP_IAT_WINDOW + 5)
-                .map_err(|_| unauth("bad `iat` in the DPoP proof"))?;
-            if !state.store.use_jti("dpop", &proof.jti, &ts(until)).await? {
+            if !consume_dpop(state, &proof).await? {
                 return Err(ApiError::Unauthenticated(
                     "invalid DPoP proof: it was already used".into(),
                 ));
@@ -196,10 +198,8 @@ pub async fn verify_agent_token(
             return Err(unauth("the `DPoP` scheme needs a DPoP-bound token"));
         }
         (None, _) => {
-            for row in &chain {
-                if state.compiled(row)?.manifest().credentials.dpop_required {
-                    return Err(unauth(&format!("`{}` requires DPoP-bound tokens", row.id)));
-                }
+            if let Some(agent) = &dpop_required {
+                return Err(unauth(&format!("`{agent}` requires DPoP-bound tokens")));
             }
         }
     }
@@ -216,15 +216,45 @@ pub(crate) async fn verify_record(state: &AppState, token: &str) -> Result<Verif
         None => return Err(unauth("unknown token id")),
     }
     let chain = chain_rows(state, &claims).await?;
-    let mut path = Vec::with_capacity(chain.len());
-    // Delegation order: the subject, then actors from the first to the current.
-    path.push(state.compiled(&chain[0])?);
-    for row in chain[1..].iter().rev() {
-        path.push(state.compiled(row)?);
-    }
+    let path = delegation_path(state, &chain)?;
     let manifests: Vec<_> = path.iter().map(|c| c.manifest()).collect();
     bridle_core::delegation::check_path(&manifests).map_err(|e| unauth(&e.to_string()))?;
-    Ok(Verified { claims, chain })
+    let dpop_required = manifests
+        .iter()
+        .find(|m| m.credentials.dpop_required)
+        .map(|m| m.agent.to_string());
+    Ok(Verified {
+        claims,
+        chain,
+        dpop_required,
+    })
+}
+
+/// The compiled records of a token's chain in delegation order: the
+/// subject, then the actors from the first to the current one.
+pub(crate) fn delegation_path(
+    state: &AppState,
+    chain: &[AgentRow],
+) -> Result<Vec<bridle_core::CompiledAgent>, ApiError> {
+    let mut path = Vec::with_capacity(chain.len() + 1);
+    if let Some((subject, actors)) = chain.split_first() {
+        path.push(state.compiled(subject)?);
+        for row in actors.iter().rev() {
+            path.push(state.compiled(row)?);
+        }
+    }
+    Ok(path)
+}
+
+/// Record a DPoP proof's `jti` as used, until its `iat` window has passed;
+/// false when it was already used (a replay).
+pub(crate) async fn consume_dpop(
+    state: &AppState,
+    proof: &jose::DpopProof,
+) -> Result<bool, ApiError> {
+    let until = jiff::Timestamp::from_second(proof.iat + DPOP_IAT_WINDOW + 5)
+        .map_err(|_| ApiError::Unauthenticated("invalid DPoP proof: bad `iat`".into()))?;
+    Ok(state.store.use_jti("dpop", &proof.jti, &ts(until)).await?)
 }
 
 /// The token subject, then each actor of its `act` chain (outermost first);

@@ -174,21 +174,8 @@ impl ExtAuthzConfig {
 /// One path segment, percent-decoded; `None` when not UTF-8 or when it
 /// decodes to a `/` (which would change what the segment names).
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let s = String::from_utf8(out).ok()?;
-    (!s.contains('/')).then_some(s)
+    let s = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+    (!s.contains('/')).then(|| s.into_owned())
 }
 
 #[cfg(test)]

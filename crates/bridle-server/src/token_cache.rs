@@ -27,6 +27,10 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct Verified {
     pub claims: Claims,
     pub chain: Vec<AgentRow>,
+    /// The first agent of the chain whose manifest requires DPoP-bound
+    /// tokens, if any (decided with the store read, so the decision path
+    /// need not look at the manifests again).
+    pub dpop_required: Option<String>,
 }
 
 #[derive(Debug)]

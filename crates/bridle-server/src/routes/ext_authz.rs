@@ -11,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use bridle_core::audit::EventType;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -43,17 +42,6 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// The `aud` of a JWT, unverified: only to pick which configured audience
-/// the full verification must then find in it.
-fn unverified_aud(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("aud")?.as_str().map(str::to_owned)
-}
-
 /// Arguments: query parameters, then the JSON body's fields, then the
 /// captured path segments (later ones win).
 fn arguments(
@@ -62,8 +50,9 @@ fn arguments(
     params: &std::collections::BTreeMap<String, String>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut args = serde_json::Map::new();
-    if let Some(q) = uri.query() {
-        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(q);
+    if let Ok(axum::extract::Query(pairs)) =
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+    {
         for (k, v) in pairs {
             args.insert(k, v.into());
         }
@@ -75,14 +64,6 @@ fn arguments(
         args.insert(k.clone(), v.clone().into());
     }
     args
-}
-
-fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
-        &format!("/?{q}").parse().unwrap_or_default(),
-    )
-    .map(|axum::extract::Query(p)| p)
-    .unwrap_or_default()
 }
 
 /// Envoy ext_authz check (HTTP service): 200 lets the request through; 403
@@ -145,7 +126,9 @@ async fn run(
         ));
     }
     let config = &state.config.ext_authz;
-    let audience = unverified_aud(token).filter(|a| config.audiences.contains(a));
+    // Which configured audience full verification must then find in `aud`.
+    let audience =
+        crate::jose::unverified_claim(token, "aud").filter(|a| config.audiences.contains(a));
     let url = config
         .public_url
         .as_deref()

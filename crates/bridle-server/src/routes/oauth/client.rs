@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use bridle_core::engine::AgentState;
 use bridle_store::{ClientAuth, CredentialStore, RegistryRead, ts};
 
@@ -54,28 +54,13 @@ pub fn basic(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+/// One form-urlencoded value (RFC 6749 §2.3.1 encodes Basic credentials
+/// so): `+` is a space, then percent-decoding; `None` when not UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<Presented, OAuthError> {
@@ -100,9 +85,8 @@ fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<Presented, OAuthEr
             .split_once(':')
             .ok_or_else(|| invalid_client("malformed Basic credentials"))?;
         return Ok(Presented::Secret {
-            client_id: percent_decode(id).ok_or_else(|| invalid_client("malformed client id"))?,
-            secret: percent_decode(secret)
-                .ok_or_else(|| invalid_client("malformed client secret"))?,
+            client_id: form_decode(id).ok_or_else(|| invalid_client("malformed client id"))?,
+            secret: form_decode(secret).ok_or_else(|| invalid_client("malformed client secret"))?,
             method: "client_secret_basic",
         });
     }
@@ -125,7 +109,8 @@ fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<Presented, OAuthEr
                 format!("client_assertion_type must be `{JWT_BEARER_ASSERTION}`"),
             ));
         }
-        let subject = unverified_sub(assertion)
+        // Only to find which registered key must check the assertion.
+        let subject = jose::unverified_claim(assertion, "sub")
             .ok_or_else(|| invalid_client("the client assertion has no `sub`"))?;
         if form.client_id.as_deref().is_some_and(|id| id != subject) {
             return Err(invalid_client(
@@ -138,15 +123,6 @@ fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<Presented, OAuthEr
         });
     }
     Err(invalid_client("client authentication is required"))
-}
-
-/// The `sub` of a JWT before its signature is checked: only to find which
-/// registered key must check it.
-fn unverified_sub(jwt: &str) -> Option<String> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("sub")?.as_str().map(str::to_owned)
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {

@@ -17,7 +17,7 @@ use super::{
     TokenResponse, no_store, read_form,
 };
 use crate::error::ApiError;
-use crate::jose::{self, DPOP_IAT_WINDOW};
+use crate::jose;
 use crate::state::AppState;
 use crate::tokens::{Claims, Confirmation, random_token};
 
@@ -144,13 +144,13 @@ async fn dpop_binding(
     let url = format!("{}/oauth/token", state.config.issuer());
     let now = Timestamp::now().as_second();
     let checked = jose::verify_dpop(proof, "POST", &url, None, now).map_err(invalid)?;
-    let until = Timestamp::from_second(checked.iat + DPOP_IAT_WINDOW + 5)
-        .map_err(|_| invalid("bad `iat`".into()))?;
-    if !state
-        .store
-        .use_jti("dpop", &checked.jti, &ts(until))
-        .await?
-    {
+    let fresh = crate::auth::consume_dpop(state, &checked)
+        .await
+        .map_err(|e| match e {
+            ApiError::Unauthenticated(why) => invalid(why),
+            other => other.into(),
+        })?;
+    if !fresh {
         return Err(invalid("the DPoP proof was already used".into()));
     }
     Ok(Some(Confirmation { jkt: checked.jkt }))
@@ -330,10 +330,7 @@ async fn exchange(
     }
     // The delegation path: the subject, the actors first to current, then
     // the new delegate.
-    let mut path = vec![state.compiled(&subject.chain[0])?];
-    for row in subject.chain[1..].iter().rev() {
-        path.push(state.compiled(row)?);
-    }
+    let mut path = crate::auth::delegation_path(state, &subject.chain)?;
     if subject.chain.iter().any(|r| r.id == delegate.id) {
         return Err(bad_request(
             "invalid_target",
