@@ -12,6 +12,7 @@ pub mod id;
 pub mod ledger;
 pub mod manifest;
 pub mod reach;
+pub mod resource;
 
 pub use compile::{CompiledAgent, Guardrails};
 pub use decision::{Decision, Effect, Reason, ReasonCode};

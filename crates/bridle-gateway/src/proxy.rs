@@ -87,14 +87,16 @@ fn still_pending(approval: &str, waited: Duration) -> McpError {
     )
 }
 
-/// URL-like words (`scheme://…`) anywhere in the arguments: what a call
-/// retrieves from, for the audit log with the outcome.
+/// URL-like words (`scheme://…`) anywhere in the arguments that fit the
+/// resource grammar: what a call retrieves from, for the audit log with the
+/// outcome (which refuses anything else).
 fn retrievals(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) => out.extend(
             s.split_whitespace()
-                .filter(|w| w.contains("://") && w.len() <= 4096)
-                .map(str::to_owned),
+                .filter(|w| w.contains("://"))
+                .filter_map(|w| bridle_core::resource::Resource::parse(w).ok())
+                .map(bridle_core::resource::Resource::into_string),
         ),
         Value::Array(items) => items.iter().for_each(|v| retrievals(v, out)),
         Value::Object(map) => map.values().for_each(|v| retrievals(v, out)),

@@ -33,6 +33,14 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request that is not ambiguous-free or well-formed, with the places
+    /// named (400): duplicate JSON keys, out-of-range numbers, a resource
+    /// outside the grammar.
+    #[error("{detail}")]
+    Malformed {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("{detail}")]
     Invalid {
         detail: String,
@@ -59,7 +67,8 @@ pub(crate) struct Problem<'a> {
     /// The HTTP status code.
     status: u16,
     detail: String,
-    /// Validation errors (422 only).
+    /// Where the request is wrong: validation errors (422) and malformed
+    /// input (400).
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
 }
@@ -77,9 +86,24 @@ impl ApiError {
         }
     }
 
+    /// A 400 naming one place (`resource`, `args.vendor`).
+    pub fn malformed(detail: impl Into<String>, path: &str, message: impl Into<String>) -> Self {
+        Self::Malformed {
+            detail: detail.into(),
+            errors: vec![FieldError {
+                path: path.to_owned(),
+                message: message.into(),
+                line: None,
+                column: None,
+            }],
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::BadRequest(_) | Self::Malformed { .. } => {
+                (StatusCode::BAD_REQUEST, "bad-request", "Bad request")
+            }
             Self::Unauthenticated(_) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -170,7 +194,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let errors = match &self {
-            Self::Invalid { errors, .. } => Some(errors.as_slice()),
+            Self::Invalid { errors, .. } | Self::Malformed { errors, .. } => {
+                Some(errors.as_slice())
+            }
             _ => None,
         };
         let body = Problem {

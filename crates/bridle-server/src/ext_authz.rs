@@ -28,8 +28,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExtAuthzConfig {
-    /// Token audiences accepted besides the server's own (the URLs of the
-    /// APIs behind Envoy).
+    /// The token audiences this endpoint accepts (the URLs of the APIs
+    /// behind Envoy); a token issued for any other audience, the server's
+    /// own included, is refused. Empty: no token is accepted here.
     pub audiences: Vec<String>,
     /// The public base URL of the APIs behind Envoy, for DPoP `htu`
     /// (`https://api.example.com`); without it DPoP-bound tokens are refused
@@ -121,6 +122,13 @@ impl ExtAuthzConfig {
                     }
                     rest = &rest[open + close + 1..];
                 }
+                // With each capture as a plain segment, it must be a resource.
+                let sample = segments.iter().fold(template.clone(), |acc, seg| match seg {
+                    Segment::Param(name) => acc.replace(&format!("{{{name}}}"), "x"),
+                    _ => acc,
+                });
+                bridle_core::resource::Resource::parse(&sample)
+                    .map_err(|e| at(format!("resource `{template}` is not a resource: {e}")))?;
             }
         }
         Ok(())
@@ -157,10 +165,14 @@ impl ExtAuthzConfig {
             if i != parts.len() {
                 return None;
             }
+            // A capture enters the resource percent-encoded, as one segment:
+            // `%2F` in the path cannot add a segment, `%2e%2e` is still `..`
+            // (which the resource grammar refuses).
             let resource = r.resource.as_ref().map(|t| {
-                params
-                    .iter()
-                    .fold(t.clone(), |acc, (k, v)| acc.replace(&format!("{{{k}}}"), v))
+                params.iter().fold(t.clone(), |acc, (k, v)| {
+                    let v = percent_encoding::utf8_percent_encode(v, SEGMENT).to_string();
+                    acc.replace(&format!("{{{k}}}"), &v)
+                })
             });
             Some(Matched {
                 action: r.action.clone(),
@@ -170,6 +182,27 @@ impl ExtAuthzConfig {
         })
     }
 }
+
+/// What a captured value keeps unencoded in a resource: RFC 3986's
+/// unreserved characters, sub-delims, `:` and `@` (a path segment's).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
 
 /// One path segment, percent-decoded; `None` when not UTF-8 or when it
 /// decodes to a `/` (which would change what the segment names).
@@ -220,13 +253,18 @@ mod tests {
         assert!(c.matching("GET", "/api/purchase-requests").is_none());
         assert!(c.matching("POST", "/api/purchase-requests/1").is_none());
         let m = c.matching("GET", "/api/cases/12%2034").unwrap();
-        assert_eq!(m.resource.as_deref(), Some("crm:cases/12 34"));
+        assert_eq!(m.resource.as_deref(), Some("crm:cases/12%2034"));
         assert_eq!(m.params["case"], "12 34");
         assert!(c.matching("GET", "/api/cases/").is_none());
         assert!(
             c.matching("GET", "/api/cases/a%2Fb").is_none(),
             "an encoded slash"
         );
+        // Dots stay dots, for the resource grammar to refuse.
+        let m = c.matching("GET", "/api/cases/%2e%2e").unwrap();
+        assert_eq!(m.resource.as_deref(), Some("crm:cases/.."));
+        let m = c.matching("GET", "/api/cases/a%3Fb%23c%00").unwrap();
+        assert_eq!(m.resource.as_deref(), Some("crm:cases/a%3Fb%23c%00"));
         assert_eq!(
             c.matching("DELETE", "/files/a/b").unwrap().action,
             "files.any"
@@ -245,6 +283,11 @@ mod tests {
                 ("GET", "/x/{id}", "a.b", Some("r:{other}")),
                 "does not capture",
             ),
+            (
+                ("GET", "/x/{id}", "a.b", Some("r:../{id}")),
+                "is not a resource",
+            ),
+            (("GET", "/x", "a.b", Some("no scheme")), "is not a resource"),
         ] {
             let e = config(&[route]).validate().unwrap_err();
             assert!(

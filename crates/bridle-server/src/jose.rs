@@ -103,7 +103,8 @@ struct Jws<'a> {
 }
 
 impl<'a> Jws<'a> {
-    /// Split and decode; the header's `alg` must be one of [`CLIENT_ALGS`].
+    /// Split and decode; the header's `alg` must be one of [`CLIENT_ALGS`]
+    /// and it may have no `crit` (no extension is understood here).
     /// (Parsed here rather than by `jsonwebtoken`, whose header type does
     /// not know `Ed25519`.)
     fn parse(jwt: &'a str, what: &str) -> Result<Self, String> {
@@ -127,6 +128,13 @@ impl<'a> Jws<'a> {
             }
             None => return Err(format!("{what}: the header has no `alg`")),
         };
+        // RFC 7515 §4.1.11: a recipient that does not understand every
+        // extension `crit` lists must reject the JWS. We understand none.
+        if let Some(crit) = header.get("crit") {
+            return Err(format!(
+                "{what}: the header's `crit` lists {crit}, which is not understood"
+            ));
+        }
         Ok(Self {
             header,
             payload: decode(body)?,

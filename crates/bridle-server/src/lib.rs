@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod ext_authz;
 pub mod jose;
+pub mod json;
 pub mod openapi;
 pub mod routes;
 pub mod state;

@@ -265,7 +265,7 @@ macro_rules! problem_responses {
 }
 
 problem_responses! {
-    BadRequest => "Bad request: a malformed body or query, or an inconsistent request";
+    BadRequest => "Bad request: a malformed body or query (a duplicate JSON key or an integer no 64-bit type holds, each named in `errors`), a resource outside the resource grammar, or an inconsistent request";
     Forbidden => "The caller is authenticated but may not do this";
     NotFound => "No such resource";
     Conflict => "The resource exists already, or its state does not allow this";

@@ -33,5 +33,7 @@ mod oauth;
 mod principals;
 #[path = "api/scenarios.rs"]
 mod scenarios;
+#[path = "api/trust_input.rs"]
+mod trust_input;
 #[path = "api/webhooks.rs"]
 mod webhooks;

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 
@@ -261,10 +262,10 @@ async fn transition(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    body: Result<Json<Reason>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<Reason>, ApiError>,
     to: AgentState,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Json(body) = body.map_err(super::json_error)?;
+    let StrictJson(body) = body?;
     if body.reason.trim().is_empty() {
         return Err(ApiError::invalid(
             "a reason is required",
@@ -319,7 +320,7 @@ pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<Reason>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     transition(&state, &caller, &id, body, AgentState::Suspended).await
 }
@@ -348,7 +349,7 @@ pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<Reason>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     transition(&state, &caller, &id, body, AgentState::Active).await
 }
@@ -377,7 +378,7 @@ pub async fn retire(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<Reason>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     transition(&state, &caller, &id, body, AgentState::Retired).await
 }
@@ -411,9 +412,9 @@ pub async fn review(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Option<Json<Review>>, axum::extract::rejection::JsonRejection>,
+    body: Result<Option<StrictJson<Review>>, ApiError>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = body.map_err(super::json_error)?;
+    let body = body?;
     let row = load(&state, &id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 
@@ -220,9 +221,9 @@ pub async fn approve(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Option<Json<VoteBody>>, axum::extract::rejection::JsonRejection>,
+    body: Result<Option<StrictJson<VoteBody>>, ApiError>,
 ) -> Result<Json<Approval>, ApiError> {
-    let body = body.map_err(super::json_error)?;
+    let body = body?;
     vote(&state, &caller, &id, true, body.and_then(|b| b.0.comment)).await
 }
 
@@ -251,8 +252,8 @@ pub async fn deny(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Option<Json<VoteBody>>, axum::extract::rejection::JsonRejection>,
+    body: Result<Option<StrictJson<VoteBody>>, ApiError>,
 ) -> Result<Json<Approval>, ApiError> {
-    let body = body.map_err(super::json_error)?;
+    let body = body?;
     vote(&state, &caller, &id, false, body.and_then(|b| b.0.comment)).await
 }

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::StrictJson;
 use crate::jose::PublicKey;
 use crate::openapi as doc;
 use crate::state::AppState;
@@ -183,10 +184,9 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Option<Json<NewCredential>>, axum::extract::rejection::JsonRejection>,
+    body: Result<Option<StrictJson<NewCredential>>, ApiError>,
 ) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
-    let body = body
-        .map_err(super::json_error)?
+    let body = body?
         .map(|b| b.0)
         .unwrap_or_default();
     let row = managed(&state, &caller, &id).await?;
@@ -297,10 +297,9 @@ pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, client_id)): Path<(String, String)>,
-    body: Result<Option<Json<Rotation>>, axum::extract::rejection::JsonRejection>,
+    body: Result<Option<StrictJson<Rotation>>, ApiError>,
 ) -> Result<Json<Rotated>, ApiError> {
-    let body = body
-        .map_err(super::json_error)?
+    let body = body?
         .map(|b| b.0)
         .unwrap_or_default();
     let overlap_text = body.overlap.as_deref().unwrap_or(DEFAULT_OVERLAP);

@@ -14,6 +14,7 @@ use bridle_core::engine::{ActionRequest, ApprovalStatus, DecisionInput, Subject,
 use bridle_core::id::is_tool_name;
 use bridle_core::ledger::{Ledger, LimitHit, MemoryLedger, Spend};
 use bridle_core::manifest::Rate;
+use bridle_core::resource::Resource;
 use bridle_core::{CompiledAgent, Decision, id::AgentId};
 use bridle_store::{
     ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, NewApproval, Role, UsageStore, ts,
@@ -24,6 +25,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AgentCaller, Caller, DpopEvidence, Presentation, verify_agent_token};
 use crate::error::ApiError;
+use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::random_token;
@@ -38,6 +40,10 @@ pub struct DecisionRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     args: Option<serde_json::Value>,
+    /// The resource acted on, in the resource grammar (`scheme:path`, at
+    /// most 1024 bytes, no `.`/`..` segments; see `docs/input.md`); a name
+    /// outside it is a 400 naming `resource`.
+    #[schema(example = "crm:cases/17")]
     resource: Option<String>,
     /// The agent's access token, when a `pep` principal asks for it.
     agent_token: Option<String>,
@@ -183,9 +189,9 @@ impl bridle_core::ApprovalLookup for Fixed {
 pub async fn decide(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<DecisionRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<DecisionRequest>, ApiError>,
 ) -> Result<Json<DecisionResponse>, ApiError> {
-    let Json(req) = body.map_err(super::json_error)?;
+    let StrictJson(req) = body?;
     let agent = acting_agent(
         &state,
         caller,
@@ -212,9 +218,22 @@ pub async fn decide(
             ));
         }
     };
-    decide_as(&state, &agent, &req.action, args, req.resource)
+    let resource = req.resource.as_deref().map(request_resource).transpose()?;
+    decide_as(&state, &agent, &req.action, args, resource)
         .await
         .map(Json)
+}
+
+/// A request's `resource`, checked against the resource grammar: a name
+/// outside it is a 400 naming `resource`, not a decision.
+fn request_resource(s: &str) -> Result<Resource, ApiError> {
+    Resource::parse(s).map_err(|e| {
+        ApiError::malformed(
+            "the resource does not fit the resource grammar",
+            "resource",
+            e.to_string(),
+        )
+    })
 }
 
 /// Decide one action for an authenticated agent (its chain and token),
@@ -226,8 +245,9 @@ pub(crate) async fn decide_as(
     agent: &AgentCaller,
     action: &str,
     args: serde_json::Map<String, serde_json::Value>,
-    resource: Option<String>,
+    resource: Option<Resource>,
 ) -> Result<DecisionResponse, ApiError> {
+    let resource = resource.map(Resource::into_string);
     let rows = agent.chain.as_slice();
     let now = Timestamp::now();
     let now_text = ts(now);
@@ -388,7 +408,8 @@ fn response(d: Decision, decision_id: String, approval_id: Option<String>) -> De
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     status: OutcomeStatus,
-    /// URIs the agent retrieved (obligation `log_retrieval`).
+    /// URIs the agent retrieved (obligation `log_retrieval`), each in the
+    /// resource grammar.
     #[serde(default)]
     retrievals: Vec<String>,
     /// The agent's access token, when a `pep` principal reports.
@@ -430,9 +451,9 @@ pub async fn outcome(
     State(state): State<AppState>,
     caller: Caller,
     Path(decision_id): Path<String>,
-    body: Result<Json<Outcome>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<Outcome>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(body) = body.map_err(super::json_error)?;
+    let StrictJson(body) = body?;
     if !decision_id.starts_with("dec_") || decision_id.len() > 64 {
         return Err(ApiError::NotFound(format!(
             "decision `{decision_id}` not found"
@@ -446,16 +467,27 @@ pub async fn outcome(
         body.agent_dpop.as_ref(),
     )
     .await?;
-    if body.retrievals.len() > 1000 || body.retrievals.iter().any(|r| r.len() > 4096) {
+    if body.retrievals.len() > 1000 {
         return Err(ApiError::invalid(
-            "too many or too long retrievals",
+            "too many retrievals",
             "retrievals",
-            "at most 1000 entries of 4096 bytes",
+            "at most 1000 entries",
         ));
+    }
+    let mut retrievals = Vec::with_capacity(body.retrievals.len());
+    for (i, r) in body.retrievals.iter().enumerate() {
+        let r = Resource::parse(r).map_err(|e| {
+            ApiError::malformed(
+                "a retrieval does not fit the resource grammar",
+                &format!("retrievals[{i}]"),
+                e.to_string(),
+            )
+        })?;
+        retrievals.push(r.into_string());
     }
     let mut event = state.event(EventType::Outcome, &format!("agent:{}", agent.row().id));
     event.agent = Some(agent.row().id.to_string());
-    event.retrievals = Some(body.retrievals);
+    event.retrievals = Some(retrievals);
     event.detail = Some(serde_json::json!({
         "decision_id": decision_id,
         "status": match body.status { OutcomeStatus::Ok => "ok", OutcomeStatus::Error => "error" },

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::random_token;
@@ -75,9 +76,9 @@ pub async fn request(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<ElevationRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<ElevationRequest>, ApiError>,
 ) -> Result<(StatusCode, Json<ElevationCreated>), ApiError> {
-    let Json(body) = body.map_err(super::json_error)?;
+    let StrictJson(body) = body?;
     let row = super::agents::load(&state, &id).await?;
     // A delegated token speaks for its delegator only in decisions.
     let own_token = matches!(&caller, Caller::Agent(a) if a.is_own(row.id.as_str()));

@@ -12,17 +12,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bridle_core::audit::EventType;
+use bridle_core::resource::Resource;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::decisions::{DecisionResponse, decide_as};
 use crate::auth::{
-    DpopEvidence, Presentation, Scheme, authorization, dpop_header, looks_like_jwt,
+    AgentCaller, DpopEvidence, Presentation, Scheme, authorization, dpop_header, looks_like_jwt,
     verify_agent_token,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
+use crate::json;
 use crate::openapi as doc;
 use crate::state::AppState;
+use crate::tokens::random_token;
 
 /// Why a request was refused (403).
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,33 +45,70 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// Arguments: query parameters, then the JSON body's fields, then the
-/// captured path segments (later ones win).
+/// Arguments: query parameters, the JSON body's fields and the captured
+/// path segments. One name given twice — a repeated query parameter, a
+/// duplicate JSON key, or the same name in two places — is refused with
+/// every place named: the service behind Envoy might read the other one.
 fn arguments(
     uri: &Uri,
     body: &Bytes,
     params: &std::collections::BTreeMap<String, String>,
-) -> serde_json::Map<String, serde_json::Value> {
+) -> Result<serde_json::Map<String, serde_json::Value>, Vec<FieldError>> {
+    let field = |path: String, message: String| FieldError {
+        path,
+        message,
+        line: None,
+        column: None,
+    };
     let mut args = serde_json::Map::new();
-    if let Ok(axum::extract::Query(pairs)) =
-        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
-    {
-        for (k, v) in pairs {
-            args.insert(k, v.into());
+    let mut errors = Vec::new();
+    match axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri) {
+        Ok(axum::extract::Query(pairs)) => {
+            for (k, v) in pairs {
+                if args.contains_key(&k) {
+                    errors.push(field(
+                        format!("query.{k}"),
+                        format!("the query gives `{k}` more than once"),
+                    ));
+                }
+                args.insert(k, v.into());
+            }
+        }
+        Err(e) => errors.push(field("query".into(), e.body_text())),
+    }
+    if let Err(json::Strictness::Violations(found)) = json::check(body) {
+        errors.extend(found.into_iter().map(|e| FieldError {
+            path: format!("body.{}", e.path),
+            ..e
+        }));
+    } else if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
+        for (k, v) in fields {
+            if args.contains_key(&k) {
+                errors.push(field(
+                    format!("body.{k}"),
+                    format!("`{k}` is both a query parameter and a body field"),
+                ));
+            }
+            args.insert(k, v);
         }
     }
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
-        args.extend(fields);
-    }
     for (k, v) in params {
+        if args.contains_key(k) {
+            errors.push(field(
+                format!("path.{k}"),
+                format!("`{k}` is a path segment and also a query parameter or body field"),
+            ));
+        }
         args.insert(k.clone(), v.clone().into());
     }
-    args
+    if errors.is_empty() { Ok(args) } else { Err(errors) }
 }
 
 /// Envoy ext_authz check (HTTP service): 200 lets the request through; 403
-/// carries the reason code in `x-bridle-reason` and in the body; 401 for a
-/// missing or invalid agent token.
+/// carries the reason code in `x-bridle-reason` and in the body; 400 (also
+/// recorded as a denial) for a request that names an argument twice or a
+/// resource outside the resource grammar; 401 for a missing or invalid agent
+/// token or one not issued for an `ext_authz.audiences` entry.
 #[utoipa::path(
     method(get, post, put, patch, delete),
     path = "/ext_authz/{path}",
@@ -85,6 +125,7 @@ fn arguments(
                 ("x-bridle-decision" = String, description = "`allow`"),
                 ("x-bridle-decision-id" = String, description = "The audited decision"),
             )),
+        (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, description = "Refused: denied, waiting for approval, or no route maps the request to an action", body = ExtAuthzDenial,
             headers(
@@ -126,16 +167,20 @@ async fn run(
         ));
     }
     let config = &state.config.ext_authz;
-    // Which configured audience full verification must then find in `aud`.
-    let audience =
-        crate::jose::unverified_claim(token, "aud").filter(|a| config.audiences.contains(a));
+    // Only tokens for an API behind Envoy: the one configured audience that
+    // full verification must then find in `aud` (never the server's own).
+    let Some(audience) =
+        crate::jose::unverified_claim(token, "aud").filter(|a| config.audiences.contains(a))
+    else {
+        return Err(wrong_audience());
+    };
     let url = config
         .public_url
         .as_deref()
         .map(|base| format!("{}{path}", base.trim_end_matches('/')));
     let proof = dpop_header(headers)?;
     let how = Presentation {
-        audience: audience.as_deref(),
+        audience: Some(&audience),
         scheme: Some(scheme),
         dpop: match (proof, &url) {
             (Some(proof), Some(url)) => Some(DpopEvidence {
@@ -152,6 +197,9 @@ async fn run(
         ));
     }
     let agent = verify_agent_token(state, token, how).await?;
+    if agent.claims.aud != audience {
+        return Err(wrong_audience());
+    }
 
     let Some(matched) = config.matching(method.as_str(), path) else {
         let mut event = state.event(EventType::Decision, &format!("agent:{}", agent.row().id));
@@ -175,8 +223,23 @@ async fn run(
             approval_id: None,
         }));
     };
-    let args = arguments(uri, body, &matched.params);
-    let d = decide_as(state, &agent, &matched.action, args, matched.resource).await?;
+    let resource = matched.resource.as_deref().map(Resource::parse).transpose();
+    let (args, resource) = match (arguments(uri, body, &matched.params), resource) {
+        (Ok(args), Ok(resource)) => (args, resource),
+        (args, resource) => {
+            let mut errors = args.err().unwrap_or_default();
+            if let Err(e) = resource {
+                errors.push(FieldError {
+                    path: "resource".into(),
+                    message: e.to_string(),
+                    line: None,
+                    column: None,
+                });
+            }
+            return malformed(state, &agent, method, path, &matched.action, errors).await;
+        }
+    };
+    let d = decide_as(state, &agent, &matched.action, args, resource).await?;
     if d.decision == "allow" {
         let mut r = StatusCode::OK.into_response();
         let h = r.headers_mut();
@@ -185,6 +248,48 @@ async fn run(
         return Ok(r);
     }
     Ok(refused(d))
+}
+
+fn wrong_audience() -> ApiError {
+    ApiError::Unauthenticated(
+        "invalid access token: ext_authz accepts only tokens issued for one of `ext_authz.audiences`"
+            .into(),
+    )
+}
+
+/// A request that cannot be decided as sent (a name given twice, a resource
+/// outside the grammar): denied, recorded, and answered 400 — Envoy passes
+/// the check's status and body on to the client.
+async fn malformed(
+    state: &AppState,
+    agent: &AgentCaller,
+    method: &Method,
+    path: &str,
+    action: &str,
+    errors: Vec<FieldError>,
+) -> Result<Response, ApiError> {
+    let decision_id = format!("dec_{}", random_token(12));
+    let mut event = state.event(EventType::Decision, &format!("agent:{}", agent.row().id));
+    event.agent = Some(agent.row().id.to_string());
+    event.action = Some(action.to_owned());
+    event.decision = Some("deny".into());
+    event.detail = Some(serde_json::json!({
+        "decision_id": decision_id,
+        "ext_authz": {"method": method.as_str(), "path": path},
+        "why": "the request is ambiguous or names a resource outside the grammar",
+        "errors": errors,
+    }));
+    state.audit(event).await?;
+    let mut r = ApiError::Malformed {
+        detail: "the request cannot be decided as sent: a name is given twice, or the resource does not fit the resource grammar".into(),
+        errors,
+    }
+    .into_response();
+    let h = r.headers_mut();
+    h.insert("x-bridle-decision", HeaderValue::from_static("deny"));
+    h.insert("x-bridle-decision-id", header_value(&decision_id));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
 }
 
 fn refused(d: DecisionResponse) -> Response {

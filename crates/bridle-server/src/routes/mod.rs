@@ -18,7 +18,6 @@ pub mod reachable;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::routing::{any, get, post, put};
 use bridle_store::AuditRead;
 
@@ -126,23 +125,6 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-/// A JSON body that did not parse: 413 when too large, else 400/422 with the reason.
-pub(crate) fn json_error(e: JsonRejection) -> ApiError {
-    use axum::http::StatusCode;
-    match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::BadRequest("expected `Content-Type: application/json`".into())
-        }
-        StatusCode::UNPROCESSABLE_ENTITY => ApiError::invalid(
-            "the request body does not match the schema",
-            "",
-            e.body_text(),
-        ),
-        _ => ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text())),
-    }
 }
 
 /// A query string that did not parse: 400 problem+json with the reason.

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::{hash_secret, random_token};
@@ -68,10 +69,10 @@ pub struct PrincipalDeactivated {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreatePrincipal>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<CreatePrincipal>, ApiError>,
 ) -> Result<(StatusCode, Json<PrincipalCreated>), ApiError> {
     caller.require_admin()?;
-    let Json(body) = body.map_err(super::json_error)?;
+    let StrictJson(body) = body?;
     let id: PrincipalId = body.id.parse().map_err(|e: bridle_core::id::IdError| {
         ApiError::invalid("invalid principal", "id", e.to_string())
     })?;

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Caller, Presentation, verify_agent_token};
 use crate::error::ApiError;
+use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 
@@ -66,13 +67,13 @@ pub struct ReachableResponse {
 pub async fn reachable(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<ReachableRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<StrictJson<ReachableRequest>, ApiError>,
 ) -> Result<Json<ReachableResponse>, ApiError> {
     let p = caller.require_principal()?;
     if !p.has_role(Role::Pep) {
         return Err(ApiError::Forbidden("requires the `pep` role".into()));
     }
-    let Json(req) = body.map_err(super::json_error)?;
+    let StrictJson(req) = body?;
     if req.actions.len() > MAX_ACTIONS {
         return Err(ApiError::invalid(
             "too many actions",

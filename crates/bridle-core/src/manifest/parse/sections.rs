@@ -40,7 +40,7 @@ impl Parser {
             };
             let resource = self
                 .required(&f, "resource")
-                .and_then(|n| self.parsed(n, &f.path("resource"), Glob::resource));
+                .and_then(|n| self.parsed(n, &f.path("resource"), crate::resource::data_glob));
             let access = self.required(&f, "access").and_then(|n| {
                 let p = f.path("access");
                 let items = self.list(n, &p)?;
