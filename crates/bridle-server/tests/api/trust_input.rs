@@ -161,8 +161,18 @@ async fn resources_outside_the_grammar_are_refused(s: Server) {
     let events = s.audit(ADMIN_KEY, "type=decision&agent=case-bot").await;
     assert_eq!(events.len(), 2, "refused resources are not decisions");
     assert!(events.iter().all(|e| e["resource"] == "crm:cases/17"));
+}
+on_both!(resources_outside_the_grammar_are_refused);
 
-    // Retrievals reported with an outcome follow the same grammar.
+async fn retrievals_outside_the_grammar_are_refused(s: Server) {
+    s.principal("bob", &[], &[]).await;
+    s.apply(ADMIN_KEY, &manifest("case-bot", "bob", CASES))
+        .await
+        .expect(201);
+    let token = s.agent_token("case-bot").await;
+    let d = s
+        .decide_on(&token, "crm.get_case", json!({}), Some("crm:cases/17"))
+        .await;
     let outcome = format!("/v1/decisions/{}/outcome", d["decision_id"].as_str().unwrap());
     let r = s
         .post(
@@ -180,8 +190,17 @@ async fn resources_outside_the_grammar_are_refused(s: Server) {
     )
     .await
     .expect(204);
+    let events = s.audit(ADMIN_KEY, "type=outcome&agent=case-bot").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["retrievals"],
+        json!(["https://host/a?b", "file:///srv/x.txt"])
+    );
+}
+on_both!(retrievals_outside_the_grammar_are_refused);
 
-    // A data grant's glob must fit the grammar too: 422 naming it.
+async fn data_globs_outside_the_grammar_are_invalid(s: Server) {
+    s.principal("bob", &[], &[]).await;
     let r = s
         .apply(
             ADMIN_KEY,
@@ -194,8 +213,11 @@ async fn resources_outside_the_grammar_are_refused(s: Server) {
         .await
         .problem(422);
     assert_eq!(paths(&r), ["data[0].resource"], "{}", r.text);
+    s.apply(ADMIN_KEY, &manifest("case-bot", "bob", CASES))
+        .await
+        .expect(201);
 }
-on_both!(resources_outside_the_grammar_are_refused);
+on_both!(data_globs_outside_the_grammar_are_invalid);
 
 fn routes(config: &mut Config) {
     let rule = |method: &str, path: &str, action: &str, resource: Option<&str>| RouteRule {
@@ -339,7 +361,7 @@ fn ath(token: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
-async fn jose_headers_with_crit_are_refused(s: Server) {
+async fn dpop_proofs_with_crit_are_refused(s: Server) {
     s.principal("bob", &[], &[]).await;
     s.apply(ADMIN_KEY, &manifest("ci-bot", "bob", BOUND))
         .await
@@ -387,9 +409,13 @@ async fn jose_headers_with_crit_are_refused(s: Server) {
             .problem(401);
         assert!(r.text.contains("crit"), "{}", r.text);
     }
+}
+on_both!(dpop_proofs_with_crit_are_refused);
 
-    // A `private_key_jwt` client assertion with `crit`.
+async fn client_assertions_with_crit_are_refused(s: Server) {
+    s.principal("bob", &[], &[]).await;
     s.load("swe-bot").await;
+    let key = ClientKey::generate();
     let client_id = s.key_credentials("swe-bot", &key).await;
     let assertion = |header: &Value, jti: &str| {
         key.sign_raw(
@@ -426,4 +452,4 @@ async fn jose_headers_with_crit_are_refused(s: Server) {
         r.text
     );
 }
-on_both!(jose_headers_with_crit_are_refused);
+on_both!(client_assertions_with_crit_are_refused);
