@@ -215,6 +215,21 @@ def test_a_denied_request_never_reaches_the_api(stack):
     assert len(seen(stack)) == before, "a refused request reached the API"
 
 
+def test_an_ambiguous_request_is_400_and_never_reaches_the_api(stack):
+    """The query says one vendor, the body another: Bridle refuses (and
+    records) the check with 400, and Envoy hands that answer to the client."""
+    before = len(seen(stack))
+    status, headers, text = http(
+        "POST", f"{stack['api']}/api/purchase-requests?vendor=evilcorp",
+        {"vendor": "acme", "amount": 700}, bearer(stack),
+    )
+    assert status == 400, text
+    assert headers["x-bridle-decision"] == "deny", dict(headers)
+    assert headers["content-type"] == "application/problem+json"
+    assert [e["path"] for e in json.loads(text)["errors"]] == ["body.vendor"]
+    assert len(seen(stack)) == before, "an ambiguous request reached the API"
+
+
 def test_unauthenticated_requests_are_401(stack):
     before = len(seen(stack))
     for headers in [{}, {"authorization": "Bearer a.b.c"}, bearer(stack, "other_token"),

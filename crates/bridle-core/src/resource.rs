@@ -428,7 +428,7 @@ mod tests {
         ) {
             let s = format!("{scheme}{}", tail.concat());
             if let Ok(r) = Resource::parse(&s) {
-                proptest::prop_assert_eq!(Resource::parse(r.as_str()).as_ref(), Ok(&r));
+                proptest::prop_assert_eq!(Resource::parse(r.as_str()), Ok(r.clone()));
                 proptest::prop_assert!(r.as_str().len() <= MAX_LEN);
                 let decoded = decode_all(r.as_str());
                 proptest::prop_assert!(!decoded.iter().any(|b| *b < 0x20 || *b == 0x7f));
