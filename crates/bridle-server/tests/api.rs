@@ -35,3 +35,5 @@ mod principals;
 mod scenarios;
 #[path = "api/webhooks.rs"]
 mod webhooks;
+#[path = "api/trust_manifest.rs"]
+mod trust_manifest;
