@@ -16,13 +16,12 @@ fn first_error(r: &crate::common::Resp) -> &Value {
     &r["errors"][0]
 }
 
-async fn deep_cedar_is_refused_and_the_server_survives(s: Server) {
+async fn apply_authorizes_before_parsing(s: Server) {
     let people = s.people().await;
     let mallory = &people["mallory"];
     s.apply(&people["alice"], &manifest("alice-bot", "alice", "tools:\n  - name: t\n"))
         .await
         .expect(201);
-
     // On someone else's agent the body is never parsed: not even garbage
     // gets a validation answer.
     let r = s.put_yaml("alice-bot", mallory, "{{{{ not yaml").await.problem(403);
@@ -33,6 +32,20 @@ async fn deep_cedar_is_refused_and_the_server_survives(s: Server) {
         &format!("tools:\n  - name: t\n    when: \"{}\"\n", deep_parens(150)),
     );
     s.put_yaml("alice-bot", mallory, &deep).await.problem(403);
+    // A retired agent is 409 before its body is looked at.
+    s.post("/v1/agents/alice-bot/retire", ADMIN_KEY, json!({"reason": "done"}))
+        .await
+        .expect(200);
+    s.put_yaml("alice-bot", &people["alice"], "{{{{ not yaml").await.problem(409);
+}
+on_both!(apply_authorizes_before_parsing);
+
+async fn deep_cedar_is_refused_and_the_server_survives(s: Server) {
+    let people = s.people().await;
+    let mallory = &people["mallory"];
+    s.apply(&people["alice"], &manifest("alice-bot", "alice", "tools:\n  - name: t\n"))
+        .await
+        .expect(201);
 
     // On a new agent of their own, any principal can send it: refused
     // with the path, in every place a condition can appear.
