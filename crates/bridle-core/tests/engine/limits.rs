@@ -226,3 +226,26 @@ fn a_request_without_the_budgeted_argument_is_not_counted() {
     assert_eq!(go(json!({"memo": "x"})).effect, Effect::Allow);
     assert_eq!(codes(&go(json!({"amount": 1}))), [ReasonCode::BudgetExceeded]);
 }
+
+#[test]
+fn stored_usage_cannot_refund_or_overflow_a_budget() {
+    let a = agent(UNCONSTRAINED_BUDGET);
+    let t0 = at(common::NOON);
+    let ms = |s: i64| secs(t0, s).as_millisecond();
+    // A negative amount stored by an older version is not a refund.
+    let ledger = MemoryLedger::new();
+    ledger.replay("test-bot", ms(-3600), "amount", 10_000);
+    ledger.replay("test-bot", ms(-1800), "amount", -10_000);
+    let pay = |ledger: &MemoryLedger| {
+        Req::new(&a, "pay")
+            .args(json!({"amount": 1}))
+            .now(t0)
+            .decide_with(ledger, &Approvals::new())
+    };
+    assert_eq!(codes(&pay(&ledger)), [ReasonCode::BudgetExceeded]);
+    // Sums saturate instead of overflowing.
+    let ledger = MemoryLedger::new();
+    ledger.replay("test-bot", ms(-60), "amount", i64::MAX);
+    ledger.replay("test-bot", ms(-30), "amount", i64::MAX);
+    assert_eq!(codes(&pay(&ledger)), [ReasonCode::BudgetExceeded]);
+}
