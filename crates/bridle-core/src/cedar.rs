@@ -89,8 +89,154 @@ fn schema_text(shape: &ConditionShape) -> String {
     s
 }
 
+/// Why Cedar text was refused before reaching Cedar's parser.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CedarTextError {
+    #[error("{len} bytes of Cedar; at most {max} are accepted")]
+    TooLong { len: usize, max: usize },
+    #[error("Cedar nested deeper than {max} levels (brackets, `if`, `!` and `-` each add one)")]
+    TooDeep { max: usize },
+    #[error("more than {max} Cedar operators in one expression")]
+    TooManyOperators { max: usize },
+}
+
+/// Bound Cedar text before Cedar parses it: Cedar's parser, validator and
+/// evaluator recurse over the expression, so unbounded nesting (or a long
+/// operator chain, which parses into a tree as deep as it is long) would
+/// exhaust the stack. Lexical, so it runs in one pass without recursion;
+/// string literals and comments are skipped. Nesting counts open brackets,
+/// every `if` seen so far in the statement and the current run of unary
+/// operators; operators are counted per statement (up to a `;` at the top
+/// level), so a file of many small policies passes.
+pub fn bound_cedar(text: &str, max_bytes: usize) -> Result<(), CedarTextError> {
+    use crate::manifest::limits::{MAX_CEDAR_NESTING, MAX_CEDAR_OPERATORS};
+    if text.len() > max_bytes {
+        return Err(CedarTextError::TooLong {
+            len: text.len(),
+            max: max_bytes,
+        });
+    }
+    let deep = CedarTextError::TooDeep {
+        max: MAX_CEDAR_NESTING,
+    };
+    let mut brackets = 0usize;
+    let mut ifs = 0usize;
+    let mut unary = 0usize;
+    let mut operators = 0usize;
+    // Whether the last token ends an operand (so a `-` after it is binary).
+    let mut after_operand = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        let mut operator = false;
+        let mut is_unary = false;
+        match c {
+            '"' => {
+                while let Some((_, d)) = chars.next() {
+                    match d {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+                after_operand = true;
+            }
+            '/' if chars.peek().is_some_and(|(_, d)| *d == '/') => {
+                for (_, d) in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+                continue;
+            }
+            '(' | '[' | '{' => {
+                brackets += 1;
+                after_operand = false;
+            }
+            ')' | ']' | '}' => {
+                brackets = brackets.saturating_sub(1);
+                after_operand = true;
+            }
+            ';' if brackets == 0 => {
+                ifs = 0;
+                operators = 0;
+                after_operand = false;
+            }
+            '!' if chars.peek().is_some_and(|(_, d)| *d == '=') => {
+                chars.next();
+                operator = true;
+            }
+            '!' => {
+                operator = true;
+                is_unary = true;
+            }
+            '-' if !after_operand => {
+                operator = true;
+                is_unary = true;
+            }
+            '.' | '+' | '-' | '*' | '<' | '>' | '=' | '&' | '|' => {
+                // Two-character operators (`&&`, `<=`, `==`) count once.
+                if let Some((_, d)) = chars.peek()
+                    && matches!(d, '=' | '&' | '|')
+                {
+                    chars.next();
+                }
+                operator = true;
+            }
+            c if c.is_alphanumeric() || c == '_' => {
+                let mut word = String::from(c);
+                while let Some((_, d)) = chars.peek() {
+                    if d.is_alphanumeric() || *d == '_' {
+                        word.push(*d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                match word.as_str() {
+                    "if" => {
+                        ifs += 1;
+                        operator = true;
+                    }
+                    "has" | "like" | "in" | "is" => operator = true,
+                    "then" | "else" => {}
+                    _ => after_operand = true,
+                }
+                if operator {
+                    after_operand = false;
+                }
+            }
+            _ => {}
+        }
+        if operator {
+            operators += 1;
+            if operators > MAX_CEDAR_OPERATORS {
+                return Err(CedarTextError::TooManyOperators {
+                    max: MAX_CEDAR_OPERATORS,
+                });
+            }
+            if is_unary {
+                unary += 1;
+            } else {
+                unary = 0;
+            }
+            after_operand = false;
+        } else if !c.is_whitespace() {
+            unary = 0;
+        }
+        if brackets + ifs + unary > MAX_CEDAR_NESTING {
+            return Err(deep);
+        }
+    }
+    Ok(())
+}
+
 /// Parse `expr` and type-check it as a boolean condition over `context`.
 pub fn check_condition(expr: &str, shape: &ConditionShape) -> Result<(), String> {
+    if let Err(e) = bound_cedar(expr, crate::manifest::limits::MAX_CONDITION_BYTES) {
+        return Err(format!("Cedar condition refused: {e}"));
+    }
     if let Err(e) = cedar_policy::Expression::from_str(expr) {
         return Err(format!(
             "invalid Cedar expression `{expr}`: {}",
@@ -277,5 +423,125 @@ mod tests {
     fn quoting_escapes_quotes_backslashes_and_stars() {
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(quote_like_literal("a*b"), "\"a\\*b\"");
+    }
+
+    fn nested(open: &str, inner: &str, close: &str, n: usize) -> String {
+        format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+    }
+
+    #[test]
+    fn hostile_nesting_is_refused_before_cedar_parses_it() {
+        use crate::manifest::limits::MAX_CONDITION_BYTES as MAX;
+        let deep_parens = nested("(", "context.args.amount > 1", ")", 150);
+        let deep_sets = format!("{} == []", nested("[", "1", "]", 150));
+        let deep_records = format!("{} == {{}}", nested("{a: ", "1", "}", 150));
+        let nots = format!("{}true", "!".repeat(150));
+        let negs = format!("{}1 == 1", "-".repeat(150));
+        let ifs = format!(
+            "{}true{}",
+            "if true then ".repeat(40),
+            " else false".repeat(40)
+        );
+        let chain = format!("{}1 > 0", "1 + ".repeat(500));
+        for (text, want) in [
+            (&deep_parens, "nested deeper"),
+            (&deep_sets, "nested deeper"),
+            (&deep_records, "nested deeper"),
+            (&nots, "nested deeper"),
+            (&negs, "nested deeper"),
+            (&ifs, "nested deeper"),
+            (&chain, "operators"),
+        ] {
+            let e = bound_cedar(text, MAX).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} for {text}");
+            let e = check_condition(text, &shape()).unwrap_err();
+            assert!(e.contains("refused"), "{e}");
+        }
+        let long = format!("context.args.vendor == {}", quote(&"x".repeat(MAX)));
+        assert!(matches!(
+            bound_cedar(&long, MAX),
+            Err(CedarTextError::TooLong { .. })
+        ));
+        // Brackets, operators and `if`s inside strings and comments do not count.
+        let quoted = format!(
+            "context.args.vendor == {} // {}\n && true",
+            quote(&"((((!!!!".repeat(40)),
+            "((((".repeat(40)
+        );
+        bound_cedar(&quoted, MAX).unwrap();
+        // Statements are bounded one by one.
+        let many = "forbid(principal, action, resource) when { context.args.amount > 1 };\n"
+            .repeat(200);
+        bound_cedar(&many, usize::MAX).unwrap();
+    }
+
+    #[test]
+    fn real_conditions_are_well_inside_the_bounds() {
+        for text in [
+            "context.args.amount > 5000",
+            "context.args.vendor == \"acme\" && context.time.hour < 18",
+            "context has resource && context.resource like \"crm:*\"",
+            "!(context.args.amount < -5) || [1, 2, 3].contains(context.args.amount)",
+            "if context.args.amount > 10 then context.time.hour < 18 else true",
+        ] {
+            bound_cedar(text, 4096).unwrap();
+        }
+    }
+
+    /// The worst text the bounds let through parses, type-checks and
+    /// evaluates on a thread with a small stack (an async worker has 2 MiB).
+    #[test]
+    fn at_the_bounds_cedar_fits_a_small_stack() {
+        use crate::manifest::limits::{MAX_CEDAR_NESTING, MAX_CEDAR_OPERATORS};
+        let n = MAX_CEDAR_NESTING;
+        let worst = vec![
+            nested("(", "context.args.amount > 1", ")", n - 1),
+            format!("{} == []", nested("[", "1", "]", n - 1)),
+            format!("{}true", "!".repeat(n)),
+            format!(
+                "{}true{}",
+                "if true then ".repeat(n),
+                " else false".repeat(n)
+            ),
+            format!("{}1 > 0", "1 + ".repeat(MAX_CEDAR_OPERATORS - 1)),
+            format!("{}true", "true && ".repeat(MAX_CEDAR_OPERATORS)),
+            format!(
+                "{}context.args.amount > 0{}",
+                "(1 + ".repeat(n - 1),
+                ")".repeat(n - 1)
+            ),
+        ];
+        let run = move || {
+            for text in &worst {
+                bound_cedar(text, 4096).unwrap();
+                let _ = check_condition(text, &shape());
+                let policy = format!("permit(principal, action, resource) when {{ {text} }};");
+                // Cedar refuses some of these itself (more than 4 unary
+                // operators in a row); those that parse must also evaluate.
+                let Ok(set) = PolicySet::from_str(&policy) else {
+                    continue;
+                };
+                let request = cedar_policy::Request::new(
+                    agent_uid("a"),
+                    invoke_uid(),
+                    tool_uid("t"),
+                    cedar_policy::Context::empty(),
+                    None,
+                )
+                .unwrap();
+                let _ = cedar_policy::Authorizer::new().is_authorized(
+                    &request,
+                    &set,
+                    &cedar_policy::Entities::empty(),
+                );
+                let _ = set.to_string();
+            }
+        };
+        std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

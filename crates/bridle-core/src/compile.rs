@@ -15,7 +15,6 @@
 //! decision names the line that decided it.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
@@ -48,6 +47,11 @@ pub enum GuardrailError {
     Parse { name: String, message: String },
     #[error("guardrail `{name}`: only `forbid` policies are allowed (a guardrail may never grant)")]
     Permit { name: String },
+    #[error("guardrail `{name}`: {source}")]
+    Bound {
+        name: String,
+        source: crate::cedar::CedarTextError,
+    },
 }
 
 impl Guardrails {
@@ -57,6 +61,12 @@ impl Guardrails {
 
     /// Add the policies in `text` under `name` (e.g. the file name).
     pub fn add(&mut self, name: &str, text: &str) -> Result<(), GuardrailError> {
+        crate::cedar::bound_cedar(text, crate::manifest::limits::MAX_GUARDRAIL_BYTES).map_err(
+            |source| GuardrailError::Bound {
+                name: name.to_owned(),
+                source,
+            },
+        )?;
         let set = PolicySet::from_str(text).map_err(|e| GuardrailError::Parse {
             name: name.to_owned(),
             message: e
@@ -192,6 +202,23 @@ fn selector(id: &str, m: &Manifest) -> Option<Glob> {
     None
 }
 
+/// `conds` joined by `op` as a balanced tree of parenthesised halves (the
+/// result is parenthesised, so it combines with any operator).
+/// Cedar parses `a && b && c …` into a tree as deep as the chain is long, and
+/// evaluates it recursively (on the async workers); halving keeps the depth
+/// logarithmic in the number of conditions a grant compiles to.
+fn balanced(conds: &[String], op: &str) -> String {
+    match conds {
+        [] => "true".to_owned(),
+        [one] => one.clone(),
+        _ if conds.len() <= 4 => format!("({})", conds.join(&format!(" {op} "))),
+        _ => {
+            let (left, right) = conds.split_at(conds.len() / 2);
+            format!("({} {op} {})", balanced(left, op), balanced(right, op))
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("internal error compiling `{agent}` to Cedar: {message}")]
 pub struct CompileError {
@@ -269,15 +296,14 @@ impl Compiler {
     }
 
     fn data_cond(data: &[DataGrant], access: Access) -> String {
-        let mut cond = String::from("!(context has \"resource\")");
+        let mut conds = vec![String::from("!(context has \"resource\")")];
         for d in data.iter().filter(|d| d.access.contains(&access)) {
-            let _ = write!(
-                cond,
-                " || context[\"resource\"] like {}",
+            conds.push(format!(
+                "context[\"resource\"] like {}",
                 quote(d.resource.cedar_like())
-            );
+            ));
         }
-        format!("({cond})")
+        balanced(&conds, "||")
     }
 
     fn permit(&self, resource_scope: &str, cond: &str) -> String {
@@ -367,7 +393,7 @@ impl Compiler {
                 self.explain
                     .push((format!("{path}.approval"), Self::explain_permit(&cond)));
             }
-            let text = self.permit(&Self::resource_scope(&g.name), &conds.join(" && "));
+            let text = self.permit(&Self::resource_scope(&g.name), &balanced(&conds, "&&"));
             self.main.push((path.clone(), text));
             self.origins.push((path, Origin::Grant(i)));
             self.grant_checks.push(checks);

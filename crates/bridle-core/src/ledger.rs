@@ -75,6 +75,11 @@ impl MemoryLedger {
         else {
             return;
         };
+        // Budgets count non-negative amounts only; a negative one stored by
+        // an older version is not a refund.
+        if !arg.is_empty() && amount < 0 {
+            return;
+        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let usage = state.entry(agent).or_default();
         if arg.is_empty() {
@@ -115,7 +120,9 @@ impl Ledger for MemoryLedger {
         for s in spend {
             let from = since(now, s.per);
             let used: i64 = usage.and_then(|u| u.spend.get(&s.arg)).map_or(0, |q| {
-                q.iter().filter(|(t, _)| *t > from).map(|(_, a)| *a).sum()
+                q.iter()
+                    .filter(|(t, _)| *t > from)
+                    .fold(0, |sum, (_, a)| sum.saturating_add(*a))
             });
             if used.saturating_add(s.amount) > s.max {
                 return Some(LimitHit::Budget {

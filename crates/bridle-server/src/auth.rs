@@ -216,7 +216,7 @@ pub(crate) async fn verify_record(state: &AppState, token: &str) -> Result<Verif
         None => return Err(unauth("unknown token id")),
     }
     let chain = chain_rows(state, &claims).await?;
-    let path = delegation_path(state, &chain)?;
+    let path = delegation_path(state, &chain).await?;
     let manifests: Vec<_> = path.iter().map(|c| c.manifest()).collect();
     bridle_core::delegation::check_path(&manifests).map_err(|e| unauth(&e.to_string()))?;
     let dpop_required = manifests
@@ -232,15 +232,15 @@ pub(crate) async fn verify_record(state: &AppState, token: &str) -> Result<Verif
 
 /// The compiled records of a token's chain in delegation order: the
 /// subject, then the actors from the first to the current one.
-pub(crate) fn delegation_path(
+pub(crate) async fn delegation_path(
     state: &AppState,
     chain: &[AgentRow],
 ) -> Result<Vec<bridle_core::CompiledAgent>, ApiError> {
     let mut path = Vec::with_capacity(chain.len() + 1);
     if let Some((subject, actors)) = chain.split_first() {
-        path.push(state.compiled(subject)?);
+        path.push(state.compiled(subject).await?);
         for row in actors.iter().rev() {
-            path.push(state.compiled(row)?);
+            path.push(state.compiled(row).await?);
         }
     }
     Ok(path)

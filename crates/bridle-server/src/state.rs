@@ -149,25 +149,44 @@ impl AppState {
     }
 
     /// The compiled form of an agent's current manifest (cached per version).
-    pub fn compiled(&self, row: &AgentRow) -> Result<CompiledAgent, ApiError> {
-        if let Ok(cache) = self.compiled.read()
-            && let Some((version, agent)) = cache.get(row.id.as_str())
-            && *version == row.version
-        {
-            return Ok(agent.clone());
+    /// A miss parses and compiles on the blocking pool, never on an async
+    /// worker: other callers' decisions do not wait for it.
+    pub async fn compiled(&self, row: &AgentRow) -> Result<CompiledAgent, ApiError> {
+        if let Some(agent) = self.cached(row) {
+            return Ok(agent);
         }
-        let manifest = Manifest::from_source(&row.source).map_err(|e| {
-            ApiError::Internal(format!(
-                "stored manifest of `{}` no longer parses: {e}",
-                row.id
-            ))
-        })?;
-        let agent = CompiledAgent::compile(manifest, &self.guardrails)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        if let Ok(mut cache) = self.compiled.write() {
-            cache.insert(row.id.to_string(), (row.version, agent.clone()));
-        }
+        let state = self.clone();
+        let source = row.source.clone();
+        let id = row.id.to_string();
+        let agent = tokio::task::spawn_blocking(move || {
+            let manifest = Manifest::from_source(&source).map_err(|e| {
+                ApiError::Internal(format!("stored manifest of `{id}` no longer parses: {e}"))
+            })?;
+            CompiledAgent::compile(manifest, &state.guardrails)
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("compiling a manifest failed: {e}")))??;
+        self.cache_compiled(row.id.as_str(), row.version, &agent);
         Ok(agent)
+    }
+
+    fn cached(&self, row: &AgentRow) -> Option<CompiledAgent> {
+        let cache = self.compiled.read().ok()?;
+        let (version, agent) = cache.get(row.id.as_str())?;
+        (*version == row.version).then(|| agent.clone())
+    }
+
+    /// Remember `agent` as the compiled form of version `version` of `id`
+    /// (an apply hands over what it compiled, so no decision compiles it
+    /// again).
+    pub fn cache_compiled(&self, id: &str, version: i64, agent: &CompiledAgent) {
+        if let Ok(mut cache) = self.compiled.write() {
+            let newer = cache.get(id).is_some_and(|(v, _)| *v > version);
+            if !newer {
+                cache.insert(id.to_owned(), (version, agent.clone()));
+            }
+        }
     }
 
     /// Append to the audit log; returns once durable. Failure is a 503.

@@ -37,3 +37,5 @@ mod scenarios;
 mod trust_input;
 #[path = "api/webhooks.rs"]
 mod webhooks;
+#[path = "api/trust_manifest.rs"]
+mod trust_manifest;

@@ -428,7 +428,17 @@ impl Engine {
             })
             .min();
 
-        let spend = budgets(m, input.action.args);
+        let spend = budgets(m, input.action.args).map_err(|(i, value)| {
+            let b = &m.limits.budgets[i];
+            Decision::deny(reason(
+                ReasonCode::ArgConstraint,
+                who(format!(
+                    "argument `{}` is counted by a budget, so it must be a non-negative integer; got `{value}`",
+                    b.arg
+                )),
+                at(&format!("limits.budgets[{i}]"), Some(b.pos)),
+            ))
+        })?;
         // A grant without an approval rule allows outright.
         if let Some(&i) = grants.iter().find(|i| m.tools[**i].approval.is_none()) {
             return Ok(Pass {
@@ -587,24 +597,31 @@ fn limit_reason(agent: &CompiledAgent, hit: LimitHit, chain: bool) -> Reason {
 }
 
 /// The budgets an action draws on: each budget whose argument the action
-/// carries as an integer.
+/// carries. A carried budget argument must be a non-negative integer (a
+/// string, a fraction, a negative or a number beyond `i64` would otherwise
+/// pass uncounted or act as a refund); the error is the budget's index and
+/// the value as sent.
 fn budgets(
     m: &crate::manifest::Manifest,
     args: &serde_json::Map<String, serde_json::Value>,
-) -> Vec<Spend> {
-    m.limits
-        .budgets
-        .iter()
-        .filter_map(|b| {
-            let amount = args.get(&b.arg)?.as_i64()?;
-            Some(Spend {
-                arg: b.arg.clone(),
-                amount,
-                max: b.max,
-                per: b.per,
-            })
-        })
-        .collect()
+) -> Result<Vec<Spend>, (usize, String)> {
+    let mut spend = Vec::new();
+    for (i, b) in m.limits.budgets.iter().enumerate() {
+        let Some(value) = args.get(&b.arg) else {
+            continue;
+        };
+        let amount = value
+            .as_u64()
+            .and_then(|a| i64::try_from(a).ok())
+            .ok_or_else(|| (i, value.to_string()))?;
+        spend.push(Spend {
+            arg: b.arg.clone(),
+            amount,
+            max: b.max,
+            per: b.per,
+        });
+    }
+    Ok(spend)
 }
 
 /// The key an approval binds to: subject, delegation chain, action, canonical

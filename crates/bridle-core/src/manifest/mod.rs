@@ -3,6 +3,7 @@
 //! is the only way to build one; it reports every problem of a file at once.
 
 mod error;
+pub mod limits;
 mod node;
 mod parse;
 pub mod schedule;

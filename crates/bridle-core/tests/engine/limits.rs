@@ -144,3 +144,108 @@ fn limits_are_checked_before_approval() {
     assert_eq!(codes(&d), [ReasonCode::BudgetExceeded]);
     assert!(d.approval.is_none());
 }
+
+/// A budget on an argument no grant constrains: only the budget decides
+/// what the argument may be.
+const UNCONSTRAINED_BUDGET: &str = "\
+tools:
+  - name: pay
+limits:
+  budgets:
+    - { arg: amount, max: 10000, per: 24h }
+";
+
+#[test]
+fn a_budgeted_argument_must_be_a_non_negative_integer() {
+    let t0 = at(common::NOON);
+    for source in [UNCONSTRAINED_BUDGET, BUDGETED] {
+        let a = agent(source);
+        let ledger = MemoryLedger::new();
+        let pay = |amount: serde_json::Value| {
+            Req::new(&a, "pay")
+                .args(json!({ "amount": amount }))
+                .now(t0)
+                .decide_with(&ledger, &Approvals::new())
+        };
+        // Spend the whole budget.
+        assert_eq!(pay(json!(5000)).effect, Effect::Allow);
+        assert_eq!(pay(json!(5000)).effect, Effect::Allow);
+        assert_eq!(codes(&pay(json!(1))), [ReasonCode::BudgetExceeded]);
+        // None of these may pass uncharged, nor refund what was spent.
+        let big: serde_json::Value = serde_json::from_str("18446744073709551615").unwrap();
+        let float: serde_json::Value = serde_json::from_str("1e6").unwrap();
+        for value in [
+            json!("500000"),
+            json!(500000.0),
+            float,
+            big,
+            json!(-5000),
+            json!(null),
+            json!([1]),
+        ] {
+            let d = pay(value.clone());
+            assert_eq!(d.effect, Effect::Deny, "{value}: {d:?}");
+            // A grant's own constraint may name it too; every reason is one.
+            assert!(
+                codes(&d).iter().all(|c| *c == ReasonCode::ArgConstraint),
+                "{value}: {d:?}"
+            );
+        }
+        // The refused negative refunded nothing.
+        assert_eq!(codes(&pay(json!(1))), [ReasonCode::BudgetExceeded]);
+        // Zero is a non-negative integer and fits (where no `min` forbids it).
+        if source == UNCONSTRAINED_BUDGET {
+            assert_eq!(pay(json!(0)).effect, Effect::Allow);
+        }
+    }
+}
+
+#[test]
+fn the_budget_names_the_line_that_refused_the_argument() {
+    let a = agent(UNCONSTRAINED_BUDGET);
+    let d = Req::new(&a, "pay").args(json!({"amount": "100"})).decide();
+    assert_eq!(codes(&d), [ReasonCode::ArgConstraint]);
+    let src = d.reasons[0].source.as_ref().unwrap();
+    assert_eq!(src.path, "limits.budgets[0]");
+    assert!(d.reasons[0].message.contains("non-negative integer"), "{d:?}");
+}
+
+#[test]
+fn a_request_without_the_budgeted_argument_is_not_counted() {
+    let a = agent(UNCONSTRAINED_BUDGET);
+    let ledger = MemoryLedger::new();
+    let t0 = at(common::NOON);
+    let go = |args: serde_json::Value| {
+        Req::new(&a, "pay")
+            .args(args)
+            .now(t0)
+            .decide_with(&ledger, &Approvals::new())
+    };
+    assert_eq!(go(json!({"amount": 10000})).effect, Effect::Allow);
+    assert_eq!(go(json!({})).effect, Effect::Allow);
+    assert_eq!(go(json!({"memo": "x"})).effect, Effect::Allow);
+    assert_eq!(codes(&go(json!({"amount": 1}))), [ReasonCode::BudgetExceeded]);
+}
+
+#[test]
+fn stored_usage_cannot_refund_or_overflow_a_budget() {
+    let a = agent(UNCONSTRAINED_BUDGET);
+    let t0 = at(common::NOON);
+    let ms = |s: i64| secs(t0, s).as_millisecond();
+    // A negative amount stored by an older version is not a refund.
+    let ledger = MemoryLedger::new();
+    ledger.replay("test-bot", ms(-3600), "amount", 10_000);
+    ledger.replay("test-bot", ms(-1800), "amount", -10_000);
+    let pay = |ledger: &MemoryLedger| {
+        Req::new(&a, "pay")
+            .args(json!({"amount": 1}))
+            .now(t0)
+            .decide_with(ledger, &Approvals::new())
+    };
+    assert_eq!(codes(&pay(&ledger)), [ReasonCode::BudgetExceeded]);
+    // Sums saturate instead of overflowing.
+    let ledger = MemoryLedger::new();
+    ledger.replay("test-bot", ms(-60), "amount", i64::MAX);
+    ledger.replay("test-bot", ms(-30), "amount", i64::MAX);
+    assert_eq!(codes(&pay(&ledger)), [ReasonCode::BudgetExceeded]);
+}

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use bridle_core::Manifest;
 use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
+use bridle_core::manifest::limits::MAX_MANIFEST_BYTES;
 use bridle_core::id::{AgentId, PrincipalId};
 use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite};
 use jiff::Timestamp;
@@ -133,6 +134,25 @@ pub async fn apply(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let principal = caller.require_principal()?.clone();
+    // Everything that does not need the body is decided before the body
+    // is read as a manifest: a caller who may not apply learns nothing and
+    // costs nothing.
+    let id: AgentId = id
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("`{id}` is not an agent id: {e}")))?;
+    let existing = state.store.agent(&id).await?;
+    if let Some(row) = &existing {
+        if !(caller.is_admin() || row.owner == principal.id) {
+            return Err(ApiError::Forbidden(
+                "only an admin or the agent's owner may apply its manifest".into(),
+            ));
+        }
+        if row.state == AgentState::Retired {
+            return Err(ApiError::Conflict(format!(
+                "agent `{id}` is retired; retirement is final"
+            )));
+        }
+    }
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
@@ -140,22 +160,33 @@ pub async fn apply(
             ApiError::BadRequest(e.body_text())
         }
     })?;
-    let source = std::str::from_utf8(&body)
+    if body.len() > MAX_MANIFEST_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))?;
-    let manifest = Manifest::from_source(source)?;
-    if manifest.agent.as_str() != id {
+    // Parsing and compiling are CPU work bounded by `manifest::limits`; they
+    // run on the blocking pool so no async worker (and no other caller's
+    // decision) waits for them.
+    let (manifest, compiled, source) = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let manifest = Manifest::from_source(&source)?;
+            // Compile before storing: a manifest that cannot be enforced is not accepted.
+            let compiled = bridle_core::CompiledAgent::compile(manifest.clone(), &state.guardrails)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok::<_, ApiError>((manifest, compiled, source))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("parsing a manifest failed: {e}")))??
+    };
+    if manifest.agent != id {
         return Err(ApiError::BadRequest(format!(
             "the path names `{id}` but the manifest's `agent` is `{}`",
             manifest.agent
         )));
     }
-    let existing = state.store.agent(&manifest.agent).await?;
-    let allowed = caller.is_admin()
-        || match &existing {
-            Some(row) => row.owner == principal.id,
-            None => manifest.owner == principal.id,
-        };
-    if !allowed {
+    if existing.is_none() && !(caller.is_admin() || manifest.owner == principal.id) {
         return Err(ApiError::Forbidden(
             "only an admin or the agent's owner may apply its manifest".into(),
         ));
@@ -170,13 +201,11 @@ pub async fn apply(
             ));
         }
     }
-    // Compile before storing: a manifest that cannot be enforced is not accepted.
-    bridle_core::CompiledAgent::compile(manifest.clone(), &state.guardrails)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let (row, created) = state
         .store
-        .apply_manifest(&manifest, source, principal.id.as_str())
+        .apply_manifest(&manifest, &source, principal.id.as_str())
         .await?;
+    state.cache_compiled(row.id.as_str(), row.version, &compiled);
     // Delegation rules and DPoP requirements may have changed.
     state.tokens.invalidate();
     let mut event = state.event(EventType::Manifest, &caller.actor());

@@ -254,7 +254,7 @@ pub(crate) async fn decide_as(
     let mut compiled: Vec<CompiledAgent> = Vec::with_capacity(rows.len());
     let mut elevations: Vec<Vec<String>> = Vec::with_capacity(rows.len());
     for row in rows {
-        let agent = state.compiled(row)?;
+        let agent = state.compiled(row).await?;
         // Only agents that can be elevated need the store asked.
         elevations.push(if agent.manifest().elevation.is_empty() {
             Vec::new()

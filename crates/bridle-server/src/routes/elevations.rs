@@ -94,7 +94,7 @@ pub async fn request(
             row.state.as_str()
         )));
     }
-    let compiled = state.compiled(&row)?;
+    let compiled = state.compiled(&row).await?;
     let Some(spec) = compiled
         .manifest()
         .elevation

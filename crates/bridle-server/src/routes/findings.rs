@@ -83,7 +83,7 @@ pub async fn list(
             .flatten()
             .filter_map(|f| f.as_str())
             .collect();
-        let manifest = state.compiled(row)?.manifest().clone();
+        let manifest = state.compiled(row).await?.manifest().clone();
         findings.extend(for_agent(row, &manifest, &flags));
         let credentials = state.store.credentials(row.id.as_str()).await?;
         findings.extend(for_credentials(row, &manifest, &credentials));

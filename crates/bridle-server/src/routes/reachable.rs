@@ -93,11 +93,10 @@ pub async fn reachable(
         ..Presentation::default()
     };
     let agent = verify_agent_token(&state, &req.agent_token, how).await?;
-    let compiled = agent
-        .chain
-        .iter()
-        .map(|row| state.compiled(row))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut compiled = Vec::with_capacity(agent.chain.len());
+    for row in &agent.chain {
+        compiled.push(state.compiled(row).await?);
+    }
     let subjects: Vec<Subject<'_>> = agent
         .chain
         .iter()

@@ -8,6 +8,7 @@ mod tools;
 
 use super::error::did_you_mean;
 use super::node::{Node, Pos, Value, parse_document};
+use super::limits::{MAX_GRANTS, MAX_LIST_ITEMS, MAX_MANIFEST_BYTES};
 use super::units::parse_duration;
 use super::*;
 
@@ -54,12 +55,20 @@ const MAX_DELEGATION_DEPTH: i64 = 5;
 const MAX_APPROVAL_TTL: SignedDuration = SignedDuration::from_hours(24 * 30);
 
 pub(super) fn parse(source: &str) -> Result<Manifest, ManifestErrors> {
+    if source.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestErrors {
+            errors: vec![ManifestError::new(
+                "",
+                Pos { line: 1, column: 1 },
+                format!(
+                    "the manifest is {} bytes; at most {MAX_MANIFEST_BYTES} are accepted",
+                    source.len()
+                ),
+            )],
+        });
+    }
     let root = parse_document(source).map_err(|e| ManifestErrors {
-        errors: vec![ManifestError::new(
-            "",
-            e.pos,
-            format!("invalid YAML: {}", e.message),
-        )],
+        errors: vec![ManifestError::new(e.path, e.pos, e.message)],
     })?;
     let mut p = Parser { errors: Vec::new() };
     let manifest = p.manifest(&root);
@@ -198,9 +207,29 @@ impl Parser {
         }
     }
 
+    /// A list, at most [`MAX_GRANTS`] entries long for `tools` and
+    /// [`MAX_LIST_ITEMS`] for any other.
     fn list<'a>(&mut self, node: &'a Node, path: &str) -> Option<&'a [Node]> {
         match &node.value {
-            Value::Seq(items) => Some(items),
+            Value::Seq(items) => {
+                let most = if path == "tools" {
+                    MAX_GRANTS
+                } else {
+                    MAX_LIST_ITEMS
+                };
+                if items.len() > most {
+                    self.err(
+                        path,
+                        node.pos,
+                        format!(
+                            "{} entries; at most {most} are accepted",
+                            items.len()
+                        ),
+                    );
+                    return None;
+                }
+                Some(items)
+            }
             _ => {
                 self.err(
                     path,

@@ -4,6 +4,7 @@ use jiff::SignedDuration;
 
 use super::*;
 use crate::cedar::{ArgType, ConditionShape, check_condition};
+use crate::manifest::limits::MAX_ARGS;
 use crate::glob::Glob;
 use crate::manifest::node::{Node, Pos, Value};
 use crate::manifest::*;
@@ -84,6 +85,17 @@ impl Parser {
             );
             return None;
         };
+        if entries.len() > MAX_ARGS {
+            self.err(
+                path,
+                node.pos,
+                format!(
+                    "{} constrained arguments; at most {MAX_ARGS} are accepted",
+                    entries.len()
+                ),
+            );
+            return None;
+        }
         let before = self.errors.len();
         let mut checks = Vec::new();
         for (arg, _, spec) in entries {

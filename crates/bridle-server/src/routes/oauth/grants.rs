@@ -98,7 +98,7 @@ async fn active_agent(
             format!("agent `{}` is {}", row.id, row.state.as_str()),
         ));
     }
-    let compiled = state.compiled(&row)?;
+    let compiled = state.compiled(&row).await?;
     let today = Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();
@@ -330,7 +330,7 @@ async fn exchange(
     }
     // The delegation path: the subject, the actors first to current, then
     // the new delegate.
-    let mut path = crate::auth::delegation_path(state, &subject.chain)?;
+    let mut path = crate::auth::delegation_path(state, &subject.chain).await?;
     if subject.chain.iter().any(|r| r.id == delegate.id) {
         return Err(bad_request(
             "invalid_target",
