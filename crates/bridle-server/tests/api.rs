@@ -33,5 +33,7 @@ mod oauth;
 mod principals;
 #[path = "api/scenarios.rs"]
 mod scenarios;
+#[path = "api/trust_audit.rs"]
+mod trust_audit;
 #[path = "api/webhooks.rs"]
 mod webhooks;
