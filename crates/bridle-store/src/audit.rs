@@ -107,6 +107,126 @@ pub trait AuditRead {
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
     /// Walk the whole chain and report every record that does not verify,
     /// checking the stored head too.
+    async fn verify_audit(&self) -> Result<Verification, StoreError> {
+        self.verify_audit_with(Verifier::new()).await
+    }
+    /// Feed the records after `verifier.start_after()` (up to the stored
+    /// head, read first, so concurrent appends are not mistaken for
+    /// anything) to a verifier the caller has given its checkpoints.
+    async fn verify_audit_with(&self, verifier: Verifier) -> Result<Verification, StoreError>;
+    /// The stored head: the last `seq` and its hash.
+    async fn audit_head(&self) -> Result<(u64, String), StoreError>;
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn stored_from_row<R>(row: &R) -> Result<StoredEvent, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let seq: i64 = row.try_get("seq")?;
+    Ok(StoredEvent {
+        seq: u64::try_from(seq).unwrap_or(0),
+        format: HashFormat::from_number(row.try_get("format")?),
+        body: row.try_get("body")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+impl Store {
+    /// Chain and write `bodies` in one transaction, after the current head.
+    async fn append_batch(&self, bodies: Vec<EventBody>) -> Result<Vec<AuditEvent>, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // Take the write lock on the head before reading it.
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut seq = u64::try_from(head.try_get::<i64, _>("seq")?).unwrap_or(0);
+            let mut prev: String = head.try_get("hash")?;
+            let mut sealed = Vec::with_capacity(bodies.len());
+            for body in bodies {
+                seq += 1;
+                let stored = StoredEvent::seal(seq, &body, &prev)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                prev.clone_from(&stored.hash);
+                sealed.push((body, stored));
+            }
+            for chunk in sealed.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO audit_events (seq, time, type, agent, body, prev_hash, hash, format) ",
+                );
+                q.push_values(chunk, |mut b, (body, e)| {
+                    b.push_bind(to_i64(e.seq))
+                        .push_bind(crate::ts(body.time))
+                        .push_bind(body.kind.as_str())
+                        .push_bind(body.agent.clone())
+                        .push_bind(e.body.clone())
+                        .push_bind(e.prev_hash.clone())
+                        .push_bind(e.hash.clone())
+                        .push_bind(e.format.number());
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(to_i64(seq))
+                .bind(&prev)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(sealed
+                .into_iter()
+                .map(|(body, e)| AuditEvent {
+                    seq: e.seq,
+                    body,
+                    prev_hash: e.prev_hash,
+                    hash: e.hash,
+                })
+                .collect())
+        })
+    }
+}
+
+impl AuditRead for Store {
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        with_pool!(self, |pool| {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT seq, format, body, prev_hash, hash FROM audit_events WHERE 1 = 1",
+            );
+            if let Some(agent) = &filter.agent {
+                q.push(" AND agent = ").push_bind(agent.clone());
+            }
+            if let Some(kind) = filter.kind {
+                q.push(" AND type = ").push_bind(kind.as_str());
+            }
+            if let Some(after) = filter.after_seq {
+                q.push(" AND seq > ").push_bind(to_i64(after));
+            }
+            if let Some(since) = filter.since {
+                q.push(" AND time >= ").push_bind(crate::ts(since));
+            }
+            q.push(" ORDER BY seq LIMIT ")
+                .push_bind(i64::from(filter.limit.clamp(1, 10_000)));
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    stored_from_row(r)?
+                        .event()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect()
+        })
+    }
+
     async fn verify_audit_with(
         &self,
         mut verifier: Verifier,
