@@ -1,11 +1,12 @@
-//! `bridle audit`: verify the hash chain (on the server, or offline on the
-//! store), list events, and export them as JSON lines or OCSF.
+//! `bridle audit`: verify the hash chain and its signed checkpoints (on the
+//! server, or offline on the store, optionally against a witness file), list
+//! events, and export them as JSON lines or OCSF.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use bridle_core::audit::EventType;
-use bridle_store::{AuditRead, Store};
+use bridle_core::audit::{EventType, SignedCheckpoint};
+use bridle_store::Store;
 use serde_json::Value;
 
 use crate::Output;
@@ -22,8 +23,10 @@ pub(crate) struct AuditArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum AuditCommand {
-    /// Walk the whole hash chain and report the first altered, removed or
-    /// reordered record. Exit code 0 when intact, 2 when broken, 1 on error.
+    /// Walk the whole hash chain, check it against the stored head and every
+    /// signed checkpoint, and report every altered, removed or reordered
+    /// record, a log cut short and a rewritten chain. Exit code 0 when
+    /// intact, 2 when broken, 1 on error.
     Verify(VerifyArgs),
     /// List events, oldest first.
     List(ListArgs),
@@ -37,6 +40,11 @@ struct VerifyArgs {
     /// instead of asking the server.
     #[arg(long)]
     db: Option<String>,
+    /// A witness copy of the checkpoints (the JSON lines a file witness
+    /// appends) to check the store against too: catches a log cut short or
+    /// rewritten even when the store's own checkpoints were removed.
+    #[arg(long, requires = "db", value_name = "FILE")]
+    checkpoints: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     output: Output,
 }
@@ -230,7 +238,7 @@ fn export(remote: &Remote, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
 
 fn verify(remote: &Remote, args: &VerifyArgs) -> ExitCode {
     let result = match &args.db {
-        Some(db) => verify_offline(db),
+        Some(db) => verify_offline(db, args.checkpoints.as_deref()),
         None => Client::new(remote).and_then(|c| c.get(&["v1", "audit", "verify"], &[])),
     };
     match result {
@@ -246,7 +254,30 @@ fn verify(remote: &Remote, args: &VerifyArgs) -> ExitCode {
     }
 }
 
-fn verify_offline(db: &str) -> Result<Value, ClientError> {
+/// The checkpoints of a witness file, one JSON object per line.
+fn witness_file(path: &std::path::Path) -> Result<Vec<SignedCheckpoint>, ClientError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ClientError::Local(format!("cannot read `{}`: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| {
+                ClientError::Local(format!(
+                    "`{}` line {}: not a checkpoint: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+fn verify_offline(db: &str, witness: Option<&std::path::Path>) -> Result<Value, ClientError> {
+    let witnessed = match witness {
+        Some(path) => witness_file(path)?,
+        None => Vec::new(),
+    };
     if let Some(path) = db.strip_prefix("sqlite://") {
         // Verifying must never create an empty database where none was.
         if !std::path::Path::new(path).exists() {
@@ -260,7 +291,7 @@ fn verify_offline(db: &str) -> Result<Value, ClientError> {
     let v = runtime
         .block_on(async {
             let store = Store::connect(db).await?;
-            let v = store.verify_audit().await;
+            let v = bridle_server::checkpoints::verify_log(&store, &witnessed).await;
             store.close().await;
             v
         })
@@ -271,20 +302,47 @@ fn verify_offline(db: &str) -> Result<Value, ClientError> {
 /// The same words whether the chain was read offline or by the server.
 fn verification_text(output: Output, v: &Value) -> String {
     render(output, v, |v| {
+        let checkpoint = match v["checkpoint_seq"].as_u64() {
+            Some(seq) => format!(", checkpoint {seq}"),
+            None => String::new(),
+        };
         if v["ok"].as_bool() == Some(true) {
             format!(
-                "ok: {} events, chain intact, head {}\n",
+                "ok: {} events, chain intact, head {}{checkpoint}\n",
                 cell(&v["events"]),
                 cell(&v["head"])
             )
         } else {
-            format!(
-                "broken: the chain fails at seq {} ({} events read); records from there on cannot be trusted\n",
+            let mut text = format!(
+                "broken: the chain fails at seq {} ({} events read{checkpoint}); records from there on cannot be trusted\n",
                 v["first_bad_seq"].as_u64().unwrap_or(0),
                 cell(&v["events"])
-            )
+            );
+            for p in items(v, "problems") {
+                text.push_str(&format!(
+                    "  seq {}: {}\n",
+                    cell(&p["seq"]),
+                    problem_text(p["kind"].as_str().unwrap_or(""))
+                ));
+            }
+            text
         }
     })
+}
+
+fn problem_text(kind: &str) -> &str {
+    match kind {
+        "altered" => "content does not match its hash",
+        "unlinked" => "does not link to the record before it",
+        "missing" => "missing (deleted)",
+        "out_of_order" => "out of order",
+        "downgraded" => "old-format record after a new-format one",
+        "checkpoint_mismatch" => "differs from the signed checkpoint (chain rewritten)",
+        "head_mismatch" => "differs from the stored head",
+        "truncated" => "the log ends here, before a checkpoint or the stored head (records removed)",
+        "bad_checkpoint" => "a checkpoint here does not verify (signature or fields)",
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -313,6 +371,11 @@ mod tests {
             panic!("not verify");
         };
         assert_eq!(v.db.as_deref(), Some("sqlite://x.db"));
+        // A witness file is checked against the store, offline only.
+        let mut argv = vec!["bridle", "audit", "verify", "--checkpoints", "w.jsonl"];
+        assert!(Cli::try_parse_from(argv.clone()).is_err());
+        argv.extend(["--db", "sqlite://x.db"]);
+        assert!(Cli::try_parse_from(argv).is_ok());
     }
 
     #[test]
@@ -364,11 +427,16 @@ mod tests {
             verification_text(Output::Text, &ok),
             "ok: 20 events, chain intact, head ab12\n"
         );
-        let broken = json!({"ok": false, "events": 7, "head": "ab12", "first_bad_seq": 8});
+        let broken = json!({"ok": false, "events": 7, "head": "ab12", "first_bad_seq": 8,
+            "broken": [8, 9], "checkpoint_seq": 9,
+            "problems": [{"seq": 8, "kind": "altered"}, {"seq": 9, "kind": "truncated"}]});
+        let text = verification_text(Output::Text, &broken);
         assert!(
-            verification_text(Output::Text, &broken)
-                .starts_with("broken: the chain fails at seq 8 (7 events read)")
+            text.starts_with("broken: the chain fails at seq 8 (7 events read, checkpoint 9)"),
+            "{text}"
         );
+        assert!(text.contains("  seq 8: content does not match its hash\n"), "{text}");
+        assert!(text.contains("  seq 9: the log ends here"), "{text}");
     }
 
     #[test]

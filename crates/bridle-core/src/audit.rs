@@ -3,9 +3,18 @@
 //! lives elsewhere; this module only defines what is written and how it is
 //! checked.
 //!
-//! Each event's `hash` is SHA-256 over the previous event's hash and the
-//! canonical JSON of the event's content (its `seq` included), so altering,
-//! removing or reordering any record breaks every hash after it.
+//! Each event's body is serialised once, when it is sealed; that exact text
+//! is stored and its `hash` is SHA-256 over the previous event's hash, its
+//! `seq` and those bytes, so altering, removing or reordering any record
+//! breaks the chain there. Verification never re-serialises (a value that
+//! does not survive a JSON round trip cannot poison the chain). Signed
+//! checkpoints of `{seq, head, time}` ([`verify`]) catch what a chain alone
+//! cannot: a truncated log, or one rewritten with every later hash
+//! recomputed.
+
+mod verify;
+
+pub use verify::{Checkpoint, Problem, ProblemKind, SignedCheckpoint, Verification, Verifier};
 
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -106,7 +115,7 @@ impl EventBody {
     }
 }
 
-/// An event in its place in the chain.
+/// An event in its place in the chain, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub seq: u64,
@@ -116,103 +125,127 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
-impl AuditEvent {
-    /// Place `body` after the event with hash `prev_hash`.
-    pub fn chain(seq: u64, body: EventBody, prev_hash: &str) -> Self {
-        let hash = hash_of(seq, &body, prev_hash);
-        Self {
-            seq,
-            body,
-            prev_hash: prev_hash.to_owned(),
-            hash,
+/// How a stored event's hash was computed (the `format` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashFormat {
+    /// Format 1, written before checkpoints existed: SHA-256 over the
+    /// previous hash and the JSON text `{"seq":N,"body":BODY}`. That release
+    /// built this text by re-serialising the body, which yields exactly the
+    /// stored body text, so it is checked over the stored bytes too
+    /// ([`hash_legacy`]); kept to verify old rows, never written.
+    Legacy,
+    /// Format 2: SHA-256 over a tag, the previous hash, the `seq` and exactly
+    /// the stored body text ([`hash_exact`]). Verifying never re-serialises.
+    Exact,
+    /// A value no release writes: such a row never verifies.
+    Unknown(i64),
+}
+
+impl HashFormat {
+    pub fn from_number(n: i64) -> Self {
+        match n {
+            1 => Self::Legacy,
+            2 => Self::Exact,
+            other => Self::Unknown(other),
         }
     }
 
-    /// Whether this event's hash matches its content and `prev_hash`.
-    pub fn is_intact(&self) -> bool {
-        hash_of(self.seq, &self.body, &self.prev_hash) == self.hash
+    pub fn number(self) -> i64 {
+        match self {
+            Self::Legacy => 1,
+            Self::Exact => 2,
+            Self::Unknown(n) => n,
+        }
     }
 }
 
-fn hash_of(seq: u64, body: &EventBody, prev_hash: &str) -> String {
-    // Deterministic: struct fields serialize in declaration order and a stored
-    // body is re-read with its key order preserved.
-    let content = serde_json::json!({ "seq": seq, "body": body });
-    let bytes = serde_json::to_vec(&content).unwrap_or_default();
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("the event cannot be serialised: {0}")]
+    Serialise(#[source] serde_json::Error),
+    #[error("stored audit event {seq} is not a readable event: {source}")]
+    Unreadable {
+        seq: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// An event exactly as it is stored: `body` is the text the hash covers,
+/// serialised once when the event was sealed and never again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub format: HashFormat,
+    pub body: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredEvent {
+    /// Serialise `body` (once) and chain it after the event with hash
+    /// `prev_hash`.
+    pub fn seal(seq: u64, body: &EventBody, prev_hash: &str) -> Result<Self, AuditError> {
+        let text = serde_json::to_string(body).map_err(AuditError::Serialise)?;
+        Ok(Self {
+            seq,
+            format: HashFormat::Exact,
+            hash: hash_exact(seq, &text, prev_hash),
+            body: text,
+            prev_hash: prev_hash.to_owned(),
+        })
+    }
+
+    /// Whether the stored hash matches the stored content and `prev_hash`.
+    pub fn is_intact(&self) -> bool {
+        match self.format {
+            HashFormat::Exact => hash_exact(self.seq, &self.body, &self.prev_hash) == self.hash,
+            HashFormat::Legacy => hash_legacy(self.seq, &self.body, &self.prev_hash) == self.hash,
+            HashFormat::Unknown(_) => false,
+        }
+    }
+
+    /// The event as the API shows it (the body parsed).
+    pub fn event(&self) -> Result<AuditEvent, AuditError> {
+        let body = serde_json::from_str(&self.body).map_err(|source| AuditError::Unreadable {
+            seq: self.seq,
+            source,
+        })?;
+        Ok(AuditEvent {
+            seq: self.seq,
+            body,
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        })
+    }
+}
+
+/// The hash of a format-2 event: hex SHA-256 of
+/// `bridle-audit-v2\n{prev_hash}\n{seq}\n{body}`, `body` being exactly the
+/// stored text. Anyone holding the stored rows can recompute it.
+pub fn hash_exact(seq: u64, body: &str, prev_hash: &str) -> String {
     let mut h = Sha256::new();
+    h.update(b"bridle-audit-v2\n");
     h.update(prev_hash.as_bytes());
     h.update(b"\n");
-    h.update(&bytes);
+    h.update(seq.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(body.as_bytes());
     hex(&h.finalize())
 }
 
-/// The result of checking a whole chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verification {
-    pub ok: bool,
-    pub events: u64,
-    /// Hash of the last intact event (the genesis value for an empty log).
-    pub head: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_bad_seq: Option<u64>,
-}
-
-/// Incremental chain verifier: feed events in `seq` order.
-#[derive(Debug, Clone)]
-pub struct Verifier {
-    expected_seq: u64,
-    head: String,
-    events: u64,
-    first_bad: Option<u64>,
-}
-
-impl Default for Verifier {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Verifier {
-    pub fn new() -> Self {
-        Self {
-            expected_seq: 1,
-            head: GENESIS.to_owned(),
-            events: 0,
-            first_bad: None,
-        }
-    }
-
-    pub fn push(&mut self, event: &AuditEvent) {
-        self.events += 1;
-        if self.first_bad.is_some() {
-            return;
-        }
-        if event.seq != self.expected_seq || event.prev_hash != self.head || !event.is_intact() {
-            // A gap in `seq` means a deleted record: the first missing one is bad.
-            self.first_bad = Some(event.seq.min(self.expected_seq));
-            return;
-        }
-        self.head.clone_from(&event.hash);
-        self.expected_seq += 1;
-    }
-
-    /// A stored record that cannot even be read back (its content was
-    /// altered into something that is not an event).
-    pub fn push_unreadable(&mut self, seq: u64) {
-        self.events += 1;
-        if self.first_bad.is_none() {
-            self.first_bad = Some(seq.min(self.expected_seq));
-        }
-    }
-
-    pub fn finish(self) -> Verification {
-        Verification {
-            ok: self.first_bad.is_none(),
-            events: self.events,
-            head: self.head,
-            first_bad_seq: self.first_bad,
-        }
-    }
+/// The hash of a format-1 event: hex SHA-256 of
+/// `{prev_hash}\n{"seq":N,"body":BODY}`, `BODY` being exactly the stored
+/// text (the previous release serialised the same object it stored).
+pub fn hash_legacy(seq: u64, body: &str, prev_hash: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n{\"seq\":");
+    h.update(seq.to_string().as_bytes());
+    h.update(b",\"body\":");
+    h.update(body.as_bytes());
+    h.update(b"}");
+    hex(&h.finalize())
 }
 
 /// Replace the values of `sensitive` arguments by keyed hashes
@@ -258,70 +291,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn body(n: i64) -> EventBody {
-        let mut b = EventBody::new(
-            EventType::Decision,
-            Timestamp::from_second(1_800_000_000 + n).unwrap(),
-            "agent:a",
-        );
-        b.action = Some(format!("tool.{n}"));
-        b
-    }
-
-    fn chain(n: u64) -> Vec<AuditEvent> {
-        let mut prev = GENESIS.to_owned();
-        (1..=n)
-            .map(|seq| {
-                let e = AuditEvent::chain(seq, body(seq as i64), &prev);
-                prev.clone_from(&e.hash);
-                e
-            })
-            .collect()
-    }
-
-    fn verify(events: &[AuditEvent]) -> Verification {
-        let mut v = Verifier::new();
-        events.iter().for_each(|e| v.push(e));
-        v.finish()
-    }
-
-    #[test]
-    fn an_intact_chain_verifies() {
-        let events = chain(5);
-        let r = verify(&events);
-        assert!(r.ok);
-        assert_eq!(r.events, 5);
-        assert_eq!(r.head, events[4].hash);
-        assert!(verify(&[]).ok);
-    }
-
-    #[test]
-    fn altering_a_record_is_pinpointed() {
-        let mut events = chain(5);
-        events[2].body.action = Some("tool.evil".into());
-        let r = verify(&events);
-        assert!(!r.ok);
-        assert_eq!(r.first_bad_seq, Some(3));
-    }
-
-    #[test]
-    fn deleting_or_reordering_is_detected() {
-        let mut events = chain(5);
-        events.remove(1);
-        assert_eq!(verify(&events).first_bad_seq, Some(2));
-        let mut events = chain(5);
-        events.swap(3, 4);
-        assert_eq!(verify(&events).first_bad_seq, Some(4));
-    }
-
-    #[test]
-    fn recomputing_one_hash_does_not_hide_tampering() {
-        let mut events = chain(4);
-        events[1].body.action = Some("tool.evil".into());
-        events[1].hash = hash_of(2, &events[1].body, &events[1].prev_hash);
-        assert_eq!(verify(&events).first_bad_seq, Some(3));
-    }
 
     #[test]
     fn sensitive_values_are_keyed_hashes_that_match_across_events() {

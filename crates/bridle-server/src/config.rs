@@ -48,6 +48,8 @@ pub struct Config {
     pub token_cache_ms: u64,
     /// The Envoy ext_authz endpoint's route table ([`crate::ext_authz`]).
     pub ext_authz: crate::ext_authz::ExtAuthzConfig,
+    /// Signed audit checkpoints and their witnesses ([`crate::checkpoints`]).
+    pub audit: AuditConfig,
     /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
     #[serde(skip)]
     pub admin_token: Option<Secret>,
@@ -64,6 +66,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             token_cache_ms: 500,
             ext_authz: crate::ext_authz::ExtAuthzConfig::default(),
+            audit: AuditConfig::default(),
             admin_token: None,
         }
     }
@@ -78,7 +81,49 @@ const KEYS: &[&str] = &[
     "webhooks",
     "token_cache_ms",
     "ext_authz",
+    "audit",
 ];
+
+/// `[audit]`: how often the chain's head is signed, and who else keeps a copy.
+/// Unknown keys here are errors: a mistyped witness must not silently
+/// disappear.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Sign a checkpoint after this many new events (at least 1).
+    pub checkpoint_every: u64,
+    /// ...or after this many seconds when there are new events (at least 1).
+    pub checkpoint_seconds: u64,
+    /// Where each checkpoint is also sent: an `http://` or `https://` URL
+    /// (POSTed, in the background, with retries) or a file path (one JSON
+    /// line appended per checkpoint).
+    pub witnesses: Vec<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 1000,
+            checkpoint_seconds: 60,
+            witnesses: Vec::new(),
+        }
+    }
+}
+
+impl AuditConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.checkpoint_every == 0 {
+            return Err("`audit.checkpoint_every` must be at least 1".into());
+        }
+        if self.checkpoint_seconds == 0 {
+            return Err("`audit.checkpoint_seconds` must be at least 1".into());
+        }
+        if self.witnesses.iter().any(|w| w.trim().is_empty()) {
+            return Err("`audit.witnesses` has an empty entry".into());
+        }
+        Ok(())
+    }
+}
 
 impl Config {
     /// Load from an optional TOML file, then the environment.
@@ -119,6 +164,25 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
+        if let Ok(v) = std::env::var("BRIDLE_AUDIT_CHECKPOINT_EVERY") {
+            config.audit.checkpoint_every = v
+                .parse()
+                .map_err(|e| format!("BRIDLE_AUDIT_CHECKPOINT_EVERY `{v}`: {e}"))?;
+        }
+        if let Ok(v) = std::env::var("BRIDLE_AUDIT_CHECKPOINT_SECONDS") {
+            config.audit.checkpoint_seconds = v
+                .parse()
+                .map_err(|e| format!("BRIDLE_AUDIT_CHECKPOINT_SECONDS `{v}`: {e}"))?;
+        }
+        if let Ok(v) = std::env::var("BRIDLE_AUDIT_WITNESSES") {
+            config.audit.witnesses = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        config.audit.validate()?;
         if let Ok(v) = std::env::var("BRIDLE_ADMIN_TOKEN")
             && !v.is_empty()
         {

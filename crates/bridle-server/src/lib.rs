@@ -4,6 +4,7 @@
 //! ([`auth::Caller`]).
 
 pub mod auth;
+pub mod checkpoints;
 pub mod config;
 pub mod error;
 pub mod ext_authz;
@@ -79,6 +80,7 @@ pub async fn serve(state: AppState) -> Result<(), String> {
 pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Result<(), String> {
     tracing::info!(addr = ?listener.local_addr().ok(), "bridle listening");
     tokio::spawn(maintain(state.clone()));
+    tokio::spawn(checkpoints::run(state.clone()));
     axum::serve(listener, routes::router(state))
         .await
         .map_err(|e| e.to_string())

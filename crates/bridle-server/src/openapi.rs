@@ -66,6 +66,7 @@ use crate::routes;
         routes::approvals::deny,
         routes::audit::list,
         routes::audit::verify,
+        routes::audit::checkpoints,
         routes::findings::list,
     ),
     components(
@@ -611,7 +612,8 @@ pub(crate) enum EventTypeSchema {
     Principal,
 }
 
-/// The result of checking the whole chain.
+/// The result of checking the whole chain against the stored head and every
+/// signed checkpoint.
 #[derive(ToSchema)]
 #[schema(as = Verification)]
 #[allow(dead_code)] // a schema only; `bridle_core::audit::Verification` is the type
@@ -619,11 +621,94 @@ pub(crate) struct VerificationSchema {
     ok: bool,
     /// How many events were checked.
     events: u64,
-    /// Hash of the last intact event (the genesis value for an empty log).
+    /// Hash of the last event of the intact prefix (the genesis value for an
+    /// empty log).
     head: String,
     /// The first event that does not verify, when `ok` is false.
     first_bad_seq: Option<u64>,
+    /// Every `seq` reported, ascending (empty when `ok`).
+    broken: Vec<u64>,
+    /// What is wrong at each reported `seq`.
+    problems: Vec<ProblemSchema>,
+    /// The latest signed checkpoint the chain was checked against.
+    checkpoint_seq: Option<u64>,
 }
+
+/// One finding of a verification.
+#[derive(ToSchema)]
+#[schema(as = VerificationProblem)]
+#[allow(dead_code)] // a schema only; `bridle_core::audit::Problem` is the type
+pub(crate) struct ProblemSchema {
+    seq: u64,
+    kind: ProblemKindSchema,
+}
+
+/// `altered` (content does not match its hash), `unlinked` (`prev_hash` is
+/// not the previous record's hash), `missing` (deleted), `out_of_order`,
+/// `downgraded` (an old-format record after a new one), `checkpoint_mismatch`
+/// (hash differs from a signed checkpoint), `head_mismatch` (differs from the
+/// stored head), `truncated` (the log ends before a checkpoint or the head),
+/// `bad_checkpoint` (its signature or fields do not verify).
+#[derive(ToSchema)]
+#[schema(as = VerificationProblemKind, rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only; `bridle_core::audit::ProblemKind` is the type
+pub(crate) enum ProblemKindSchema {
+    Altered,
+    Unlinked,
+    Missing,
+    OutOfOrder,
+    Downgraded,
+    CheckpointMismatch,
+    HeadMismatch,
+    Truncated,
+    BadCheckpoint,
+}
+
+/// A signed checkpoint of the audit chain.
+#[derive(ToSchema)]
+#[schema(as = AuditCheckpoint)]
+#[allow(dead_code)] // a schema only; `bridle_core::audit::SignedCheckpoint` is the type
+pub(crate) struct CheckpointSchema {
+    /// The event whose hash is `head`.
+    seq: u64,
+    head: String,
+    /// RFC 3339: when it was signed.
+    time: String,
+    /// Compact JWS (EdDSA, `typ: bridle-checkpoint+jwt`, `kid`) whose payload
+    /// is `{seq, head, time}`.
+    jws: String,
+}
+
+const _: fn(bridle_core::audit::SignedCheckpoint) -> CheckpointSchema = |c| {
+    let bridle_core::audit::SignedCheckpoint {
+        seq,
+        head,
+        time,
+        jws,
+    } = c;
+    CheckpointSchema {
+        seq,
+        head,
+        time: time.to_string(),
+        jws,
+    }
+};
+const _: fn(bridle_core::audit::Problem) -> ProblemSchema = |p| {
+    let bridle_core::audit::Problem { seq, kind } = p;
+    use bridle_core::audit::ProblemKind as K;
+    let kind = match kind {
+        K::Altered => ProblemKindSchema::Altered,
+        K::Unlinked => ProblemKindSchema::Unlinked,
+        K::Missing => ProblemKindSchema::Missing,
+        K::OutOfOrder => ProblemKindSchema::OutOfOrder,
+        K::Downgraded => ProblemKindSchema::Downgraded,
+        K::CheckpointMismatch => ProblemKindSchema::CheckpointMismatch,
+        K::HeadMismatch => ProblemKindSchema::HeadMismatch,
+        K::Truncated => ProblemKindSchema::Truncated,
+        K::BadCheckpoint => ProblemKindSchema::BadCheckpoint,
+    };
+    ProblemSchema { seq, kind }
+};
 
 const _: fn(bridle_core::audit::AuditEvent) -> u64 = |e| {
     let bridle_core::audit::AuditEvent {
@@ -664,11 +749,17 @@ const _: fn(bridle_core::audit::Verification) -> VerificationSchema = |v| {
         events,
         head,
         first_bad_seq,
+        broken,
+        problems: _,
+        checkpoint_seq,
     } = v;
     VerificationSchema {
         ok,
         events,
         head,
         first_bad_seq,
+        broken,
+        problems: Vec::new(),
+        checkpoint_seq,
     }
 };

@@ -44,6 +44,9 @@ pub struct Confirmation {
 /// longest token lifetime, plus time for every replica to reload its keys.
 pub const RETIRED_KEY_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_mins(62);
 
+/// The JWS `typ` of an audit checkpoint (never accepted as a token).
+pub const CHECKPOINT_TYP: &str = "bridle-checkpoint+jwt";
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("the token is not a valid Bridle access token: {0}")]
@@ -167,6 +170,19 @@ impl Keys {
         header.typ = Some("at+jwt".into());
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// Sign an audit checkpoint: a compact JWS (`typ` [`CHECKPOINT_TYP`],
+    /// the current `kid`) over `{seq, head, time}`.
+    pub fn sign_checkpoint(
+        &self,
+        cp: &bridle_core::audit::Checkpoint,
+    ) -> Result<String, TokenError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(CHECKPOINT_TYP.into());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, cp, &self.encoding)
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 

@@ -35,6 +35,8 @@ mod principals;
 mod scenarios;
 #[path = "api/trust_input.rs"]
 mod trust_input;
+#[path = "api/trust_audit.rs"]
+mod trust_audit;
 #[path = "api/webhooks.rs"]
 mod webhooks;
 #[path = "api/trust_manifest.rs"]

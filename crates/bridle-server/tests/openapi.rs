@@ -47,6 +47,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/v1/approvals/{id}/deny", "post"),
     ("/v1/audit", "get"),
     ("/v1/audit/verify", "get"),
+    ("/v1/audit/checkpoints", "get"),
     ("/v1/findings", "get"),
 ];
 

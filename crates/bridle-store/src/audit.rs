@@ -2,10 +2,16 @@
 //! returns, with group commit — concurrent appends are gathered into one
 //! transaction (one fsync) so throughput stays high while every caller still
 //! waits for its own record to be on disk.
+//!
+//! Each body is serialised once, when sealed; that text is what is stored
+//! and what the hash covers (format 2). Verification reads the stored text
+//! and never re-serialises it.
 
-use bridle_core::audit::{AuditEvent, EventBody, EventType, Verification, Verifier};
+use bridle_core::audit::{
+    AuditEvent, EventBody, EventType, HashFormat, StoredEvent, Verification, Verifier,
+};
 use sqlx::Row;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{Store, StoreError, with_pool};
 
@@ -20,14 +26,23 @@ type Reply = oneshot::Sender<Result<AuditEvent, StoreError>>;
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<(EventBody, Reply)>,
+    /// The `seq` of the last event this writer committed.
+    committed: watch::Receiver<u64>,
 }
 
 impl AuditLog {
     /// Start the writer task on the current tokio runtime.
     pub fn start(store: Store) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        tokio::spawn(writer(store, rx));
-        Self { tx }
+        let (seq_tx, committed) = watch::channel(0);
+        tokio::spawn(writer(store, rx, seq_tx));
+        Self { tx, committed }
+    }
+
+    /// Sees the `seq` of each batch this writer commits (events appended by
+    /// other replicas are not seen here).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
     }
 
     /// Append one event; returns once it is durable, with its place in the chain.
@@ -41,7 +56,11 @@ impl AuditLog {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<(EventBody, Reply)>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<(EventBody, Reply)>,
+    committed: watch::Sender<u64>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -54,6 +73,9 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<(EventBody, Reply)>) {
         let bodies: Vec<EventBody> = batch.iter().map(|(b, _)| b.clone()).collect();
         match store.append_batch(bodies).await {
             Ok(events) => {
+                if let Some(last) = events.last() {
+                    committed.send_replace(last.seq);
+                }
                 for ((_, reply), event) in batch.drain(..).zip(events) {
                     let _ = reply.send(Ok(event));
                 }
@@ -83,15 +105,24 @@ pub struct AuditFilter {
 #[allow(async_fn_in_trait)]
 pub trait AuditRead {
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
-    /// Walk the whole chain and report the first record that does not verify.
-    async fn verify_audit(&self) -> Result<Verification, StoreError>;
+    /// Walk the whole chain and report every record that does not verify,
+    /// checking the stored head too.
+    async fn verify_audit(&self) -> Result<Verification, StoreError> {
+        self.verify_audit_with(Verifier::new()).await
+    }
+    /// Feed the records after `verifier.start_after()` (up to the stored
+    /// head, read first, so concurrent appends are not mistaken for
+    /// anything) to a verifier the caller has given its checkpoints.
+    async fn verify_audit_with(&self, verifier: Verifier) -> Result<Verification, StoreError>;
+    /// The stored head: the last `seq` and its hash.
+    async fn audit_head(&self) -> Result<(u64, String), StoreError>;
 }
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn event_from_row<R>(row: &R) -> Result<Result<AuditEvent, u64>, StoreError>
+fn stored_from_row<R>(row: &R) -> Result<StoredEvent, StoreError>
 where
     R: Row,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -99,17 +130,13 @@ where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let seq: i64 = row.try_get("seq")?;
-    let seq = u64::try_from(seq).unwrap_or(0);
-    let body: String = row.try_get("body")?;
-    let Ok(body) = serde_json::from_str::<EventBody>(&body) else {
-        return Ok(Err(seq));
-    };
-    Ok(Ok(AuditEvent {
-        seq,
-        body,
+    Ok(StoredEvent {
+        seq: u64::try_from(seq).unwrap_or(0),
+        format: HashFormat::from_number(row.try_get("format")?),
+        body: row.try_get("body")?,
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
-    }))
+    })
 }
 
 impl Store {
@@ -126,26 +153,27 @@ impl Store {
                 .await?;
             let mut seq = u64::try_from(head.try_get::<i64, _>("seq")?).unwrap_or(0);
             let mut prev: String = head.try_get("hash")?;
-            let mut events = Vec::with_capacity(bodies.len());
+            let mut sealed = Vec::with_capacity(bodies.len());
             for body in bodies {
                 seq += 1;
-                let event = AuditEvent::chain(seq, body, &prev);
-                prev.clone_from(&event.hash);
-                events.push(event);
+                let stored = StoredEvent::seal(seq, &body, &prev)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                prev.clone_from(&stored.hash);
+                sealed.push((body, stored));
             }
-            for chunk in events.chunks(ROWS_PER_INSERT) {
+            for chunk in sealed.chunks(ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO audit_events (seq, time, type, agent, body, prev_hash, hash) ",
+                    "INSERT INTO audit_events (seq, time, type, agent, body, prev_hash, hash, format) ",
                 );
-                q.push_values(chunk, |mut b, e| {
-                    let body = serde_json::to_string(&e.body).unwrap_or_default();
+                q.push_values(chunk, |mut b, (body, e)| {
                     b.push_bind(to_i64(e.seq))
-                        .push_bind(crate::ts(e.body.time))
-                        .push_bind(e.body.kind.as_str())
-                        .push_bind(e.body.agent.clone())
-                        .push_bind(body)
+                        .push_bind(crate::ts(body.time))
+                        .push_bind(body.kind.as_str())
+                        .push_bind(body.agent.clone())
+                        .push_bind(e.body.clone())
                         .push_bind(e.prev_hash.clone())
-                        .push_bind(e.hash.clone());
+                        .push_bind(e.hash.clone())
+                        .push_bind(e.format.number());
                 });
                 q.build().execute(&mut *tx).await?;
             }
@@ -155,7 +183,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(events)
+            Ok(sealed
+                .into_iter()
+                .map(|(body, e)| AuditEvent {
+                    seq: e.seq,
+                    body,
+                    prev_hash: e.prev_hash,
+                    hash: e.hash,
+                })
+                .collect())
         })
     }
 }
@@ -164,7 +200,7 @@ impl AuditRead for Store {
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         with_pool!(self, |pool| {
             let mut q = sqlx::QueryBuilder::new(
-                "SELECT seq, body, prev_hash, hash FROM audit_events WHERE 1 = 1",
+                "SELECT seq, format, body, prev_hash, hash FROM audit_events WHERE 1 = 1",
             );
             if let Some(agent) = &filter.agent {
                 q.push(" AND agent = ").push_bind(agent.clone());
@@ -183,46 +219,54 @@ impl AuditRead for Store {
             let rows = q.build().fetch_all(pool).await?;
             rows.iter()
                 .map(|r| {
-                    event_from_row(r)?.map_err(|seq| {
-                        StoreError::Corrupt(format!("audit event {seq} is unreadable"))
-                    })
+                    stored_from_row(r)?
+                        .event()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
                 })
                 .collect()
         })
     }
 
-    async fn verify_audit(&self) -> Result<Verification, StoreError> {
+    async fn verify_audit_with(
+        &self,
+        mut verifier: Verifier,
+    ) -> Result<Verification, StoreError> {
         const PAGE: i64 = 5_000;
-        let mut verifier = Verifier::new();
-        let mut after: i64 = 0;
+        let (head_seq, head_hash) = self.audit_head().await?;
+        verifier.head(head_seq, &head_hash);
+        let mut after = to_i64(verifier.start_after());
         loop {
-            let rows: Vec<Result<AuditEvent, u64>> = with_pool!(self, |pool| {
+            let rows: Vec<StoredEvent> = with_pool!(self, |pool| {
                 let rows = sqlx::query(
-                    "SELECT seq, body, prev_hash, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    "SELECT seq, format, body, prev_hash, hash FROM audit_events \
+                     WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
                 )
                 .bind(after)
+                .bind(to_i64(head_seq))
                 .bind(PAGE)
                 .fetch_all(pool)
                 .await?;
                 rows.iter()
-                    .map(event_from_row)
+                    .map(stored_from_row)
                     .collect::<Result<Vec<_>, StoreError>>()
             })?;
             let Some(last) = rows.last() else { break };
-            after = to_i64(match last {
-                Ok(e) => e.seq,
-                Err(seq) => *seq,
-            });
-            for row in &rows {
-                match row {
-                    Ok(e) => verifier.push(e),
-                    Err(seq) => verifier.push_unreadable(*seq),
-                }
-            }
+            after = to_i64(last.seq);
+            rows.iter().for_each(|e| verifier.push(e));
             if rows.len() < usize::try_from(PAGE).unwrap_or(usize::MAX) {
                 break;
             }
         }
         Ok(verifier.finish())
+    }
+
+    async fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(pool)
+                .await?;
+            let seq = u64::try_from(row.try_get::<i64, _>("seq")?).unwrap_or(0);
+            Ok((seq, row.try_get("hash")?))
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! Bridle's storage. One [`Store`] type privately holds either an embedded
 //! SQLite pool (the default, zero set-up) or a PostgreSQL pool, chosen by
 //! the URL scheme. Callers see capability-split traits ([`PrincipalStore`],
-//! [`RegistryRead`], [`RegistryWrite`], [`AuditRead`]) and the
+//! [`RegistryRead`], [`RegistryWrite`], [`AuditRead`], [`CheckpointStore`]) and the
 //! group-committing [`AuditLog`]; no sqlx type crosses this crate's boundary.
 //!
 //! Migrations are versioned per dialect under `migrations/` and run at
@@ -9,6 +9,7 @@
 
 mod approvals;
 mod audit;
+mod checkpoints;
 mod credentials;
 mod elevations;
 mod error;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{
 
 pub use approvals::{Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval, Vote};
 pub use audit::{AuditFilter, AuditLog, AuditRead};
+pub use checkpoints::{CheckpointFilter, CheckpointStore};
 pub use credentials::{
     ClientAuth, CredentialRow, CredentialStore, NewToken, SigningKeyRow, TokenRow,
 };

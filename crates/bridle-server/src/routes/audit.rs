@@ -1,9 +1,10 @@
-//! `/v1/audit`: reading and verifying the audit log.
+//! `/v1/audit`: reading and verifying the audit log, and its signed
+//! checkpoints.
 
 use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::audit::EventType;
-use bridle_store::{AuditFilter, AuditRead, Role};
+use bridle_store::{AuditFilter, AuditRead, CheckpointFilter, CheckpointStore, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -98,14 +99,23 @@ pub async fn list(
     Ok(Json(AuditEvents { events }))
 }
 
-/// Verify the whole hash chain (admin, auditor).
+fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
+    let p = caller.require_principal()?;
+    if !(p.has_role(Role::Admin) || p.has_role(Role::Auditor)) {
+        return Err(ApiError::Forbidden("requires `admin` or `auditor`".into()));
+    }
+    Ok(())
+}
+
+/// Verify the whole hash chain against the stored head and every signed
+/// checkpoint (admin, auditor).
 #[utoipa::path(
     get,
     path = "/v1/audit/verify",
     tag = "audit",
     operation_id = "verify_audit",
     responses(
-        (status = 200, description = "The result; `ok: false` and `first_bad_seq` on a broken chain", body = doc::VerificationSchema),
+        (status = 200, description = "The result; `ok: false`, `first_bad_seq` and every broken `seq` in `broken` when the log was altered, cut short or rewritten", body = doc::VerificationSchema),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 503, response = doc::Unavailable),
@@ -115,10 +125,64 @@ pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<bridle_core::audit::Verification>, ApiError> {
-    let p = caller.require_principal()?;
-    if !(p.has_role(Role::Admin) || p.has_role(Role::Auditor)) {
-        return Err(ApiError::Forbidden("requires `admin` or `auditor`".into()));
-    }
-    let v = state.store.verify_audit().await?;
+    require_auditor(&caller)?;
+    let v = crate::checkpoints::verify_log(&state.store, &[]).await?;
     Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointQuery {
+    /// Only checkpoints made at or after this RFC 3339 instant.
+    #[param(example = "2025-01-01T00:00:00Z")]
+    since: Option<String>,
+    /// Only checkpoints with a `seq` greater than this.
+    after: Option<u64>,
+    /// At most this many checkpoints (1 to 1000, default 1000).
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checkpoints {
+    #[schema(value_type = Vec<doc::CheckpointSchema>)]
+    checkpoints: Vec<bridle_core::audit::SignedCheckpoint>,
+}
+
+/// The signed checkpoints of the chain, oldest first (admin, auditor).
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoints",
+    tag = "audit",
+    operation_id = "list_audit_checkpoints",
+    params(CheckpointQuery),
+    responses(
+        (status = 200, description = "The checkpoints, oldest first; each `jws` verifies with the key its `kid` names in JWKS (while that key is published)", body = Checkpoints),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 422, response = doc::Invalid),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn checkpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<CheckpointQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Checkpoints>, ApiError> {
+    let Query(q) = q.map_err(super::query_error)?;
+    require_auditor(&caller)?;
+    let since = match q.since.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| ApiError::invalid("invalid since", "since", "an RFC 3339 instant"))?,
+        ),
+    };
+    let filter = CheckpointFilter {
+        after_seq: q.after,
+        since,
+        limit: Some(q.limit.unwrap_or(1000).clamp(1, 1000)),
+    };
+    let checkpoints = state.store.checkpoints(&filter).await?;
+    Ok(Json(Checkpoints { checkpoints }))
 }

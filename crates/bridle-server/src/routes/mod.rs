@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/checkpoints", get(audit::checkpoints))
         .route("/v1/findings", get(findings::list))
         .fallback(not_found)
         // After every route: a known path with another method is a 405 problem.
