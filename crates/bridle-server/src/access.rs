@@ -227,7 +227,11 @@ pub async fn audit_events(
                     .is_some_and(|row| principal_sees_agent(p, &row)),
                 Err(_) => false,
             };
-            if visible { vec![id.clone()] } else { Vec::new() }
+            if visible {
+                vec![id.clone()]
+            } else {
+                Vec::new()
+            }
         }
         None => agents(state, p)
             .await?

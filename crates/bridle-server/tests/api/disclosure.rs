@@ -81,10 +81,7 @@ async fn who_sees_what(s: Server) {
     .await
     .expect(201);
     let (client_id, secret) = s.credentials("procurement-bot").await;
-    let token = s
-        .token_request(&client_id, &secret, &[])
-        .await
-        .expect(200)["access_token"]
+    let token = s.token_request(&client_id, &secret, &[]).await.expect(200)["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -98,18 +95,46 @@ async fn who_sees_what(s: Server) {
 
     let key = |id: &str| Some(people[id].to_owned());
     let callers = [
-        Who { name: "admin", bearer: key("admin"), basic: None },
-        Who { name: "auditor", bearer: key("ann"), basic: None },
-        Who { name: "pep", bearer: key("gateway"), basic: None },
-        Who { name: "owner", bearer: key("alice"), basic: None },
-        Who { name: "approver", bearer: key("frank"), basic: None },
-        Who { name: "other", bearer: key("mallory"), basic: None },
+        Who {
+            name: "admin",
+            bearer: key("admin"),
+            basic: None,
+        },
+        Who {
+            name: "auditor",
+            bearer: key("ann"),
+            basic: None,
+        },
+        Who {
+            name: "pep",
+            bearer: key("gateway"),
+            basic: None,
+        },
+        Who {
+            name: "owner",
+            bearer: key("alice"),
+            basic: None,
+        },
+        Who {
+            name: "approver",
+            bearer: key("frank"),
+            basic: None,
+        },
+        Who {
+            name: "other",
+            bearer: key("mallory"),
+            basic: None,
+        },
         Who {
             name: "agent",
             bearer: Some(token.clone()),
             basic: Some((client_id.clone(), secret.clone())),
         },
-        Who { name: "none", bearer: None, basic: None },
+        Who {
+            name: "none",
+            bearer: None,
+            basic: None,
+        },
     ];
     for (who, name) in callers.iter().zip(CALLERS) {
         assert_eq!(who.name, name);
@@ -145,7 +170,16 @@ async fn who_sees_what(s: Server) {
             "/v1/agents/swe-bot".into(),
             shows_id,
             "swe-bot",
-            [Has, Has, Is(404), Is(404), Is(404), Is(404), Is(404), Is(401)],
+            [
+                Has,
+                Has,
+                Is(404),
+                Is(404),
+                Is(404),
+                Is(404),
+                Is(404),
+                Is(401),
+            ],
         ),
         get(
             "agent credentials",
@@ -215,7 +249,16 @@ async fn who_sees_what(s: Server) {
             "/v1/audit/verify".into(),
             |v, _| v["ok"] == true,
             "",
-            [Has, Has, Is(403), Is(403), Is(403), Is(403), Is(403), Is(401)],
+            [
+                Has,
+                Has,
+                Is(403),
+                Is(403),
+                Is(403),
+                Is(403),
+                Is(403),
+                Is(401),
+            ],
         ),
         Endpoint {
             name: "introspect",
@@ -263,7 +306,12 @@ async fn who_sees_what(s: Server) {
             }
         }
     }
-    assert!(wrong.is_empty(), "{} wrong answers:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong answers:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 on_both!(who_sees_what);
 
@@ -359,3 +407,51 @@ async fn submitted_approvals_stay_visible_to_their_submitter(s: Server) {
         .problem(404);
 }
 on_both!(submitted_approvals_stay_visible_to_their_submitter);
+
+/// An owner's audit listing is the administrator's, restricted to the
+/// owner's agents, and pages the same way (`after`, `limit`).
+async fn owner_audit_pages_across_its_agents(s: Server) {
+    let people = s.people().await;
+    s.load("procurement-bot").await; // alice
+    s.load("swe-bot").await; // bob
+    s.apply(
+        ADMIN_KEY,
+        &manifest("wild-bot", "alice", "tools: [{name: \"*\"}]"),
+    )
+    .await
+    .expect(201);
+    let procurement = s.agent_token("procurement-bot").await;
+    let swe = s.agent_token("swe-bot").await;
+    let wild = s.agent_token("wild-bot").await;
+    for token in [&procurement, &swe, &wild, &procurement, &swe, &wild] {
+        s.decide(token, "procurement.list_vendors", json!({})).await;
+    }
+    let expected: Vec<Value> = s
+        .audit(ADMIN_KEY, "")
+        .await
+        .into_iter()
+        .filter(|e| e["agent"] == "procurement-bot" || e["agent"] == "wild-bot")
+        .collect();
+    assert!(expected.len() > 6, "{expected:?}");
+    assert_eq!(s.audit(&people["alice"], "").await, expected);
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s
+            .get(
+                &format!("/v1/audit?limit=2&after={after}"),
+                &people["alice"],
+            )
+            .await
+            .expect(200)["events"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let Some(last) = page.last() else { break };
+        after = last["seq"].as_u64().unwrap();
+        assert!(page.len() <= 2);
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected);
+}
+on_both!(owner_audit_pages_across_its_agents);
