@@ -3,6 +3,7 @@
 //! `bridle-store`; every handler gets its caller from one checkpoint
 //! ([`auth::Caller`]).
 
+pub mod access;
 pub mod auth;
 pub mod checkpoints;
 pub mod config;

@@ -17,6 +17,8 @@ mod credentials;
 mod decisions;
 #[path = "api/delegation.rs"]
 mod delegation;
+#[path = "api/disclosure.rs"]
+mod disclosure;
 #[path = "api/dpop.rs"]
 mod dpop;
 #[path = "api/enforcement.rs"]

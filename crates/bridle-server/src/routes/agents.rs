@@ -222,7 +222,8 @@ pub async fn apply(
     Ok((status, Json(record(&state, &row).await?)))
 }
 
-/// Every agent (principals).
+/// The agents the caller may see: every agent for `admin` and `auditor`,
+/// the agents it owns for any other principal.
 #[utoipa::path(
     get,
     path = "/v1/agents",
@@ -239,15 +240,16 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<AgentList>, ApiError> {
-    caller.require_principal()?;
+    let p = caller.require_principal()?;
     let mut agents = Vec::new();
-    for row in state.store.agents().await? {
+    for row in crate::access::agents(&state, p).await? {
         agents.push(record(&state, &row).await?);
     }
     Ok(Json(AgentList { agents }))
 }
 
-/// One agent's record (principals, or the agent itself).
+/// One agent's record (`admin`, `auditor`, its owner, or the agent itself;
+/// 404 for anyone else).
 #[utoipa::path(
     get,
     path = "/v1/agents/{id}",
@@ -257,7 +259,6 @@ pub async fn list(
     responses(
         (status = 200, description = "The agent record", body = AgentRecord),
         (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
         (status = 503, response = doc::Unavailable),
     ),
@@ -267,14 +268,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let row = load(&state, &id).await?;
-    if let Caller::Agent(a) = &caller
-        && a.claims.sub != row.id.as_str()
-    {
-        return Err(ApiError::Forbidden(
-            "an agent may only read its own record".into(),
-        ));
-    }
+    let row = crate::access::agent(&state, &caller, &id).await?;
     Ok(Json(record(&state, &row).await?))
 }
 

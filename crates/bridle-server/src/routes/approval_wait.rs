@@ -29,8 +29,8 @@ pub struct WaitQuery {
     timeout: Option<String>,
 }
 
-/// Wait until an approval is decided, expires or is consumed (principals,
-/// or the agent that caused it); answers the approval as it then is.
+/// Wait until an approval is decided, expires or is consumed (whoever may
+/// read it: see `GET /v1/approvals/{id}`); answers the approval as it then is.
 #[utoipa::path(
     get,
     path = "/v1/approvals/{id}/wait",
@@ -60,12 +60,7 @@ pub async fn wait(
     // Subscribe before the first read, so a vote in between is not missed.
     let mut changed = state.http.subscribe();
     loop {
-        let approval = super::approvals::load(&state, &id).await?;
-        if let Caller::Agent(a) = &caller
-            && a.claims.sub != approval.agent
-        {
-            return Err(ApiError::NotFound(format!("approval `{id}` not found")));
-        }
+        let approval = crate::access::approval(&state, &caller, &id).await?;
         if approval.state != ApprovalState::Pending {
             return Ok(Json(approval));
         }

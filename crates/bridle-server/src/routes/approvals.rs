@@ -32,7 +32,9 @@ pub struct ApprovalList {
     approvals: Vec<Approval>,
 }
 
-/// The approval inbox (principals).
+/// The approval inbox: every approval for `admin` and `auditor`; for any
+/// other principal those it may vote on, those of agents it owns and those
+/// it submitted.
 #[utoipa::path(
     get,
     path = "/v1/approvals",
@@ -66,6 +68,7 @@ pub async fn list(
         })?),
     };
     let approvals = state.store.approvals(filter, &ts(Timestamp::now())).await?;
+    let approvals = crate::access::visible_approvals(&state, &caller, approvals).await?;
     Ok(Json(ApprovalList { approvals }))
 }
 
@@ -77,7 +80,8 @@ pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiErro
         .ok_or_else(|| ApiError::NotFound(format!("approval `{id}` not found")))
 }
 
-/// One approval (principals, or the agent that caused it).
+/// One approval: for whoever may see it in the inbox, the agent that caused
+/// it, and a `pep` (approvals of decisions); 404 for anyone else.
 #[utoipa::path(
     get,
     path = "/v1/approvals/{id}",
@@ -96,13 +100,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Approval>, ApiError> {
-    let approval = load(&state, &id).await?;
-    if let Caller::Agent(a) = &caller
-        && a.claims.sub != approval.agent
-    {
-        return Err(ApiError::NotFound(format!("approval `{id}` not found")));
-    }
-    Ok(Json(approval))
+    Ok(Json(crate::access::approval(&state, &caller, &id).await?))
 }
 
 /// Why `p` may not vote on `a`, if they may not.
@@ -110,14 +108,7 @@ fn ineligible(a: &Approval, p: &Principal) -> Option<String> {
     if a.owner == p.id.as_str() && !a.allow_owner {
         return Some("the agent's owner may not approve its own agent's request".into());
     }
-    let listed = a
-        .approvers
-        .iter()
-        .any(|who| match who.strip_prefix("group:") {
-            Some(group) => p.groups.iter().any(|g| g.as_str() == group),
-            None => who == p.id.as_str(),
-        });
-    if !listed {
+    if !crate::access::is_listed_approver(a, p) {
         return Some(format!(
             "`{}` is not an eligible approver ({})",
             p.id,
@@ -145,6 +136,17 @@ async fn vote(
 ) -> Result<Json<Approval>, ApiError> {
     let p = caller.require_principal()?;
     let approval = load(state, id).await?;
+    // Someone who may not see the approval learns neither its state nor
+    // its approvers from a refused vote.
+    let parties = crate::access::PartyCache::default()
+        .parties(state, &approval)
+        .await?;
+    if !crate::access::can_see_approval(caller, &approval, &parties) {
+        return Err(ApiError::Forbidden(format!(
+            "`{}` is not an eligible approver of `{id}`",
+            p.id
+        )));
+    }
     if approval.state != ApprovalState::Pending {
         return Err(ApiError::Conflict(format!(
             "approval `{id}` is {}",

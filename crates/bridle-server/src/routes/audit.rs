@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::audit::EventType;
-use bridle_store::{AuditFilter, AuditRead, CheckpointFilter, CheckpointStore, Role};
+use bridle_store::{AuditFilter, AuditRead, CheckpointFilter, CheckpointStore};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,8 +16,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Only this agent's events (required unless the caller is `admin` or
-    /// `auditor`: owners read their own agents' events).
+    /// Only this agent's events. A caller without `admin` or `auditor`
+    /// reads only the events of agents it owns.
     agent: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
@@ -38,7 +38,9 @@ pub struct AuditEvents {
     events: Vec<bridle_core::audit::AuditEvent>,
 }
 
-/// Read the audit log (admin, auditor; owners for their agents).
+/// Read the audit log: all of it for `admin` and `auditor`; for any other
+/// principal the events of the agents it owns (an empty listing when it
+/// owns none, or `agent=` names another's).
 #[utoipa::path(
     get,
     path = "/v1/audit",
@@ -50,7 +52,6 @@ pub struct AuditEvents {
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
         (status = 422, response = doc::Invalid),
         (status = 503, response = doc::Unavailable),
     ),
@@ -62,19 +63,6 @@ pub async fn list(
 ) -> Result<Json<AuditEvents>, ApiError> {
     let Query(q) = q.map_err(super::query_error)?;
     let p = caller.require_principal()?;
-    let privileged = p.has_role(Role::Admin) || p.has_role(Role::Auditor);
-    if !privileged {
-        // Owners read their own agents' events, one agent at a time.
-        let Some(agent) = &q.agent else {
-            return Err(ApiError::Forbidden(
-                "requires `admin` or `auditor`, or `agent=` naming an agent you own".into(),
-            ));
-        };
-        let row = super::agents::load(&state, agent).await?;
-        if row.owner != p.id {
-            return Err(ApiError::Forbidden(format!("you do not own `{agent}`")));
-        }
-    }
     let kind = match q.kind.as_deref() {
         None | Some("") => None,
         Some(t) => Some(EventType::parse(t).ok_or_else(|| {
@@ -95,13 +83,13 @@ pub async fn list(
         since,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
-    let events = state.store.audit_events(&filter).await?;
+    let events = crate::access::audit_events(&state, p, filter).await?;
     Ok(Json(AuditEvents { events }))
 }
 
 fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
     let p = caller.require_principal()?;
-    if !(p.has_role(Role::Admin) || p.has_role(Role::Auditor)) {
+    if !crate::access::sees_everything(p) {
         return Err(ApiError::Forbidden("requires `admin` or `auditor`".into()));
     }
     Ok(())

@@ -242,7 +242,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// The agent's credentials, without secrets (admin or owner).
+/// The agent's credentials, without secrets (whoever may read the agent's
+/// record: admin, auditor, owner; 404 for anyone else).
 #[utoipa::path(
     get,
     path = "/v1/agents/{id}/credentials",
@@ -262,7 +263,7 @@ pub async fn list(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CredentialList>, ApiError> {
-    let row = managed(&state, &caller, &id).await?;
+    let row = crate::access::principal_agent(&state, &caller, &id).await?;
     let credentials = state.store.credentials(row.id.as_str()).await?;
     Ok(Json(CredentialList {
         credentials: credentials.into_iter().map(info).collect(),

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::Manifest;
 use bridle_core::manifest::{Access, Environment};
-use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore, RegistryRead};
+use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -44,7 +44,9 @@ pub struct FindingList {
     findings: Vec<Finding>,
 }
 
-/// Posture findings of active and suspended agents (principals).
+/// Posture findings of active and suspended agents: every agent's for
+/// `admin` and `auditor`, the agents it owns for any other principal
+/// (`agent=` naming an agent the caller may not see is 404).
 #[utoipa::path(
     get,
     path = "/v1/findings",
@@ -66,10 +68,10 @@ pub async fn list(
     q: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<FindingList>, ApiError> {
     let Query(q) = q.map_err(super::query_error)?;
-    caller.require_principal()?;
+    let p = caller.require_principal()?;
     let rows = match &q.agent {
-        Some(id) => vec![super::agents::load(&state, id).await?],
-        None => state.store.agents().await?,
+        Some(id) => vec![crate::access::principal_agent(&state, &caller, id).await?],
+        None => crate::access::agents(&state, p).await?,
     };
     let mut findings = Vec::new();
     for row in rows

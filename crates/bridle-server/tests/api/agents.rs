@@ -51,18 +51,20 @@ async fn apply_yaml_then_json_and_read(s: Server) {
     assert_eq!(r["version"], 2);
     assert_eq!(r["manifest"]["purpose"], "Draft purchase requests, v2");
 
-    // Anyone authenticated as a principal reads the registry.
-    let list = s.get("/v1/agents", &people["bob"]).await.expect(200);
+    // The owner reads its agents; another principal sees none of them.
+    let list = s.get("/v1/agents", alice).await.expect(200);
     let agents = list["agents"].as_array().unwrap();
     assert_eq!(agents.len(), 1);
     assert_eq!(agents[0]["id"], "procurement-bot");
     assert_eq!(agents[0]["version"], 2);
-    let one = s
-        .get("/v1/agents/procurement-bot", &people["bob"])
-        .await
-        .expect(200);
+    let one = s.get("/v1/agents/procurement-bot", alice).await.expect(200);
     assert_eq!(one["version"], 2);
     assert_eq!(one["owner"], "alice");
+    let list = s.get("/v1/agents", &people["bob"]).await.expect(200);
+    assert_eq!(list["agents"], json!([]));
+    s.get("/v1/agents/procurement-bot", &people["bob"])
+        .await
+        .problem(404);
     s.get("/v1/agents/no-such-bot", ADMIN_KEY)
         .await
         .problem(404);
@@ -155,7 +157,7 @@ async fn agent_token_reads_only_itself(s: Server) {
     let token = s.agent_token("swe-bot").await;
     let me = s.get("/v1/agents/swe-bot", &token).await.expect(200);
     assert_eq!(me["id"], "swe-bot");
-    s.get("/v1/agents/research-bot", &token).await.problem(403);
+    s.get("/v1/agents/research-bot", &token).await.problem(404);
     s.get("/v1/agents", &token).await.problem(403);
 }
 on_both!(agent_token_reads_only_itself);

@@ -1,6 +1,7 @@
 //! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009).
 //! Both take an agent's client authentication (as the token endpoint does)
-//! or a principal's API key as `Authorization: Bearer`.
+//! or a principal's API key as `Authorization: Bearer`; introspection by a
+//! principal needs role `admin` or `pep`.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -117,12 +118,13 @@ pub struct Introspection {
     operation_id = "introspect",
     security(("client_secret_basic" = []), ("bearer" = [])),
     request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded",
-        description = "`token`, with the caller's client authentication, or a principal's API key as `Authorization: Bearer`"),
+        description = "`token`, with the caller's client authentication, or the API key of a principal with role `admin` or `pep` as `Authorization: Bearer`"),
     responses(
         (status = 200, description = "`{active: false}` for any token that is not active", body = Introspection,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 403, description = "`insufficient_scope`: a principal without role `admin` or `pep`", body = OAuthErrorBody),
         (status = 413, description = "`invalid_request`: the body is too large", body = OAuthErrorBody),
         (status = 503, description = "`temporarily_unavailable`", body = OAuthErrorBody),
     ),
@@ -134,7 +136,17 @@ pub async fn introspect(
 ) -> Response {
     let result = async {
         let form = read_form(form)?;
-        asker(&state, &headers, &form).await?;
+        if let Asker::Principal(p) = asker(&state, &headers, &form).await?
+            && !(p.has_role(Role::Admin) || p.has_role(Role::Pep))
+        {
+            // What a token is and whom it speaks for is for enforcement
+            // points and admins, not for every principal.
+            return Err(OAuthError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "introspection by a principal requires the `admin` or `pep` role",
+            ));
+        }
         let token = token_param(&form)?;
         let verified = match crate::auth::verify_record(&state, token).await {
             Ok(v) => v,

@@ -44,8 +44,8 @@ impl OAuthError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthErrorBody<'a> {
     /// `invalid_request`, `invalid_client`, `unauthorized_client`,
-    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target` or
-    /// `temporarily_unavailable`.
+    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`,
+    /// `insufficient_scope` or `temporarily_unavailable`.
     #[schema(example = "invalid_client")]
     error: &'a str,
     error_description: &'a str,
