@@ -48,6 +48,8 @@ pub struct Config {
     pub token_cache_ms: u64,
     /// The Envoy ext_authz endpoint's route table ([`crate::ext_authz`]).
     pub ext_authz: crate::ext_authz::ExtAuthzConfig,
+    /// Throttling and auditing of failed authentication ([`crate::throttle`]).
+    pub auth_throttle: crate::throttle::ThrottleConfig,
     /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
     #[serde(skip)]
     pub admin_token: Option<Secret>,
@@ -64,6 +66,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             token_cache_ms: 500,
             ext_authz: crate::ext_authz::ExtAuthzConfig::default(),
+            auth_throttle: crate::throttle::ThrottleConfig::default(),
             admin_token: None,
         }
     }
@@ -78,6 +81,7 @@ const KEYS: &[&str] = &[
     "webhooks",
     "token_cache_ms",
     "ext_authz",
+    "auth_throttle",
 ];
 
 impl Config {
@@ -96,6 +100,10 @@ impl Config {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 config
                     .ext_authz
+                    .validate()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                config
+                    .auth_throttle
                     .validate()
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 config

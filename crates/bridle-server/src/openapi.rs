@@ -609,6 +609,7 @@ pub(crate) enum EventTypeSchema {
     Lifecycle,
     Manifest,
     Principal,
+    Authentication,
 }
 
 /// The result of checking the whole chain.
@@ -655,6 +656,7 @@ const _: fn(bridle_core::audit::AuditEvent) -> u64 = |e| {
         bridle_core::audit::EventType::Lifecycle => EventTypeSchema::Lifecycle,
         bridle_core::audit::EventType::Manifest => EventTypeSchema::Manifest,
         bridle_core::audit::EventType::Principal => EventTypeSchema::Principal,
+        bridle_core::audit::EventType::Authentication => EventTypeSchema::Authentication,
     };
     seq
 };
