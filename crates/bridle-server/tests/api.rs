@@ -33,5 +33,7 @@ mod oauth;
 mod principals;
 #[path = "api/scenarios.rs"]
 mod scenarios;
+#[path = "api/trust_authn.rs"]
+mod trust_authn;
 #[path = "api/webhooks.rs"]
 mod webhooks;
