@@ -55,7 +55,7 @@ struct Filter {
     #[arg(long)]
     agent: Option<String>,
     /// Only events of this type (decision, outcome, approval, elevation,
-    /// credential, token, lifecycle, manifest, principal).
+    /// credential, token, lifecycle, manifest, principal, authentication).
     #[arg(long = "type", value_parser = event_type)]
     kind: Option<String>,
     /// Only events at or after this instant (RFC 3339).

@@ -36,10 +36,12 @@ pub enum EventType {
     Lifecycle,
     Manifest,
     Principal,
+    /// Failed authentication, aggregated per credential and source.
+    Authentication,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         Self::Decision,
         Self::Outcome,
         Self::Approval,
@@ -49,6 +51,7 @@ impl EventType {
         Self::Lifecycle,
         Self::Manifest,
         Self::Principal,
+        Self::Authentication,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +65,7 @@ impl EventType {
             Self::Lifecycle => "lifecycle",
             Self::Manifest => "manifest",
             Self::Principal => "principal",
+            Self::Authentication => "authentication",
         }
     }
 

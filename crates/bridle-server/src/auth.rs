@@ -1,5 +1,7 @@
 //! The one authorization checkpoint: who is calling. Every handler takes a
-//! [`Caller`] (or an [`Admin`]) and never looks at headers itself.
+//! [`Caller`] (or an [`Admin`]) and never looks at headers itself. Failed
+//! API keys and access tokens are throttled and audited here
+//! ([`crate::throttle`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -11,6 +13,7 @@ use bridle_store::{AgentRow, CredentialStore, Principal, PrincipalStore, Registr
 use crate::error::ApiError;
 use crate::jose::{self, DPOP_IAT_WINDOW};
 use crate::state::AppState;
+use crate::throttle::{self, Attempt, Kind, Origin};
 use crate::token_cache::Verified;
 use crate::tokens::{Claims, hash_secret};
 
@@ -283,7 +286,62 @@ async fn chain_rows(state: &AppState, claims: &Claims) -> Result<Vec<AgentRow>, 
     Ok(rows)
 }
 
-/// A principal's API key (stored hashed).
+/// A principal's API key, as presented from `origin`: refused while its
+/// pair or source is locked, a failure counted and audited
+/// ([`crate::throttle`]).
+pub async fn authenticate_api_key(
+    state: &AppState,
+    key: &str,
+    origin: &Origin,
+) -> Result<Principal, ApiError> {
+    let prefix = throttle::key_prefix(key);
+    let attempt = Attempt {
+        kind: Kind::ApiKey,
+        identifier: &prefix,
+        origin,
+    };
+    throttle::check(state, &attempt)?;
+    match verify_api_key(state, key).await {
+        Ok(p) => {
+            state.throttle.success(&attempt);
+            Ok(p)
+        }
+        Err(e @ ApiError::Unauthenticated(_)) => {
+            throttle::failed(state, &attempt, None, None).await;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An agent's access token presented by the agent itself from `origin`
+/// (see [`verify_agent_token`]), throttled by source and audited when it
+/// fails. Only the claimed subject is written, never the token.
+async fn authenticate_agent_token(
+    state: &AppState,
+    token: &str,
+    how: Presentation<'_>,
+    origin: &Origin,
+) -> Result<AgentCaller, ApiError> {
+    let claimed = jose::unverified_claim(token, "sub")
+        .map_or_else(|| "-".to_owned(), |s| throttle::identifier(&s));
+    let attempt = Attempt {
+        kind: Kind::AccessToken,
+        identifier: &claimed,
+        origin,
+    };
+    throttle::check(state, &attempt)?;
+    match verify_agent_token(state, token, how).await {
+        Err(e @ ApiError::Unauthenticated(_)) => {
+            throttle::failed(state, &attempt, None, None).await;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// A principal's API key (stored hashed). Callers that answer a request
+/// use [`authenticate_api_key`].
 pub async fn verify_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
     state
         .store
@@ -318,13 +376,16 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (scheme, token) = authorization(&parts.headers)?;
+        let origin = Origin::of(parts, &state.config.auth_throttle);
         if !looks_like_jwt(token) {
             if scheme == Scheme::Dpop {
                 return Err(ApiError::Unauthenticated(
                     "the `DPoP` scheme is for access tokens".into(),
                 ));
             }
-            return Ok(Self::Principal(verify_api_key(state, token).await?));
+            return Ok(Self::Principal(
+                authenticate_api_key(state, token, &origin).await?,
+            ));
         }
         let url = format!("{}{}", state.config.issuer(), parts.uri.path());
         let proof = dpop_header(&parts.headers)?;
@@ -338,7 +399,7 @@ impl FromRequestParts<AppState> for Caller {
             }),
         };
         Ok(Self::Agent(Box::new(
-            verify_agent_token(state, token, how).await?,
+            authenticate_agent_token(state, token, how, &origin).await?,
         )))
     }
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub ext_authz: crate::ext_authz::ExtAuthzConfig,
     /// Signed audit checkpoints and their witnesses ([`crate::checkpoints`]).
     pub audit: AuditConfig,
+    /// Throttling and auditing of failed authentication ([`crate::throttle`]).
+    pub auth_throttle: crate::throttle::ThrottleConfig,
     /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
     #[serde(skip)]
     pub admin_token: Option<Secret>,
@@ -67,6 +69,7 @@ impl Default for Config {
             token_cache_ms: 500,
             ext_authz: crate::ext_authz::ExtAuthzConfig::default(),
             audit: AuditConfig::default(),
+            auth_throttle: crate::throttle::ThrottleConfig::default(),
             admin_token: None,
         }
     }
@@ -82,6 +85,7 @@ const KEYS: &[&str] = &[
     "token_cache_ms",
     "ext_authz",
     "audit",
+    "auth_throttle",
 ];
 
 /// `[audit]`: how often the chain's head is signed, and who else keeps a copy.
@@ -141,6 +145,10 @@ impl Config {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 config
                     .ext_authz
+                    .validate()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                config
+                    .auth_throttle
                     .validate()
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 config

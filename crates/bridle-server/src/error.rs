@@ -50,6 +50,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("this endpoint does not accept that method")]
     MethodNotAllowed,
+    /// Too many failed authentications from this source or for this
+    /// credential ([`crate::throttle`]).
+    #[error("too many failed authentications; retry after {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("service unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -126,6 +130,11 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method not allowed",
+            ),
+            Self::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
             ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -216,6 +225,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

@@ -14,6 +14,7 @@ pub mod json;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod throttle;
 pub mod token_cache;
 pub mod tokens;
 pub mod webhooks;
@@ -82,7 +83,11 @@ pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Res
     tracing::info!(addr = ?listener.local_addr().ok(), "bridle listening");
     tokio::spawn(maintain(state.clone()));
     tokio::spawn(checkpoints::run(state.clone()));
-    axum::serve(listener, routes::router(state))
+    tokio::spawn(throttle::report_loop(state.clone()));
+    // The peer address is the source failed authentications are counted by.
+    let app = routes::router(state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .await
         .map_err(|e| e.to_string())
 }

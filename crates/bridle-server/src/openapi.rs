@@ -79,10 +79,11 @@ use crate::routes;
             Conflict,
             PayloadTooLarge,
             Invalid,
-            Unavailable
+            Unavailable,
+            TooManyRequests
         )
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &Throttled),
     security(("bearer" = [])),
     tags(
         (name = "health", description = "Liveness and the API description"),
@@ -241,6 +242,75 @@ impl Modify for SecuritySchemes {
                 .into(),
         );
         components.add_security_scheme("client_secret_basic", SecurityScheme::Http(basic));
+    }
+}
+
+/// Every operation that authenticates (documents a 401) may also answer 429
+/// while the caller's credential or source is locked ([`crate::throttle`]);
+/// the OAuth endpoints in the OAuth error format.
+struct Throttled;
+
+impl Modify for Throttled {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let retry_after = || {
+            HeaderBuilder::new()
+                .schema(u64::schema())
+                .description(Some("Seconds until the lock ends"))
+                .build()
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for op in ops.into_iter().flatten() {
+                if !op.responses.responses.contains_key("401") {
+                    continue;
+                }
+                let response: RefOr<Response> = if path.starts_with("/oauth/") {
+                    ResponseBuilder::new()
+                        .description(
+                            "`temporarily_unavailable`: too many failed client authentications from this source",
+                        )
+                        .content(
+                            "application/json",
+                            Content::new(Some(Ref::from_schema_name("OAuthErrorBody"))),
+                        )
+                        .header("Retry-After", retry_after())
+                        .build()
+                        .into()
+                } else {
+                    Ref::from_response_name("TooManyRequests").into()
+                };
+                op.responses.responses.insert("429".into(), response);
+            }
+        }
+    }
+}
+
+/// 429 says when to come back.
+#[derive(Debug)]
+pub(crate) struct TooManyRequests;
+
+impl<'r> ToResponse<'r> for TooManyRequests {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let response = problem(
+            "Too many failed authentications from this source, or with this credential from it",
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(u64::schema())
+                .description(Some("Seconds until the lock ends"))
+                .build(),
+        );
+        ("TooManyRequests", response.build().into())
     }
 }
 
@@ -610,6 +680,7 @@ pub(crate) enum EventTypeSchema {
     Lifecycle,
     Manifest,
     Principal,
+    Authentication,
 }
 
 /// The result of checking the whole chain against the stored head and every
@@ -740,6 +811,7 @@ const _: fn(bridle_core::audit::AuditEvent) -> u64 = |e| {
         bridle_core::audit::EventType::Lifecycle => EventTypeSchema::Lifecycle,
         bridle_core::audit::EventType::Manifest => EventTypeSchema::Manifest,
         bridle_core::audit::EventType::Principal => EventTypeSchema::Principal,
+        bridle_core::audit::EventType::Authentication => EventTypeSchema::Authentication,
     };
     seq
 };

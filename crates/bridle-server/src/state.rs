@@ -41,6 +41,8 @@ pub struct Inner {
     /// Recent denials per agent, for `suspend_after_denials`. A restart
     /// forgets them, which can only delay an automatic suspension.
     pub denials: Mutex<HashMap<String, VecDeque<jiff::Timestamp>>>,
+    /// Failed authentication: locks and pending audit summaries.
+    pub throttle: crate::throttle::Throttle,
 }
 
 impl std::ops::Deref for AppState {
@@ -74,6 +76,7 @@ impl AppState {
         let audit = AuditLog::start(store.clone());
         let tokens = TokenCache::new(Duration::from_millis(config.token_cache_ms));
         let http = crate::webhooks::Notifier::start(config.webhooks.clone());
+        let throttle = crate::throttle::Throttle::new(config.auth_throttle.clone());
         Ok(Self(Arc::new(Inner {
             store,
             audit,
@@ -88,6 +91,7 @@ impl AppState {
             hmac_key,
             http,
             denials: Mutex::new(HashMap::new()),
+            throttle,
         })))
     }
 

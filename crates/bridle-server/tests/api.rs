@@ -39,6 +39,8 @@ mod scenarios;
 mod trust_input;
 #[path = "api/trust_audit.rs"]
 mod trust_audit;
+#[path = "api/trust_authn.rs"]
+mod trust_authn;
 #[path = "api/webhooks.rs"]
 mod webhooks;
 #[path = "api/trust_manifest.rs"]

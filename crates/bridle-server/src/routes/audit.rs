@@ -66,7 +66,7 @@ pub async fn list(
     let kind = match q.kind.as_deref() {
         None | Some("") => None,
         Some(t) => Some(EventType::parse(t).ok_or_else(|| {
-            ApiError::invalid("invalid type", "type", "one of decision, outcome, approval, elevation, credential, token, lifecycle, manifest, principal")
+            ApiError::invalid("invalid type", "type", "one of decision, outcome, approval, elevation, credential, token, lifecycle, manifest, principal, authentication")
         })?),
     };
     let since = match q.since.as_deref() {

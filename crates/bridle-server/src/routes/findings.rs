@@ -6,7 +6,10 @@ use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::Manifest;
 use bridle_core::manifest::{Access, Environment};
-use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore};
+use bridle_core::audit::EventType;
+use bridle_store::{
+    AgentRow, AuditFilter, AuditRead, ClientAuth, CredentialRow, CredentialStore, RegistryRead,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -89,6 +92,7 @@ pub async fn list(
         findings.extend(for_agent(row, &manifest, &flags));
         let credentials = state.store.credentials(row.id.as_str()).await?;
         findings.extend(for_credentials(row, &manifest, &credentials));
+        findings.extend(for_auth_failures(&state, row).await?);
     }
     Ok(Json(FindingList { findings }))
 }
@@ -295,4 +299,53 @@ fn for_credentials(row: &AgentRow, m: &Manifest, creds: &[CredentialRow]) -> Vec
         });
     }
     out
+}
+
+/// How far back failed client authentications count.
+const AUTH_FAILURES_SINCE: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// Failed authentications of the agent's clients, from the audit log (so
+/// every replica's and every restart's): as many as lock a client
+/// (`auth_throttle.max_failures`) within a day is a finding.
+async fn for_auth_failures(state: &AppState, row: &AgentRow) -> Result<Option<Finding>, ApiError> {
+    let filter = AuditFilter {
+        agent: Some(row.id.to_string()),
+        kind: Some(EventType::Authentication),
+        after_seq: None,
+        since: Some(jiff::Timestamp::now() - AUTH_FAILURES_SINCE),
+        limit: 1000,
+    };
+    let events = state.store.audit_events(&filter).await?;
+    let count = |field: &str| -> u64 {
+        events
+            .iter()
+            .filter_map(|e| e.body.detail.as_ref()?.get(field)?.as_u64())
+            .sum()
+    };
+    let (failures, throttled) = (count("failures"), count("throttled"));
+    if failures < u64::from(state.config.auth_throttle.max_failures) {
+        return Ok(None);
+    }
+    let sources: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e.body.detail.as_ref()?.get("source")?.as_str())
+        .collect();
+    let sources: Vec<&str> = sources.into_iter().collect();
+    Ok(Some(Finding {
+        agent: row.id.to_string(),
+        code: "auth_failures",
+        severity: "high",
+        title: "Repeated failed authentication of the agent's clients",
+        detail: format!(
+            "{failures} failed client authentications and {throttled} throttled attempts in the last 24 hours, from {}; someone may be guessing a secret, or a deployment holds a revoked or stale one (`bridle audit list --type authentication --agent {}`)",
+            sources.join(", "),
+            row.id
+        ),
+        frameworks: &[
+            "OWASP-NHI4:2025",
+            "OWASP-NHI2:2025",
+            "OWASP-ASI03:2026",
+            "NIST-AI-RMF-MEASURE-2.7",
+        ],
+    }))
 }

@@ -11,6 +11,7 @@ use bridle_store::{ClientAuth, CredentialStore, RegistryRead, ts};
 use super::{OAuthError, OAuthForm};
 use crate::jose::{self, PublicKey};
 use crate::state::AppState;
+use crate::throttle::{self, Attempt, Kind, Origin};
 use crate::tokens::hash_secret;
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -133,24 +134,88 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Authenticate the calling client. Unknown clients, wrong secrets, bad
-/// assertions and revoked credentials are `invalid_client`, except a retired
-/// agent's credential, which is `unauthorized_client` as the contract says.
+/// Authenticate the calling client, presented from `origin`. Unknown
+/// clients, wrong secrets, bad assertions and revoked credentials are
+/// `invalid_client`, except a retired agent's credential, which is
+/// `unauthorized_client` as the contract says. While the client id from this
+/// source, or the source, is locked after too many failures the answer is
+/// 429 before the credentials are looked at; each failure is counted and
+/// audited ([`crate::throttle`]).
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     form: &OAuthForm,
+    origin: &Origin,
 ) -> Result<Client, OAuthError> {
     let presented = presented(headers, form)?;
     let client_id = match &presented {
         Presented::Secret { client_id, .. } | Presented::Assertion { client_id, .. } => {
-            client_id.clone()
+            client_id.as_str()
         }
     };
+    let shown = throttle::identifier(client_id);
+    let attempt = Attempt {
+        kind: Kind::Client,
+        identifier: &shown,
+        origin,
+    };
+    throttle::check(state, &attempt).map_err(OAuthError::throttled)?;
+    match verify(state, &presented, client_id).await {
+        Ok(client) => {
+            state.throttle.success(&attempt);
+            Ok(client)
+        }
+        Err(Rejected::Credentials { error, agent }) => {
+            let known = agent.as_ref().map(|_| shown.as_str());
+            throttle::failed(state, &attempt, known, agent.as_deref()).await;
+            Err(error)
+        }
+        Err(Rejected::Unavailable(error)) => Err(error),
+    }
+}
+
+/// Why a client was not authenticated.
+enum Rejected {
+    /// The credentials do not prove the client; `agent` when the client
+    /// exists.
+    Credentials {
+        error: OAuthError,
+        agent: Option<String>,
+    },
+    /// The store failed: nothing was decided about the credentials.
+    Unavailable(OAuthError),
+}
+
+impl From<crate::error::ApiError> for Rejected {
+    fn from(e: crate::error::ApiError) -> Self {
+        Self::Unavailable(e.into())
+    }
+}
+
+impl From<bridle_store::StoreError> for Rejected {
+    fn from(e: bridle_store::StoreError) -> Self {
+        Self::Unavailable(e.into())
+    }
+}
+
+async fn verify(
+    state: &AppState,
+    presented: &Presented,
+    client_id: &str,
+) -> Result<Client, Rejected> {
     let bad = || invalid_client("unknown client or wrong credentials");
-    let cred = state.store.credential(&client_id).await?.ok_or_else(bad)?;
+    let Some(cred) = state.store.credential(client_id).await? else {
+        return Err(Rejected::Credentials {
+            error: bad(),
+            agent: None,
+        });
+    };
+    let reject = |error: OAuthError| Rejected::Credentials {
+        error,
+        agent: Some(cred.agent_id.clone()),
+    };
     let now = jiff::Timestamp::now();
-    let method = match (&presented, &cred.auth) {
+    let method = match (presented, &cred.auth) {
         (Presented::Secret { secret, method, .. }, ClientAuth::Secret { hash, previous }) => {
             let given = hash_secret(secret);
             let current = constant_time_eq(&given, hash);
@@ -158,7 +223,7 @@ pub async fn authenticate(
                 constant_time_eq(&given, old) && until.as_str() > ts(now).as_str()
             });
             if !current && !overlap {
-                return Err(bad());
+                return Err(reject(bad()));
             }
             *method
         }
@@ -175,30 +240,33 @@ pub async fn authenticate(
             let checked = jose::verify_client_assertion(
                 assertion,
                 &key,
-                &client_id,
+                client_id,
                 &audiences,
                 now.as_second(),
             )
-            .map_err(|e| invalid_client(&e))?;
-            let until = jiff::Timestamp::from_second(checked.exp + 5).map_err(|_| bad())?;
+            .map_err(|e| reject(invalid_client(&e)))?;
+            let until =
+                jiff::Timestamp::from_second(checked.exp + 5).map_err(|_| reject(bad()))?;
             if !state
                 .store
                 .use_jti("client_assertion", &checked.jti, &ts(until))
                 .await?
             {
-                return Err(invalid_client("the client assertion was already used"));
+                return Err(reject(invalid_client(
+                    "the client assertion was already used",
+                )));
             }
             "private_key_jwt"
         }
         (Presented::Secret { .. }, ClientAuth::PublicJwk(_)) => {
-            return Err(invalid_client(
+            return Err(reject(invalid_client(
                 "this client authenticates with `private_key_jwt`, not a secret",
-            ));
+            )));
         }
         (Presented::Assertion { .. }, ClientAuth::Secret { .. }) => {
-            return Err(invalid_client(
+            return Err(reject(invalid_client(
                 "this client authenticates with its secret, not `private_key_jwt`",
-            ));
+            )));
         }
     };
     if cred.revoked_at.is_some() {
@@ -211,16 +279,16 @@ pub async fn authenticate(
             Err(_) => false,
         };
         if retired {
-            return Err(OAuthError::new(
+            return Err(reject(OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
                 format!("agent `{}` is retired", cred.agent_id),
-            ));
+            )));
         }
-        return Err(bad());
+        return Err(reject(bad()));
     }
     Ok(Client {
-        client_id,
+        client_id: client_id.to_owned(),
         agent: cred.agent_id,
         method,
     })

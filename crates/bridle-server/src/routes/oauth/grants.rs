@@ -52,10 +52,11 @@ fn bad_request(error: &'static str, d: impl Into<String>) -> OAuthError {
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
+    origin: crate::throttle::Origin,
     form: Result<axum::Form<OAuthForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let result = match read_form(form) {
-        Ok(form) => issue(&state, &headers, &form).await,
+        Ok(form) => issue(&state, &headers, &form, &origin).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -65,8 +66,9 @@ async fn issue(
     state: &AppState,
     headers: &HeaderMap,
     form: &OAuthForm,
+    origin: &crate::throttle::Origin,
 ) -> Result<Response, OAuthError> {
-    let client = client::authenticate(state, headers, form).await?;
+    let client = client::authenticate(state, headers, form, origin).await?;
     match form.grant_type.as_deref() {
         Some("client_credentials") => client_credentials(state, headers, form, &client).await,
         Some(TOKEN_EXCHANGE) => exchange(state, headers, form, &client).await,

@@ -14,9 +14,10 @@ use utoipa::ToSchema;
 
 use super::client::{self, Client};
 use super::{OAuthError, OAuthErrorBody, OAuthForm, no_store, read_form};
-use crate::auth::{Scheme, authorization, looks_like_jwt, verify_api_key};
+use crate::auth::{Scheme, authenticate_api_key, authorization, looks_like_jwt};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::throttle::Origin;
 
 /// Who is asking.
 enum Asker {
@@ -37,6 +38,7 @@ async fn asker(
     state: &AppState,
     headers: &HeaderMap,
     form: &OAuthForm,
+    origin: &Origin,
 ) -> Result<Asker, OAuthError> {
     if client::basic(headers).is_none()
         && let Ok((Scheme::Bearer, key)) = authorization(headers)
@@ -51,13 +53,13 @@ async fn asker(
         if looks_like_jwt(key) {
             return Err(unauthorized());
         }
-        return match verify_api_key(state, key).await {
+        return match authenticate_api_key(state, key, origin).await {
             Ok(p) => Ok(Asker::Principal(p)),
             Err(ApiError::Unauthenticated(_)) => Err(unauthorized()),
             Err(other) => Err(other.into()),
         };
     }
-    client::authenticate(state, headers, form)
+    client::authenticate(state, headers, form, origin)
         .await
         .map(Asker::Client)
 }
@@ -132,11 +134,12 @@ pub struct Introspection {
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
+    origin: Origin,
     form: Result<axum::Form<OAuthForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let result = async {
         let form = read_form(form)?;
-        if let Asker::Principal(p) = asker(&state, &headers, &form).await?
+        if let Asker::Principal(p) = asker(&state, &headers, &form, &origin).await?
             && !(p.has_role(Role::Admin) || p.has_role(Role::Pep))
         {
             // What a token is and whom it speaks for is for enforcement
@@ -199,11 +202,12 @@ pub async fn introspect(
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
+    origin: Origin,
     form: Result<axum::Form<OAuthForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let result = async {
         let form = read_form(form)?;
-        let asker = asker(&state, &headers, &form).await?;
+        let asker = asker(&state, &headers, &form, &origin).await?;
         let token = token_param(&form)?;
         // An expired, forged or foreign token needs no revoking.
         let Ok(claims) = state.verify_jwt(token).await else {

@@ -24,6 +24,8 @@ pub struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    /// `Retry-After` seconds of a 429.
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -36,6 +38,21 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 while the client (from this source) or the source is locked
+    /// after too many failed authentications ([`crate::throttle`]). RFC 6749
+    /// has no code for it; `temporarily_unavailable` says "come back".
+    pub(crate) fn throttled(t: crate::throttle::Throttled) -> Self {
+        Self {
+            retry_after: Some(t.retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                t.to_string(),
+            )
         }
     }
 }
@@ -66,6 +83,10 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static("Basic realm=\"bridle\""),
             );
         }
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.error == "invalid_dpop_proof" {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -78,6 +99,9 @@ impl IntoResponse for OAuthError {
 
 impl From<crate::error::ApiError> for OAuthError {
     fn from(e: crate::error::ApiError) -> Self {
+        if let crate::error::ApiError::TooManyRequests { retry_after } = e {
+            return Self::throttled(crate::throttle::Throttled { retry_after });
+        }
         // Never leak detail; the store being down is a temporary condition.
         tracing::error!(error = %e, "token endpoint failed");
         Self::new(
