@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -48,6 +48,14 @@ pub struct Config {
     pub token_cache_ms: u64,
     /// The Envoy ext_authz endpoint's route table ([`crate::ext_authz`]).
     pub ext_authz: crate::ext_authz::ExtAuthzConfig,
+    /// A file holding the key-encryption key that seals the private keys
+    /// in the store ([`crate::kek`]; also `BRIDLE_KEY_ENCRYPTION_KEY_FILE`).
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// The key-encryption key itself (`BRIDLE_KEY_ENCRYPTION_KEY`, 32 bytes
+    /// in base64); it wins over `key_encryption_key_file`. Never read from
+    /// the configuration file.
+    #[serde(skip)]
+    pub key_encryption_key: Option<Secret>,
     /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
     #[serde(skip)]
     pub admin_token: Option<Secret>,
@@ -64,6 +72,8 @@ impl Default for Config {
             webhooks: Vec::new(),
             token_cache_ms: 500,
             ext_authz: crate::ext_authz::ExtAuthzConfig::default(),
+            key_encryption_key_file: None,
+            key_encryption_key: None,
             admin_token: None,
         }
     }
@@ -78,6 +88,7 @@ const KEYS: &[&str] = &[
     "webhooks",
     "token_cache_ms",
     "ext_authz",
+    "key_encryption_key_file",
 ];
 
 impl Config {
@@ -89,6 +100,12 @@ impl Config {
                     .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
                 let table: toml::Table =
                     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                if table.contains_key("key_encryption_key") {
+                    return Err(format!(
+                        "{}: `key_encryption_key` cannot be set in the configuration file: put the key in a file of its own (`key_encryption_key_file`) or in `BRIDLE_KEY_ENCRYPTION_KEY`",
+                        path.display()
+                    ));
+                }
                 for key in table.keys().filter(|k| !KEYS.contains(&k.as_str())) {
                     tracing::warn!(file = %path.display(), key = %key, "unknown configuration key ignored");
                 }
@@ -118,6 +135,16 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect();
+        }
+        if let Ok(v) = std::env::var("BRIDLE_KEY_ENCRYPTION_KEY_FILE")
+            && !v.is_empty()
+        {
+            config.key_encryption_key_file = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var(crate::kek::ENV)
+            && !v.is_empty()
+        {
+            config.key_encryption_key = Some(Secret::new(v));
         }
         if let Ok(v) = std::env::var("BRIDLE_ADMIN_TOKEN")
             && !v.is_empty()

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod ext_authz;
 pub mod jose;
+pub mod kek;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -28,9 +29,14 @@ pub struct Started {
     pub generated_admin_key: Option<String>,
 }
 
-/// Connect the store, bootstrap the admin, build the state.
+/// Connect the store, open it with the key-encryption key (before anything
+/// is written: a wrong or missing key changes nothing), bootstrap the admin,
+/// build the state.
 pub async fn start(config: Config) -> Result<Started, String> {
     let store = Store::connect(&config.db)
+        .await
+        .map_err(|e| e.to_string())?;
+    let kek = kek::open_store(&config, &store)
         .await
         .map_err(|e| e.to_string())?;
     let admin = "admin"
@@ -59,7 +65,7 @@ pub async fn start(config: Config) -> Result<Started, String> {
         }
         None => None,
     };
-    let state = AppState::new(store, config).await?;
+    let state = AppState::new(store, config, kek).await?;
     Ok(Started {
         state,
         generated_admin_key,

@@ -26,7 +26,8 @@ use sqlx::sqlite::{
 pub use approvals::{Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval, Vote};
 pub use audit::{AuditFilter, AuditLog, AuditRead};
 pub use credentials::{
-    ClientAuth, CredentialRow, CredentialStore, NewToken, SigningKeyRow, TokenRow,
+    ClientAuth, CredentialRow, CredentialStore, KekCheck, NewToken, SealedKey, SigningKeyRow,
+    TokenRow,
 };
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
