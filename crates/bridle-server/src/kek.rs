@@ -369,20 +369,20 @@ pub(crate) async fn seal_plain(
 }
 
 /// Where a KEK comes from when none is configured.
-enum Default {
+enum Fallback {
     /// An in-memory database: nothing outlives the process, nor need its KEK.
     Memory,
     /// The key file beside an embedded database.
     File(PathBuf),
 }
 
-fn default_for(db: &str) -> Option<Default> {
+fn default_for(db: &str) -> Option<Fallback> {
     let path = db.strip_prefix("sqlite://")?;
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     if path.is_empty() || path == ":memory:" {
-        return Some(Default::Memory);
+        return Some(Fallback::Memory);
     }
-    Some(Default::File(PathBuf::from(format!("{path}.kek"))))
+    Some(Fallback::File(PathBuf::from(format!("{path}.kek"))))
 }
 
 /// The configured KEK (`BRIDLE_KEY_ENCRYPTION_KEY` over
@@ -397,8 +397,8 @@ fn resolve(config: &Config, stored: Option<&str>) -> Result<Kek, KekError> {
     }
     let path = match default_for(&config.db) {
         None => return Err(KekError::Required),
-        Some(Default::Memory) => return Ok(Kek::generate()),
-        Some(Default::File(path)) => path,
+        Some(Fallback::Memory) => return Ok(Kek::generate()),
+        Some(Fallback::File(path)) => path,
     };
     match Kek::read(&path) {
         Err(KekError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}

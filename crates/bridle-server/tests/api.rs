@@ -33,5 +33,7 @@ mod oauth;
 mod principals;
 #[path = "api/scenarios.rs"]
 mod scenarios;
+#[path = "api/trust_kek.rs"]
+mod trust_kek;
 #[path = "api/webhooks.rs"]
 mod webhooks;
