@@ -14,9 +14,16 @@ pub(crate) struct ServeArgs {
     /// `sqlite://PATH` (default `./bridle-data/bridle.db`) or `postgres://…` (also `BRIDLE_DB`).
     #[arg(long)]
     db: Option<String>,
-    /// A TOML configuration file (keys: listen, db, issuer, audience, body_limit, webhooks).
+    /// A TOML configuration file (keys: listen, db, issuer, audience, body_limit, webhooks,
+    /// token_cache_ms, key_encryption_key_file).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The file holding the key-encryption key that seals the signing keys in the
+    /// database (also `BRIDLE_KEY_ENCRYPTION_KEY_FILE`; the key itself may be given
+    /// in `BRIDLE_KEY_ENCRYPTION_KEY`). Required with PostgreSQL; an embedded SQLite
+    /// database defaults to `<database>.kek`, generated on first start.
+    #[arg(long, value_name = "FILE")]
+    key_encryption_key_file: Option<PathBuf>,
     /// Also run the MCP gateway of this YAML file, on its own listener.
     #[arg(long, value_name = "FILE")]
     gateway: Option<PathBuf>,
@@ -46,6 +53,9 @@ pub(crate) fn load_config(args: &ServeArgs) -> Result<Config, String> {
     }
     if let Some(db) = &args.db {
         config.db.clone_from(db);
+    }
+    if let Some(file) = &args.key_encryption_key_file {
+        config.key_encryption_key_file = Some(file.clone());
     }
     Ok(config)
 }

@@ -52,13 +52,17 @@ async fn fixture(dir: &std::path::Path) -> Fixture {
         ..Config::default()
     };
     let issuer = config.issuer();
-    let state = AppState::new(store, config.clone()).await.unwrap();
+    let kek = bridle_server::kek::open_store(&config, &store).await.unwrap();
+    let state = AppState::new(store, config.clone(), kek).await.unwrap();
+    let store = Store::connect(&url).await.unwrap();
+    let kek = bridle_server::kek::open_store(&config, &store).await.unwrap();
     let uncached = AppState::new(
-        Store::connect(&url).await.unwrap(),
+        store,
         Config {
             token_cache_ms: 0,
             ..config
         },
+        kek,
     )
     .await
     .unwrap();

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -52,6 +52,14 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Throttling and auditing of failed authentication ([`crate::throttle`]).
     pub auth_throttle: crate::throttle::ThrottleConfig,
+    /// A file holding the key-encryption key that seals the private keys
+    /// in the store ([`crate::kek`]; also `BRIDLE_KEY_ENCRYPTION_KEY_FILE`).
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// The key-encryption key itself (`BRIDLE_KEY_ENCRYPTION_KEY`, 32 bytes
+    /// in base64); it wins over `key_encryption_key_file`. Never read from
+    /// the configuration file.
+    #[serde(skip)]
+    pub key_encryption_key: Option<Secret>,
     /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
     #[serde(skip)]
     pub admin_token: Option<Secret>,
@@ -70,6 +78,8 @@ impl Default for Config {
             ext_authz: crate::ext_authz::ExtAuthzConfig::default(),
             audit: AuditConfig::default(),
             auth_throttle: crate::throttle::ThrottleConfig::default(),
+            key_encryption_key_file: None,
+            key_encryption_key: None,
             admin_token: None,
         }
     }
@@ -86,6 +96,7 @@ const KEYS: &[&str] = &[
     "ext_authz",
     "audit",
     "auth_throttle",
+    "key_encryption_key_file",
 ];
 
 /// `[audit]`: how often the chain's head is signed, and who else keeps a copy.
@@ -138,6 +149,12 @@ impl Config {
                     .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
                 let table: toml::Table =
                     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                if table.contains_key("key_encryption_key") {
+                    return Err(format!(
+                        "{}: `key_encryption_key` cannot be set in the configuration file: put the key in a file of its own (`key_encryption_key_file`) or in `BRIDLE_KEY_ENCRYPTION_KEY`",
+                        path.display()
+                    ));
+                }
                 for key in table.keys().filter(|k| !KEYS.contains(&k.as_str())) {
                     tracing::warn!(file = %path.display(), key = %key, "unknown configuration key ignored");
                 }
@@ -191,6 +208,16 @@ impl Config {
                 .collect();
         }
         config.audit.validate()?;
+        if let Ok(v) = std::env::var("BRIDLE_KEY_ENCRYPTION_KEY_FILE")
+            && !v.is_empty()
+        {
+            config.key_encryption_key_file = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var(crate::kek::ENV)
+            && !v.is_empty()
+        {
+            config.key_encryption_key = Some(Secret::new(v));
+        }
         if let Ok(v) = std::env::var("BRIDLE_ADMIN_TOKEN")
             && !v.is_empty()
         {

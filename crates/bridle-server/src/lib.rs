@@ -11,6 +11,7 @@ pub mod error;
 pub mod ext_authz;
 pub mod jose;
 pub mod json;
+pub mod kek;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -32,9 +33,14 @@ pub struct Started {
     pub generated_admin_key: Option<String>,
 }
 
-/// Connect the store, bootstrap the admin, build the state.
+/// Connect the store, open it with the key-encryption key (before anything
+/// is written: a wrong or missing key changes nothing), bootstrap the admin,
+/// build the state.
 pub async fn start(config: Config) -> Result<Started, String> {
     let store = Store::connect(&config.db)
+        .await
+        .map_err(|e| e.to_string())?;
+    let kek = kek::open_store(&config, &store)
         .await
         .map_err(|e| e.to_string())?;
     let admin = "admin"
@@ -63,7 +69,7 @@ pub async fn start(config: Config) -> Result<Started, String> {
         }
         None => None,
     };
-    let state = AppState::new(store, config).await?;
+    let state = AppState::new(store, config, kek).await?;
     Ok(Started {
         state,
         generated_admin_key,

@@ -13,7 +13,8 @@ use bridle_store::{AgentRow, AuditLog, Store, UsageStore};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::token_cache::TokenCache;
-use crate::tokens::{Claims, Keys, TokenError};
+use crate::kek::Kek;
+use crate::tokens::{AuditKey, Claims, Keys, TokenError};
 
 #[derive(Debug, Clone)]
 pub struct AppState(pub(crate) Arc<Inner>);
@@ -22,6 +23,8 @@ pub struct AppState(pub(crate) Arc<Inner>);
 pub struct Inner {
     pub store: Store,
     pub audit: AuditLog,
+    /// Seals and opens the private signing keys in the store.
+    kek: Kek,
     /// The signing keys; replaced whole on rotation or reload.
     keys: RwLock<Arc<Keys>>,
     /// When the keys were last read from the store.
@@ -36,7 +39,7 @@ pub struct Inner {
     /// Rate-limit and budget usage; persisted in the store, reloaded at start.
     pub ledger: MemoryLedger,
     /// Key for hashing sensitive argument values in the audit log.
-    pub hmac_key: Vec<u8>,
+    pub hmac_key: AuditKey,
     pub http: crate::webhooks::Notifier,
     /// Recent denials per agent, for `suspend_after_denials`. A restart
     /// forgets them, which can only delay an automatic suspension.
@@ -59,11 +62,11 @@ const KEY_RELOAD_MIN: Duration = Duration::from_secs(5);
 const USAGE_RELOAD: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 31);
 
 impl AppState {
-    pub async fn new(store: Store, config: Config) -> Result<Self, String> {
-        let keys = Keys::load_or_create(&store)
+    pub async fn new(store: Store, config: Config, kek: Kek) -> Result<Self, String> {
+        let keys = Keys::load_or_create(&store, &kek)
             .await
             .map_err(|e| e.to_string())?;
-        let hmac_key = keys.audit_hmac_key().to_vec();
+        let hmac_key = keys.audit_hmac_key().clone();
         let ledger = MemoryLedger::new();
         let since = jiff::Timestamp::now() - USAGE_RELOAD;
         for (agent, at_ms, arg, amount) in store
@@ -80,6 +83,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             store,
             audit,
+            kek,
             keys: RwLock::new(Arc::new(keys)),
             keys_loaded: Mutex::new(Instant::now()),
             tokens,
@@ -117,7 +121,7 @@ impl AppState {
     /// Read the signing keys from the store again (another replica may have
     /// rotated, or a retired key may have aged out of JWKS).
     pub async fn reload_keys(&self) -> Result<(), ApiError> {
-        let keys = Keys::load_or_create(&self.store).await?;
+        let keys = Keys::load_or_create(&self.store, &self.kek).await?;
         self.set_keys(keys);
         Ok(())
     }
@@ -125,7 +129,7 @@ impl AppState {
     /// Sign with a new key from now on; the old one keeps verifying until
     /// its last token has expired.
     pub async fn rotate_keys(&self) -> Result<Arc<Keys>, ApiError> {
-        let keys = Keys::rotate(&self.store).await?;
+        let keys = Keys::rotate(&self.store, &self.kek).await?;
         self.set_keys(keys);
         Ok(self.keys())
     }

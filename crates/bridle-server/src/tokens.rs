@@ -1,12 +1,16 @@
 //! Access tokens: RFC 9068 JWTs (`typ: at+jwt`) signed with Ed25519. The
-//! signing key is generated on first start and kept in the store; it never
-//! appears in logs or API output. JWKS publishes the public halves.
+//! signing key is generated on first start and kept in the store sealed with
+//! the key-encryption key ([`crate::kek`]); it never appears in logs or API
+//! output. JWKS publishes the public halves.
 
 use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bridle_store::{CredentialStore, SigningKeyRow, Store, StoreError, ts};
+use zeroize::Zeroizing;
+
+use crate::kek::{Kek, KekError};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -62,7 +66,25 @@ pub struct Keys {
     encoding: EncodingKey,
     decoding: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
-    hmac_key: Vec<u8>,
+    hmac_key: AuditKey,
+}
+
+/// The key that hashes sensitive argument values in the audit log. It never
+/// prints.
+#[derive(Clone)]
+pub struct AuditKey(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(***)")
+    }
+}
+
+impl std::ops::Deref for AuditKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Keys {
@@ -88,21 +110,27 @@ pub fn random_token(bytes: usize) -> String {
 
 impl Keys {
     /// Load the signing keys, generating the first one if there is none.
-    pub async fn load_or_create(store: &Store) -> Result<Self, StoreError> {
+    /// A plain key (written by a replica of an earlier release) is sealed
+    /// first.
+    pub async fn load_or_create(store: &Store, kek: &Kek) -> Result<Self, KekError> {
         let mut rows = store.signing_keys().await?;
+        if rows.iter().any(|k| !crate::kek::is_sealed(&k.private_der)) {
+            crate::kek::seal_plain(kek, store, None, &rows).await?;
+            rows = store.signing_keys().await?;
+        }
         if rows.iter().all(|k| k.retired_at.is_some()) {
-            let row = generate()?;
+            let row = generate(kek)?;
             store.add_signing_key(&row).await?;
             rows.insert(0, row);
         }
-        Self::from_rows(&rows, jiff::Timestamp::now())
+        Self::from_rows(&rows, kek, jiff::Timestamp::now())
     }
 
     /// Retire the current key and sign with a new one from now on. The old
     /// key keeps verifying (and stays in JWKS) for [`RETIRED_KEY_KEPT`].
-    pub async fn rotate(store: &Store) -> Result<Self, StoreError> {
-        store.rotate_signing_key(&generate()?).await?;
-        Self::load_or_create(store).await
+    pub async fn rotate(store: &Store, kek: &Kek) -> Result<Self, KekError> {
+        store.rotate_signing_key(&generate(kek)?).await?;
+        Self::load_or_create(store, kek).await
     }
 
     /// The key that signs new tokens.
@@ -110,16 +138,18 @@ impl Keys {
         &self.kid
     }
 
-    fn from_rows(rows: &[SigningKeyRow], now: jiff::Timestamp) -> Result<Self, StoreError> {
+    fn from_rows(
+        rows: &[SigningKeyRow],
+        kek: &Kek,
+        now: jiff::Timestamp,
+    ) -> Result<Self, KekError> {
         let corrupt = |w: &str| StoreError::Corrupt(format!("signing key: {w}"));
         let current = rows
             .iter()
             .filter(|k| k.retired_at.is_none())
             .max_by(|a, b| a.created_at.cmp(&b.created_at))
             .ok_or_else(|| corrupt("no active key"))?;
-        let der = STANDARD
-            .decode(&current.private_der)
-            .map_err(|_| corrupt("private key encoding"))?;
+        let der = kek.open(&current.kid, &current.private_der)?;
         let kept_since = ts(now - RETIRED_KEY_KEPT);
         let mut decoding = HashMap::new();
         let mut jwks = Vec::new();
@@ -138,14 +168,22 @@ impl Keys {
             }));
         }
         // The audit HMAC key derives from the first key ever made, so it
-        // stays stable across signing-key rotations.
+        // stays stable across signing-key rotations; it hashes the base64
+        // of the plain DER, as it did before keys were sealed, so values
+        // hashed by earlier releases still compare equal.
         let first = rows
             .iter()
             .min_by(|a, b| a.created_at.cmp(&b.created_at))
             .unwrap_or(current);
+        let first_der = if first.kid == current.kid {
+            Zeroizing::new(der.to_vec())
+        } else {
+            kek.open(&first.kid, &first.private_der)?
+        };
         let hmac_key = {
             use sha2::{Digest, Sha256};
-            Sha256::digest(format!("bridle-audit-hmac\n{}", first.private_der)).to_vec()
+            let text = Zeroizing::new(format!("bridle-audit-hmac\n{}", STANDARD.encode(&*first_der)));
+            AuditKey(Zeroizing::new(Sha256::digest(text.as_bytes()).to_vec()))
         };
         Ok(Self {
             hmac_key,
@@ -157,7 +195,7 @@ impl Keys {
     }
 
     /// Key for hashing sensitive argument values in the audit log.
-    pub fn audit_hmac_key(&self) -> &[u8] {
+    pub fn audit_hmac_key(&self) -> &AuditKey {
         &self.hmac_key
     }
 
@@ -223,14 +261,17 @@ impl Keys {
     }
 }
 
-fn generate() -> Result<SigningKeyRow, StoreError> {
-    let signing = SigningKey::from_bytes(&random_bytes::<32>());
+/// A new signing key, its private half sealed with `kek`.
+fn generate(kek: &Kek) -> Result<SigningKeyRow, KekError> {
+    let seed = Zeroizing::new(random_bytes::<32>());
+    let signing = SigningKey::from_bytes(&seed);
     let der = signing
         .to_pkcs8_der()
         .map_err(|e| StoreError::Corrupt(format!("cannot encode a new signing key: {e}")))?;
+    let kid = random_token(12);
     Ok(SigningKeyRow {
-        kid: random_token(12),
-        private_der: STANDARD.encode(der.as_bytes()),
+        private_der: kek.seal(&kid, der.as_bytes())?,
+        kid,
         public_x: URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes()),
         created_at: ts(jiff::Timestamp::now()),
         retired_at: None,

@@ -41,6 +41,8 @@ mod trust_input;
 mod trust_audit;
 #[path = "api/trust_authn.rs"]
 mod trust_authn;
+#[path = "api/trust_kek.rs"]
+mod trust_kek;
 #[path = "api/webhooks.rs"]
 mod webhooks;
 #[path = "api/trust_manifest.rs"]

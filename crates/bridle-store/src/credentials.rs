@@ -4,15 +4,55 @@ use sqlx::Row;
 
 use crate::{Store, StoreError, now_text, with_pool};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SigningKeyRow {
     pub kid: String,
-    /// Base64 PKCS#8 DER of the Ed25519 private key.
+    /// The Ed25519 private key (PKCS#8 DER) sealed with the key-encryption
+    /// key: `kek1:…`. Rows written before key encryption hold the plain
+    /// base64 DER until the first start with a key-encryption key seals them.
     pub private_der: String,
     /// Base64url raw public key (JWK `x`).
     pub public_x: String,
     pub created_at: String,
     pub retired_at: Option<String>,
+}
+
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("kid", &self.kid)
+            .field("public_x", &self.public_x)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which key-encryption key seals this database's private keys, and a
+/// known text sealed with it (the key itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekCheck {
+    /// A truncated HMAC of the key-encryption key.
+    pub kek_id: String,
+    pub check_value: String,
+    pub created_at: String,
+}
+
+/// A signing key's private half as stored before key encryption, and the
+/// sealed text that replaces it.
+#[derive(Clone, Copy)]
+pub struct SealedKey<'a> {
+    pub kid: &'a str,
+    pub plain: &'a str,
+    pub sealed: &'a str,
+}
+
+impl std::fmt::Debug for SealedKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a client proves who it is.
@@ -70,6 +110,17 @@ pub trait CredentialStore {
     /// In one transaction: retire every current key at `key.created_at` and
     /// make `key` the current one.
     async fn rotate_signing_key(&self, key: &SigningKeyRow) -> Result<(), StoreError>;
+    /// The key-encryption check value, once one was recorded.
+    async fn kek_check(&self) -> Result<Option<KekCheck>, StoreError>;
+    /// In one transaction: record `check` (when given) and replace each
+    /// key's plain private half with its sealed one (only where it still
+    /// holds `plain`). False, with nothing changed, when `check` was given
+    /// and one was already recorded (another replica got there first).
+    async fn seal_signing_keys(
+        &self,
+        check: Option<&KekCheck>,
+        keys: &[SealedKey<'_>],
+    ) -> Result<bool, StoreError>;
     async fn add_credential(
         &self,
         agent: &str,
@@ -217,6 +268,67 @@ impl CredentialStore for Store {
             .await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    async fn kek_check(&self) -> Result<Option<KekCheck>, StoreError> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT kek_id, check_value, created_at FROM key_encryption WHERE id = 1",
+            )
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                Ok(KekCheck {
+                    kek_id: r.try_get("kek_id")?,
+                    check_value: r.try_get("check_value")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    async fn seal_signing_keys(
+        &self,
+        check: Option<&KekCheck>,
+        keys: &[SealedKey<'_>],
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if let Some(check) = check {
+                let recorded = sqlx::query(
+                    "INSERT INTO key_encryption (id, kek_id, check_value, created_at) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&check.kek_id)
+                .bind(&check.check_value)
+                .bind(&check.created_at)
+                .execute(&mut *tx)
+                .await?;
+                if recorded.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+            }
+            for key in keys {
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3",
+                )
+                .bind(key.sealed)
+                .bind(key.kid)
+                .bind(key.plain)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Err(StoreError::Corrupt(format!(
+                        "signing key `{}` changed while it was being sealed",
+                        key.kid
+                    )));
+                }
+            }
+            tx.commit().await?;
+            Ok(true)
         })
     }
 

@@ -28,7 +28,8 @@ pub use approvals::{Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApp
 pub use audit::{AuditFilter, AuditLog, AuditRead};
 pub use checkpoints::{CheckpointFilter, CheckpointStore};
 pub use credentials::{
-    ClientAuth, CredentialRow, CredentialStore, NewToken, SigningKeyRow, TokenRow,
+    ClientAuth, CredentialRow, CredentialStore, KekCheck, NewToken, SealedKey, SigningKeyRow,
+    TokenRow,
 };
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;

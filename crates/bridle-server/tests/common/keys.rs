@@ -4,7 +4,7 @@
 //! claims betray).
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -91,7 +91,8 @@ impl ClientKey {
 
 impl Server {
     /// A JWT signed with the server's current signing key, read from its
-    /// database: what only the holder of that key could make.
+    /// database and opened with the key-encryption key: what only the
+    /// holder of both could make.
     pub async fn sign_as_server(&self, header: &Value, claims: &Value) -> String {
         let row = super::sql_text(
             &self.db_url,
@@ -100,7 +101,8 @@ impl Server {
         )
         .await;
         let (kid, der) = row.split_once(' ').unwrap();
-        let key = EncodingKey::from_ed_der(&STANDARD.decode(der).unwrap());
+        let kek = bridle_server::kek::Kek::parse(super::KEK, "the test KEK").unwrap();
+        let key = EncodingKey::from_ed_der(&kek.open(kid, der).unwrap());
         let mut h: Header = serde_json::from_value(header.clone()).unwrap();
         h.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&h, claims, &key).unwrap()

@@ -45,6 +45,9 @@ pub enum Backend {
 
 pub const ADMIN_KEY: &str = "bk_test-admin-key-0123456789abcdef";
 
+/// The key-encryption key every test server is given (32 bytes, base64).
+pub const KEK: &str = "i7NZYJ0V7TVxef1lq/w11ySLxep4oX/pnyPnatshHgQ=";
+
 /// A running server with its own database.
 pub struct Server {
     pub base: String,
@@ -99,7 +102,7 @@ impl std::ops::Index<&str> for Resp {
     }
 }
 
-async fn fresh_db(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+pub async fn fresh_db(backend: Backend) -> (String, Option<tempfile::TempDir>) {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
@@ -164,6 +167,16 @@ impl Server {
     /// Start the real server on `127.0.0.1:0` with a fresh database.
     pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let (db_url, dir) = fresh_db(backend).await;
+        Self::start_on(backend, db_url, dir, tweak).await
+    }
+
+    /// Start the real server on `127.0.0.1:0` on an existing database.
+    pub async fn start_on(
+        backend: Backend,
+        db_url: String,
+        dir: Option<tempfile::TempDir>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
@@ -172,6 +185,7 @@ impl Server {
             db: db_url.clone(),
             issuer: Some(base.clone()),
             admin_token: Some(Secret::new(ADMIN_KEY)),
+            key_encryption_key: Some(Secret::new(KEK)),
             ..Config::default()
         };
         tweak(&mut config);
