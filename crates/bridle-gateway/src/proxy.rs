@@ -88,8 +88,10 @@ fn still_pending(approval: &str, waited: Duration) -> McpError {
 }
 
 /// URL-like words (`scheme://…`) anywhere in the arguments: what a call
-/// retrieves from, for the audit log with the outcome.
-fn retrievals(value: &Value, out: &mut Vec<String>) {
+/// retrieves from, for the audit log with the outcome. Public only for the
+/// fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn retrievals(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) => out.extend(
             s.split_whitespace()

@@ -107,7 +107,10 @@ impl Keys {
         &self.kid
     }
 
-    fn from_rows(rows: &[SigningKeyRow], now: jiff::Timestamp) -> Result<Self, StoreError> {
+    /// The keys of these store rows as of `now`. Public only for the fuzz
+    /// targets (`fuzz/`), which verify tokens without a store.
+    #[doc(hidden)]
+    pub fn from_rows(rows: &[SigningKeyRow], now: jiff::Timestamp) -> Result<Self, StoreError> {
         let corrupt = |w: &str| StoreError::Corrupt(format!("signing key: {w}"));
         let current = rows
             .iter()
