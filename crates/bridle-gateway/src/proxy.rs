@@ -89,8 +89,10 @@ fn still_pending(approval: &str, waited: Duration) -> McpError {
 
 /// URL-like words (`scheme://…`) anywhere in the arguments that fit the
 /// resource grammar: what a call retrieves from, for the audit log with the
-/// outcome (which refuses anything else).
-fn retrievals(value: &Value, out: &mut Vec<String>) {
+/// outcome (which refuses anything else). Public only for the fuzz targets
+/// (`fuzz/`).
+#[doc(hidden)]
+pub fn retrievals(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) => out.extend(
             s.split_whitespace()

@@ -138,7 +138,11 @@ impl Keys {
         &self.kid
     }
 
-    fn from_rows(
+    /// The keys of these store rows as of `now`, opened with `kek`. Public
+    /// only for the fuzz targets (`fuzz/`), which verify tokens without a
+    /// store.
+    #[doc(hidden)]
+    pub fn from_rows(
         rows: &[SigningKeyRow],
         kek: &Kek,
         now: jiff::Timestamp,
