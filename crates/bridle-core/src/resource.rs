@@ -194,7 +194,10 @@ fn check(s: &str, glob: bool) -> Result<String, ResourceError> {
             // `crm*` or `*:x`: the text before the first `*` must begin a scheme.
             let head = normal.split('*').next().unwrap_or_default();
             if !head.bytes().all(is_scheme_char)
-                || head.bytes().next().is_some_and(|b| !b.is_ascii_alphabetic())
+                || head
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| !b.is_ascii_alphabetic())
             {
                 return Err(ResourceError::BadScheme(head.to_owned()));
             }
@@ -254,7 +257,12 @@ fn normalise(s: &str) -> Result<String, ResourceError> {
     let mut chars = s.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
         if c == '%' {
-            let mut digit = || chars.next().and_then(|(_, d)| u8::try_from(d).ok()).and_then(hex);
+            let mut digit = || {
+                chars
+                    .next()
+                    .and_then(|(_, d)| u8::try_from(d).ok())
+                    .and_then(hex)
+            };
             let (Some(hi), Some(lo)) = (digit(), digit()) else {
                 return Err(ResourceError::BadEscape { at });
             };
@@ -395,7 +403,11 @@ mod tests {
         let mut out = Vec::new();
         let mut i = 0;
         while i < b.len() {
-            match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            match (
+                b[i],
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
                 (b'%', Some(hi), Some(lo)) => {
                     out.push(hi * 16 + lo);
                     i += 3;

@@ -123,10 +123,12 @@ impl ExtAuthzConfig {
                     rest = &rest[open + close + 1..];
                 }
                 // With each capture as a plain segment, it must be a resource.
-                let sample = segments.iter().fold(template.clone(), |acc, seg| match seg {
-                    Segment::Param(name) => acc.replace(&format!("{{{name}}}"), "x"),
-                    _ => acc,
-                });
+                let sample = segments
+                    .iter()
+                    .fold(template.clone(), |acc, seg| match seg {
+                        Segment::Param(name) => acc.replace(&format!("{{{name}}}"), "x"),
+                        _ => acc,
+                    });
                 bridle_core::resource::Resource::parse(&sample)
                     .map_err(|e| at(format!("resource `{template}` is not a resource: {e}")))?;
             }

@@ -77,8 +77,7 @@ impl<T: DeserializeOwned> StrictJson<T> {
 /// The answer to a body that breaks the rules: 400 with every place named.
 pub fn refused(errors: Vec<FieldError>) -> ApiError {
     ApiError::Malformed {
-        detail: "the JSON body is ambiguous: duplicate keys or numbers no 64-bit type holds"
-            .into(),
+        detail: "the JSON body is ambiguous: duplicate keys or numbers no 64-bit type holds".into(),
         errors,
     }
 }
@@ -243,7 +242,9 @@ impl Walk {
             let more = if shown.len() < text.len() { "…" } else { "" };
             self.error(
                 at,
-                format!("`{shown}{more}` is an integer no 64-bit type holds (it would lose digits)"),
+                format!(
+                    "`{shown}{more}` is an integer no 64-bit type holds (it would lose digits)"
+                ),
             );
         }
     }

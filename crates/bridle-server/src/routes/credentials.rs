@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::StrictJson;
 use crate::jose::PublicKey;
+use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::{hash_secret, random_token};
@@ -186,9 +186,7 @@ pub async fn create(
     Path(id): Path<String>,
     body: Result<Option<StrictJson<NewCredential>>, ApiError>,
 ) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
-    let body = body?
-        .map(|b| b.0)
-        .unwrap_or_default();
+    let body = body?.map(|b| b.0).unwrap_or_default();
     let row = managed(&state, &caller, &id).await?;
     if row.state == AgentState::Retired {
         return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
@@ -300,9 +298,7 @@ pub async fn rotate(
     Path((id, client_id)): Path<(String, String)>,
     body: Result<Option<StrictJson<Rotation>>, ApiError>,
 ) -> Result<Json<Rotated>, ApiError> {
-    let body = body?
-        .map(|b| b.0)
-        .unwrap_or_default();
+    let body = body?.map(|b| b.0).unwrap_or_default();
     let overlap_text = body.overlap.as_deref().unwrap_or(DEFAULT_OVERLAP);
     let overlap = if matches!(overlap_text, "0" | "0s") {
         SignedDuration::ZERO

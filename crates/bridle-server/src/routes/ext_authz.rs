@@ -101,7 +101,11 @@ fn arguments(
         }
         args.insert(k.clone(), v.clone().into());
     }
-    if errors.is_empty() { Ok(args) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(args)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Envoy ext_authz check (HTTP service): 200 lets the request through; 403

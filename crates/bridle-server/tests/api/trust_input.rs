@@ -67,8 +67,13 @@ async fn duplicate_json_keys_are_refused_with_their_path(s: Server) {
     .await
     .problem(400);
     assert_eq!(paths(&r), ["id"]);
-    let d = s.decide(&token, "procurement.list_vendors", json!({})).await;
-    let outcome = format!("/v1/decisions/{}/outcome", d["decision_id"].as_str().unwrap());
+    let d = s
+        .decide(&token, "procurement.list_vendors", json!({}))
+        .await;
+    let outcome = format!(
+        "/v1/decisions/{}/outcome",
+        d["decision_id"].as_str().unwrap()
+    );
     let r = raw(
         &s,
         &outcome,
@@ -80,7 +85,9 @@ async fn duplicate_json_keys_are_refused_with_their_path(s: Server) {
     .problem(400);
     assert_eq!(paths(&r), ["status"]);
     // Nothing was decided, and a body that is not JSON is still a clear 400.
-    let events = s.audit(ADMIN_KEY, "type=decision&agent=procurement-bot").await;
+    let events = s
+        .audit(ADMIN_KEY, "type=decision&agent=procurement-bot")
+        .await;
     assert_eq!(events.len(), 1, "{events:?}");
     let r = raw(&s, "/v1/decisions", &token, "application/json", "{nope")
         .await
@@ -89,9 +96,15 @@ async fn duplicate_json_keys_are_refused_with_their_path(s: Server) {
     raw(&s, "/v1/decisions", &token, "text/plain", "{}")
         .await
         .problem(400);
-    raw(&s, "/v1/decisions", &token, "application/json", r#"{"args":{}}"#)
-        .await
-        .problem(422);
+    raw(
+        &s,
+        "/v1/decisions",
+        &token,
+        "application/json",
+        r#"{"args":{}}"#,
+    )
+    .await
+    .problem(422);
 }
 on_both!(duplicate_json_keys_are_refused_with_their_path);
 
@@ -117,8 +130,14 @@ async fn integers_no_64_bit_type_holds_are_refused(s: Server) {
             assert!(r.text.contains("64-bit"), "{}", r.text);
         }
     }
-    let events = s.audit(ADMIN_KEY, "type=decision&agent=procurement-bot").await;
-    assert_eq!(events.len(), 3, "only the representable amounts were decided");
+    let events = s
+        .audit(ADMIN_KEY, "type=decision&agent=procurement-bot")
+        .await;
+    assert_eq!(
+        events.len(),
+        3,
+        "only the representable amounts were decided"
+    );
 }
 on_both!(integers_no_64_bit_type_holds_are_refused);
 
@@ -173,7 +192,10 @@ async fn retrievals_outside_the_grammar_are_refused(s: Server) {
     let d = s
         .decide_on(&token, "crm.get_case", json!({}), Some("crm:cases/17"))
         .await;
-    let outcome = format!("/v1/decisions/{}/outcome", d["decision_id"].as_str().unwrap());
+    let outcome = format!(
+        "/v1/decisions/{}/outcome",
+        d["decision_id"].as_str().unwrap()
+    );
     let r = s
         .post(
             &outcome,
@@ -315,7 +337,9 @@ async fn ext_authz_refuses_names_given_twice(s: Server) {
         );
     }
     // Each refusal is a recorded denial.
-    let events = s.audit(ADMIN_KEY, "type=decision&agent=procurement-bot").await;
+    let events = s
+        .audit(ADMIN_KEY, "type=decision&agent=procurement-bot")
+        .await;
     let refused: Vec<&Value> = events
         .iter()
         .filter(|e| e["detail"]["errors"].is_array())
