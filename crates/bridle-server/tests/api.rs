@@ -33,7 +33,7 @@ mod oauth;
 mod principals;
 #[path = "api/scenarios.rs"]
 mod scenarios;
-#[path = "api/webhooks.rs"]
-mod webhooks;
 #[path = "api/trust_manifest.rs"]
 mod trust_manifest;
+#[path = "api/webhooks.rs"]
+mod webhooks;
