@@ -470,8 +470,8 @@ mod tests {
         );
         bound_cedar(&quoted, MAX).unwrap();
         // Statements are bounded one by one.
-        let many = "forbid(principal, action, resource) when { context.args.amount > 1 };\n"
-            .repeat(200);
+        let many =
+            "forbid(principal, action, resource) when { context.args.amount > 1 };\n".repeat(200);
         bound_cedar(&many, usize::MAX).unwrap();
     }
 

@@ -121,11 +121,17 @@ fn too_many_grants_or_list_items_are_refused_with_the_path() {
     }
     let e = only_error(&source);
     assert_eq!((e.path.as_str(), e.line), ("tools", 7));
-    assert!(e.message.contains(&format!("at most {MAX_GRANTS}")), "{e:?}");
+    assert!(
+        e.message.contains(&format!("at most {MAX_GRANTS}")),
+        "{e:?}"
+    );
 
     let forbid = format!(
         "{HEAD}forbid: [{}]\n",
-        (0..=MAX_LIST_ITEMS).map(|i| format!("f{i}")).collect::<Vec<_>>().join(", ")
+        (0..=MAX_LIST_ITEMS)
+            .map(|i| format!("f{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let e = only_error(&forbid);
     assert_eq!(e.path, "forbid");
@@ -135,7 +141,10 @@ fn too_many_grants_or_list_items_are_refused_with_the_path() {
     for i in 0..MAX_GRANTS {
         source.push_str(&format!("  - name: t{i}\n"));
     }
-    assert_eq!(Manifest::from_source(&source).unwrap().tools.len(), MAX_GRANTS);
+    assert_eq!(
+        Manifest::from_source(&source).unwrap().tools.len(),
+        MAX_GRANTS
+    );
 }
 
 #[test]
@@ -151,9 +160,14 @@ fn deep_cedar_in_any_condition_is_refused_on_a_small_stack() {
         let deep = format!("{}true{}", "(".repeat(150), ")".repeat(150));
         let sets = format!("{}1{} == []", "[".repeat(150), "]".repeat(150));
         for (body, path) in [
-            (format!("tools:\n  - name: a\n    when: \"{deep}\"\n"), "tools[0].when"),
             (
-                format!("tools:\n  - name: a\n    approval: {{when: \"{sets}\", approvers: [alice]}}\n"),
+                format!("tools:\n  - name: a\n    when: \"{deep}\"\n"),
+                "tools[0].when",
+            ),
+            (
+                format!(
+                    "tools:\n  - name: a\n    approval: {{when: \"{sets}\", approvers: [alice]}}\n"
+                ),
                 "tools[0].approval.when",
             ),
             (

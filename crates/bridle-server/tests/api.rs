@@ -47,3 +47,5 @@ mod trust_kek;
 mod webhooks;
 #[path = "api/trust_manifest.rs"]
 mod trust_manifest;
+#[path = "api/webhooks.rs"]
+mod webhooks;

@@ -322,7 +322,11 @@ impl Builder {
 }
 
 /// A scalar as the YAML 1.2 core schema reads it.
-fn scalar(text: Cow<'_, str>, style: ScalarStyle, tag: Option<&Cow<'_, Tag>>) -> Result<Value, &'static str> {
+fn scalar(
+    text: Cow<'_, str>,
+    style: ScalarStyle,
+    tag: Option<&Cow<'_, Tag>>,
+) -> Result<Value, &'static str> {
     match Yaml::value_from_cow_and_metadata(text, style, tag) {
         Yaml::Value(s) => Ok(match s {
             Scalar::Null => Value::Null,

@@ -207,7 +207,10 @@ fn the_budget_names_the_line_that_refused_the_argument() {
     assert_eq!(codes(&d), [ReasonCode::ArgConstraint]);
     let src = d.reasons[0].source.as_ref().unwrap();
     assert_eq!(src.path, "limits.budgets[0]");
-    assert!(d.reasons[0].message.contains("non-negative integer"), "{d:?}");
+    assert!(
+        d.reasons[0].message.contains("non-negative integer"),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -224,7 +227,10 @@ fn a_request_without_the_budgeted_argument_is_not_counted() {
     assert_eq!(go(json!({"amount": 10000})).effect, Effect::Allow);
     assert_eq!(go(json!({})).effect, Effect::Allow);
     assert_eq!(go(json!({"memo": "x"})).effect, Effect::Allow);
-    assert_eq!(codes(&go(json!({"amount": 1}))), [ReasonCode::BudgetExceeded]);
+    assert_eq!(
+        codes(&go(json!({"amount": 1}))),
+        [ReasonCode::BudgetExceeded]
+    );
 }
 
 #[test]

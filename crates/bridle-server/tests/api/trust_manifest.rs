@@ -19,13 +19,23 @@ fn first_error(r: &crate::common::Resp) -> &Value {
 async fn apply_authorizes_before_parsing(s: Server) {
     let people = s.people().await;
     let mallory = &people["mallory"];
-    s.apply(&people["alice"], &manifest("alice-bot", "alice", "tools:\n  - name: t\n"))
-        .await
-        .expect(201);
+    s.apply(
+        &people["alice"],
+        &manifest("alice-bot", "alice", "tools:\n  - name: t\n"),
+    )
+    .await
+    .expect(201);
     // On someone else's agent the body is never parsed: not even garbage
     // gets a validation answer.
-    let r = s.put_yaml("alice-bot", mallory, "{{{{ not yaml").await.problem(403);
-    assert!(r["detail"].as_str().unwrap().contains("owner"), "{}", r.text);
+    let r = s
+        .put_yaml("alice-bot", mallory, "{{{{ not yaml")
+        .await
+        .problem(403);
+    assert!(
+        r["detail"].as_str().unwrap().contains("owner"),
+        "{}",
+        r.text
+    );
     let deep = manifest(
         "alice-bot",
         "alice",
@@ -33,19 +43,28 @@ async fn apply_authorizes_before_parsing(s: Server) {
     );
     s.put_yaml("alice-bot", mallory, &deep).await.problem(403);
     // A retired agent is 409 before its body is looked at.
-    s.post("/v1/agents/alice-bot/retire", ADMIN_KEY, json!({"reason": "done"}))
+    s.post(
+        "/v1/agents/alice-bot/retire",
+        ADMIN_KEY,
+        json!({"reason": "done"}),
+    )
+    .await
+    .expect(200);
+    s.put_yaml("alice-bot", &people["alice"], "{{{{ not yaml")
         .await
-        .expect(200);
-    s.put_yaml("alice-bot", &people["alice"], "{{{{ not yaml").await.problem(409);
+        .problem(409);
 }
 on_both!(apply_authorizes_before_parsing);
 
 async fn deep_cedar_is_refused_and_the_server_survives(s: Server) {
     let people = s.people().await;
     let mallory = &people["mallory"];
-    s.apply(&people["alice"], &manifest("alice-bot", "alice", "tools:\n  - name: t\n"))
-        .await
-        .expect(201);
+    s.apply(
+        &people["alice"],
+        &manifest("alice-bot", "alice", "tools:\n  - name: t\n"),
+    )
+    .await
+    .expect(201);
 
     // On a new agent of their own, any principal can send it: refused
     // with the path, in every place a condition can appear.
@@ -70,12 +89,19 @@ async fn deep_cedar_is_refused_and_the_server_survives(s: Server) {
         ),
     ] {
         let r = s
-            .put_yaml("mallory-bot", mallory, &manifest("mallory-bot", "mallory", &body))
+            .put_yaml(
+                "mallory-bot",
+                mallory,
+                &manifest("mallory-bot", "mallory", &body),
+            )
             .await
             .problem(422);
         assert_eq!(first_error(&r)["path"], path, "{}", r.text);
         assert!(
-            first_error(&r)["message"].as_str().unwrap().contains("nested deeper"),
+            first_error(&r)["message"]
+                .as_str()
+                .unwrap()
+                .contains("nested deeper"),
             "{}",
             r.text
         );
@@ -113,7 +139,9 @@ async fn deep_cedar_is_refused_and_the_server_survives(s: Server) {
     s.get("/healthz", "").await.expect(200);
     let token = s.agent_token("alice-bot").await;
     assert_decision(&s.decide(&token, "t", json!({})).await, "allow", "granted");
-    s.get("/v1/agents/mallory-bot", ADMIN_KEY).await.problem(404);
+    s.get("/v1/agents/mallory-bot", ADMIN_KEY)
+        .await
+        .problem(404);
 }
 on_both!(deep_cedar_is_refused_and_the_server_survives);
 
@@ -122,7 +150,11 @@ async fn manifest_bounds_answer_413_and_422_with_the_path(s: Server) {
     let mallory = &people["mallory"];
 
     // Over the byte bound: 413, before any parsing.
-    let huge = manifest("big-bot", "mallory", &format!("team: \"{}\"\n", "x".repeat(300 * 1024)));
+    let huge = manifest(
+        "big-bot",
+        "mallory",
+        &format!("team: \"{}\"\n", "x".repeat(300 * 1024)),
+    );
     s.put_yaml("big-bot", mallory, &huge).await.problem(413);
 
     // Four times the grant bound (and under the byte bound): 422 on `tools`.
@@ -130,7 +162,10 @@ async fn manifest_bounds_answer_413_and_422_with_the_path(s: Server) {
     for i in 0..2_000 {
         grants.push_str(&format!("  - name: t{i}\n"));
     }
-    let r = s.put_yaml("big-bot", mallory, &manifest("big-bot", "mallory", &grants)).await.problem(422);
+    let r = s
+        .put_yaml("big-bot", mallory, &manifest("big-bot", "mallory", &grants))
+        .await
+        .problem(422);
     assert_eq!(first_error(&r)["path"], "tools", "{}", r.text);
     assert_eq!(first_error(&r)["line"], 7, "{}", r.text);
     assert!(r.text.contains("at most"), "{}", r.text);
@@ -140,28 +175,49 @@ async fn manifest_bounds_answer_413_and_422_with_the_path(s: Server) {
     for _ in 0..20_000 {
         aliases.push_str("  - *t\n");
     }
-    let r = s.put_yaml("big-bot", mallory, &manifest("big-bot", "mallory", &aliases)).await.problem(422);
+    let r = s
+        .put_yaml(
+            "big-bot",
+            mallory,
+            &manifest("big-bot", "mallory", &aliases),
+        )
+        .await
+        .problem(422);
     assert!(
-        first_error(&r)["path"].as_str().unwrap().starts_with("tools["),
+        first_error(&r)["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("tools["),
         "{}",
         r.text
     );
     assert!(r.text.contains("aliases expand"), "{}", r.text);
 
     // Too deep: 422 with the path of the node that went too deep.
-    let deep = manifest("big-bot", "mallory", &format!("x: {}1{}\n", "[".repeat(40), "]".repeat(40)));
+    let deep = manifest(
+        "big-bot",
+        "mallory",
+        &format!("x: {}1{}\n", "[".repeat(40), "]".repeat(40)),
+    );
     let r = s.put_yaml("big-bot", mallory, &deep).await.problem(422);
     assert!(
-        first_error(&r)["path"].as_str().unwrap().starts_with("x[0][0]"),
+        first_error(&r)["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("x[0][0]"),
         "{}",
         r.text
     );
 
     // Nothing was stored, and a manifest at the bounds' side of real use applies.
     s.get("/v1/agents/big-bot", ADMIN_KEY).await.problem(404);
-    s.put_yaml("big-bot", mallory, &manifest("big-bot", "mallory", "tools:\n  - name: t\n"))
-        .await
-        .expect(201);
+    s.put_yaml(
+        "big-bot",
+        mallory,
+        &manifest("big-bot", "mallory", "tools:\n  - name: t\n"),
+    )
+    .await
+    .expect(201);
 }
 on_both!(manifest_bounds_answer_413_and_422_with_the_path);
 
@@ -174,7 +230,12 @@ async fn duplicate_keys_are_422_with_path_and_line(s: Server) {
         "tools:\n  - name: pay\n    args:\n      amount: { max: 100 }\n      amount: { max: 100000000 }\n",
     );
     let r = s.put_yaml("dup-bot", alice, &yaml).await.problem(422);
-    assert_eq!(first_error(&r)["path"], "tools[0].args.amount", "{}", r.text);
+    assert_eq!(
+        first_error(&r)["path"],
+        "tools[0].args.amount",
+        "{}",
+        r.text
+    );
     assert_eq!(first_error(&r)["line"], 10, "{}", r.text);
     assert!(r.text.contains("duplicate key"), "{}", r.text);
 
@@ -221,11 +282,20 @@ async fn budget_arguments_must_be_non_negative_integers(s: Server) {
     };
     assert_decision(&pay("1000").await, "allow", "granted");
     assert_decision(&pay("1").await, "deny", "budget_exceeded");
-    for value in ["\"500000\"", "500000.0", "1e6", "18446744073709551615", "-5000"] {
+    for value in [
+        "\"500000\"",
+        "500000.0",
+        "1e6",
+        "18446744073709551615",
+        "-5000",
+    ] {
         let d = pay(value).await;
         assert_decision(&d, "deny", "arg_constraint");
         assert_eq!(codes(&d), ["arg_constraint"], "{value}: {d}");
-        assert_eq!(d["reasons"][0]["source"]["path"], "limits.budgets[0]", "{d}");
+        assert_eq!(
+            d["reasons"][0]["source"]["path"], "limits.budgets[0]",
+            "{d}"
+        );
     }
     // The negative amount refunded nothing.
     assert_decision(&pay("1").await, "deny", "budget_exceeded");

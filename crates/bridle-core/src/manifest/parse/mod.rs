@@ -7,8 +7,8 @@ mod sections;
 mod tools;
 
 use super::error::did_you_mean;
-use super::node::{Node, Pos, Value, parse_document};
 use super::limits::{MAX_GRANTS, MAX_LIST_ITEMS, MAX_MANIFEST_BYTES};
+use super::node::{Node, Pos, Value, parse_document};
 use super::units::parse_duration;
 use super::*;
 
@@ -221,10 +221,7 @@ impl Parser {
                     self.err(
                         path,
                         node.pos,
-                        format!(
-                            "{} entries; at most {most} are accepted",
-                            items.len()
-                        ),
+                        format!("{} entries; at most {most} are accepted", items.len()),
                     );
                     return None;
                 }

@@ -4,8 +4,8 @@ use jiff::SignedDuration;
 
 use super::*;
 use crate::cedar::{ArgType, ConditionShape, check_condition};
-use crate::manifest::limits::MAX_ARGS;
 use crate::glob::Glob;
+use crate::manifest::limits::MAX_ARGS;
 use crate::manifest::node::{Node, Pos, Value};
 use crate::manifest::*;
 
