@@ -339,7 +339,9 @@ fn problem_text(kind: &str) -> &str {
         "downgraded" => "old-format record after a new-format one",
         "checkpoint_mismatch" => "differs from the signed checkpoint (chain rewritten)",
         "head_mismatch" => "differs from the stored head",
-        "truncated" => "the log ends here, before a checkpoint or the stored head (records removed)",
+        "truncated" => {
+            "the log ends here, before a checkpoint or the stored head (records removed)"
+        }
         "bad_checkpoint" => "a checkpoint here does not verify (signature or fields)",
         other => other,
     }
@@ -435,7 +437,10 @@ mod tests {
             text.starts_with("broken: the chain fails at seq 8 (7 events read, checkpoint 9)"),
             "{text}"
         );
-        assert!(text.contains("  seq 8: content does not match its hash\n"), "{text}");
+        assert!(
+            text.contains("  seq 8: content does not match its hash\n"),
+            "{text}"
+        );
         assert!(text.contains("  seq 9: the log ends here"), "{text}");
     }
 

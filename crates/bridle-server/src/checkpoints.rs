@@ -201,7 +201,8 @@ pub async fn checkpoint(state: &AppState) -> Result<Option<SignedCheckpoint>, Ch
     let cp = Checkpoint {
         seq,
         head,
-        time: jiff::Timestamp::from_microsecond(now).map_err(|e| CheckpointError::Invalid(e.to_string()))?,
+        time: jiff::Timestamp::from_microsecond(now)
+            .map_err(|e| CheckpointError::Invalid(e.to_string()))?,
     };
     let jws = state.keys().sign_checkpoint(&cp)?;
     let signed = SignedCheckpoint {

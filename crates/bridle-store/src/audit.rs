@@ -227,10 +227,7 @@ impl AuditRead for Store {
         })
     }
 
-    async fn verify_audit_with(
-        &self,
-        mut verifier: Verifier,
-    ) -> Result<Verification, StoreError> {
+    async fn verify_audit_with(&self, mut verifier: Verifier) -> Result<Verification, StoreError> {
         const PAGE: i64 = 5_000;
         let (head_seq, head_hash) = self.audit_head().await?;
         verifier.head(head_seq, &head_hash);

@@ -121,7 +121,10 @@ fn witnessed_log(url: &str, witness: &std::path::Path) -> u64 {
             {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "no witness line for {head}: {text}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no witness line for {head}: {text}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         head
@@ -189,7 +192,10 @@ fn a_witness_file_catches_a_log_cut_short() {
     assert_eq!(code, 0, "the store alone cannot tell: {text}");
     let (code, text) = verify_with(&url, &witness);
     assert_eq!(code, 2, "{text}");
-    assert!(text.contains(&format!("fails at seq {}", keep + 1)), "{text}");
+    assert!(
+        text.contains(&format!("fails at seq {}", keep + 1)),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("seq {}: the log ends here", keep + 1)),
         "{text}"

@@ -213,11 +213,7 @@ impl Verifier {
     }
 
     pub fn finish(mut self) -> Verification {
-        let beyond = self
-            .anchors
-            .range(self.last_seq + 1..)
-            .next()
-            .is_some();
+        let beyond = self.anchors.range(self.last_seq + 1..).next().is_some();
         if beyond {
             self.report(self.last_seq + 1, ProblemKind::Truncated);
         }
@@ -432,7 +428,9 @@ mod tests {
         let mut prev = GENESIS.to_owned();
         for seq in 1..=3u64 {
             let mut b = body(seq as i64);
-            b.args = Some(serde_json::from_str(r#"{"value": 7.370437700706684e+208, "s": "a\"b"}"#).unwrap());
+            b.args = Some(
+                serde_json::from_str(r#"{"value": 7.370437700706684e+208, "s": "a\"b"}"#).unwrap(),
+            );
             let hash = previous_release_hash(seq, &b, &prev);
             let text = serde_json::to_string(&b).unwrap();
             assert_eq!(hash_legacy(seq, &text, &prev), hash);
