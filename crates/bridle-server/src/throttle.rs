@@ -799,7 +799,6 @@ pub async fn report_loop(state: AppState) {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
