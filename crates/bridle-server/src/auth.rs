@@ -323,16 +323,22 @@ async fn authenticate_agent_token(
     how: Presentation<'_>,
     origin: &Origin,
 ) -> Result<AgentCaller, ApiError> {
-    let claimed = jose::unverified_claim(token, "sub")
-        .map_or_else(|| "-".to_owned(), |s| throttle::identifier(&s));
+    // Tokens are locked by source only, so the identifier is needed only
+    // when the token fails (no claim parsing on the decision path).
     let attempt = Attempt {
         kind: Kind::AccessToken,
-        identifier: &claimed,
+        identifier: "",
         origin,
     };
     throttle::check(state, &attempt)?;
     match verify_agent_token(state, token, how).await {
         Err(e @ ApiError::Unauthenticated(_)) => {
+            let claimed = jose::unverified_claim(token, "sub")
+                .map_or_else(|| "-".to_owned(), |s| throttle::identifier(&s));
+            let attempt = Attempt {
+                identifier: &claimed,
+                ..attempt
+            };
             throttle::failed(state, &attempt, None, None).await;
             Err(e)
         }

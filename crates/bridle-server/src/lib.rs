@@ -91,11 +91,8 @@ pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Res
     tokio::spawn(checkpoints::run(state.clone()));
     tokio::spawn(throttle::report_loop(state.clone()));
     // The peer address is the source failed authentications are counted by.
-    let app = routes::router(state)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .await
-        .map_err(|e| e.to_string())
+    let app = routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
 }
 
 /// How often keys are re-read and expired token records dropped.

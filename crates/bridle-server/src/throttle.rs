@@ -569,7 +569,12 @@ impl Throttle {
 
     /// Refuse an attempt whose pair or source is locked (counted for the
     /// audit summary); otherwise let it be checked.
-    pub fn check(&self, attempt: &Attempt<'_>, now: Instant, at: Timestamp) -> Result<(), Throttled> {
+    pub fn check(
+        &self,
+        attempt: &Attempt<'_>,
+        now: Instant,
+        at: Timestamp,
+    ) -> Result<(), Throttled> {
         let source = attempt.origin.source;
         let mut t = self.tables();
         let by_source = t.sources.get(&source).and_then(|c| c.locked(now));
@@ -620,7 +625,8 @@ impl Throttle {
             )
             && !old.is_empty()
         {
-            t.evicted.push(old.take(&old_key, ReportState::Summary, now));
+            t.evicted
+                .push(old.take(&old_key, ReportState::Summary, now));
         }
         (
             t.reports
@@ -793,7 +799,6 @@ pub async fn report_loop(state: AppState) {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -858,7 +863,11 @@ mod tests {
     #[test]
     fn another_source_is_not_locked_and_failures_are_reported_once_then_summarised() {
         let t = Throttle::new(config());
-        let (bad, good, at) = (origin([10, 0, 0, 1]), origin([10, 0, 0, 2]), Timestamp::now());
+        let (bad, good, at) = (
+            origin([10, 0, 0, 1]),
+            origin([10, 0, 0, 2]),
+            Timestamp::now(),
+        );
         let now = Instant::now();
         let mut events = Vec::new();
         for _ in 0..3 {
@@ -950,7 +959,10 @@ mod tests {
 
     #[test]
     fn key_prefixes_never_show_much_of_a_key() {
-        assert_eq!(key_prefix("bk_abcdefghijklmnopqrstuvwxyz0123456789"), "bk_abcde…");
+        assert_eq!(
+            key_prefix("bk_abcdefghijklmnopqrstuvwxyz0123456789"),
+            "bk_abcde…"
+        );
         assert_eq!(key_prefix("hunter2"), "h…");
         assert_eq!(key_prefix("abc"), "…");
         assert_eq!(

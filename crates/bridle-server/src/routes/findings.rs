@@ -5,8 +5,8 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::Manifest;
-use bridle_core::manifest::{Access, Environment};
 use bridle_core::audit::EventType;
+use bridle_core::manifest::{Access, Environment};
 use bridle_store::{
     AgentRow, AuditFilter, AuditRead, ClientAuth, CredentialRow, CredentialStore, RegistryRead,
 };

@@ -36,7 +36,12 @@ async fn answer(req: reqwest::RequestBuilder) -> (u16, Option<u64>, Value) {
     (status, retry_after, body)
 }
 
-fn token_req(s: &Server, client: &reqwest::Client, id: &str, secret: &str) -> reqwest::RequestBuilder {
+fn token_req(
+    s: &Server,
+    client: &reqwest::Client,
+    id: &str,
+    secret: &str,
+) -> reqwest::RequestBuilder {
     client
         .post(s.url("/oauth/token"))
         .basic_auth(id, Some(secret))
@@ -58,7 +63,11 @@ async fn auth_events(s: &Server, client: &reqwest::Client) -> Vec<Value> {
 
 async fn audit_len(s: &Server, client: &reqwest::Client) -> usize {
     let r = s
-        .send(client.get(s.url("/v1/audit?limit=1000")).bearer_auth(ADMIN_KEY))
+        .send(
+            client
+                .get(s.url("/v1/audit?limit=1000"))
+                .bearer_auth(ADMIN_KEY),
+        )
         .await
         .expect(200);
     r["events"].as_array().unwrap().len()
@@ -81,7 +90,11 @@ async fn wrong_client_secrets_are_audited_then_throttled_only_from_their_source(
     let (id, secret) = swe_bot(&s).await;
     for i in 0..10 {
         let (status, _, body) = answer(token_req(&s, &s.http, &id, WRONG_SECRET)).await;
-        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "attempt {i}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "attempt {i}"
+        );
     }
     let events = auth_events(&s, &s.http).await;
     let states: Vec<&str> = events
@@ -98,7 +111,10 @@ async fn wrong_client_secrets_are_audited_then_throttled_only_from_their_source(
         assert_eq!(d["source"], "127.0.0.1", "{e}");
         assert_eq!(d["endpoints"], json!(["/oauth/token"]), "{e}");
         let text = e.to_string();
-        assert!(!text.contains(WRONG_SECRET) && !text.contains(&secret), "{e}");
+        assert!(
+            !text.contains(WRONG_SECRET) && !text.contains(&secret),
+            "{e}"
+        );
     }
     assert_eq!(events[1]["detail"]["locked"], "credential");
 
@@ -106,7 +122,10 @@ async fn wrong_client_secrets_are_audited_then_throttled_only_from_their_source(
     let (status, retry_after, body) = answer(token_req(&s, &s.http, &id, WRONG_SECRET)).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
-    assert!(retry_after.is_some_and(|secs| (1..=60).contains(&secs)), "{retry_after:?}");
+    assert!(
+        retry_after.is_some_and(|secs| (1..=60).contains(&secs)),
+        "{retry_after:?}"
+    );
     let (status, _, _) = answer(token_req(&s, &s.http, &id, &secret)).await;
     assert_eq!(status, 429, "the pair stays locked for its source");
 
@@ -131,9 +150,15 @@ async fn five_hundred_failures_make_a_handful_of_audit_events(s: Server) {
             other => panic!("attempt {i}: {other}"),
         }
     }
-    assert_eq!(refused, 490, "all but the first max_failures are refused unchecked");
+    assert_eq!(
+        refused, 490,
+        "all but the first max_failures are refused unchecked"
+    );
     let grown = audit_len(&s, &reader).await - before;
-    assert!((1..=3).contains(&grown), "{grown} audit events for 500 failures");
+    assert!(
+        (1..=3).contains(&grown),
+        "{grown} audit events for 500 failures"
+    );
     assert_eq!(failures(&auth_events(&s, &reader).await), 10);
 }
 on_both!(five_hundred_failures_make_a_handful_of_audit_events);
@@ -146,7 +171,10 @@ async fn wrong_api_keys_are_audited_and_throttled(s: Server) {
     assert_eq!(locked.0, 429, "{}", locked.2);
     assert!(locked.1.is_some_and(|secs| secs >= 1), "{locked:?}");
     assert_eq!(locked.2["status"], 429);
-    assert_eq!(locked.2["type"], "https://bridle.dev/problems/too-many-requests");
+    assert_eq!(
+        locked.2["type"],
+        "https://bridle.dev/problems/too-many-requests"
+    );
     // Only that key is locked: another principal from the same source works.
     s.get("/v1/agents", ADMIN_KEY).await.expect(200);
 
@@ -156,7 +184,10 @@ async fn wrong_api_keys_are_audited_and_throttled(s: Server) {
     for e in &events {
         assert_eq!(e["detail"]["kind"], "api_key", "{e}");
         assert_eq!(e["detail"]["endpoints"], json!(["/v1/agents"]), "{e}");
-        assert!(!e.to_string().contains(WRONG_KEY), "the key is in the log: {e}");
+        assert!(
+            !e.to_string().contains(WRONG_KEY),
+            "the key is in the log: {e}"
+        );
     }
     assert_eq!(events[0]["detail"]["presented"], json!(["bk_nope-…"]));
 }
@@ -204,7 +235,8 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_the_source(s: Server) {
             .header("x-forwarded-for", format!("{ip}, 127.0.0.1"))
     };
     for i in 0..20 {
-        let (status, _, _) = answer(via("203.0.113.7").bearer_auth(format!("k{i:02}-wrong-key-xxxxxxxxxxxx"))).await;
+        let (status, _, _) =
+            answer(via("203.0.113.7").bearer_auth(format!("k{i:02}-wrong-key-xxxxxxxxxxxx"))).await;
         assert_eq!(status, 401);
     }
     let (status, _, _) = answer(via("203.0.113.7").bearer_auth(ADMIN_KEY)).await;
@@ -236,7 +268,9 @@ async fn forged_access_tokens_at_decisions_are_audited(s: Server) {
     let forged = format!("{header}.{}.{signature}", b64(&claims));
     let body = json!({"action": "github.read_file", "args": {}});
     for _ in 0..3 {
-        s.post("/v1/decisions", &forged, body.clone()).await.problem(401);
+        s.post("/v1/decisions", &forged, body.clone())
+            .await
+            .problem(401);
     }
     let events = auth_events(&s, &s.http).await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -245,7 +279,10 @@ async fn forged_access_tokens_at_decisions_are_audited(s: Server) {
     assert_eq!(d["presented"], json!(["swe-bot"]));
     assert_eq!(d["endpoints"], json!(["/v1/decisions"]));
     let text = events[0].to_string();
-    assert!(!text.contains(&forged) && !text.contains(signature), "{text}");
+    assert!(
+        !text.contains(&forged) && !text.contains(signature),
+        "{text}"
+    );
     // The agent's real token is not locked by forgeries of it.
     s.post("/v1/decisions", &token, body).await.expect(200);
 }
@@ -262,7 +299,10 @@ async fn introspection_and_revocation_client_failures_are_audited(s: Server) {
                 .form(&[("token", "x")]),
         )
         .await;
-        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client"))
+        );
     }
     let events = auth_events(&s, &s.http).await;
     let seen: Vec<(&str, &str)> = events
@@ -276,7 +316,10 @@ async fn introspection_and_revocation_client_failures_are_audited(s: Server) {
         .collect();
     assert_eq!(
         seen,
-        [(first.as_str(), "/oauth/introspect"), (second.as_str(), "/oauth/revoke")]
+        [
+            (first.as_str(), "/oauth/introspect"),
+            (second.as_str(), "/oauth/revoke")
+        ]
     );
 }
 on_both!(introspection_and_revocation_client_failures_are_audited);
@@ -292,12 +335,18 @@ async fn the_attacked_agent_has_an_auth_failures_finding(s: Server) {
             .cloned()
             .collect()
     };
-    let quiet = s.get("/v1/findings?agent=swe-bot", ADMIN_KEY).await.expect(200);
+    let quiet = s
+        .get("/v1/findings?agent=swe-bot", ADMIN_KEY)
+        .await
+        .expect(200);
     assert!(codes(&quiet).is_empty(), "{}", quiet.text);
     for _ in 0..10 {
         answer(token_req(&s, &s.http, &id, WRONG_SECRET)).await;
     }
-    let r = s.get("/v1/findings?agent=swe-bot", ADMIN_KEY).await.expect(200);
+    let r = s
+        .get("/v1/findings?agent=swe-bot", ADMIN_KEY)
+        .await
+        .expect(200);
     let found = codes(&r);
     assert_eq!(found.len(), 1, "{}", r.text);
     assert_eq!(found[0]["severity"], "high");
@@ -307,6 +356,10 @@ async fn the_attacked_agent_has_an_auth_failures_finding(s: Server) {
             .unwrap()
             .contains(&json!("OWASP-NHI4:2025"))
     );
-    assert!(found[0]["detail"].as_str().unwrap().contains("10 failed"), "{}", found[0]);
+    assert!(
+        found[0]["detail"].as_str().unwrap().contains("10 failed"),
+        "{}",
+        found[0]
+    );
 }
 on_both!(the_attacked_agent_has_an_auth_failures_finding);

@@ -245,8 +245,7 @@ async fn verify(
                 now.as_second(),
             )
             .map_err(|e| reject(invalid_client(&e)))?;
-            let until =
-                jiff::Timestamp::from_second(checked.exp + 5).map_err(|_| reject(bad()))?;
+            let until = jiff::Timestamp::from_second(checked.exp + 5).map_err(|_| reject(bad()))?;
             if !state
                 .store
                 .use_jti("client_assertion", &checked.jti, &ts(until))
