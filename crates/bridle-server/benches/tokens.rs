@@ -52,10 +52,14 @@ async fn fixture(dir: &std::path::Path) -> Fixture {
         ..Config::default()
     };
     let issuer = config.issuer();
-    let kek = bridle_server::kek::open_store(&config, &store).await.unwrap();
+    let kek = bridle_server::kek::open_store(&config, &store)
+        .await
+        .unwrap();
     let state = AppState::new(store, config.clone(), kek).await.unwrap();
     let store = Store::connect(&url).await.unwrap();
-    let kek = bridle_server::kek::open_store(&config, &store).await.unwrap();
+    let kek = bridle_server::kek::open_store(&config, &store)
+        .await
+        .unwrap();
     let uncached = AppState::new(
         store,
         Config {

@@ -150,12 +150,13 @@ impl Kek {
 
     /// Read a KEK from a file (its first line; surrounding space ignored).
     pub fn read(path: &Path) -> Result<Self, KekError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            KekError::Read {
-                path: path.to_owned(),
-                source,
-            }
-        })?);
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| KekError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
         warn_if_shared(path);
         Self::parse(&text, &format!("the file `{}`", path.display()))
     }
@@ -210,7 +211,8 @@ impl Kek {
 
     fn open_with(&self, aad: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         let mut parts = sealed.splitn(3, ':');
-        let (Some(SEALED), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(SEALED), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(OpenError::NotSealed);
         };
         if id != self.id {

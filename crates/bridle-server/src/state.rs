@@ -12,8 +12,8 @@ use bridle_store::{AgentRow, AuditLog, Store, UsageStore};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::token_cache::TokenCache;
 use crate::kek::Kek;
+use crate::token_cache::TokenCache;
 use crate::tokens::{AuditKey, Claims, Keys, TokenError};
 
 #[derive(Debug, Clone)]

@@ -186,7 +186,10 @@ impl Keys {
         };
         let hmac_key = {
             use sha2::{Digest, Sha256};
-            let text = Zeroizing::new(format!("bridle-audit-hmac\n{}", STANDARD.encode(&*first_der)));
+            let text = Zeroizing::new(format!(
+                "bridle-audit-hmac\n{}",
+                STANDARD.encode(&*first_der)
+            ));
             AuditKey(Zeroizing::new(Sha256::digest(text.as_bytes()).to_vec()))
         };
         Ok(Self {

@@ -79,7 +79,10 @@ fn serve(dir: &Path, db: &str, env: &[(&str, &str)], tag: &str) -> Serve {
         if let Some(status) = serve.child.try_wait().unwrap() {
             panic!("bridle serve exited ({status}): {log}");
         }
-        assert!(Instant::now() < deadline, "bridle serve did not start: {log}");
+        assert!(
+            Instant::now() < deadline,
+            "bridle serve did not start: {log}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -370,7 +373,10 @@ async fn no_secret_reaches_the_logs_the_audit_log_or_the_database() {
             }
         }
     }
-    assert!(leaks.is_empty(), "secrets leaked (server {base}): {leaks:?}");
+    assert!(
+        leaks.is_empty(),
+        "secrets leaked (server {base}): {leaks:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

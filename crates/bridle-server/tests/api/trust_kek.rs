@@ -6,8 +6,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use bridle_server::kek::Kek;
-use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use bridle_server::{Config, Secret};
+use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use serde_json::json;
 
 use crate::common::{self, ADMIN_KEY, Backend, KEK, Server, jwt_parts, manifest, sql, sql_text};
@@ -180,7 +180,11 @@ async fn a_wrong_or_missing_kek_is_refused_and_writes_nothing(s: Server) {
         let path = format!("{}.kek", s.db_url.strip_prefix("sqlite://").unwrap());
         assert!(!std::path::Path::new(&path).exists(), "a new KEK was made");
     }
-    assert_eq!(snapshot(&s).await, before, "a refused start wrote to the store");
+    assert_eq!(
+        snapshot(&s).await,
+        before,
+        "a refused start wrote to the store"
+    );
     // The running server is unaffected.
     s.decide(&token, "ci.run_tests", json!({})).await;
 }
@@ -244,7 +248,12 @@ async fn plain_keys_of_an_earlier_release_are_sealed_in_place(s: Server) {
         .await;
     }
     sql(&s.db_url, s.backend, "DELETE FROM key_encryption").await;
-    assert!(key_rows(&s).await.iter().all(|(_, d)| !d.starts_with("kek1:")));
+    assert!(
+        key_rows(&s)
+            .await
+            .iter()
+            .all(|(_, d)| !d.starts_with("kek1:"))
+    );
 
     // First start with a KEK: the same keys, now sealed.
     let issuer = s.base.clone();
