@@ -43,8 +43,6 @@ mod trust_audit;
 mod trust_authn;
 #[path = "api/trust_kek.rs"]
 mod trust_kek;
-#[path = "api/webhooks.rs"]
-mod webhooks;
 #[path = "api/trust_manifest.rs"]
 mod trust_manifest;
 #[path = "api/webhooks.rs"]
