@@ -35,12 +35,12 @@ mod oauth;
 mod principals;
 #[path = "api/scenarios.rs"]
 mod scenarios;
-#[path = "api/trust_input.rs"]
-mod trust_input;
 #[path = "api/trust_audit.rs"]
 mod trust_audit;
 #[path = "api/trust_authn.rs"]
 mod trust_authn;
+#[path = "api/trust_input.rs"]
+mod trust_input;
 #[path = "api/trust_kek.rs"]
 mod trust_kek;
 #[path = "api/trust_manifest.rs"]

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::audit::EventType;
-use bridle_store::{AuditFilter, AuditRead, CheckpointFilter, CheckpointStore};
+use bridle_store::{AuditFilter, CheckpointFilter, CheckpointStore};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

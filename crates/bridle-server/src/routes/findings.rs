@@ -7,9 +7,7 @@ use axum::extract::{Query, State};
 use bridle_core::Manifest;
 use bridle_core::audit::EventType;
 use bridle_core::manifest::{Access, Environment};
-use bridle_store::{
-    AgentRow, AuditFilter, AuditRead, ClientAuth, CredentialRow, CredentialStore, RegistryRead,
-};
+use bridle_store::{AgentRow, AuditFilter, AuditRead, ClientAuth, CredentialRow, CredentialStore};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
