@@ -152,8 +152,7 @@ async fn a_wrong_or_missing_kek_is_refused_and_writes_nothing(s: Server) {
     let other = STANDARD.encode([7u8; 32]);
     let err = bridle_server::start(config_on(&s, Some(&other)))
         .await
-        .err()
-        .expect("a wrong KEK must not start");
+        .expect_err("a wrong KEK must not start");
     assert!(
         err.contains("is not the one this database is sealed with")
             && err.contains("BRIDLE_KEY_ENCRYPTION_KEY")
@@ -162,16 +161,14 @@ async fn a_wrong_or_missing_kek_is_refused_and_writes_nothing(s: Server) {
     );
     let err = bridle_server::start(config_on(&s, Some("not a key")))
         .await
-        .err()
-        .expect("a malformed KEK must not start");
+        .expect_err("a malformed KEK must not start");
     assert!(err.contains("not a key-encryption key"), "{err}");
 
     // No KEK at all: SQLite looks for the key file beside the database,
     // which this database never had; it must not make one now.
     let err = bridle_server::start(config_on(&s, None))
         .await
-        .err()
-        .expect("a sealed database without its KEK must not start");
+        .expect_err("a sealed database without its KEK must not start");
     assert!(
         err.contains("BRIDLE_KEY_ENCRYPTION_KEY") && err.contains("key_encryption_key_file"),
         "{err}"
@@ -201,8 +198,7 @@ async fn postgres_without_a_kek_does_not_start() {
     };
     let err = bridle_server::start(config)
         .await
-        .err()
-        .expect("PostgreSQL without a KEK must not start");
+        .expect_err("PostgreSQL without a KEK must not start");
     assert!(
         err.contains("PostgreSQL")
             && err.contains("BRIDLE_KEY_ENCRYPTION_KEY")
