@@ -53,7 +53,11 @@ fn upstreams() -> Option<&'static Upstreams> {
 fn route(ups: &Upstreams, name: &str) -> Option<(String, String)> {
     let (u, rest) = ups.route(name)?;
     assert!(!rest.is_empty(), "routed to an empty upstream name");
-    assert_eq!(format!("{}{rest}", u.prefix), name, "routing lost characters");
+    assert_eq!(
+        format!("{}{rest}", u.prefix),
+        name,
+        "routing lost characters"
+    );
     Some((u.prefix.clone(), rest.to_owned()))
 }
 
@@ -87,7 +91,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         ClientRequest::ReadResourceRequest(r) => {
-            let _ = ups.resource_owner.read().map(|m| m.get(&r.params.uri).copied());
+            let _ = ups
+                .resource_owner
+                .read()
+                .map(|m| m.get(&r.params.uri).copied());
         }
         _ => {}
     }

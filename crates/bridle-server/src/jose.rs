@@ -261,7 +261,9 @@ pub fn verify_dpop(
             claims.htu
         ));
     }
-    if (claims.iat - now).abs() > DPOP_IAT_WINDOW {
+    // `abs_diff`: `iat - now` overflows for an `iat` near the ends of the
+    // range (a panic with overflow checks, else one wrapped `iat` inside).
+    if claims.iat.abs_diff(now) > DPOP_IAT_WINDOW.unsigned_abs() {
         return Err("the DPoP proof's `iat` is too far from now".into());
     }
     if let Some(token) = access_token {
@@ -334,10 +336,14 @@ pub fn verify_client_assertion(
     jws.verify(key, "client assertion")?;
     let claims: AssertionClaims = serde_json::from_slice(&jws.payload)
         .map_err(|e| format!("the client assertion's claims: {e}"))?;
-    if claims.exp + LEEWAY < now {
+    // Saturating: `exp` and `nbf` are the client's, any `i64`.
+    if claims.exp.saturating_add(LEEWAY) < now {
         return Err("the client assertion has expired".into());
     }
-    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY) {
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY))
+    {
         return Err("the client assertion is not valid yet".into());
     }
     if !claims.aud.any(|a| audiences.iter().any(|ok| ok == a)) {
@@ -349,7 +355,7 @@ pub fn verify_client_assertion(
     if claims.iss != client_id || claims.sub != client_id {
         return Err("the assertion's `iss` and `sub` must be the client id".into());
     }
-    if claims.exp > now + ASSERTION_MAX_LIFETIME + LEEWAY {
+    if claims.exp > now.saturating_add(ASSERTION_MAX_LIFETIME + LEEWAY) {
         return Err(format!(
             "the assertion may live at most {ASSERTION_MAX_LIFETIME} s"
         ));

@@ -29,6 +29,8 @@ mod errors;
 mod ext_authz;
 #[path = "api/findings.rs"]
 mod findings;
+#[path = "api/fuzz.rs"]
+mod fuzz;
 #[path = "api/oauth.rs"]
 mod oauth;
 #[path = "api/principals.rs"]
