@@ -461,7 +461,6 @@ fn warn_if_shared(_path: &Path) {}
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]
