@@ -298,6 +298,20 @@ fn normalise(s: &str) -> Result<String, ResourceError> {
             });
         }
     }
+    // Decoding can bring hex digits next to a `%25` (`%25%41a` becomes
+    // `%25Aa`): the normal form must not decode twice either.
+    let bytes = out.as_bytes();
+    if let Some(at) = out.match_indices("%25").map(|(i, _)| i).find(|&i| {
+        bytes
+            .get(i + 3..i + 5)
+            .is_some_and(|rest| rest.iter().all(|b| hex(*b).is_some()))
+    }) {
+        return Err(ResourceError::ForbiddenEscape {
+            escape: "%25".to_owned(),
+            at,
+            why: "it would decode twice",
+        });
+    }
     Ok(out)
 }
 
