@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::BeginWrite as _;
 use crate::{Store, StoreError, now_text, with_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -233,7 +234,7 @@ impl ApprovalStore for Store {
     async fn create_approval(&self, a: &NewApproval) -> Result<(Approval, bool), StoreError> {
         let now = now_text();
         let inserted = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // Serialize creators of the same key on both backends.
             sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
                 .execute(&mut *tx)
@@ -347,7 +348,7 @@ impl ApprovalStore for Store {
     ) -> Result<Approval, StoreError> {
         self.expire_approvals(now).await?;
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE approvals SET state = state WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)

@@ -13,6 +13,7 @@ use bridle_core::audit::{
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::BeginWrite as _;
 use crate::{Store, StoreError, with_pool};
 
 /// Most events written in one transaction.
@@ -143,7 +144,7 @@ impl Store {
     /// Chain and write `bodies` in one transaction, after the current head.
     async fn append_batch(&self, bodies: Vec<EventBody>) -> Result<Vec<AuditEvent>, StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // Take the write lock on the head before reading it.
             sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
                 .execute(&mut *tx)

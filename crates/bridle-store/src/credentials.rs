@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::BeginWrite as _;
 use crate::{Store, StoreError, now_text, with_pool};
 
 #[derive(Clone)]
@@ -252,7 +253,7 @@ impl CredentialStore for Store {
 
     async fn rotate_signing_key(&self, key: &SigningKeyRow) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
                 .bind(&key.created_at)
                 .execute(&mut *tx)
@@ -295,7 +296,7 @@ impl CredentialStore for Store {
         keys: &[SealedKey<'_>],
     ) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if let Some(check) = check {
                 let recorded = sqlx::query(
                     "INSERT INTO key_encryption (id, kek_id, check_value, created_at) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING",
@@ -411,7 +412,7 @@ impl CredentialStore for Store {
     async fn revoke_credential(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
         with_pool!(self, |pool| {
             let now = now_text();
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE agent_credentials SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
             )
@@ -501,7 +502,7 @@ impl CredentialStore for Store {
     async fn revoke_agent_credentials(&self, agent: &str) -> Result<(u64, u64), StoreError> {
         with_pool!(self, |pool| {
             let now = now_text();
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let creds = sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
                 .bind(&now)
                 .bind(agent)

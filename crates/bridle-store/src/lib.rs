@@ -43,6 +43,30 @@ enum Pool {
     Postgres(PgPool),
 }
 
+/// A transaction that will write. On SQLite it begins `IMMEDIATE`, taking
+/// the write lock first: a deferred transaction that reads and then writes
+/// fails at once with `SQLITE_BUSY_SNAPSHOT` when another connection commits
+/// in between (the busy timeout does not apply), which turned ordinary
+/// concurrent writes into 503s. PostgreSQL needs nothing extra.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// Run `$body` with `$pool` bound to whichever pool the store holds. The SQL
 /// in the body is written once in the dialect both accept (`$1` placeholders,
 /// TEXT/BIGINT/BOOLEAN columns).
@@ -122,7 +146,7 @@ impl Store {
     /// and rolls back a row in a transaction.
     pub async fn check_writable(&self) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
                 .execute(&mut *tx)
                 .await?;

@@ -7,6 +7,7 @@ use bridle_core::id::{GroupName, PrincipalId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::BeginWrite as _;
 use crate::{Store, StoreError, now_text, with_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -100,7 +101,7 @@ impl PrincipalStore for Store {
         key_hash: &str,
     ) -> Result<Principal, StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let exists = sqlx::query("SELECT id FROM principals WHERE id = $1")
                 .bind(p.id.as_str())
                 .fetch_optional(&mut *tx)
@@ -146,7 +147,7 @@ impl PrincipalStore for Store {
         key_hash: &str,
     ) -> Result<Principal, StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let now = now_text();
             let exists = sqlx::query("SELECT id FROM principals WHERE id = $1")
                 .bind(id.as_str())

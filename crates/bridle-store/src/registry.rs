@@ -9,6 +9,7 @@ use bridle_core::id::{AgentId, PrincipalId};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::BeginWrite as _;
 use crate::{Store, StoreError, now_text, with_pool};
 
 /// An agent as stored.
@@ -191,7 +192,7 @@ impl RegistryWrite for Store {
         let manifest = serde_json::to_string(&m.document)
             .map_err(|e| StoreError::Corrupt(format!("manifest json: {e}")))?;
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let now = now_text();
             // Lock the row first (a no-op update), so concurrent applies of one
             // agent get distinct versions on both backends.
@@ -271,7 +272,7 @@ impl RegistryWrite for Store {
         reason: &str,
     ) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             lock_live_agent!(tx, id);
             sqlx::query(
                 "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4",
@@ -293,7 +294,7 @@ impl RegistryWrite for Store {
 
     async fn retire(&self, id: &AgentId, reason: &str) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let now = now_text();
             lock_live_agent!(tx, id);
             for sql in [
