@@ -28,98 +28,24 @@
 //! claimed subject, never a secret, key or token.
 
 use std::collections::{BTreeSet, HashMap};
-use std::convert::Infallible;
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
-use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use bridle_core::audit::{EventBody, EventType};
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// `[auth_throttle]` in the configuration file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ThrottleConfig {
-    /// Failures of one credential from one source, within `window_secs`,
-    /// that lock that pair.
-    pub max_failures: u32,
-    /// Failures from one source (any credential), within `window_secs`,
-    /// that lock the source.
-    pub source_max_failures: u32,
-    /// The counting window, and the interval of summary audit events.
-    pub window_secs: u64,
-    /// The first lock's length; each further lock doubles it.
-    pub lockout_secs: u64,
-    /// The longest lock.
-    pub max_lockout_secs: u64,
-    /// Entries kept per table (pairs, sources, pending audit summaries).
-    pub max_entries: usize,
-    /// Reverse proxies whose `X-Forwarded-For` is believed. Empty (the
-    /// default): the source is the TCP peer, whatever the headers say.
-    pub trusted_proxies: Vec<IpAddr>,
-}
+mod config;
+mod origin;
+#[cfg(test)]
+mod tests;
 
-impl Default for ThrottleConfig {
-    fn default() -> Self {
-        Self {
-            max_failures: 10,
-            source_max_failures: 100,
-            window_secs: 60,
-            lockout_secs: 60,
-            max_lockout_secs: 900,
-            max_entries: 10_000,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ThrottleConfigError {
-    #[error("auth_throttle.{0} must be at least 1")]
-    Zero(&'static str),
-    #[error("auth_throttle.max_lockout_secs must not be below lockout_secs")]
-    LockoutRange,
-}
-
-impl ThrottleConfig {
-    pub fn validate(&self) -> Result<(), ThrottleConfigError> {
-        let zero = [
-            ("max_failures", u64::from(self.max_failures)),
-            ("source_max_failures", u64::from(self.source_max_failures)),
-            ("window_secs", self.window_secs),
-            ("lockout_secs", self.lockout_secs),
-            ("max_entries", self.max_entries as u64),
-        ];
-        if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
-            return Err(ThrottleConfigError::Zero(name));
-        }
-        if self.max_lockout_secs < self.lockout_secs {
-            return Err(ThrottleConfigError::LockoutRange);
-        }
-        Ok(())
-    }
-
-    fn window(&self) -> Duration {
-        Duration::from_secs(self.window_secs)
-    }
-
-    /// The length of lock number `n` (0 for the first).
-    fn lockout(&self, n: u32) -> Duration {
-        let secs = self
-            .lockout_secs
-            .saturating_mul(1u64.checked_shl(n.min(32)).unwrap_or(u64::MAX))
-            .min(self.max_lockout_secs);
-        Duration::from_secs(secs)
-    }
-}
+pub use config::{ThrottleConfig, ThrottleConfigError};
+#[cfg(test)]
+use origin::client_address;
+pub use origin::{Origin, Source};
 
 /// What kind of credential failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,92 +64,6 @@ impl Kind {
             Self::AccessToken => "access_token",
         }
     }
-}
-
-/// Where attempts come from: an IPv4 address, or an IPv6 /64 network (one
-/// host usually holds a whole /64).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Source(IpAddr);
-
-impl Source {
-    pub fn new(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V6(v6) => {
-                let network = u128::from(v6) & !u128::from(u64::MAX);
-                Self(IpAddr::V6(Ipv6Addr::from(network)))
-            }
-            v4 => Self(v4),
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V4(v4) => write!(f, "{v4}"),
-            IpAddr::V6(v6) => write!(f, "{v6}/64"),
-        }
-    }
-}
-
-/// The source and the endpoint of a request.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub source: Source,
-    /// The route template (`/v1/agents/{id}`), not the raw path.
-    pub endpoint: String,
-}
-
-impl Origin {
-    pub fn of(parts: &Parts, config: &ThrottleConfig) -> Self {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        let ip = client_address(peer, &parts.headers, &config.trusted_proxies);
-        let endpoint = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or("unknown", MatchedPath::as_str)
-            .to_owned();
-        Self {
-            source: Source::new(ip),
-            endpoint,
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Origin {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        Ok(Self::of(parts, &state.config.auth_throttle))
-    }
-}
-
-/// The peer, or when the peer is a trusted proxy, the nearest address in
-/// `X-Forwarded-For` that is not one (right to left: each proxy appends).
-fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.contains(&ip.to_canonical());
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
-    let mut nearest = peer;
-    for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) if is_trusted(&ip) => nearest = ip,
-            Ok(ip) => return ip,
-            // Garbage from beyond the last trusted hop: that hop is the source.
-            Err(_) => return nearest,
-        }
-    }
-    nearest
 }
 
 /// Longest presented identifier kept (client ids and claimed subjects are
@@ -795,179 +635,5 @@ pub async fn report_loop(state: AppState) {
         tick.tick().await;
         let reports = state.throttle.flush(Instant::now());
         write(&state, reports).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn origin(ip: [u8; 4]) -> Origin {
-        Origin {
-            source: Source::new(IpAddr::from(ip)),
-            endpoint: "/oauth/token".into(),
-        }
-    }
-
-    fn config() -> ThrottleConfig {
-        ThrottleConfig {
-            max_failures: 3,
-            source_max_failures: 10,
-            window_secs: 60,
-            lockout_secs: 10,
-            max_lockout_secs: 35,
-            max_entries: 4,
-            trusted_proxies: Vec::new(),
-        }
-    }
-
-    fn attempt<'a>(id: &'a str, origin: &'a Origin) -> Attempt<'a> {
-        Attempt {
-            kind: Kind::Client,
-            identifier: id,
-            origin,
-        }
-    }
-
-    #[test]
-    fn a_pair_locks_after_max_failures_with_doubling_lockouts() {
-        let t = Throttle::new(config());
-        let (o, at) = (origin([10, 0, 0, 1]), Timestamp::now());
-        let a = attempt("cl_a", &o);
-        let start = Instant::now();
-        let mut now = start;
-        let mut lengths = Vec::new();
-        for _ in 0..4 {
-            for i in 0..3 {
-                assert!(t.check(&a, now, at).is_ok(), "attempt {i} refused");
-                let reports = t.failure(&a, Some("cl_a"), None, now, at);
-                if let Some(ReportState::Locked { retry_after, .. }) =
-                    reports.last().map(|r| r.state)
-                {
-                    lengths.push(retry_after);
-                }
-            }
-            let refused = t.check(&a, now, at).unwrap_err();
-            now += Duration::from_secs(refused.retry_after);
-            assert!(t.check(&a, now, at).is_ok());
-        }
-        assert_eq!(lengths, [10, 20, 35, 35]);
-        // A success forgets the back-off.
-        t.success(&a);
-        for _ in 0..3 {
-            t.failure(&a, Some("cl_a"), None, now, at);
-        }
-        assert_eq!(t.check(&a, now, at).unwrap_err().retry_after, 10);
-    }
-
-    #[test]
-    fn another_source_is_not_locked_and_failures_are_reported_once_then_summarised() {
-        let t = Throttle::new(config());
-        let (bad, good, at) = (
-            origin([10, 0, 0, 1]),
-            origin([10, 0, 0, 2]),
-            Timestamp::now(),
-        );
-        let now = Instant::now();
-        let mut events = Vec::new();
-        for _ in 0..3 {
-            events.extend(t.failure(&attempt("cl_a", &bad), Some("cl_a"), Some("bot"), now, at));
-        }
-        for _ in 0..5 {
-            assert!(t.check(&attempt("cl_a", &bad), now, at).is_err());
-        }
-        assert!(t.check(&attempt("cl_a", &good), now, at).is_ok());
-        let states: Vec<_> = events.iter().map(|r| (r.state, r.failures)).collect();
-        assert_eq!(
-            states,
-            [
-                (ReportState::Failing, 1),
-                (
-                    ReportState::Locked {
-                        what: "credential",
-                        retry_after: 10
-                    },
-                    2
-                )
-            ]
-        );
-        assert!(t.flush(now + Duration::from_secs(59)).is_empty());
-        let summary = t.flush(now + Duration::from_secs(60));
-        assert_eq!(summary.len(), 1);
-        assert_eq!((summary[0].failures, summary[0].throttled), (0, 5));
-        assert_eq!(summary[0].agent.as_deref(), Some("bot"));
-        // Quiet for a window: forgotten, and the next failure is reported at once.
-        assert!(t.flush(now + Duration::from_secs(200)).is_empty());
-        assert_eq!(t.sizes(), (0, 0, 0));
-    }
-
-    #[test]
-    fn a_source_locks_for_every_credential() {
-        let t = Throttle::new(config());
-        let (o, at, now) = (origin([10, 0, 0, 1]), Timestamp::now(), Instant::now());
-        let ids: Vec<String> = (0..10).map(|i| format!("cl_{i}")).collect();
-        let mut reports = Vec::new();
-        for id in &ids {
-            reports.extend(t.failure(&attempt(id, &o), None, None, now, at));
-        }
-        assert!(t.check(&attempt("cl_fresh", &o), now, at).is_err());
-        // Unknown clients are gathered per source: one event, then the lock.
-        assert_eq!(reports.len(), 2, "{reports:?}");
-        assert!(reports.iter().any(|r| r.presented_more));
-    }
-
-    #[test]
-    fn the_tables_are_bounded_and_evicted_failures_are_still_reported() {
-        let t = Throttle::new(config());
-        let (at, now) = (Timestamp::now(), Instant::now());
-        let mut reported = 0;
-        for i in 0..50u8 {
-            let o = origin([10, 0, 1, i]);
-            let a = attempt("cl_a", &o);
-            for _ in 0..2 {
-                for r in t.failure(&a, Some("cl_a"), None, now, at) {
-                    reported += r.failures;
-                }
-            }
-        }
-        let (pairs, sources, reports) = t.sizes();
-        assert!(pairs <= 4 && sources <= 4 && reports <= 4);
-        for r in t.flush(now) {
-            reported += r.failures;
-        }
-        let pending: u64 = t
-            .flush(now + Duration::from_secs(60))
-            .iter()
-            .map(|r| r.failures)
-            .sum();
-        assert_eq!(reported + pending, 100);
-    }
-
-    #[test]
-    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
-        let proxy: IpAddr = "10.0.0.9".parse().unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "6.6.6.6, 1.2.3.4".parse().unwrap());
-        assert_eq!(client_address(proxy, &headers, &[]), proxy);
-        assert_eq!(
-            client_address(proxy, &headers, &[proxy]),
-            "1.2.3.4".parse::<IpAddr>().unwrap()
-        );
-        headers.insert("x-forwarded-for", "1.2.3.4, nonsense".parse().unwrap());
-        assert_eq!(client_address(proxy, &headers, &[proxy]), proxy);
-    }
-
-    #[test]
-    fn key_prefixes_never_show_much_of_a_key() {
-        assert_eq!(
-            key_prefix("bk_abcdefghijklmnopqrstuvwxyz0123456789"),
-            "bk_abcde…"
-        );
-        assert_eq!(key_prefix("hunter2"), "h…");
-        assert_eq!(key_prefix("abc"), "…");
-        assert_eq!(
-            Source::new("2001:db8:1:2:3:4:5:6".parse().unwrap()).to_string(),
-            "2001:db8:1:2::/64"
-        );
     }
 }
