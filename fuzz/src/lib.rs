@@ -131,7 +131,9 @@ pub fn decide(
         },
         now,
     };
-    engine.decide(&input, ledger, &bridle_core::NoApprovals)
+    let decided = engine.decide(&input, ledger, &bridle_core::NoApprovals);
+    decided.usage.commit(ledger);
+    decided.decision
 }
 
 /// The server's signing keys with [`signing_key`] as the only key

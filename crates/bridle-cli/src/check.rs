@@ -127,7 +127,9 @@ fn decide(args: &CheckArgs) -> Result<(Decision, String), String> {
         },
         now,
     };
-    let decision = Engine::new().decide(&input, &MemoryLedger::new(), &NoApprovals);
+    let decision = Engine::new()
+        .decide(&input, &MemoryLedger::new(), &NoApprovals)
+        .decision;
     Ok((decision, source))
 }
 

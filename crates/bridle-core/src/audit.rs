@@ -102,6 +102,15 @@ pub struct EventBody {
 }
 
 impl EventBody {
+    /// The id of the decision a `decision` event records
+    /// (`detail.decision_id`); the store indexes events by it.
+    pub fn decision_id(&self) -> Option<&str> {
+        if self.kind != EventType::Decision {
+            return None;
+        }
+        self.detail.as_ref()?.get("decision_id")?.as_str()
+    }
+
     pub fn new(kind: EventType, time: Timestamp, actor: impl Into<String>) -> Self {
         Self {
             time,

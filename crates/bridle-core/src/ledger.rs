@@ -1,7 +1,10 @@
 //! Rate limits and rolling budgets need memory across decisions. The engine
-//! asks a [`Ledger`] the caller provides; [`MemoryLedger`] keeps it in
-//! process (for `bridle check`, tests and benches); the server keeps it in
-//! the store so it survives a restart.
+//! only reads it ([`LedgerRead::check`]) and returns the [`Usage`] a decision
+//! would add; the caller commits that usage ([`Usage::commit`]) once the
+//! decision stands (a lost race for a single-use approval, say, charges
+//! nothing). [`MemoryLedger`] keeps it in process (for `bridle check`, tests
+//! and benches); the server also keeps it in the store so it survives a
+//! restart.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -36,7 +39,8 @@ pub enum LimitHit {
     },
 }
 
-pub trait Ledger {
+/// What the engine may ask of a ledger: reading only.
+pub trait LedgerRead {
     /// Whether one more action by `agent` at `now` stays within `rate` and
     /// every `spend`. Does not record anything.
     fn check(
@@ -46,9 +50,68 @@ pub trait Ledger {
         rate: Option<Rate>,
         spend: &[Spend],
     ) -> Option<LimitHit>;
+}
 
+/// A ledger that usage can be committed to.
+pub trait Ledger: LedgerRead {
     /// Record one action (counted against `rate`) and its spend.
     fn record(&self, agent: &AgentId, now: Timestamp, rate: Option<Rate>, spend: &[Spend]);
+}
+
+/// What one decision adds to one agent's ledger: an action counted against
+/// its rate limit (when it has one) and what it draws on each budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub agent: AgentId,
+    pub rate: Option<Rate>,
+    pub spend: Vec<Spend>,
+}
+
+impl Charge {
+    /// The charge as stored usage entries: `("", 1)` for the counted action,
+    /// then `(argument, amount)` once per budgeted argument (several budgets
+    /// may watch one argument over different windows; it is spent once).
+    pub fn entries(&self) -> Vec<(String, i64)> {
+        let mut entries: Vec<(String, i64)> = Vec::new();
+        if self.rate.is_some() {
+            entries.push((String::new(), 1));
+        }
+        for s in &self.spend {
+            if !entries.iter().any(|(arg, _)| arg == &s.arg) {
+                entries.push((s.arg.clone(), s.amount));
+            }
+        }
+        entries
+    }
+}
+
+/// The usage a decision would add, one [`Charge`] per agent of the chain,
+/// at the decision's instant. Empty for a denial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "usage counts only once committed"]
+pub struct Usage {
+    pub at: Timestamp,
+    pub charges: Vec<Charge>,
+}
+
+impl Usage {
+    pub fn none(at: Timestamp) -> Self {
+        Self {
+            at,
+            charges: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.charges.is_empty()
+    }
+
+    /// Count this usage in `ledger`.
+    pub fn commit(&self, ledger: &dyn Ledger) {
+        for c in &self.charges {
+            ledger.record(&c.agent, self.at, c.rate, &c.spend);
+        }
+    }
 }
 
 /// An in-process ledger. Keeps only what the longest window still needs.
@@ -98,7 +161,7 @@ fn since(now: Timestamp, per: SignedDuration) -> Timestamp {
     now.checked_sub(per).unwrap_or(Timestamp::MIN)
 }
 
-impl Ledger for MemoryLedger {
+impl LedgerRead for MemoryLedger {
     fn check(
         &self,
         agent: &AgentId,
@@ -136,7 +199,9 @@ impl Ledger for MemoryLedger {
         }
         None
     }
+}
 
+impl Ledger for MemoryLedger {
     fn record(&self, agent: &AgentId, now: Timestamp, rate: Option<Rate>, spend: &[Spend]) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let usage = state.entry(agent.clone()).or_default();

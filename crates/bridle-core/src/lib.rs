@@ -17,7 +17,7 @@ pub mod resource;
 pub use compile::{CompiledAgent, Guardrails};
 pub use decision::{Decision, Effect, Reason, ReasonCode};
 pub use engine::{
-    ActionRequest, AgentState, ApprovalLookup, ApprovalStatus, DecisionInput, Engine, NoApprovals,
-    Subject,
+    ActionRequest, AgentState, ApprovalLookup, ApprovalStatus, Decided, DecisionInput, Engine,
+    NoApprovals, Subject,
 };
 pub use manifest::{Manifest, ManifestError, ManifestErrors};

@@ -186,6 +186,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError;
+        match e {
+            ServiceError::Store(e) => e.into(),
+            ServiceError::DecisionNotFound(_) => Self::NotFound(e.to_string()),
+            ServiceError::StoredManifest { .. } | ServiceError::Task(_) => {
+                Self::Internal(e.to_string())
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();

@@ -14,6 +14,7 @@ pub mod json;
 pub mod kek;
 pub mod openapi;
 pub mod routes;
+pub mod service;
 pub mod state;
 pub mod throttle;
 pub mod token_cache;

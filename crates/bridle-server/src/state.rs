@@ -12,6 +12,7 @@ use bridle_store::{AgentRow, AuditLog, Store, UsageStore};
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::service::ServiceError;
 use crate::kek::Kek;
 use crate::token_cache::TokenCache;
 use crate::tokens::{AuditKey, Claims, Keys, TokenError};
@@ -159,22 +160,28 @@ impl AppState {
     /// The compiled form of an agent's current manifest (cached per version).
     /// A miss parses and compiles on the blocking pool, never on an async
     /// worker: other callers' decisions do not wait for it.
-    pub async fn compiled(&self, row: &AgentRow) -> Result<CompiledAgent, ApiError> {
+    pub async fn compiled(&self, row: &AgentRow) -> Result<CompiledAgent, ServiceError> {
         if let Some(agent) = self.cached(row) {
             return Ok(agent);
         }
         let state = self.clone();
         let source = row.source.clone();
-        let id = row.id.to_string();
+        let id = row.id.clone();
         let agent = tokio::task::spawn_blocking(move || {
-            let manifest = Manifest::from_source(&source).map_err(|e| {
-                ApiError::Internal(format!("stored manifest of `{id}` no longer parses: {e}"))
-            })?;
-            CompiledAgent::compile(manifest, &state.guardrails)
-                .map_err(|e| ApiError::Internal(e.to_string()))
+            let manifest =
+                Manifest::from_source(&source).map_err(|e| ServiceError::StoredManifest {
+                    agent: id.clone(),
+                    reason: e.to_string(),
+                })?;
+            CompiledAgent::compile(manifest, &state.guardrails).map_err(|e| {
+                ServiceError::StoredManifest {
+                    agent: id,
+                    reason: e.to_string(),
+                }
+            })
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("compiling a manifest failed: {e}")))??;
+        .map_err(|e| ServiceError::Task(format!("compiling a manifest: {e}")))??;
         self.cache_compiled(row.id.as_str(), row.version, &agent);
         Ok(agent)
     }

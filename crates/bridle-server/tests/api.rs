@@ -37,6 +37,8 @@ mod oauth;
 mod principals;
 #[path = "api/scenarios.rs"]
 mod scenarios;
+#[path = "api/shape_service.rs"]
+mod shape_service;
 #[path = "api/trust_audit.rs"]
 mod trust_audit;
 #[path = "api/trust_authn.rs"]

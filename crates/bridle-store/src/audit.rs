@@ -10,6 +10,7 @@
 use bridle_core::audit::{
     AuditEvent, EventBody, EventType, HashFormat, StoredEvent, Verification, Verifier,
 };
+use bridle_core::id::DecisionId;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -117,6 +118,8 @@ pub trait AuditRead {
     async fn verify_audit_with(&self, verifier: Verifier) -> Result<Verification, StoreError>;
     /// The stored head: the last `seq` and its hash.
     async fn audit_head(&self) -> Result<(u64, String), StoreError>;
+    /// The `decision` event that answered decision `id`, if any.
+    async fn decision_event(&self, id: &DecisionId) -> Result<Option<AuditEvent>, StoreError>;
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -164,7 +167,7 @@ impl Store {
             }
             for chunk in sealed.chunks(ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO audit_events (seq, time, type, agent, body, prev_hash, hash, format) ",
+                    "INSERT INTO audit_events (seq, time, type, agent, body, prev_hash, hash, format, decision_id) ",
                 );
                 q.push_values(chunk, |mut b, (body, e)| {
                     b.push_bind(to_i64(e.seq))
@@ -174,7 +177,8 @@ impl Store {
                         .push_bind(e.body.clone())
                         .push_bind(e.prev_hash.clone())
                         .push_bind(e.hash.clone())
-                        .push_bind(e.format.number());
+                        .push_bind(e.format.number())
+                        .push_bind(body.decision_id().map(str::to_owned));
                 });
                 q.build().execute(&mut *tx).await?;
             }
@@ -256,6 +260,25 @@ impl AuditRead for Store {
             }
         }
         Ok(verifier.finish())
+    }
+
+    async fn decision_event(&self, id: &DecisionId) -> Result<Option<AuditEvent>, StoreError> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT seq, format, body, prev_hash, hash FROM audit_events \
+                 WHERE decision_id = $1 AND type = 'decision' ORDER BY seq LIMIT 1",
+            )
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref()
+                .map(|r| {
+                    stored_from_row(r)?
+                        .event()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .transpose()
+        })
     }
 
     async fn audit_head(&self) -> Result<(u64, String), StoreError> {

@@ -1,18 +1,16 @@
 //! Usage events behind rate limits and budgets, so they survive a restart.
 
+use bridle_core::ledger::Usage;
 use sqlx::Row;
 
 use crate::{Store, StoreError, with_pool};
 
 #[allow(async_fn_in_trait)]
 pub trait UsageStore {
-    /// Record one action (`arg` empty, amount 1) or one spend.
-    async fn record_usage(
-        &self,
-        agent: &str,
-        at_ms: i64,
-        entries: &[(String, i64)],
-    ) -> Result<(), StoreError>;
+    /// Record a decision's usage, every agent of its chain in one insert:
+    /// per agent one row for the counted action (`arg` empty, amount 1)
+    /// and one per budgeted argument.
+    async fn record_usage(&self, usage: &Usage) -> Result<(), StoreError>;
     /// Every event since `since_ms`, oldest first: `(agent, at_ms, arg, amount)`.
     async fn usage_since(
         &self,
@@ -21,20 +19,25 @@ pub trait UsageStore {
 }
 
 impl UsageStore for Store {
-    async fn record_usage(
-        &self,
-        agent: &str,
-        at_ms: i64,
-        entries: &[(String, i64)],
-    ) -> Result<(), StoreError> {
-        if entries.is_empty() {
+    async fn record_usage(&self, usage: &Usage) -> Result<(), StoreError> {
+        let rows: Vec<(String, String, i64)> = usage
+            .charges
+            .iter()
+            .flat_map(|c| {
+                c.entries()
+                    .into_iter()
+                    .map(|(arg, amount)| (c.agent.to_string(), arg, amount))
+            })
+            .collect();
+        if rows.is_empty() {
             return Ok(());
         }
+        let at_ms = usage.at.as_millisecond();
         with_pool!(self, |pool| {
             let mut q =
                 sqlx::QueryBuilder::new("INSERT INTO usage_events (agent_id, at_ms, arg, amount) ");
-            q.push_values(entries, |mut b, (arg, amount)| {
-                b.push_bind(agent.to_owned())
+            q.push_values(&rows, |mut b, (agent, arg, amount)| {
+                b.push_bind(agent.clone())
                     .push_bind(at_ms)
                     .push_bind(arg.clone())
                     .push_bind(*amount);

@@ -235,7 +235,9 @@ impl Fixtures {
             },
             now: self.now,
         };
-        self.engine.decide(&input, &self.ledger, &NoApprovals)
+        let decided = self.engine.decide(&input, &self.ledger, &NoApprovals);
+        decided.usage.commit(&self.ledger);
+        decided.decision
     }
 
     fn decide_member(&self, agent: &CompiledAgent, i: usize) -> Decision {
@@ -254,7 +256,9 @@ impl Fixtures {
             },
             now: self.now,
         };
-        self.engine.decide(&input, &self.ledger, &NoApprovals)
+        let decided = self.engine.decide(&input, &self.ledger, &NoApprovals);
+        decided.usage.commit(&self.ledger);
+        decided.decision
     }
 
     /// Lookup by id, then decide: the P3 unit of work for the caller.

@@ -12,7 +12,9 @@
 //! Anything not granted is denied.
 //!
 //! The clock, the usage ledger and the approval store are inputs, so the
-//! engine is pure and every rule is testable at any instant.
+//! engine is pure and every rule is testable at any instant. It only reads
+//! the ledger: the usage a decision adds comes back with it ([`Decided`]),
+//! for the caller to commit once the decision stands.
 
 mod context;
 mod elevation;
@@ -32,7 +34,7 @@ use crate::cedar::invoke_uid;
 use crate::compile::{CompiledAgent, Inner, Origin};
 use crate::decision::{ApprovalNeed, Decision, Effect, Obligation, Reason, ReasonCode, SourceRef};
 use crate::id::ApprovalId;
-use crate::ledger::{Ledger, LimitHit, Spend};
+use crate::ledger::{Charge, LedgerRead, LimitHit, Spend, Usage};
 use crate::manifest::schedule::day_name;
 use crate::manifest::units::format_duration;
 use crate::manifest::{ApprovalRule, Pos};
@@ -108,6 +110,15 @@ impl ApprovalLookup for NoApprovals {
     }
 }
 
+/// A decision and the usage it adds to the ledger, to commit once the
+/// decision stands ([`Usage::commit`]).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Decided {
+    pub decision: Decision,
+    pub usage: Usage,
+}
+
 #[derive(Debug)]
 pub struct Engine {
     authorizer: Authorizer,
@@ -142,13 +153,15 @@ impl Engine {
         &self.authorizer
     }
 
+    /// Decide `input`. Nothing is recorded anywhere: the returned usage is
+    /// what the decision adds to the ledger, once committed.
     pub fn decide(
         &self,
         input: &DecisionInput<'_>,
-        ledger: &dyn Ledger,
+        ledger: &dyn LedgerRead,
         approvals: &dyn ApprovalLookup,
-    ) -> Decision {
-        let mut decision = self.decide_steps(input, ledger, approvals);
+    ) -> Decided {
+        let (mut decision, charges) = self.decide_steps(input, ledger, approvals);
         // `log_retrievals` puts the obligation on every decision, denials
         // included, for every agent of the chain that asks for it.
         if input
@@ -158,28 +171,35 @@ impl Engine {
         {
             decision.obligations = vec![Obligation::LogRetrieval];
         }
-        decision
+        Decided {
+            decision,
+            usage: Usage {
+                at: input.now,
+                charges,
+            },
+        }
     }
 
     fn decide_steps(
         &self,
         input: &DecisionInput<'_>,
-        ledger: &dyn Ledger,
+        ledger: &dyn LedgerRead,
         approvals: &dyn ApprovalLookup,
-    ) -> Decision {
+    ) -> (Decision, Vec<Charge>) {
+        let denied = |d: Decision| (d, Vec::new());
         if input.subjects.is_empty() {
-            return Decision::deny(reason(
+            return denied(Decision::deny(reason(
                 ReasonCode::NotGranted,
                 "no agent in the request".into(),
                 None,
-            ));
+            )));
         }
         let chain = input.subjects.len() > 1;
         let mut passes = Vec::with_capacity(input.subjects.len());
         for subject in input.subjects {
             match self.evaluate(subject, input, chain) {
                 Ok(pass) => passes.push(pass),
-                Err(denial) => return denial,
+                Err(denial) => return denied(denial),
             }
         }
         if let Some(scope) = input.scope {
@@ -187,7 +207,7 @@ impl Engine {
                 .iter()
                 .any(|s| crate::glob::Glob::tool(s).is_ok_and(|g| g.matches(input.action.name)));
             if !inside {
-                return Decision::deny(reason(
+                return denied(Decision::deny(reason(
                     ReasonCode::DelegationScope,
                     format!(
                         "`{}` is outside the delegated token's scope ({})",
@@ -195,37 +215,54 @@ impl Engine {
                         scope.join(" ")
                     ),
                     None,
-                ));
+                )));
             }
         }
         for (subject, pass) in input.subjects.iter().zip(&passes) {
             let m = &pass.inner.manifest;
             if let Some(hit) = ledger.check(&m.agent, input.now, m.limits.rate, &pass.spend) {
-                return Decision::deny(limit_reason(subject.agent, hit, chain));
+                return denied(Decision::deny(limit_reason(subject.agent, hit, chain)));
             }
         }
 
         let obligations = Vec::new();
-        let record = |with_spend: bool| {
-            for pass in &passes {
-                let m = &pass.inner.manifest;
-                let spend: &[Spend] = if with_spend { &pass.spend } else { &[] };
-                ledger.record(&m.agent, input.now, m.limits.rate, spend);
-            }
+        // An allowed action counts against every rate limit and budget of
+        // the chain; one waiting for approval counts against rate limits
+        // only (asking is an action; spending waits for the approval).
+        let charges = |with_spend: bool| -> Vec<Charge> {
+            passes
+                .iter()
+                .map(|pass| {
+                    let m = &pass.inner.manifest;
+                    Charge {
+                        agent: m.agent.clone(),
+                        rate: m.limits.rate,
+                        spend: if with_spend {
+                            pass.spend.clone()
+                        } else {
+                            Vec::new()
+                        },
+                    }
+                })
+                .filter(|c| c.rate.is_some() || !c.spend.is_empty())
+                .collect()
         };
 
         let need = passes
             .iter()
             .find_map(|p| p.approval.map(|(rule, grant)| (p, rule, grant)));
         let Some((need, rule, grant)) = need else {
-            record(true);
-            return Decision {
-                effect: Effect::Allow,
-                reasons: passes.into_iter().map(|p| p.reason).collect(),
-                obligations,
-                approval: None,
-                consumes: None,
-            };
+            let usage = charges(true);
+            return (
+                Decision {
+                    effect: Effect::Allow,
+                    reasons: passes.into_iter().map(|p| p.reason).collect(),
+                    obligations,
+                    approval: None,
+                    consumes: None,
+                },
+                usage,
+            );
         };
         let key = approval_key(input);
         let source = Some(SourceRef {
@@ -234,8 +271,7 @@ impl Engine {
             line: Some(rule.pos.line),
         });
         match approvals.find(&key, input.now) {
-            ApprovalStatus::Granted(id) => {
-                record(true);
+            ApprovalStatus::Granted(id) => (
                 Decision {
                     effect: Effect::Allow,
                     reasons: vec![reason(
@@ -246,15 +282,15 @@ impl Engine {
                     obligations,
                     approval: None,
                     consumes: Some(id),
-                }
-            }
-            ApprovalStatus::Denied(id) => Decision::deny(reason(
+                },
+                charges(true),
+            ),
+            ApprovalStatus::Denied(id) => denied(Decision::deny(reason(
                 ReasonCode::ApprovalDenied,
                 format!("approval `{id}` for exactly this action was denied"),
                 source,
-            )),
+            ))),
             status => {
-                record(false);
                 let pending = match status {
                     ApprovalStatus::Pending(id) => Some(id),
                     _ => None,
@@ -269,7 +305,7 @@ impl Engine {
                     .when
                     .as_ref()
                     .map_or_else(String::new, |w| format!(" because `{}` holds", w.expr));
-                Decision {
+                let decision = Decision {
                     effect: Effect::ApprovalRequired,
                     reasons: vec![reason(
                         ReasonCode::ApprovalRequired,
@@ -291,7 +327,8 @@ impl Engine {
                         pending,
                     }),
                     consumes: None,
-                }
+                };
+                (decision, charges(false))
             }
         }
     }

@@ -162,8 +162,12 @@ impl<'a> Req<'a> {
         self.decide_with(&MemoryLedger::new(), &NoApprovals)
     }
 
+    /// Decide, then commit the decision's usage to `ledger` (as the server
+    /// does once a decision stands).
     pub fn decide_with(&self, ledger: &dyn Ledger, approvals: &dyn ApprovalLookup) -> Decision {
-        self.with_input(|input| Engine::new().decide(input, ledger, approvals))
+        let decided = self.with_input(|input| Engine::new().decide(input, ledger, approvals));
+        decided.usage.commit(ledger);
+        decided.decision
     }
 
     /// The approval key the engine binds this exact request to.

@@ -66,7 +66,9 @@ fn a_request_without_any_agent_is_denied() {
         },
         now: at(common::NOON),
     };
-    let d = bridle_core::Engine::new().decide(&input, &MemoryLedger::new(), &Approvals::new());
+    let d = bridle_core::Engine::new()
+        .decide(&input, &MemoryLedger::new(), &Approvals::new())
+        .decision;
     assert_eq!(d.effect, Effect::Deny);
     assert_eq!(codes(&d), [ReasonCode::NotGranted]);
 }

@@ -11,12 +11,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use bridle_core::audit::EventType;
+use bridle_core::id::ToolName;
 use bridle_core::resource::Resource;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::decisions::{DecisionResponse, decide_as};
+use super::decisions::DecisionResponse;
 use crate::auth::{
     AgentCaller, DpopEvidence, Presentation, Scheme, authorization, dpop_header, looks_like_jwt,
     verify_agent_token,
@@ -25,7 +25,7 @@ use crate::error::{ApiError, FieldError};
 use crate::json;
 use crate::openapi as doc;
 use crate::state::AppState;
-use crate::tokens::random_token;
+use crate::service::{self, ActionCall, Via};
 
 /// Why a request was refused (403).
 #[derive(Debug, Serialize, ToSchema)]
@@ -205,15 +205,20 @@ async fn run(
         return Err(wrong_audience());
     }
 
+    let via = Via::ExtAuthz {
+        method: method.as_str().to_owned(),
+        path: path.to_owned(),
+    };
     let Some(matched) = config.matching(method.as_str(), path) else {
-        let mut event = state.event(EventType::Decision, &format!("agent:{}", agent.row().id));
-        event.agent = Some(agent.row().id.to_string());
-        event.decision = Some("deny".into());
-        event.detail = Some(serde_json::json!({
-            "ext_authz": {"method": method.as_str(), "path": path},
-            "why": "no route maps the request to an action",
-        }));
-        state.audit(event).await?;
+        service::decision::refuse(
+            state,
+            &agent,
+            &via,
+            None,
+            "no route maps the request to an action",
+            None,
+        )
+        .await?;
         let reason = bridle_core::decision::Reason {
             code: bridle_core::ReasonCode::NotGranted,
             message: format!("no route maps `{method} {path}` to an action"),
@@ -227,6 +232,10 @@ async fn run(
             approval_id: None,
         }));
     };
+    // Route actions are validated when the table loads.
+    let action: ToolName = matched.action.parse().map_err(|e: bridle_core::id::IdError| {
+        ApiError::Internal(format!("ext_authz route action: {e}"))
+    })?;
     let resource = matched.resource.as_deref().map(Resource::parse).transpose();
     let (args, resource) = match (arguments(uri, body, &matched.params), resource) {
         (Ok(args), Ok(resource)) => (args, resource),
@@ -240,10 +249,15 @@ async fn run(
                     column: None,
                 });
             }
-            return malformed(state, &agent, method, path, &matched.action, errors).await;
+            return malformed(state, &agent, &via, &action, errors).await;
         }
     };
-    let d = decide_as(state, &agent, &matched.action, args, resource).await?;
+    let call = ActionCall {
+        action,
+        args,
+        resource,
+    };
+    let d = DecisionResponse::from(service::decision::decide(state, &agent, &via, call).await?);
     if d.decision == "allow" {
         let mut r = StatusCode::OK.into_response();
         let h = r.headers_mut();
@@ -267,23 +281,19 @@ fn wrong_audience() -> ApiError {
 async fn malformed(
     state: &AppState,
     agent: &AgentCaller,
-    method: &Method,
-    path: &str,
-    action: &str,
+    via: &Via,
+    action: &ToolName,
     errors: Vec<FieldError>,
 ) -> Result<Response, ApiError> {
-    let decision_id = format!("dec_{}", random_token(12));
-    let mut event = state.event(EventType::Decision, &format!("agent:{}", agent.row().id));
-    event.agent = Some(agent.row().id.to_string());
-    event.action = Some(action.to_owned());
-    event.decision = Some("deny".into());
-    event.detail = Some(serde_json::json!({
-        "decision_id": decision_id,
-        "ext_authz": {"method": method.as_str(), "path": path},
-        "why": "the request is ambiguous or names a resource outside the grammar",
-        "errors": errors,
-    }));
-    state.audit(event).await?;
+    let decision_id = service::decision::refuse(
+        state,
+        agent,
+        via,
+        Some(action),
+        "the request is ambiguous or names a resource outside the grammar",
+        Some(serde_json::to_value(&errors).map_err(|e| ApiError::Internal(e.to_string()))?),
+    )
+    .await?;
     let mut r = ApiError::Malformed {
         detail: "the request cannot be decided as sent: a name is given twice, or the resource does not fit the resource grammar".into(),
         errors,
@@ -291,7 +301,9 @@ async fn malformed(
     .into_response();
     let h = r.headers_mut();
     h.insert("x-bridle-decision", HeaderValue::from_static("deny"));
-    h.insert("x-bridle-decision-id", header_value(&decision_id));
+    if let Some(id) = &decision_id {
+        h.insert("x-bridle-decision-id", header_value(id.as_str()));
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }

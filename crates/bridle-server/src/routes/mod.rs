@@ -10,7 +10,6 @@ pub mod elevations;
 pub mod ext_authz;
 pub mod findings;
 pub mod keys;
-pub mod monitor;
 pub mod oauth;
 pub mod principals;
 pub mod reachable;

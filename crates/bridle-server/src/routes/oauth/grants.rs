@@ -100,7 +100,7 @@ async fn active_agent(
             format!("agent `{}` is {}", row.id, row.state.as_str()),
         ));
     }
-    let compiled = state.compiled(&row).await?;
+    let compiled = state.compiled(&row).await.map_err(ApiError::from)?;
     let today = Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();

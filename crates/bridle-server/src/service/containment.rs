@@ -1,5 +1,6 @@
-//! Denial spikes: `monitoring.suspend_after_denials: N/WINDOW` suspends an
-//! agent automatically when it is denied N times within WINDOW.
+//! Containment. Denial spikes: `monitoring.suspend_after_denials:
+//! N/WINDOW` suspends an agent automatically when it is denied N times
+//! within WINDOW (its tokens stop working at once).
 
 use bridle_core::CompiledAgent;
 use bridle_core::audit::EventType;
@@ -7,7 +8,7 @@ use bridle_core::engine::AgentState;
 use bridle_store::{AgentRow, RegistryWrite};
 use jiff::Timestamp;
 
-use crate::error::ApiError;
+use super::ServiceError;
 use crate::state::AppState;
 
 pub async fn note_denial(
@@ -15,7 +16,7 @@ pub async fn note_denial(
     row: &AgentRow,
     agent: &CompiledAgent,
     now: Timestamp,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let Some(limit) = agent.manifest().monitoring.suspend_after_denials else {
         return Ok(());
     };
@@ -49,7 +50,7 @@ pub async fn note_denial(
     let mut event = state.event(EventType::Lifecycle, "system");
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({"state": "suspended", "reason": reason}));
-    state.audit(event).await?;
+    state.audit.append(event).await?;
     tracing::warn!(agent = %row.id, "{reason}");
     Ok(())
 }

@@ -1,0 +1,322 @@
+//! Deciding one action, as one unit: load the chain's records, decide
+//! (pure), consume a granted approval or create a pending one, commit the
+//! usage, write the audit record durably, then contain (denial spikes).
+//! Every enforcement point calls [`decide`]; only a decision that stands is
+//! charged, and the record is durable before the answer exists.
+
+use bridle_core::audit::{EventBody, EventType, redact_args};
+use bridle_core::decision::Effect;
+use bridle_core::engine::{ActionRequest, ApprovalStatus, DecisionInput, Subject, approval_key};
+use bridle_core::id::{ApprovalId, DecisionId, PrincipalId, ToolName};
+use bridle_core::resource::Resource;
+use bridle_core::{ApprovalLookup, CompiledAgent, Decided, Decision};
+use bridle_store::{
+    AgentRow, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, NewApproval, UsageStore,
+    ts,
+};
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+
+use super::ServiceError;
+use super::containment;
+use crate::auth::AgentCaller;
+use crate::state::AppState;
+use crate::tokens::random_token;
+
+/// The action an agent asks to perform.
+#[derive(Debug, Clone)]
+pub struct ActionCall {
+    pub action: ToolName,
+    pub args: Map<String, Value>,
+    pub resource: Option<Resource>,
+}
+
+/// Who brought the request to Bridle, recorded in every decision and
+/// outcome event it causes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// The agent itself, with its own token.
+    Agent,
+    /// A `pep` principal (the MCP gateway, a service's enforcement point)
+    /// forwarding the agent's token.
+    Pep(PrincipalId),
+    /// Envoy's ext_authz check of the agent's HTTP request.
+    ExtAuthz { method: String, path: String },
+}
+
+impl Via {
+    /// Adds this to an audit event's `detail`: `pep` (the principal's id)
+    /// or `ext_authz` (`{method, path}`); nothing for the agent itself.
+    pub(crate) fn note(&self, detail: &mut Map<String, Value>) {
+        match self {
+            Self::Agent => {}
+            Self::Pep(p) => {
+                detail.insert("pep".into(), Value::String(p.to_string()));
+            }
+            Self::ExtAuthz { method, path } => {
+                detail.insert("ext_authz".into(), json!({"method": method, "path": path}));
+            }
+        }
+    }
+}
+
+/// What the service answers: the decision as audited under `decision_id`,
+/// and the approval to wait for when one is required.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub decision_id: DecisionId,
+    pub decision: Decision,
+    pub approval_id: Option<ApprovalId>,
+}
+
+/// The records of the chain as they stand now.
+struct Loaded {
+    compiled: Vec<CompiledAgent>,
+    elevations: Vec<Vec<String>>,
+}
+
+/// Decide `call` for an authenticated agent (its token's chain), with every
+/// consequence; returns only once the audit record is durable.
+pub async fn decide(
+    state: &AppState,
+    agent: &AgentCaller,
+    via: &Via,
+    call: ActionCall,
+) -> Result<Answer, ServiceError> {
+    let rows = agent.chain.as_slice();
+    let Some(head) = rows.first() else {
+        return Err(ServiceError::Task("a verified token without an agent".into()));
+    };
+    let now = Timestamp::now();
+    let loaded = load(state, rows, now).await?;
+    let subjects: Vec<Subject<'_>> = rows
+        .iter()
+        .zip(&loaded.compiled)
+        .zip(&loaded.elevations)
+        .map(|((row, agent), elevations)| Subject {
+            agent,
+            state: row.state,
+            elevations,
+        })
+        .collect();
+    let scope: Option<Vec<String>> = agent
+        .claims
+        .scope
+        .as_ref()
+        .map(|s| s.split(' ').map(String::from).collect());
+    let resource = call.resource.map(Resource::into_string);
+    let input = DecisionInput {
+        subjects: &subjects,
+        scope: scope.as_deref(),
+        action: ActionRequest {
+            name: call.action.as_str(),
+            args: &call.args,
+            resource: resource.as_deref(),
+        },
+        now,
+    };
+    let key = approval_key(&input);
+    let status = approval_status(state, &loaded.compiled, &key, now).await?;
+    let mut decided = state.engine.decide(&input, &state.ledger, &Fixed(status));
+    if let Some(id) = &decided.decision.consumes
+        && !state.store.consume_approval(id.as_str()).await?
+    {
+        // Someone consumed it first: a granted approval is single use, and
+        // the decision it would have allowed never stands (nor is charged).
+        decided = state
+            .engine
+            .decide(&input, &state.ledger, &Fixed(ApprovalStatus::None));
+    }
+    let Decided { decision, usage } = decided;
+
+    let sensitive: Vec<&str> = loaded
+        .compiled
+        .iter()
+        .flat_map(|c| c.manifest().sensitive_args(call.action.as_str()))
+        .collect();
+    let logged_args = redact_args(&call.args, &sensitive, &state.hmac_key);
+    let approval_id = match (&decision.effect, &decision.approval) {
+        (Effect::ApprovalRequired, Some(need)) => Some(match &need.pending {
+            Some(id) => id.clone(),
+            None => {
+                let new = NewApproval {
+                    id: format!("apr_{}", random_token(12)),
+                    kind: ApprovalKind::Action,
+                    agent: head.id.to_string(),
+                    key: key.clone(),
+                    action: call.action.to_string(),
+                    args: Value::Object(logged_args.clone()),
+                    resource: resource.clone(),
+                    approvers: need.approvers.iter().map(ToString::to_string).collect(),
+                    min_approvals: i64::from(need.min_approvals),
+                    allow_owner: need.allow_owner,
+                    owner: head.owner.to_string(),
+                    elevation_id: None,
+                    expires_at: ts(now + jiff::SignedDuration::from_secs(need.ttl_seconds)),
+                };
+                let (approval, created) = state.store.create_approval(&new).await?;
+                let id = stored_approval_id(&approval.id)?;
+                if created {
+                    notify_requested(state, &approval);
+                }
+                id
+            }
+        }),
+        _ => None,
+    };
+
+    // Usage first in the store (so a restart or another reader sees it),
+    // then in memory; only the decision that stands is charged.
+    state.store.record_usage(&usage).await?;
+    usage.commit(&state.ledger);
+
+    let decision_id = new_decision_id()?;
+    let mut detail = Map::new();
+    detail.insert("decision_id".into(), json!(decision_id));
+    detail.insert("jti".into(), json!(agent.claims.jti));
+    detail.insert(
+        "chain".into(),
+        json!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()),
+    );
+    detail.insert("approval_id".into(), json!(approval_id));
+    detail.insert("consumed_approval".into(), json!(decision.consumes));
+    via.note(&mut detail);
+    let mut event = decision_event(state, head, &decision);
+    event.action = Some(call.action.to_string());
+    event.args = Some(Value::Object(logged_args));
+    event.resource = resource;
+    event.detail = Some(Value::Object(detail));
+    state.audit.append(event).await?;
+
+    if decision.effect == Effect::Deny
+        && let Some(compiled) = loaded.compiled.first()
+    {
+        containment::note_denial(state, head, compiled, now).await?;
+    }
+    Ok(Answer {
+        decision_id,
+        decision,
+        approval_id,
+    })
+}
+
+/// A request an enforcement point refused before it could be decided (no
+/// route maps it to an action, or it is ambiguous as sent): recorded as a
+/// denial of `action` (when known), with `why` and the enforcement point.
+pub async fn refuse(
+    state: &AppState,
+    agent: &AgentCaller,
+    via: &Via,
+    action: Option<&ToolName>,
+    why: &str,
+    errors: Option<Value>,
+) -> Result<Option<DecisionId>, ServiceError> {
+    let head = agent.row();
+    // A refusal of a named action is a decision the caller may report an
+    // outcome for or be asked about; one with no action is not.
+    let decision_id = action.map(|_| new_decision_id()).transpose()?;
+    let mut detail = Map::new();
+    if let Some(id) = &decision_id {
+        detail.insert("decision_id".into(), json!(id));
+    }
+    via.note(&mut detail);
+    detail.insert("why".into(), json!(why));
+    if let Some(errors) = errors {
+        detail.insert("errors".into(), errors);
+    }
+    let mut event = state.event(EventType::Decision, &format!("agent:{}", head.id));
+    event.agent = Some(head.id.to_string());
+    event.action = action.map(ToString::to_string);
+    event.decision = Some(Effect::Deny.as_str().to_owned());
+    event.detail = Some(Value::Object(detail));
+    state.audit.append(event).await?;
+    Ok(decision_id)
+}
+
+/// Each agent's compiled record and its active elevations (only agents
+/// that can be elevated need the store asked).
+async fn load(state: &AppState, rows: &[AgentRow], now: Timestamp) -> Result<Loaded, ServiceError> {
+    let now_text = ts(now);
+    let mut compiled = Vec::with_capacity(rows.len());
+    let mut elevations = Vec::with_capacity(rows.len());
+    for row in rows {
+        let agent = state.compiled(row).await?;
+        elevations.push(if agent.manifest().elevation.is_empty() {
+            Vec::new()
+        } else {
+            state
+                .store
+                .active_elevations(row.id.as_str(), &now_text)
+                .await?
+        });
+        compiled.push(agent);
+    }
+    Ok(Loaded {
+        compiled,
+        elevations,
+    })
+}
+
+/// The approval in force for exactly this request; only records with an
+/// approval rule can need (or consume) one.
+async fn approval_status(
+    state: &AppState,
+    compiled: &[CompiledAgent],
+    key: &str,
+    now: Timestamp,
+) -> Result<ApprovalStatus, ServiceError> {
+    let may_need_approval = compiled
+        .iter()
+        .any(|c| c.manifest().tools.iter().any(|t| t.approval.is_some()));
+    if !may_need_approval {
+        return Ok(ApprovalStatus::None);
+    }
+    let Some(a) = state.store.approval_for_key(key, &ts(now)).await? else {
+        return Ok(ApprovalStatus::None);
+    };
+    let id = stored_approval_id(&a.id)?;
+    Ok(match a.state {
+        ApprovalState::Approved => ApprovalStatus::Granted(id),
+        ApprovalState::Denied => ApprovalStatus::Denied(id),
+        ApprovalState::Pending => ApprovalStatus::Pending(id),
+        _ => ApprovalStatus::None,
+    })
+}
+
+/// The approval status the service read, for the engine.
+struct Fixed(ApprovalStatus);
+
+impl ApprovalLookup for Fixed {
+    fn find(&self, _key: &str, _now: Timestamp) -> ApprovalStatus {
+        self.0.clone()
+    }
+}
+
+fn decision_event(state: &AppState, head: &AgentRow, decision: &Decision) -> EventBody {
+    let mut event = state.event(EventType::Decision, &format!("agent:{}", head.id));
+    event.agent = Some(head.id.to_string());
+    event.decision = Some(decision.effect.as_str().to_owned());
+    event.reasons = serde_json::to_value(&decision.reasons).ok();
+    event
+}
+
+fn notify_requested(state: &AppState, approval: &bridle_store::Approval) {
+    match serde_json::to_value(approval) {
+        Ok(data) => state
+            .http
+            .notify("dev.bridle.approval.requested", &approval.id, data),
+        Err(e) => tracing::error!(approval = %approval.id, error = %e, "approval not notified"),
+    }
+}
+
+fn new_decision_id() -> Result<DecisionId, ServiceError> {
+    format!("dec_{}", random_token(12))
+        .parse()
+        .map_err(|e: bridle_core::id::IdError| ServiceError::Task(e.to_string()))
+}
+
+fn stored_approval_id(id: &str) -> Result<ApprovalId, ServiceError> {
+    id.parse().map_err(|e: bridle_core::id::IdError| {
+        ServiceError::Store(bridle_store::StoreError::Corrupt(e.to_string()))
+    })
+}

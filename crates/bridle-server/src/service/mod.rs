@@ -1,0 +1,17 @@
+//! The services below the transports. An enforcement point (the decision
+//! API, Envoy ext_authz, the MCP gateway through the decision API)
+//! authenticates the caller and shapes the request; everything the decision
+//! *means* happens here, as one unit, whichever transport asked:
+//!
+//! load → decide (pure) → consume approval → usage → audit → containment.
+//!
+//! Nothing here knows HTTP: errors are [`ServiceError`], which the server
+//! maps to problem+json in one place.
+
+pub mod containment;
+pub mod decision;
+mod error;
+pub mod outcome;
+
+pub use decision::{ActionCall, Answer, Via};
+pub use error::ServiceError;
