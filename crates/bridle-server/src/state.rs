@@ -12,8 +12,8 @@ use bridle_store::{AgentRow, AuditLog, Store, UsageStore};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::service::ServiceError;
 use crate::kek::Kek;
+use crate::service::ServiceError;
 use crate::token_cache::TokenCache;
 use crate::tokens::{AuditKey, Claims, Keys, TokenError};
 
@@ -47,6 +47,8 @@ pub struct Inner {
     pub denials: Mutex<HashMap<String, VecDeque<jiff::Timestamp>>>,
     /// Failed authentication: locks and pending audit summaries.
     pub throttle: crate::throttle::Throttle,
+    /// Approval long-polls parked now, waiting to be woken by a change.
+    pub parked_waits: std::sync::atomic::AtomicUsize,
 }
 
 impl std::ops::Deref for AppState {
@@ -97,6 +99,7 @@ impl AppState {
             http,
             denials: Mutex::new(HashMap::new()),
             throttle,
+            parked_waits: std::sync::atomic::AtomicUsize::new(0),
         })))
     }
 

@@ -3,6 +3,7 @@
 //! through [`crate::webhooks::Notifier`], not by polling the store on a
 //! timer), or with the still-pending approval when the timeout passes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -74,6 +75,7 @@ pub async fn wait(
             return Ok(Json(approval));
         };
         let until = deadline.min(tokio::time::Instant::now() + left);
+        let _parked = Parked::new(&state.parked_waits);
         tokio::select! {
             res = changed.changed() => {
                 if res.is_err() {
@@ -86,6 +88,23 @@ pub async fn wait(
                 }
             }
         }
+    }
+}
+
+/// Counts a parked long-poll for as long as it is parked (also when the
+/// client goes away and the request is dropped).
+struct Parked<'a>(&'a AtomicUsize);
+
+impl<'a> Parked<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

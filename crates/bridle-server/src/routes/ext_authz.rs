@@ -24,8 +24,8 @@ use crate::auth::{
 use crate::error::{ApiError, FieldError};
 use crate::json;
 use crate::openapi as doc;
-use crate::state::AppState;
 use crate::service::{self, ActionCall, Via};
+use crate::state::AppState;
 
 /// Why a request was refused (403).
 #[derive(Debug, Serialize, ToSchema)]
@@ -233,9 +233,12 @@ async fn run(
         }));
     };
     // Route actions are validated when the table loads.
-    let action: ToolName = matched.action.parse().map_err(|e: bridle_core::id::IdError| {
-        ApiError::Internal(format!("ext_authz route action: {e}"))
-    })?;
+    let action: ToolName = matched
+        .action
+        .parse()
+        .map_err(|e: bridle_core::id::IdError| {
+            ApiError::Internal(format!("ext_authz route action: {e}"))
+        })?;
     let resource = matched.resource.as_deref().map(Resource::parse).transpose();
     let (args, resource) = match (arguments(uri, body, &matched.params), resource) {
         (Ok(args), Ok(resource)) => (args, resource),

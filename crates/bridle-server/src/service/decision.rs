@@ -85,7 +85,9 @@ pub async fn decide(
 ) -> Result<Answer, ServiceError> {
     let rows = agent.chain.as_slice();
     let Some(head) = rows.first() else {
-        return Err(ServiceError::Task("a verified token without an agent".into()));
+        return Err(ServiceError::Task(
+            "a verified token without an agent".into(),
+        ));
     };
     let now = Timestamp::now();
     let loaded = load(state, rows, now).await?;

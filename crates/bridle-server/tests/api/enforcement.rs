@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{Server, assert_decision};
+use crate::common::{Server, assert_decision, eventually};
 
 const CREATE: &str = "procurement.create_purchase_request";
 
@@ -62,7 +62,14 @@ async fn approval_wait_returns_when_decided(s: Server) {
         .await
         .expect(200);
     assert_eq!(r["state"], "pending");
-    // A vote wakes a waiter.
+    // A vote wakes a waiter: it is parked (it read `pending`) before the
+    // vote, so its answer can only come from being woken.
+    let parked = || {
+        s.state
+            .parked_waits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(parked(), 0);
     let waiter = {
         let http = s.http.clone();
         let url = s.url(&format!("/v1/approvals/{id}/wait?timeout=60s"));
@@ -72,6 +79,11 @@ async fn approval_wait_returns_when_decided(s: Server) {
             r.json::<serde_json::Value>().await.unwrap()
         })
     };
+    eventually(10, "the waiter to park", || {
+        let n = parked();
+        async move { n == 1 }
+    })
+    .await;
     s.post(
         &format!("/v1/approvals/{id}/approve"),
         &people["frank"],
@@ -80,6 +92,7 @@ async fn approval_wait_returns_when_decided(s: Server) {
     .await
     .expect(200);
     assert_eq!(waiter.await.unwrap()["state"], "approved");
+    assert_eq!(parked(), 0);
     s.get(
         &format!("/v1/approvals/{id}/wait?timeout=soon"),
         &people["gateway"],

@@ -13,7 +13,9 @@ async fn a_lost_approval_race_charges_nothing(s: Server) {
     let people = s.people().await;
     s.load("procurement-bot").await;
     let token = s.agent_token("procurement-bot").await;
-    let big = json!({"vendor": "acme", "amount": 30000});
+    // Above 5,000 needs approval; the 24 h budget is 50,000, so several
+    // losers of the race could each have been charged before.
+    let big = json!({"vendor": "acme", "amount": 6000});
     let d = s
         .decide(&token, "procurement.create_purchase_request", big.clone())
         .await;
@@ -38,50 +40,21 @@ async fn a_lost_approval_race_charges_nothing(s: Server) {
         .count();
     assert_eq!(allowed, 1, "a granted approval is single use");
 
-    // The 24 h budget is 50,000: 30,000 spent once leaves 20,000. Phantom
-    // charges of the 39 losers would leave nothing.
-    let d = s
-        .decide(
+    // 6,000 spent once leaves 44,000: eight purchases of 5,000 and one of
+    // 4,000 fit exactly; one more does not.
+    let buy = |amount: u32| {
+        s.decide(
             &token,
             "procurement.create_purchase_request",
-            json!({"vendor": "acme", "amount": 5000}),
+            json!({"vendor": "acme", "amount": amount}),
         )
-        .await;
-    assert_decision(&d, "allow", "granted");
-    let d = s
-        .decide(
-            &token,
-            "procurement.create_purchase_request",
-            json!({"vendor": "acme", "amount": 5000}),
-        )
-        .await;
-    assert_decision(&d, "allow", "granted");
-    // 40,000 spent now; another 5,000 fits, 15,000 would not (and needs no
-    // approval to be refused: the budget is checked first).
-    let d = s
-        .decide(
-            &token,
-            "procurement.create_purchase_request",
-            json!({"vendor": "acme", "amount": 5000}),
-        )
-        .await;
-    assert_decision(&d, "allow", "granted");
-    let d = s
-        .decide(
-            &token,
-            "procurement.create_purchase_request",
-            json!({"vendor": "acme", "amount": 4000}),
-        )
-        .await;
-    assert_decision(&d, "allow", "granted");
-    let d = s
-        .decide(
-            &token,
-            "procurement.create_purchase_request",
-            json!({"vendor": "acme", "amount": 2000}),
-        )
-        .await;
-    assert_decision(&d, "deny", "budget_exceeded");
+    };
+    for i in 0..8 {
+        let d = buy(5000).await;
+        assert_eq!(effect(&d), "allow", "purchase {i} of 5,000: {d}");
+    }
+    assert_decision(&buy(4000).await, "allow", "granted");
+    assert_decision(&buy(1).await, "deny", "budget_exceeded");
 }
 on_both!(a_lost_approval_race_charges_nothing);
 

@@ -50,6 +50,9 @@ pub const KEK: &str = "i7NZYJ0V7TVxef1lq/w11ySLxep4oX/pnyPnatshHgQ=";
 
 /// A running server with its own database.
 pub struct Server {
+    /// The server's state, for what only the process can see (parked
+    /// long-polls).
+    pub state: bridle_server::AppState,
     pub base: String,
     pub http: reqwest::Client,
     pub backend: Backend,
@@ -190,8 +193,10 @@ impl Server {
         };
         tweak(&mut config);
         let started = bridle_server::start(config).await.unwrap();
+        let state = started.state.clone();
         tokio::spawn(bridle_server::serve_on(listener, started.state));
         let server = Self {
+            state,
             base,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
