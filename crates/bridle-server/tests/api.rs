@@ -11,6 +11,8 @@ mod agents;
 mod approvals;
 #[path = "api/audit.rs"]
 mod audit;
+#[path = "api/authz_matrix.rs"]
+mod authz_matrix;
 #[path = "api/credentials.rs"]
 mod credentials;
 #[path = "api/decisions.rs"]

@@ -23,59 +23,64 @@ use bridle_store::AuditRead;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Declares every route once: the router is built from this list, and the
+/// same list is [`ROUTES`], which the authorization matrix test walks, so a
+/// new endpoint cannot escape it.
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:expr),* $(,)?) => {
+        /// Every route of the API as `(method, path)` in axum's syntax
+        /// (`any` for every method), in the order the router adds them.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn add_routes(router: Router<AppState>) -> Router<AppState> {
+            router$(.route($path, $method($handler)))*
+        }
+    };
+}
+
+routes! {
+    get "/healthz" => health,
+    get "/openapi.json" => crate::openapi::serve,
+    get "/.well-known/oauth-authorization-server" => oauth::metadata,
+    get "/.well-known/jwks.json" => oauth::jwks,
+    post "/oauth/token" => oauth::grants::token,
+    post "/oauth/introspect" => oauth::introspect::introspect,
+    post "/oauth/revoke" => oauth::introspect::revoke,
+    get "/v1/keys" => keys::list,
+    post "/v1/keys/rotate" => keys::rotate,
+    post "/v1/principals" => principals::create,
+    post "/v1/principals/{id}/deactivate" => principals::deactivate,
+    get "/v1/agents" => agents::list,
+    put "/v1/agents/{id}" => agents::apply,
+    get "/v1/agents/{id}" => agents::show,
+    post "/v1/agents/{id}/suspend" => agents::suspend,
+    post "/v1/agents/{id}/resume" => agents::resume,
+    post "/v1/agents/{id}/retire" => agents::retire,
+    post "/v1/agents/{id}/review" => agents::review,
+    post "/v1/agents/{id}/credentials" => credentials::create,
+    get "/v1/agents/{id}/credentials" => credentials::list,
+    post "/v1/agents/{id}/credentials/{client_id}/rotate" => credentials::rotate,
+    post "/v1/agents/{id}/credentials/{client_id}/revoke" => credentials::revoke,
+    post "/v1/agents/{id}/elevations" => elevations::request,
+    post "/v1/decisions" => decisions::decide,
+    post "/v1/decisions/reachable" => reachable::reachable,
+    post "/v1/decisions/{id}/outcome" => decisions::outcome,
+    any "/ext_authz" => ext_authz::check,
+    any "/ext_authz/{*path}" => ext_authz::check,
+    get "/v1/approvals" => approvals::list,
+    get "/v1/approvals/{id}" => approvals::show,
+    get "/v1/approvals/{id}/wait" => approval_wait::wait,
+    post "/v1/approvals/{id}/approve" => approvals::approve,
+    post "/v1/approvals/{id}/deny" => approvals::deny,
+    get "/v1/audit" => audit::list,
+    get "/v1/audit/verify" => audit::verify,
+    get "/v1/audit/checkpoints" => audit::checkpoints,
+    get "/v1/findings" => findings::list,
+}
+
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/openapi.json", get(crate::openapi::serve))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(oauth::metadata),
-        )
-        .route("/.well-known/jwks.json", get(oauth::jwks))
-        .route("/oauth/token", post(oauth::grants::token))
-        .route("/oauth/introspect", post(oauth::introspect::introspect))
-        .route("/oauth/revoke", post(oauth::introspect::revoke))
-        .route("/v1/keys", get(keys::list))
-        .route("/v1/keys/rotate", post(keys::rotate))
-        .route("/v1/principals", post(principals::create))
-        .route(
-            "/v1/principals/{id}/deactivate",
-            post(principals::deactivate),
-        )
-        .route("/v1/agents", get(agents::list))
-        .route("/v1/agents/{id}", put(agents::apply).get(agents::show))
-        .route("/v1/agents/{id}/suspend", post(agents::suspend))
-        .route("/v1/agents/{id}/resume", post(agents::resume))
-        .route("/v1/agents/{id}/retire", post(agents::retire))
-        .route("/v1/agents/{id}/review", post(agents::review))
-        .route(
-            "/v1/agents/{id}/credentials",
-            post(credentials::create).get(credentials::list),
-        )
-        .route(
-            "/v1/agents/{id}/credentials/{client_id}/rotate",
-            post(credentials::rotate),
-        )
-        .route(
-            "/v1/agents/{id}/credentials/{client_id}/revoke",
-            post(credentials::revoke),
-        )
-        .route("/v1/agents/{id}/elevations", post(elevations::request))
-        .route("/v1/decisions", post(decisions::decide))
-        .route("/v1/decisions/reachable", post(reachable::reachable))
-        .route("/v1/decisions/{id}/outcome", post(decisions::outcome))
-        .route("/ext_authz", any(ext_authz::check))
-        .route("/ext_authz/{*path}", any(ext_authz::check))
-        .route("/v1/approvals", get(approvals::list))
-        .route("/v1/approvals/{id}", get(approvals::show))
-        .route("/v1/approvals/{id}/wait", get(approval_wait::wait))
-        .route("/v1/approvals/{id}/approve", post(approvals::approve))
-        .route("/v1/approvals/{id}/deny", post(approvals::deny))
-        .route("/v1/audit", get(audit::list))
-        .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/audit/checkpoints", get(audit::checkpoints))
-        .route("/v1/findings", get(findings::list))
+    add_routes(Router::new())
         .fallback(not_found)
         // After every route: a known path with another method is a 405 problem.
         .method_not_allowed_fallback(method_not_allowed)
