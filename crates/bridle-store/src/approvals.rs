@@ -175,6 +175,16 @@ where
     })
 }
 
+/// `a` as of `now`: pending or approved past `expires_at` is expired.
+fn as_of(mut a: Approval, now: &str) -> Approval {
+    if matches!(a.state, ApprovalState::Pending | ApprovalState::Approved)
+        && a.expires_at.as_str() <= now
+    {
+        a.state = ApprovalState::Expired;
+    }
+    a
+}
+
 impl Store {
     async fn with_votes(&self, mut a: Approval) -> Result<Approval, StoreError> {
         a.votes = with_pool!(self, |pool| {
@@ -291,7 +301,9 @@ impl ApprovalStore for Store {
     }
 
     async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
-        self.expire_approvals(&now_text()).await?;
+        // Read only: an approval past `expires_at` reads as expired, whatever
+        // its stored state (votes and consumption check the time themselves).
+        let now = now_text();
         let row = with_pool!(self, |pool| {
             let row = sqlx::query(select!("WHERE id = $1"))
                 .bind(id)
@@ -300,7 +312,7 @@ impl ApprovalStore for Store {
             row.as_ref().map(from_row).transpose()
         })?;
         match row {
-            Some(a) => Ok(Some(self.with_votes(a).await?)),
+            Some(a) => Ok(Some(self.with_votes(as_of(a, &now)).await?)),
             None => Ok(None),
         }
     }
@@ -310,9 +322,27 @@ impl ApprovalStore for Store {
         state: Option<ApprovalState>,
         now: &str,
     ) -> Result<Vec<Approval>, StoreError> {
-        self.expire_approvals(now).await?;
+        // Read only, as `approval`: the state is as of `now`.
         let rows = with_pool!(self, |pool| {
             let rows = match state {
+                Some(ApprovalState::Pending | ApprovalState::Approved) => {
+                    sqlx::query(select!(
+                        "WHERE state = $1 AND expires_at > $2 ORDER BY created_at DESC LIMIT 1000"
+                    ))
+                    .bind(state.map_or("", ApprovalState::as_str))
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await?
+                }
+                Some(ApprovalState::Expired) => {
+                    sqlx::query(select!(
+                        "WHERE state = 'expired' OR (state IN ('pending', 'approved') AND expires_at <= $1) \
+                         ORDER BY created_at DESC LIMIT 1000"
+                    ))
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await?
+                }
                 Some(s) => {
                     sqlx::query(select!(
                         "WHERE state = $1 ORDER BY created_at DESC LIMIT 1000"
@@ -333,7 +363,7 @@ impl ApprovalStore for Store {
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for a in rows {
-            out.push(self.with_votes(a).await?);
+            out.push(self.with_votes(as_of(a, now)).await?);
         }
         Ok(out)
     }
@@ -418,10 +448,12 @@ impl ApprovalStore for Store {
 
     async fn consume_approval(&self, id: &str) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {
+            let now = now_text();
             let done = sqlx::query(
-                "UPDATE approvals SET state = 'consumed', consumed_at = $1 WHERE id = $2 AND state = 'approved'",
+                "UPDATE approvals SET state = 'consumed', consumed_at = $1 \
+                 WHERE id = $2 AND state = 'approved' AND expires_at > $1",
             )
-            .bind(now_text())
+            .bind(&now)
             .bind(id)
             .execute(pool)
             .await?;
