@@ -468,3 +468,11 @@ fn links_name_existing_operations() {
     }
     assert!(links >= 3, "{links} links");
 }
+
+/// The whole document as served: a change to a path, a parameter, a schema or
+/// a field of a response type shows up here as a snapshot diff to review
+/// (`cargo insta review`) rather than as a surprise to a client.
+#[test]
+fn the_document_is_the_reviewed_contract() {
+    insta::assert_json_snapshot!("openapi", document());
+}
