@@ -79,13 +79,8 @@ pub async fn list(
         .iter()
         .filter(|r| r.state != bridle_core::engine::AgentState::Retired)
     {
-        let record = super::agents::record(&state, row).await?;
-        let flags: Vec<&str> = record["flags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.as_str())
-            .collect();
+        let flags = super::agents::flags(&state, row).await?;
+        let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         let manifest = state.compiled(row).await?.manifest().clone();
         findings.extend(for_agent(row, &manifest, &flags));
         let credentials = state.store.credentials(row.id.as_str()).await?;
