@@ -16,10 +16,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, HeaderBuilder, Ref, RefOr, ResponseBuilder, response::Response};
-use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
+use utoipa::{Modify, OpenApi, PartialSchema};
 
 use crate::error::{FieldError, Problem};
 use crate::routes;
+
+mod responses;
+
+pub(crate) use responses::{
+    BadRequest, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, TooManyRequests,
+    Unauthorized, Unavailable,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -184,11 +191,8 @@ fn fix_links(responses: &mut serde_json::Value) {
 }
 
 /// The document, serialized once.
-static DOCUMENT: LazyLock<Result<String, String>> = LazyLock::new(|| {
-    document_json()
-        .and_then(|doc| serde_json::to_string(&doc))
-        .map_err(|e| e.to_string())
-});
+static DOCUMENT: LazyLock<Result<String, serde_json::Error>> =
+    LazyLock::new(|| document_json().and_then(|doc| serde_json::to_string(&doc)));
 
 /// This OpenAPI 3.1 document.
 #[utoipa::path(
@@ -217,7 +221,7 @@ pub async fn serve() -> HttpResponse {
 
 /// The example of `PUT /v1/agents/{id}`: a reference manifest.
 pub(crate) fn manifest_example() -> serde_json::Value {
-    bridle_core::Manifest::from_source(include_str!("../../../examples/procurement-bot.yaml"))
+    bridle_core::Manifest::from_source(include_str!("../../../../examples/procurement-bot.yaml"))
         .map(|m| m.document)
         .unwrap_or_default()
 }
@@ -290,77 +294,6 @@ impl Modify for Throttled {
                 op.responses.responses.insert("429".into(), response);
             }
         }
-    }
-}
-
-/// 429 says when to come back.
-#[derive(Debug)]
-pub(crate) struct TooManyRequests;
-
-impl<'r> ToResponse<'r> for TooManyRequests {
-    fn response() -> (&'r str, RefOr<Response>) {
-        let response = problem(
-            "Too many failed authentications from this source, or with this credential from it",
-        )
-        .header(
-            "Retry-After",
-            HeaderBuilder::new()
-                .schema(u64::schema())
-                .description(Some("Seconds until the lock ends"))
-                .build(),
-        );
-        ("TooManyRequests", response.build().into())
-    }
-}
-
-fn problem(description: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content(
-        "application/problem+json",
-        Content::new(Some(Ref::from_schema_name("Problem"))),
-    )
-}
-
-macro_rules! problem_responses {
-    ($($name:ident => $description:literal;)*) => {$(
-        #[doc = $description]
-        #[derive(Debug)]
-        pub(crate) struct $name;
-
-        impl<'r> ToResponse<'r> for $name {
-            fn response() -> (&'r str, RefOr<Response>) {
-                (stringify!($name), problem($description).build().into())
-            }
-        }
-    )*};
-}
-
-problem_responses! {
-    BadRequest => "Bad request: a malformed body or query (a duplicate JSON key or an integer no 64-bit type holds, each named in `errors`), a resource outside the resource grammar, or an inconsistent request";
-    Forbidden => "The caller is authenticated but may not do this";
-    NotFound => "No such resource";
-    Conflict => "The resource exists already, or its state does not allow this";
-    PayloadTooLarge => "The request body is larger than the configured limit";
-    Invalid => "Validation failed; `errors` says where and why";
-    Unavailable => "The store or the audit log cannot be written; nothing was done (fail closed)";
-}
-
-/// 401 also says how to authenticate.
-#[derive(Debug)]
-pub(crate) struct Unauthorized;
-
-impl<'r> ToResponse<'r> for Unauthorized {
-    fn response() -> (&'r str, RefOr<Response>) {
-        let response = problem(
-            "Missing, malformed, expired, revoked or forged credentials (API key or access token)",
-        )
-        .header(
-            "WWW-Authenticate",
-            HeaderBuilder::new()
-                .schema(String::schema())
-                .description(Some("`Bearer`"))
-                .build(),
-        );
-        ("Unauthorized", response.build().into())
     }
 }
 
