@@ -11,4 +11,5 @@ pub mod agent;
 pub mod approval;
 pub mod audit;
 pub mod decision;
+pub mod elevation;
 pub mod principal;
