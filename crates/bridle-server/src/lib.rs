@@ -19,6 +19,7 @@ pub mod state;
 pub mod throttle;
 pub mod token_cache;
 pub mod tokens;
+pub mod views;
 pub mod webhooks;
 
 use bridle_store::{PrincipalStore, Store};

@@ -447,3 +447,46 @@ fn links_name_existing_operations() {
     }
     assert!(links >= 3, "{links} links");
 }
+
+/// Every success body is a named schema generated from the type the handler
+/// returns, not an untyped `object`: only the documents whose shape another
+/// standard defines (this one, and the JWK Set of RFC 7517) are left open.
+#[test]
+fn success_bodies_are_the_types_returned() {
+    const OPEN: &[&str] = &["/openapi.json", "/.well-known/jwks.json"];
+    let doc = document();
+    let mut checked = 0;
+    for (path, method, op) in operations(&doc) {
+        for (status, response) in op["responses"].as_object().expect("responses") {
+            if !status.starts_with('2') {
+                continue;
+            }
+            let response = deref(&doc, response);
+            let Some(content) = response.get("content").and_then(Value::as_object) else {
+                continue;
+            };
+            for (media, body) in content {
+                if media != "application/json" || OPEN.contains(&path.as_str()) {
+                    continue;
+                }
+                let schema = body["schema"]["$ref"].as_str().unwrap_or_else(|| {
+                    panic!("{method} {path} {status}: body is not a named type: {body}")
+                });
+                assert!(
+                    resolve(&doc, schema).is_some_and(|s| s.get("properties").is_some()),
+                    "{method} {path} {status}: `{schema}` has no properties"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 30, "only {checked} success bodies checked");
+}
+
+/// The whole document as served: a change to a path, a parameter, a schema or
+/// a field of a response type shows up here as a snapshot diff to review
+/// (`cargo insta review`) rather than as a surprise to a client.
+#[test]
+fn the_document_is_the_reviewed_contract() {
+    insta::assert_json_snapshot!("openapi", document());
+}

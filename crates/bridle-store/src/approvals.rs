@@ -59,6 +59,12 @@ pub struct Vote {
     pub at: String,
 }
 
+/// An approval as stored.
+///
+/// `Serialize` remains only because `POST /v1/decisions` still builds the
+/// `dev.bridle.approval.requested` webhook payload from the row; it must
+/// equal `bridle_server::views::approval::Approval`, which every response
+/// body and the other webhooks use. Do not serialize it anywhere else.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Approval {
     pub id: String,

@@ -1,13 +1,11 @@
 //! Just-in-time elevations: requested, granted (by approval or condition),
 //! ended automatically at `expires_at`.
 
-use serde::Serialize;
 use sqlx::Row;
 
 use crate::{Store, StoreError, now_text, with_pool};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ElevationState {
     Pending,
     Active,
@@ -26,7 +24,7 @@ impl ElevationState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elevation {
     pub id: String,
     pub agent: String,
@@ -34,11 +32,9 @@ pub struct Elevation {
     pub reason: String,
     pub duration_secs: i64,
     pub state: ElevationState,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
     pub requested_by: String,
     pub created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
 

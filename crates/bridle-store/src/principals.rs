@@ -4,21 +4,37 @@
 use std::str::FromStr;
 
 use bridle_core::id::{GroupName, PrincipalId};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Row;
 
 use crate::BeginWrite as _;
 use crate::{Store, StoreError, now_text, with_pool};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Admin,
     Auditor,
     Pep,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Auditor, Role::Pep];
+
+    /// The role's name, as stored and as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Auditor => "auditor",
+            Self::Pep => "pep",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub id: PrincipalId,
     pub name: String,
@@ -83,15 +99,29 @@ where
     Ok(Principal {
         id: PrincipalId::from_str(&id).map_err(|e| corrupt("id", &e))?,
         name: row.try_get("name")?,
-        roles: serde_json::from_str(&roles).map_err(|e| corrupt("roles", &e))?,
+        roles: parse_roles(&roles)?,
         groups: serde_json::from_str(&groups).map_err(|e| corrupt("groups", &e))?,
         active: row.try_get("active")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
-fn json<T: Serialize>(v: &T) -> String {
+fn json<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Roles are stored as a JSON array of their names (`["admin"]`).
+fn roles_json(roles: &[Role]) -> String {
+    json(&roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+}
+
+fn parse_roles(text: &str) -> Result<Vec<Role>, StoreError> {
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("principal roles: {e}"));
+    let names: Vec<String> = serde_json::from_str(text).map_err(|e| corrupt(&e))?;
+    names
+        .iter()
+        .map(|n| Role::parse(n).ok_or_else(|| corrupt(&format_args!("unknown role `{n}`"))))
+        .collect()
 }
 
 impl PrincipalStore for Store {
@@ -115,7 +145,7 @@ impl PrincipalStore for Store {
             )
             .bind(p.id.as_str())
             .bind(&p.name)
-            .bind(json(&p.roles))
+            .bind(roles_json(&p.roles))
             .bind(json(&p.groups))
             .bind(true)
             .bind(&now)
@@ -157,7 +187,7 @@ impl PrincipalStore for Store {
             if exists {
                 sqlx::query("UPDATE principals SET active = $1, roles = $2 WHERE id = $3")
                     .bind(true)
-                    .bind(json(&[Role::Admin]))
+                    .bind(roles_json(&[Role::Admin]))
                     .bind(id.as_str())
                     .execute(&mut *tx)
                     .await?;
@@ -167,7 +197,7 @@ impl PrincipalStore for Store {
                 )
                 .bind(id.as_str())
                 .bind("Bootstrap administrator")
-                .bind(json(&[Role::Admin]))
+                .bind(roles_json(&[Role::Admin]))
                 .bind("[]")
                 .bind(true)
                 .bind(&now)

@@ -6,14 +6,13 @@ use std::str::FromStr;
 use bridle_core::Manifest;
 use bridle_core::engine::AgentState;
 use bridle_core::id::{AgentId, PrincipalId};
-use serde::Serialize;
 use sqlx::Row;
 
 use crate::BeginWrite as _;
 use crate::{Store, StoreError, now_text, with_pool};
 
 /// An agent as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentRow {
     pub id: AgentId,
     pub version: i64,
@@ -30,7 +29,7 @@ pub struct AgentRow {
 }
 
 /// One past (or the current) version of an agent's manifest.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentVersion {
     pub version: i64,
     pub manifest: serde_json::Value,

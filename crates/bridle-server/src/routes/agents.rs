@@ -7,11 +7,11 @@ use axum::http::StatusCode;
 use bridle_core::Manifest;
 use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
-use bridle_core::id::{AgentId, PrincipalId};
+use bridle_core::id::AgentId;
 use bridle_core::manifest::limits::MAX_MANIFEST_BYTES;
 use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -19,44 +19,10 @@ use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
+use crate::views::agent::{AgentFlag, AgentList, AgentRecord};
 
-/// The agent record of the API contract.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AgentRecord<'a> {
-    #[schema(value_type = String, example = "procurement-bot")]
-    id: &'a AgentId,
-    /// Increases with every applied manifest.
-    version: i64,
-    #[schema(value_type = doc::AgentStateSchema)]
-    state: &'static str,
-    /// Why the agent is in its state (suspension or retirement reason).
-    #[schema(required = true)]
-    state_reason: Option<&'a str>,
-    /// The accountable owner (a principal id).
-    #[schema(value_type = String)]
-    owner: &'a PrincipalId,
-    environment: &'a str,
-    /// The manifest's expiry date (`YYYY-MM-DD`).
-    expires: &'a str,
-    #[schema(value_type = Vec<doc::AgentFlagSchema>)]
-    flags: Vec<&'static str>,
-    /// The manifest, as JSON.
-    #[schema(value_type = Object)]
-    manifest: &'a serde_json::Value,
-    #[schema(required = true)]
-    last_review_at: Option<&'a str>,
-    created_at: &'a str,
-    updated_at: &'a str,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AgentList {
-    #[schema(value_type = Vec<AgentRecord>)]
-    agents: Vec<serde_json::Value>,
-}
-
-/// The agent record of the API contract, with derived flags.
-pub async fn record(state: &AppState, row: &AgentRow) -> Result<serde_json::Value, ApiError> {
+/// The flags derived for `row` now: `expired`, `review_overdue`, `orphaned`.
+pub async fn flags(state: &AppState, row: &AgentRow) -> Result<Vec<AgentFlag>, ApiError> {
     let now = Timestamp::now();
     let mut flags = Vec::new();
     let today = now
@@ -64,35 +30,27 @@ pub async fn record(state: &AppState, row: &AgentRow) -> Result<serde_json::Valu
         .date()
         .to_string();
     if row.expires < today {
-        flags.push("expired");
+        flags.push(AgentFlag::Expired);
     }
     if let Some(every) = row.manifest.get("review_every").and_then(|v| v.as_str())
         && let Ok(every) = bridle_core::manifest::units::parse_duration(every)
     {
         let last = row.last_review_at.as_deref().unwrap_or(&row.created_at);
         if last.parse::<Timestamp>().is_ok_and(|t| t + every < now) {
-            flags.push("review_overdue");
+            flags.push(AgentFlag::ReviewOverdue);
         }
     }
     match state.store.principal(&row.owner).await? {
         Some(p) if p.active => {}
-        _ => flags.push("orphaned"),
+        _ => flags.push(AgentFlag::Orphaned),
     }
-    let record = AgentRecord {
-        id: &row.id,
-        version: row.version,
-        state: row.state.as_str(),
-        state_reason: row.state_reason.as_deref(),
-        owner: &row.owner,
-        environment: &row.environment,
-        expires: &row.expires,
-        flags,
-        manifest: &row.manifest,
-        last_review_at: row.last_review_at.as_deref(),
-        created_at: &row.created_at,
-        updated_at: &row.updated_at,
-    };
-    serde_json::to_value(record).map_err(|e| ApiError::Internal(e.to_string()))
+    Ok(flags)
+}
+
+/// The agent record of the API contract, with derived flags.
+pub async fn record(state: &AppState, row: AgentRow) -> Result<AgentRecord, ApiError> {
+    let flags = flags(state, &row).await?;
+    Ok(AgentRecord::new(row, flags))
 }
 
 pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
@@ -132,7 +90,7 @@ pub async fn apply(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<AgentRecord>), ApiError> {
     let principal = caller.require_principal()?.clone();
     // Everything that does not need the body is decided before the body
     // is read as a manifest: a caller who may not apply learns nothing and
@@ -219,7 +177,7 @@ pub async fn apply(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(record(&state, &row).await?)))
+    Ok((status, Json(record(&state, row).await?)))
 }
 
 /// The agents the caller may see: every agent for `admin` and `auditor`,
@@ -243,7 +201,7 @@ pub async fn list(
     let p = caller.require_principal()?;
     let mut agents = Vec::new();
     for row in crate::access::agents(&state, p).await? {
-        agents.push(record(&state, &row).await?);
+        agents.push(record(&state, row).await?);
     }
     Ok(Json(AgentList { agents }))
 }
@@ -267,9 +225,9 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AgentRecord>, ApiError> {
     let row = crate::access::agent(&state, &caller, &id).await?;
-    Ok(Json(record(&state, &row).await?))
+    Ok(Json(record(&state, row).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -287,7 +245,7 @@ async fn transition(
     id: &str,
     body: Result<StrictJson<Reason>, ApiError>,
     to: AgentState,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AgentRecord>, ApiError> {
     let StrictJson(body) = body?;
     if body.reason.trim().is_empty() {
         return Err(ApiError::invalid(
@@ -316,7 +274,7 @@ async fn transition(
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({"state": to.as_str(), "reason": body.reason}));
     state.audit(event).await?;
-    Ok(Json(record(state, &row).await?))
+    Ok(Json(record(state, row).await?))
 }
 
 /// Suspend an agent: its decisions are denied and it gets no tokens (admin or owner).
@@ -344,7 +302,7 @@ pub async fn suspend(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<StrictJson<Reason>, ApiError>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AgentRecord>, ApiError> {
     transition(&state, &caller, &id, body, AgentState::Suspended).await
 }
 
@@ -373,7 +331,7 @@ pub async fn resume(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<StrictJson<Reason>, ApiError>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AgentRecord>, ApiError> {
     transition(&state, &caller, &id, body, AgentState::Active).await
 }
 
@@ -402,7 +360,7 @@ pub async fn retire(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<StrictJson<Reason>, ApiError>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AgentRecord>, ApiError> {
     transition(&state, &caller, &id, body, AgentState::Retired).await
 }
 
@@ -436,7 +394,7 @@ pub async fn review(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Option<StrictJson<Review>>, ApiError>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AgentRecord>, ApiError> {
     let body = body?;
     let row = load(&state, &id).await?;
     if !caller.manages(&row) {
@@ -450,5 +408,5 @@ pub async fn review(
     event.detail =
         Some(serde_json::json!({"op": "review", "comment": body.and_then(|b| b.0.comment)}));
     state.audit(event).await?;
-    Ok(Json(record(&state, &row).await?))
+    Ok(Json(record(&state, row).await?))
 }

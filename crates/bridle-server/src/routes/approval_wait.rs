@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use bridle_store::{Approval, ApprovalState};
+use bridle_store::ApprovalState;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -16,6 +16,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::AppState;
+use crate::views::approval as view;
 
 /// The longest one request is held: short enough that no client or proxy
 /// read timeout (commonly 10 s) cuts it; a waiter simply asks again.
@@ -39,7 +40,7 @@ pub struct WaitQuery {
     operation_id = "wait_approval",
     params(("id" = String, Path, description = "The approval's id"), WaitQuery),
     responses(
-        (status = 200, description = "The approval once no longer pending, or at the timeout", body = doc::ApprovalSchema),
+        (status = 200, description = "The approval once no longer pending, or at the timeout", body = view::Approval),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
@@ -51,7 +52,7 @@ pub async fn wait(
     caller: Caller,
     Path(id): Path<String>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Approval>, ApiError> {
+) -> Result<Json<view::Approval>, ApiError> {
     let Query(query) = query.map_err(super::query_error)?;
     let timeout = match &query.timeout {
         None => MAX_WAIT,
@@ -63,7 +64,7 @@ pub async fn wait(
     loop {
         let approval = crate::access::approval(&state, &caller, &id).await?;
         if approval.state != ApprovalState::Pending {
-            return Ok(Json(approval));
+            return Ok(Json(approval.into()));
         }
         // An approval past `expires_at` is expired whatever its stored state.
         let left = approval
@@ -72,19 +73,19 @@ pub async fn wait(
             .ok()
             .and_then(|t| Duration::try_from(t - jiff::Timestamp::now()).ok());
         let Some(left) = left else {
-            return Ok(Json(approval));
+            return Ok(Json(approval.into()));
         };
         let until = deadline.min(tokio::time::Instant::now() + left);
         let _parked = Parked::new(&state.parked_waits);
         tokio::select! {
             res = changed.changed() => {
                 if res.is_err() {
-                    return Ok(Json(approval));
+                    return Ok(Json(approval.into()));
                 }
             }
             () = tokio::time::sleep_until(until) => {
                 if until == deadline {
-                    return Ok(Json(approval));
+                    return Ok(Json(approval.into()));
                 }
             }
         }

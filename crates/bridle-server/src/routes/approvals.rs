@@ -9,7 +9,7 @@ use bridle_store::{
     Approval, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, Principal, ts,
 };
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
@@ -17,19 +17,14 @@ use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
+use crate::views::approval::{self as view, ApprovalList};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only approvals in this state.
-    #[param(value_type = Option<doc::ApprovalStateSchema>)]
+    #[param(value_type = Option<view::ApprovalState>)]
     state: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApprovalList {
-    #[schema(value_type = Vec<doc::ApprovalSchema>)]
-    approvals: Vec<Approval>,
 }
 
 /// The approval inbox: every approval for `admin` and `auditor`; for any
@@ -69,7 +64,7 @@ pub async fn list(
     };
     let approvals = state.store.approvals(filter, &ts(Timestamp::now())).await?;
     let approvals = crate::access::visible_approvals(&state, &caller, approvals).await?;
-    Ok(Json(ApprovalList { approvals }))
+    Ok(Json(approvals.into_iter().collect()))
 }
 
 pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
@@ -89,7 +84,7 @@ pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiErro
     operation_id = "show_approval",
     params(("id" = String, Path, description = "The approval's id")),
     responses(
-        (status = 200, description = "The approval", body = doc::ApprovalSchema),
+        (status = 200, description = "The approval", body = view::Approval),
         (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
         (status = 503, response = doc::Unavailable),
@@ -99,8 +94,10 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Approval>, ApiError> {
-    Ok(Json(crate::access::approval(&state, &caller, &id).await?))
+) -> Result<Json<view::Approval>, ApiError> {
+    Ok(Json(
+        crate::access::approval(&state, &caller, &id).await?.into(),
+    ))
 }
 
 /// Why `p` may not vote on `a`, if they may not.
@@ -133,7 +130,7 @@ async fn vote(
     id: &str,
     approve: bool,
     comment: Option<String>,
-) -> Result<Json<Approval>, ApiError> {
+) -> Result<Json<view::Approval>, ApiError> {
     let p = caller.require_principal()?;
     let approval = load(state, id).await?;
     // Someone who may not see the approval learns neither its state nor
@@ -188,7 +185,9 @@ async fn vote(
         "op": if approve { "approve" } else { "deny" }, "approval_id": id, "state": updated.state.as_str(), "comment": comment,
     }));
     state.audit(event).await?;
-    if updated.state != ApprovalState::Pending {
+    let decided = updated.state != ApprovalState::Pending;
+    let updated = view::Approval::from(updated);
+    if decided {
         state.http.notify(
             "dev.bridle.approval.decided",
             id,
@@ -208,7 +207,7 @@ async fn vote(
     params(("id" = String, Path, description = "The approval's id")),
     request_body = Option<VoteBody>,
     responses(
-        (status = 200, description = "The approval after the vote", body = doc::ApprovalSchema),
+        (status = 200, description = "The approval after the vote", body = view::Approval),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
@@ -224,7 +223,7 @@ pub async fn approve(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Option<StrictJson<VoteBody>>, ApiError>,
-) -> Result<Json<Approval>, ApiError> {
+) -> Result<Json<view::Approval>, ApiError> {
     let body = body?;
     vote(&state, &caller, &id, true, body.and_then(|b| b.0.comment)).await
 }
@@ -239,7 +238,7 @@ pub async fn approve(
     params(("id" = String, Path, description = "The approval's id")),
     request_body = Option<VoteBody>,
     responses(
-        (status = 200, description = "The approval after the vote", body = doc::ApprovalSchema),
+        (status = 200, description = "The approval after the vote", body = view::Approval),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
@@ -255,7 +254,7 @@ pub async fn deny(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Option<StrictJson<VoteBody>>, ApiError>,
-) -> Result<Json<Approval>, ApiError> {
+) -> Result<Json<view::Approval>, ApiError> {
     let body = body?;
     vote(&state, &caller, &id, false, body.and_then(|b| b.0.comment)).await
 }

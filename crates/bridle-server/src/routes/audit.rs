@@ -5,13 +5,14 @@ use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::audit::EventType;
 use bridle_store::{AuditFilter, CheckpointFilter, CheckpointStore};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::AppState;
+use crate::views::audit::{self as view, AuditEvents, Checkpoints};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -21,7 +22,7 @@ pub struct AuditQuery {
     agent: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
-    #[param(value_type = Option<doc::EventTypeSchema>)]
+    #[param(value_type = Option<view::EventType>)]
     kind: Option<String>,
     /// Only events at or after this RFC 3339 instant.
     #[param(example = "2025-01-01T00:00:00Z")]
@@ -30,12 +31,6 @@ pub struct AuditQuery {
     after: Option<u64>,
     /// At most this many events (1 to 1000, default 100).
     limit: Option<u32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEvents {
-    #[schema(value_type = Vec<doc::AuditEventSchema>)]
-    events: Vec<bridle_core::audit::AuditEvent>,
 }
 
 /// Read the audit log: all of it for `admin` and `auditor`; for any other
@@ -84,7 +79,9 @@ pub async fn list(
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
     let events = crate::access::audit_events(&state, p, filter).await?;
-    Ok(Json(AuditEvents { events }))
+    Ok(Json(AuditEvents {
+        events: events.into_iter().map(view::AuditEvent::from).collect(),
+    }))
 }
 
 fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
@@ -103,7 +100,7 @@ fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
     tag = "audit",
     operation_id = "verify_audit",
     responses(
-        (status = 200, description = "The result; `ok: false`, `first_bad_seq` and every broken `seq` in `broken` when the log was altered, cut short or rewritten", body = doc::VerificationSchema),
+        (status = 200, description = "The result; `ok: false`, `first_bad_seq` and every broken `seq` in `broken` when the log was altered, cut short or rewritten", body = view::Verification),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 503, response = doc::Unavailable),
@@ -112,10 +109,10 @@ fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<bridle_core::audit::Verification>, ApiError> {
+) -> Result<Json<view::Verification>, ApiError> {
     require_auditor(&caller)?;
     let v = crate::checkpoints::verify_log(&state.store, &[]).await?;
-    Ok(Json(v))
+    Ok(Json(v.into()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -128,12 +125,6 @@ pub struct CheckpointQuery {
     after: Option<u64>,
     /// At most this many checkpoints (1 to 1000, default 1000).
     limit: Option<u32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Checkpoints {
-    #[schema(value_type = Vec<doc::CheckpointSchema>)]
-    checkpoints: Vec<bridle_core::audit::SignedCheckpoint>,
 }
 
 /// The signed checkpoints of the chain, oldest first (admin, auditor).
@@ -172,5 +163,10 @@ pub async fn checkpoints(
         limit: Some(q.limit.unwrap_or(1000).clamp(1, 1000)),
     };
     let checkpoints = state.store.checkpoints(&filter).await?;
-    Ok(Json(Checkpoints { checkpoints }))
+    Ok(Json(Checkpoints {
+        checkpoints: checkpoints
+            .into_iter()
+            .map(view::AuditCheckpoint::from)
+            .collect(),
+    }))
 }

@@ -12,7 +12,7 @@ use bridle_store::{
     ApprovalKind, ApprovalStore, Elevation, ElevationState, ElevationStore, NewApproval, ts,
 };
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -21,6 +21,8 @@ use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::random_token;
+use crate::views::approval::Approval;
+use crate::views::elevation::ElevationCreated;
 
 /// How long an elevation request waits for a human.
 const ELEVATION_APPROVAL_TTL: SignedDuration = SignedDuration::from_hours(24);
@@ -35,20 +37,6 @@ pub struct ElevationRequest {
     duration: String,
     /// Why; must not be blank.
     reason: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ElevationCreated {
-    id: String,
-    /// `active` when granted at once (`auto_grant_when`), else `pending`.
-    #[schema(example = "pending")]
-    state: &'static str,
-    /// The approval that grants it, when pending.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    approval_id: Option<String>,
-    /// When it ends, when active.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
 }
 
 /// Request an elevation (the agent's own token, or its owner).
@@ -166,6 +154,7 @@ pub async fn request(
         elevation.approval_id = Some(approval.id.clone());
         state.store.create_elevation(&elevation).await?;
         let (created, _) = state.store.create_approval(&approval).await?;
+        let created = Approval::from(created);
         state.http.notify(
             "dev.bridle.approval.requested",
             &created.id,
@@ -182,11 +171,5 @@ pub async fn request(
         "approval_id": elevation.approval_id,
     }));
     state.audit(event).await?;
-    let out = ElevationCreated {
-        state: elevation.state.as_str(),
-        id: elevation.id,
-        approval_id: elevation.approval_id,
-        expires_at: elevation.expires_at,
-    };
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, Json(elevation.into())))
 }

@@ -22,15 +22,23 @@ pub struct Finding {
     agent: String,
     #[schema(value_type = String, example = "wildcard_grant")]
     code: &'static str,
-    /// `high`, `medium`, `low` or `info`.
-    #[schema(value_type = String, example = "high")]
-    severity: &'static str,
+    severity: Severity,
     #[schema(value_type = String)]
     title: &'static str,
     detail: String,
     /// Framework controls it maps to, e.g. `OWASP-NHI1:2025`, `NIST-AI-RMF-GOVERN-1.7`.
     #[schema(value_type = Vec<String>)]
     frameworks: &'static [&'static str],
+}
+
+/// How much a finding matters: `high`, `medium`, `low` or `info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    High,
+    Medium,
+    Low,
+    Info,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -79,13 +87,8 @@ pub async fn list(
         .iter()
         .filter(|r| r.state != bridle_core::engine::AgentState::Retired)
     {
-        let record = super::agents::record(&state, row).await?;
-        let flags: Vec<&str> = record["flags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.as_str())
-            .collect();
+        let flags = super::agents::flags(&state, row).await?;
+        let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         let manifest = state.compiled(row).await?.manifest().clone();
         findings.extend(for_agent(row, &manifest, &flags));
         let credentials = state.store.credentials(row.id.as_str()).await?;
@@ -111,7 +114,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
     if flags.contains(&"expired") {
         add(
             "agent_expired",
-            "high",
+            Severity::High,
             "Agent past its expiry is still registered",
             format!(
                 "`{}` expired on {}; retire it or renew its record",
@@ -127,7 +130,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
     if flags.contains(&"orphaned") {
         add(
             "owner_orphaned",
-            "high",
+            Severity::High,
             "Agent has no active accountable owner",
             format!("owner `{}` is deactivated or unknown", m.owner),
             &[
@@ -140,7 +143,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
     if flags.contains(&"review_overdue") {
         add(
             "review_overdue",
-            "medium",
+            Severity::Medium,
             "Access review overdue",
             "the last access review is older than `review_every`".into(),
             &["OWASP-NHI5:2025", "NIST-AI-RMF-GOVERN-1.5"],
@@ -149,7 +152,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
     if m.review_every.is_none() && m.environment == Environment::Prod {
         add(
             "no_review_cadence",
-            "low",
+            Severity::Low,
             "Production agent without a review cadence",
             "set `review_every` so access is re-certified".into(),
             &["OWASP-NHI5:2025", "NIST-AI-RMF-GOVERN-1.5"],
@@ -160,7 +163,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
         if name == "*" {
             add(
                 "wildcard_grant",
-                "high",
+                Severity::High,
                 "Grant of every tool",
                 format!("tools[{i}] grants `*`: the agent may call any tool"),
                 &[
@@ -174,7 +177,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
         if matches!(g.access, Access::Admin | Access::Export) && g.approval.is_none() {
             add(
                 "privileged_without_approval",
-                "medium",
+                Severity::Medium,
                 "Admin or export access without human approval",
                 format!(
                     "tools[{i}] `{name}` has `{}` access and no approval rule",
@@ -192,7 +195,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
     if m.credentials.token_ttl > bridle_core::manifest::Credentials::DEFAULT_TTL {
         add(
             "long_token_ttl",
-            "low",
+            Severity::Low,
             "Access tokens live longer than 15 minutes",
             format!(
                 "token_ttl is {}",
@@ -204,7 +207,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
     if m.environment == Environment::Prod && !m.credentials.dpop_required {
         add(
             "bearer_tokens_in_prod",
-            "info",
+            Severity::Info,
             "Production tokens are not sender-constrained",
             "set `credentials.dpop: required` to bind tokens to the agent's key".into(),
             &[
@@ -217,7 +220,7 @@ fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
     if !m.delegation.to.is_empty() && m.forbid.is_empty() {
         add(
             "delegation_without_forbids",
-            "medium",
+            Severity::Medium,
             "Delegating agent has no explicit forbids",
             "a delegate is bounded by this record only; list what must never happen under `forbid`"
                 .into(),
@@ -256,7 +259,7 @@ fn for_credentials(row: &AgentRow, m: &Manifest, creds: &[CredentialRow]) -> Vec
             out.push(Finding {
                 agent: agent.clone(),
                 code: "stale_client_secret",
-                severity: "medium",
+                severity: Severity::Medium,
                 title: "Client secret not rotated in 90 days",
                 detail: format!(
                     "`{}` has used the same secret since {since}; rotate it (`bridle agent credentials rotate`) or move to `private_key_jwt`",
@@ -270,7 +273,7 @@ fn for_credentials(row: &AgentRow, m: &Manifest, creds: &[CredentialRow]) -> Vec
         out.push(Finding {
             agent: agent.clone(),
             code: "many_active_credentials",
-            severity: "low",
+            severity: Severity::Low,
             title: "Several active OAuth clients for one agent",
             detail: format!(
                 "{} clients can get tokens for `{}`; one identity shared by several deployments cannot be told apart or revoked separately",
@@ -288,7 +291,7 @@ fn for_credentials(row: &AgentRow, m: &Manifest, creds: &[CredentialRow]) -> Vec
         out.push(Finding {
             agent,
             code: "shared_secret_in_prod",
-            severity: "info",
+            severity: Severity::Info,
             title: "Production agent authenticates with a shared secret",
             detail: format!(
                 "{secrets} client(s) use a client secret; register a public key instead (`private_key_jwt`), so no secret exists to leak"
@@ -332,7 +335,7 @@ async fn for_auth_failures(state: &AppState, row: &AgentRow) -> Result<Option<Fi
     Ok(Some(Finding {
         agent: row.id.to_string(),
         code: "auth_failures",
-        severity: "high",
+        severity: Severity::High,
         title: "Repeated failed authentication of the agent's clients",
         detail: format!(
             "{failures} failed client authentications and {throttled} throttled attempts in the last 24 hours, from {}; someone may be guessing a secret, or a deployment holds a revoked or stale one (`bridle audit list --type authentication --agent {}`)",

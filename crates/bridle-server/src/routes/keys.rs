@@ -19,16 +19,23 @@ use crate::tokens::RETIRED_KEY_KEPT;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyInfo {
     kid: String,
-    /// `current` (signs new tokens), `retiring` (verifies tokens it signed
-    /// until they expire; still in JWKS) or `retired`.
-    #[schema(example = "current")]
-    state: &'static str,
+    state: KeyState,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     retired_at: Option<String>,
     /// When a retiring key leaves JWKS.
     #[serde(skip_serializing_if = "Option::is_none")]
     published_until: Option<String>,
+}
+
+/// `current` (signs new tokens), `retiring` (verifies tokens it signed
+/// until they expire; still in JWKS) or `retired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Current,
+    Retiring,
+    Retired,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,10 +54,10 @@ async fn key_list(state: &AppState) -> Result<KeyList, ApiError> {
             .and_then(|at| at.parse::<jiff::Timestamp>().ok())
             .map(|at| at + RETIRED_KEY_KEPT);
         let key_state = match until {
-            _ if k.kid == current => "current",
-            None => "current",
-            Some(until) if until > now => "retiring",
-            Some(_) => "retired",
+            _ if k.kid == current => KeyState::Current,
+            None => KeyState::Current,
+            Some(until) if until > now => KeyState::Retiring,
+            Some(_) => KeyState::Retired,
         };
         keys.push(KeyInfo {
             kid: k.kid,

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bridle_core::audit::EventType;
 use bridle_core::id::{GroupName, PrincipalId};
-use bridle_store::{NewPrincipal, PrincipalStore, RegistryRead, Role};
+use bridle_store::{NewPrincipal, PrincipalStore, RegistryRead};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -15,6 +15,7 @@ use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::{hash_secret, random_token};
+use crate::views::principal::Role;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +25,6 @@ pub struct CreatePrincipal {
     /// Display name; defaults to the id.
     name: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Vec<doc::RoleSchema>)]
     roles: Vec<Role>,
     /// Approver groups.
     #[serde(default)]
@@ -86,7 +86,7 @@ pub async fn create(
     let p = NewPrincipal {
         name: body.name.unwrap_or_else(|| id.to_string()),
         id,
-        roles: body.roles,
+        roles: body.roles.into_iter().map(Into::into).collect(),
         groups,
     };
     let created = state
@@ -95,7 +95,7 @@ pub async fn create(
         .await?;
     let mut event = state.event(EventType::Principal, &caller.actor());
     event.detail = Some(
-        serde_json::json!({"op": "create", "principal": created.id, "roles": created.roles, "groups": created.groups}),
+        serde_json::json!({"op": "create", "principal": created.id, "roles": created.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "groups": created.groups}),
     );
     state.audit(event).await?;
     Ok((

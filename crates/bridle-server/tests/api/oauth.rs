@@ -10,6 +10,50 @@ async fn metadata_and_jwks_are_public(s: Server) {
         .get("/.well-known/oauth-authorization-server", "")
         .await
         .expect(200);
+    // Exactly the RFC 8414 members a client may read, no more, no fewer.
+    let mut members: Vec<&str> = m
+        .json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(
+        members,
+        [
+            "access_token_signing_alg_values_supported",
+            "dpop_signing_alg_values_supported",
+            "grant_types_supported",
+            "introspection_endpoint",
+            "introspection_endpoint_auth_methods_supported",
+            "introspection_endpoint_auth_signing_alg_values_supported",
+            "issuer",
+            "jwks_uri",
+            "resource_parameter_supported",
+            "response_types_supported",
+            "revocation_endpoint",
+            "revocation_endpoint_auth_methods_supported",
+            "revocation_endpoint_auth_signing_alg_values_supported",
+            "scopes_supported",
+            "token_endpoint",
+            "token_endpoint_auth_methods_supported",
+            "token_endpoint_auth_signing_alg_values_supported",
+        ],
+        "{}",
+        m.text
+    );
+    assert_eq!(m["resource_parameter_supported"], true);
+    assert_eq!(
+        m["access_token_signing_alg_values_supported"],
+        json!(["EdDSA"])
+    );
+    assert!(
+        m["introspection_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("bearer"))
+    );
     assert_eq!(m["issuer"], s.base.as_str());
     assert_eq!(m["token_endpoint"], s.url("/oauth/token"));
     assert_eq!(m["jwks_uri"], s.url("/.well-known/jwks.json"));

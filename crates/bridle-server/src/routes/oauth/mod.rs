@@ -227,6 +227,34 @@ pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 /// Authorization server metadata (RFC 8414).
+// Fields in alphabetical order: the order this document has always had.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizationServerMetadata {
+    /// Always `["EdDSA"]`.
+    access_token_signing_alg_values_supported: &'static [&'static str],
+    dpop_signing_alg_values_supported: &'static [&'static str],
+    grant_types_supported: [&'static str; 2],
+    introspection_endpoint: String,
+    /// The client authentication methods, and `bearer` (a principal's API key).
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    introspection_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    #[schema(example = "https://bridle.example.com")]
+    issuer: String,
+    jwks_uri: String,
+    /// Always `true` (RFC 8707).
+    resource_parameter_supported: bool,
+    /// Empty: there is no authorization endpoint.
+    response_types_supported: [&'static str; 0],
+    revocation_endpoint: String,
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    revocation_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    scopes_supported: [&'static str; 0],
+    token_endpoint: String,
+    token_endpoint_auth_methods_supported: &'static [&'static str],
+    token_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+}
+
+/// Authorization server metadata (RFC 8414).
 #[utoipa::path(
     get,
     path = "/.well-known/oauth-authorization-server",
@@ -234,32 +262,32 @@ pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
     operation_id = "oauth_metadata",
     security(()),
     responses(
-        (status = 200, description = "RFC 8414 metadata: `issuer`, every endpoint, supported grant types, client authentication methods and signing algorithms, DPoP algorithms", body = Object),
+        (status = 200, description = "RFC 8414 metadata: `issuer`, every endpoint, supported grant types, client authentication methods and signing algorithms, DPoP algorithms", body = AuthorizationServerMetadata),
     ),
 )]
-pub async fn metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn metadata(State(state): State<AppState>) -> Json<AuthorizationServerMetadata> {
     let iss = state.config.issuer();
     let methods = client::METHODS;
     let algs = crate::jose::CLIENT_ALGS;
     // Principals may also present their API key as a bearer token.
     let with_bearer = [methods, &["bearer"]].concat();
-    Json(serde_json::json!({
-        "issuer": iss,
-        "token_endpoint": format!("{iss}/oauth/token"),
-        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
-        "introspection_endpoint": format!("{iss}/oauth/introspect"),
-        "revocation_endpoint": format!("{iss}/oauth/revoke"),
-        "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
-        "response_types_supported": [],
-        "scopes_supported": [],
-        "token_endpoint_auth_methods_supported": methods,
-        "token_endpoint_auth_signing_alg_values_supported": algs,
-        "introspection_endpoint_auth_methods_supported": with_bearer,
-        "introspection_endpoint_auth_signing_alg_values_supported": algs,
-        "revocation_endpoint_auth_methods_supported": with_bearer,
-        "revocation_endpoint_auth_signing_alg_values_supported": algs,
-        "access_token_signing_alg_values_supported": ["EdDSA"],
-        "dpop_signing_alg_values_supported": algs,
-        "resource_parameter_supported": true,
-    }))
+    Json(AuthorizationServerMetadata {
+        access_token_signing_alg_values_supported: &["EdDSA"],
+        dpop_signing_alg_values_supported: algs,
+        grant_types_supported: ["client_credentials", TOKEN_EXCHANGE],
+        introspection_endpoint: format!("{iss}/oauth/introspect"),
+        introspection_endpoint_auth_methods_supported: with_bearer.clone(),
+        introspection_endpoint_auth_signing_alg_values_supported: algs,
+        jwks_uri: format!("{iss}/.well-known/jwks.json"),
+        resource_parameter_supported: true,
+        response_types_supported: [],
+        revocation_endpoint: format!("{iss}/oauth/revoke"),
+        revocation_endpoint_auth_methods_supported: with_bearer,
+        revocation_endpoint_auth_signing_alg_values_supported: algs,
+        scopes_supported: [],
+        token_endpoint: format!("{iss}/oauth/token"),
+        token_endpoint_auth_methods_supported: methods,
+        token_endpoint_auth_signing_alg_values_supported: algs,
+        issuer: iss,
+    })
 }
