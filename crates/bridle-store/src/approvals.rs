@@ -1,20 +1,17 @@
 //! Human approvals and their votes.
 
-use serde::Serialize;
 use sqlx::Row;
 
 use crate::BeginWrite as _;
 use crate::{Store, StoreError, now_text, with_pool};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalKind {
     Action,
     Elevation,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalState {
     Pending,
     Approved,
@@ -50,27 +47,20 @@ impl ApprovalState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vote {
     pub principal: String,
     pub vote: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     pub at: String,
 }
 
-/// An approval as stored.
-///
-/// `Serialize` remains only because `POST /v1/decisions` still builds the
-/// `dev.bridle.approval.requested` webhook payload from the row; it must
-/// equal `bridle_server::views::approval::Approval`, which every response
-/// body and the other webhooks use. Do not serialize it anywhere else.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An approval as stored (the server's `views::approval` is its wire form).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Approval {
     pub id: String,
     pub kind: ApprovalKind,
     pub agent: String,
-    #[serde(skip)]
     pub key: String,
     pub action: String,
     pub args: serde_json::Value,
@@ -80,9 +70,7 @@ pub struct Approval {
     pub approvers: Vec<String>,
     pub min_approvals: i64,
     pub allow_owner: bool,
-    #[serde(skip)]
     pub owner: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub elevation_id: Option<String>,
     pub votes: Vec<Vote>,
     pub created_at: String,

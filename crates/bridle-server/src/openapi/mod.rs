@@ -296,8 +296,3 @@ impl Modify for Throttled {
         }
     }
 }
-
-/// The decision types under the names the decision routes' annotations use.
-pub(crate) use crate::views::decision::{
-    Effect as EffectSchema, Obligation as ObligationSchema, Reason as ReasonSchema,
-};

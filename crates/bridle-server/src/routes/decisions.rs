@@ -20,6 +20,7 @@ use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::service::{self, ActionCall, Answer, Via, outcome};
 use crate::state::AppState;
+use crate::views::decision as views;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,14 +64,11 @@ pub struct ForwardedDpop {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionResponse {
-    #[schema(value_type = doc::EffectSchema)]
-    pub(crate) decision: &'static str,
+    pub(crate) decision: views::Effect,
     #[schema(example = "dec_4bXk2mQ9aZ1r")]
     pub(crate) decision_id: String,
-    #[schema(value_type = Vec<doc::ReasonSchema>)]
-    pub(crate) reasons: Vec<bridle_core::decision::Reason>,
-    #[schema(value_type = Vec<doc::ObligationSchema>)]
-    pub(crate) obligations: Vec<bridle_core::decision::Obligation>,
+    pub(crate) reasons: Vec<views::Reason>,
+    pub(crate) obligations: Vec<views::Obligation>,
     /// The approval to wait for, when `approval_required`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) approval_id: Option<String>,
@@ -193,10 +191,10 @@ fn request_resource(s: &str) -> Result<Resource, ApiError> {
 impl From<Answer> for DecisionResponse {
     fn from(a: Answer) -> Self {
         Self {
-            decision: a.decision.effect.as_str(),
+            decision: a.decision.effect.into(),
             decision_id: a.decision_id.into_string(),
-            reasons: a.decision.reasons,
-            obligations: a.decision.obligations,
+            reasons: a.decision.reasons.into_iter().map(Into::into).collect(),
+            obligations: a.decision.obligations.into_iter().map(Into::into).collect(),
             approval_id: a.approval_id.map(ApprovalId::into_string),
         }
     }

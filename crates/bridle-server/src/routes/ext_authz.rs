@@ -16,7 +16,6 @@ use bridle_core::resource::Resource;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::decisions::DecisionResponse;
 use crate::auth::{
     AgentCaller, DpopEvidence, Presentation, Scheme, authorization, dpop_header, looks_like_jwt,
     verify_agent_token,
@@ -26,17 +25,17 @@ use crate::json;
 use crate::openapi as doc;
 use crate::service::{self, ActionCall, Via};
 use crate::state::AppState;
+use crate::views::decision as views;
+use bridle_core::Effect;
 
 /// Why a request was refused (403).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExtAuthzDenial {
     /// `deny` or `approval_required`.
-    #[schema(example = "deny")]
-    decision: &'static str,
+    decision: views::Effect,
     #[serde(skip_serializing_if = "Option::is_none")]
     decision_id: Option<String>,
-    #[schema(value_type = Vec<doc::ReasonSchema>)]
-    reasons: Vec<bridle_core::decision::Reason>,
+    reasons: Vec<views::Reason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     approval_id: Option<String>,
 }
@@ -224,13 +223,7 @@ async fn run(
             message: format!("no route maps `{method} {path}` to an action"),
             source: None,
         };
-        return Ok(refused(DecisionResponse {
-            decision: "deny",
-            decision_id: String::new(),
-            reasons: vec![reason],
-            obligations: Vec::new(),
-            approval_id: None,
-        }));
+        return Ok(refused(Effect::Deny, None, vec![reason], None));
     };
     // Route actions are validated when the table loads.
     let action: ToolName = matched
@@ -260,15 +253,23 @@ async fn run(
         args,
         resource,
     };
-    let d = DecisionResponse::from(service::decision::decide(state, &agent, &via, call).await?);
-    if d.decision == "allow" {
+    let answer = service::decision::decide(state, &agent, &via, call).await?;
+    if answer.decision.effect == Effect::Allow {
         let mut r = StatusCode::OK.into_response();
         let h = r.headers_mut();
         h.insert("x-bridle-decision", HeaderValue::from_static("allow"));
-        h.insert("x-bridle-decision-id", header_value(&d.decision_id));
+        h.insert(
+            "x-bridle-decision-id",
+            header_value(answer.decision_id.as_str()),
+        );
         return Ok(r);
     }
-    Ok(refused(d))
+    Ok(refused(
+        answer.decision.effect,
+        Some(answer.decision_id.into_string()),
+        answer.decision.reasons,
+        answer.approval_id.map(|a| a.into_string()),
+    ))
 }
 
 fn wrong_audience() -> ApiError {
@@ -311,23 +312,27 @@ async fn malformed(
     Ok(r)
 }
 
-fn refused(d: DecisionResponse) -> Response {
-    let code = d
-        .reasons
-        .first()
-        .map(|r| r.code.as_str())
-        .unwrap_or("not_granted");
-    let body = ExtAuthzDenial {
-        decision: d.decision,
-        decision_id: (!d.decision_id.is_empty()).then_some(d.decision_id),
-        reasons: d.reasons,
-        approval_id: d.approval_id,
-    };
-    let mut r = (StatusCode::FORBIDDEN, axum::Json(&body)).into_response();
+fn refused(
+    effect: Effect,
+    decision_id: Option<String>,
+    reasons: Vec<bridle_core::decision::Reason>,
+    approval_id: Option<String>,
+) -> Response {
+    let code = reasons.first().map_or("not_granted", |r| r.code.as_str());
+    let mut r = (
+        StatusCode::FORBIDDEN,
+        axum::Json(ExtAuthzDenial {
+            decision: effect.into(),
+            decision_id,
+            reasons: reasons.into_iter().map(Into::into).collect(),
+            approval_id: approval_id.clone(),
+        }),
+    )
+        .into_response();
     let h = r.headers_mut();
-    h.insert("x-bridle-decision", header_value(body.decision));
+    h.insert("x-bridle-decision", header_value(effect.as_str()));
     h.insert("x-bridle-reason", header_value(code));
-    if let Some(id) = &body.approval_id {
+    if let Some(id) = &approval_id {
         h.insert("x-bridle-approval-id", header_value(id));
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -303,7 +303,7 @@ fn decision_event(state: &AppState, head: &AgentRow, decision: &Decision) -> Eve
 }
 
 fn notify_requested(state: &AppState, approval: &bridle_store::Approval) {
-    match serde_json::to_value(approval) {
+    match serde_json::to_value(crate::views::approval::Approval::from(approval.clone())) {
         Ok(data) => state
             .http
             .notify("dev.bridle.approval.requested", &approval.id, data),
