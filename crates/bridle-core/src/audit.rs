@@ -86,10 +86,12 @@ pub struct EventBody {
     pub agent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub action: Option<String>,
+    /// The effect of a `decision` event.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub decision: Option<String>,
+    pub decision: Option<crate::decision::Effect>,
+    /// Why, for a `decision` event: the decision's reasons as answered.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub reasons: Option<serde_json::Value>,
+    pub reasons: Option<Vec<crate::decision::Reason>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub args: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -19,10 +19,13 @@ fn event(i: u64) -> EventBody {
     );
     b.agent = Some("procurement-bot".into());
     b.action = Some("procurement.create_purchase_request".into());
-    b.decision = Some("allow".into());
+    b.decision = Some(bridle_core::Effect::Allow);
     b.args = Some(serde_json::json!({"vendor": "acme", "amount": i % 5000}));
-    b.reasons =
-        Some(serde_json::json!([{"code": "granted", "message": "granted by tools[1] (line 13)"}]));
+    b.reasons = Some(vec![bridle_core::Reason {
+        code: bridle_core::ReasonCode::Granted,
+        message: "granted by tools[1] (line 13)".into(),
+        source: None,
+    }]);
     b
 }
 

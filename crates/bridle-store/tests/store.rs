@@ -215,7 +215,7 @@ fn event(i: usize) -> EventBody {
     );
     b.agent = Some(format!("bot-{}", i % 3));
     b.action = Some(format!("tool.{i}"));
-    b.decision = Some("allow".into());
+    b.decision = Some(bridle_core::Effect::Allow);
     b
 }
 
@@ -276,7 +276,7 @@ async fn audit_chain_group_commit_and_tamper(db: Db) {
         .await
         .unwrap()[0];
     let mut altered = row.body.clone();
-    altered.decision = Some("deny".into());
+    altered.decision = Some(bridle_core::Effect::Deny);
     tamper(&db, target, &serde_json::to_string(&altered).unwrap()).await;
     let v = db.store.verify_audit().await.unwrap();
     assert!(!v.ok);

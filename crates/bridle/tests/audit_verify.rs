@@ -37,7 +37,7 @@ async fn an_altered_row_in_the_sqlite_file_is_reported() {
         );
         body.action = Some("procurement.create_purchase_request".into());
         body.args = Some(serde_json::json!({"vendor": "acme", "amount": 100 + i}));
-        body.decision = Some("allow".into());
+        body.decision = Some(bridle_core::Effect::Allow);
         log.append(body).await.unwrap();
     }
     store.close().await;
@@ -108,7 +108,7 @@ fn witnessed_log(url: &str, witness: &std::path::Path) -> u64 {
             );
             body.action = Some("procurement.create_purchase_request".into());
             body.args = Some(serde_json::json!({"vendor": "acme", "amount": 100 + i}));
-            body.decision = Some("deny".into());
+            body.decision = Some(bridle_core::Effect::Deny);
             head = state.audit(body).await.unwrap().seq;
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

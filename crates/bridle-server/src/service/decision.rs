@@ -229,7 +229,7 @@ pub async fn refuse(
     let mut event = state.event(EventType::Decision, &format!("agent:{}", head.id));
     event.agent = Some(head.id.to_string());
     event.action = action.map(ToString::to_string);
-    event.decision = Some(Effect::Deny.as_str().to_owned());
+    event.decision = Some(Effect::Deny);
     event.detail = Some(Value::Object(detail));
     state.audit.append(event).await?;
     Ok(decision_id)
@@ -297,8 +297,8 @@ impl ApprovalLookup for Fixed {
 fn decision_event(state: &AppState, head: &AgentRow, decision: &Decision) -> EventBody {
     let mut event = state.event(EventType::Decision, &format!("agent:{}", head.id));
     event.agent = Some(head.id.to_string());
-    event.decision = Some(decision.effect.as_str().to_owned());
-    event.reasons = serde_json::to_value(&decision.reasons).ok();
+    event.decision = Some(decision.effect);
+    event.reasons = Some(decision.reasons.clone());
     event
 }
 

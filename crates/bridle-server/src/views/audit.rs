@@ -10,8 +10,8 @@ use super::decision::{Effect, Reason};
 
 /// An event of the hash-chained audit log.
 // The fields between `seq` and `prev_hash` are the hashed body as the log
-// stores it (`decision`, `reasons`, `detail` are not re-typed), so the API
-// shows exactly what was hashed.
+// stores it, spelled as the domain serialises it (`args` and `detail` as
+// stored), so the API shows what was hashed.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AuditEvent {
     pub seq: u64,
@@ -27,11 +27,9 @@ pub struct AuditEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Effect>)]
-    pub decision: Option<String>,
+    pub decision: Option<Effect>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Reason>>)]
-    pub reasons: Option<serde_json::Value>,
+    pub reasons: Option<Vec<Reason>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub args: Option<serde_json::Value>,
@@ -75,8 +73,8 @@ impl From<core::AuditEvent> for AuditEvent {
             actor,
             agent,
             action,
-            decision,
-            reasons,
+            decision: decision.map(Effect::from),
+            reasons: reasons.map(|r| r.into_iter().map(Reason::from).collect()),
             args,
             resource,
             retrievals,
@@ -280,8 +278,12 @@ mod tests {
             "agent:swe-bot",
         );
         body.agent = Some("swe-bot".into());
-        body.decision = Some("deny".into());
-        body.reasons = Some(serde_json::json!([{"code": "not_granted", "message": "no"}]));
+        body.decision = Some(bridle_core::Effect::Deny);
+        body.reasons = Some(vec![bridle_core::Reason {
+            code: bridle_core::ReasonCode::NotGranted,
+            message: "no".into(),
+            source: None,
+        }]);
         body.detail = Some(serde_json::json!({"decision_id": "dec_1"}));
         let sparse = core::EventBody::new(core::EventType::Token, Timestamp::UNIX_EPOCH, "system");
         for body in [body, sparse] {
