@@ -63,10 +63,9 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut out = String::new();
         for (i, c) in cells.enumerate() {
-            if i + 1 < widths.len() {
-                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            } else {
-                out.push_str(c);
+            match widths.get(i) {
+                Some(w) if i + 1 < widths.len() => out.push_str(&format!("{c:<w$}  ")),
+                _ => out.push_str(c),
             }
         }
         out.trim_end().to_owned() + "\n"

@@ -140,7 +140,8 @@ impl Kek {
         let id = match <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_ref()) {
             Ok(mut mac) => {
                 mac.update(b"bridle key-encryption key id");
-                hex(&mac.finalize().into_bytes()[..8])
+                let digest: Vec<u8> = mac.finalize().into_bytes().into_iter().take(8).collect();
+                hex(&digest)
             }
             // HMAC takes keys of any length.
             Err(_) => String::new(),

@@ -120,8 +120,9 @@ pub fn document_json() -> Result<serde_json::Value, serde_json::Error> {
             }
         }
     }
-    let operations = doc["paths"]
-        .as_object_mut()
+    let operations = doc
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
         .into_iter()
         .flat_map(|paths| paths.values_mut())
         .filter_map(|item| item.as_object_mut())
@@ -185,11 +186,8 @@ fn fix_links(responses: &mut serde_json::Value) {
 }
 
 /// The document, serialized once.
-static DOCUMENT: LazyLock<Result<String, String>> = LazyLock::new(|| {
-    document_json()
-        .and_then(|doc| serde_json::to_string(&doc))
-        .map_err(|e| e.to_string())
-});
+static DOCUMENT: LazyLock<Result<String, serde_json::Error>> =
+    LazyLock::new(|| document_json().and_then(|doc| serde_json::to_string(&doc)));
 
 /// This OpenAPI 3.1 document.
 #[utoipa::path(
@@ -368,7 +366,6 @@ impl<'r> ToResponse<'r> for Unauthorized {
 /// A principal's role (`roles` of `POST /v1/principals`).
 #[derive(ToSchema)]
 #[schema(as = Role, rename_all = "lowercase")]
-#[allow(dead_code)] // a schema only; `bridle_store::Role` is the type
 pub(crate) enum RoleSchema {
     Admin,
     Auditor,
@@ -378,7 +375,6 @@ pub(crate) enum RoleSchema {
 /// An agent's lifecycle state.
 #[derive(ToSchema)]
 #[schema(as = AgentState, rename_all = "lowercase")]
-#[allow(dead_code)] // a schema only; `bridle_core::engine::AgentState` is the type
 pub(crate) enum AgentStateSchema {
     Active,
     Suspended,
@@ -388,7 +384,10 @@ pub(crate) enum AgentStateSchema {
 /// A derived flag of an agent record.
 #[derive(ToSchema)]
 #[schema(as = AgentFlag, rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only; `routes::agents::record` sets the flags
+#[expect(
+    dead_code,
+    reason = "a schema only; `routes::agents::record` sets the flags"
+)]
 pub(crate) enum AgentFlagSchema {
     Expired,
     ReviewOverdue,
@@ -398,7 +397,6 @@ pub(crate) enum AgentFlagSchema {
 /// What a decision says.
 #[derive(ToSchema)]
 #[schema(as = Effect, rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only; `bridle_core::decision::Effect` is the type
 pub(crate) enum EffectSchema {
     Allow,
     Deny,
@@ -426,7 +424,10 @@ const _: fn(bridle_core::decision::Effect) -> EffectSchema = |e| match e {
 /// Why a decision came out as it did.
 #[derive(ToSchema)]
 #[schema(as = Reason)]
-#[allow(dead_code)] // a schema only; `bridle_core::decision::Reason` is the type
+#[expect(
+    dead_code,
+    reason = "a schema only; `bridle_core::decision::Reason` is the type"
+)]
 pub(crate) struct ReasonSchema {
     code: ReasonCodeSchema,
     message: String,
@@ -437,7 +438,10 @@ pub(crate) struct ReasonSchema {
 /// The manifest element that decided: its path and line.
 #[derive(ToSchema)]
 #[schema(as = SourceRef)]
-#[allow(dead_code)] // a schema only; `bridle_core::decision::SourceRef` is the type
+#[expect(
+    dead_code,
+    reason = "a schema only; `bridle_core::decision::SourceRef` is the type"
+)]
 pub(crate) struct SourceRefSchema {
     /// The agent whose record it is (differs from the caller in delegation).
     agent: String,
@@ -449,7 +453,6 @@ pub(crate) struct SourceRefSchema {
 /// A stable reason code.
 #[derive(ToSchema)]
 #[schema(as = ReasonCode, rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only; `bridle_core::decision::ReasonCode` is the type
 pub(crate) enum ReasonCodeSchema {
     Granted,
     Approved,
@@ -471,7 +474,6 @@ pub(crate) enum ReasonCodeSchema {
 /// What the caller must do along with an allowed action.
 #[derive(ToSchema)]
 #[schema(as = Obligation, rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only; `bridle_core::decision::Obligation` is the type
 pub(crate) enum ObligationSchema {
     LogRetrieval,
 }
@@ -518,7 +520,10 @@ const _: fn(bridle_core::decision::Obligation) -> ObligationSchema = |o| match o
 /// A request for human approval of an action or an elevation.
 #[derive(ToSchema)]
 #[schema(as = Approval)]
-#[allow(dead_code)] // a schema only; `bridle_store::Approval` is the type
+#[expect(
+    dead_code,
+    reason = "a schema only; `bridle_store::Approval` is the type"
+)]
 pub(crate) struct ApprovalSchema {
     #[schema(example = "apr_3kq9Zt0bW1xe")]
     id: String,
@@ -547,7 +552,7 @@ pub(crate) struct ApprovalSchema {
 /// One approver's vote.
 #[derive(ToSchema)]
 #[schema(as = Vote)]
-#[allow(dead_code)] // a schema only; `bridle_store::Vote` is the type
+#[expect(dead_code, reason = "a schema only; `bridle_store::Vote` is the type")]
 pub(crate) struct VoteSchema {
     principal: String,
     /// `approve` or `deny`.
@@ -558,7 +563,6 @@ pub(crate) struct VoteSchema {
 
 #[derive(ToSchema)]
 #[schema(as = ApprovalKind, rename_all = "lowercase")]
-#[allow(dead_code)] // a schema only; `bridle_store::ApprovalKind` is the type
 pub(crate) enum ApprovalKindSchema {
     Action,
     Elevation,
@@ -566,7 +570,6 @@ pub(crate) enum ApprovalKindSchema {
 
 #[derive(ToSchema)]
 #[schema(as = ApprovalState, rename_all = "lowercase")]
-#[allow(dead_code)] // a schema only; `bridle_store::ApprovalState` is the type
 pub(crate) enum ApprovalStateSchema {
     Pending,
     Approved,
@@ -643,7 +646,10 @@ const _: fn(bridle_store::Approval) -> ApprovalSchema = |a| {
 /// An event of the hash-chained audit log.
 #[derive(ToSchema)]
 #[schema(as = AuditEvent)]
-#[allow(dead_code)] // a schema only; `bridle_core::audit::AuditEvent` is the type
+#[expect(
+    dead_code,
+    reason = "a schema only; `bridle_core::audit::AuditEvent` is the type"
+)]
 pub(crate) struct AuditEventSchema {
     seq: u64,
     /// RFC 3339.
@@ -669,7 +675,6 @@ pub(crate) struct AuditEventSchema {
 
 #[derive(ToSchema)]
 #[schema(as = EventType, rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only; `bridle_core::audit::EventType` is the type
 pub(crate) enum EventTypeSchema {
     Decision,
     Outcome,
@@ -687,7 +692,10 @@ pub(crate) enum EventTypeSchema {
 /// signed checkpoint.
 #[derive(ToSchema)]
 #[schema(as = Verification)]
-#[allow(dead_code)] // a schema only; `bridle_core::audit::Verification` is the type
+#[expect(
+    dead_code,
+    reason = "a schema only; `bridle_core::audit::Verification` is the type"
+)]
 pub(crate) struct VerificationSchema {
     ok: bool,
     /// How many events were checked.
@@ -708,7 +716,10 @@ pub(crate) struct VerificationSchema {
 /// One finding of a verification.
 #[derive(ToSchema)]
 #[schema(as = VerificationProblem)]
-#[allow(dead_code)] // a schema only; `bridle_core::audit::Problem` is the type
+#[expect(
+    dead_code,
+    reason = "a schema only; `bridle_core::audit::Problem` is the type"
+)]
 pub(crate) struct ProblemSchema {
     seq: u64,
     kind: ProblemKindSchema,
@@ -722,7 +733,6 @@ pub(crate) struct ProblemSchema {
 /// `bad_checkpoint` (its signature or fields do not verify).
 #[derive(ToSchema)]
 #[schema(as = VerificationProblemKind, rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only; `bridle_core::audit::ProblemKind` is the type
 pub(crate) enum ProblemKindSchema {
     Altered,
     Unlinked,
@@ -738,7 +748,10 @@ pub(crate) enum ProblemKindSchema {
 /// A signed checkpoint of the audit chain.
 #[derive(ToSchema)]
 #[schema(as = AuditCheckpoint)]
-#[allow(dead_code)] // a schema only; `bridle_core::audit::SignedCheckpoint` is the type
+#[expect(
+    dead_code,
+    reason = "a schema only; `bridle_core::audit::SignedCheckpoint` is the type"
+)]
 pub(crate) struct CheckpointSchema {
     /// The event whose hash is `head`.
     seq: u64,

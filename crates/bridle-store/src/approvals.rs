@@ -100,7 +100,10 @@ pub struct NewApproval {
     pub expires_at: String,
 }
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait ApprovalStore {
     /// The newest approval for `key` that is still in force at `now`
     /// (pending, approved or denied, not expired).

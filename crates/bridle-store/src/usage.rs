@@ -4,7 +4,10 @@ use sqlx::Row;
 
 use crate::{Store, StoreError, with_pool};
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait UsageStore {
     /// Record one action (`arg` empty, amount 1) or one spend.
     async fn record_usage(

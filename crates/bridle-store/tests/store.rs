@@ -1,6 +1,12 @@
 //! The storage suite, run against SQLite (a temp file) and PostgreSQL (a
 //! fresh database per test on the cluster `scripts/test.sh` starts).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -80,8 +80,9 @@ pub async fn list(
         .filter(|r| r.state != bridle_core::engine::AgentState::Retired)
     {
         let record = super::agents::record(&state, row).await?;
-        let flags: Vec<&str> = record["flags"]
-            .as_array()
+        let flags: Vec<&str> = record
+            .get("flags")
+            .and_then(serde_json::Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|f| f.as_str())

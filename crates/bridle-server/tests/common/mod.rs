@@ -2,7 +2,7 @@
 //! `serve_on`) on a port-0 listener, a fresh database per test (a temp SQLite
 //! file, or a new PostgreSQL database on the cluster `scripts/postgres.sh`
 //! starts), and a small HTTP client around `reqwest`.
-#![allow(dead_code)] // not every suite uses every helper
+#![allow(dead_code, reason = "not every suite uses every helper")]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
