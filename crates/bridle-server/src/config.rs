@@ -1,32 +1,14 @@
 //! Configuration: defaults < TOML file < `BRIDLE_` environment variables.
 //! Unknown keys in the file are warned about, never silently dropped.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// A secret that never prints.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A secret text of the configuration (an API key, a key-encryption key):
+/// it never prints and is wiped when dropped.
+pub type Secret = bridle_core::secret::Secret<String>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]

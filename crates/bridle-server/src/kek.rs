@@ -465,6 +465,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_kek_never_prints_its_key() {
+        let kek = Kek::parse(&STANDARD.encode([0xa5u8; KEY_LEN]), "test").unwrap();
+        let shown = format!("{kek:?}");
+        assert!(!shown.contains("165, 165"), "{shown}");
+        assert!(!shown.contains("a5a5"), "{shown}");
+        assert!(
+            !shown.contains(&STANDARD.encode([0xa5u8; KEY_LEN])),
+            "{shown}"
+        );
+        assert!(shown.contains(kek.id()), "{shown}");
+    }
+
+    #[test]
     fn sealed_keys_open_only_for_their_kid_and_kek() {
         let kek = Kek::generate();
         let sealed = kek.seal("k1", b"private").unwrap();
