@@ -37,9 +37,7 @@ async fn sqlite() -> Db {
 
 async fn postgres() -> Db {
     static N: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::var("BRIDLE_TEST_POSTGRES_URL").expect(
-        "BRIDLE_TEST_POSTGRES_URL is not set: run ./scripts/test.sh, which starts a throwaway PostgreSQL",
-    );
+    let base = bridle_test_postgres::url().unwrap_or_else(|e| panic!("{e}"));
     let name = format!(
         "bridle_test_{}_{}",
         std::process::id(),

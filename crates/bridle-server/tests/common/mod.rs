@@ -1,7 +1,7 @@
 //! The in-process harness: the real server (`bridle_server::start` +
 //! `serve_on`) on a port-0 listener, a fresh database per test (a temp SQLite
-//! file, or a new PostgreSQL database on the cluster `scripts/postgres.sh`
-//! starts), and a small HTTP client around `reqwest`.
+//! file, or a new PostgreSQL database on the server of
+//! `bridle_test_postgres::url`), and a small HTTP client around `reqwest`.
 #![allow(dead_code, reason = "not every suite uses every helper")]
 
 use std::collections::HashMap;
@@ -111,9 +111,7 @@ pub async fn fresh_db(backend: Backend) -> (String, Option<tempfile::TempDir>) {
         }
         Backend::Postgres => {
             static N: AtomicU32 = AtomicU32::new(0);
-            let base = std::env::var("BRIDLE_TEST_POSTGRES_URL").expect(
-                "BRIDLE_TEST_POSTGRES_URL is not set: run ./scripts/test.sh, which starts a throwaway PostgreSQL",
-            );
+            let base = bridle_test_postgres::url().unwrap_or_else(|e| panic!("{e}"));
             let name = format!(
                 "bridle_api_{}_{}",
                 std::process::id(),
