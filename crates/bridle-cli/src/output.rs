@@ -33,10 +33,8 @@ pub(crate) fn render(output: Output, value: &Value, text: impl FnOnce(&Value) ->
 }
 
 pub(crate) fn json(value: &Value) -> String {
-    format!(
-        "{}\n",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    )
+    // A `Value`'s alternate `Display` is `to_string_pretty`, and cannot fail.
+    format!("{value:#}\n")
 }
 
 /// A scalar for a table cell: strings bare, `null`/missing as `-`, arrays

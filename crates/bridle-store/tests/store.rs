@@ -43,7 +43,7 @@ async fn postgres() -> Db {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    let admin = Store::connect_admin_for_tests(&base).await;
+    let admin = Store::connect_admin_for_tests(base).await;
     admin(&format!("CREATE DATABASE {name}")).await;
     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
     Db {

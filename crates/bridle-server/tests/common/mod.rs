@@ -117,7 +117,7 @@ pub async fn fresh_db(backend: Backend) -> (String, Option<tempfile::TempDir>) {
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
             );
-            sql(&base, Backend::Postgres, &format!("CREATE DATABASE {name}")).await;
+            sql(base, Backend::Postgres, &format!("CREATE DATABASE {name}")).await;
             let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
             (url, None)
         }
