@@ -90,20 +90,27 @@ struct ExportArgs {
     filter: Filter,
 }
 
-fn event_type(s: &str) -> Result<String, String> {
+/// Why a filter value on the command line was refused (clap prints it after
+/// the value).
+#[derive(Debug, thiserror::Error)]
+enum FilterError {
+    #[error("one of {}", EventType::ALL.map(EventType::as_str).join(", "))]
+    EventType,
+    #[error("not an RFC 3339 instant: {0}")]
+    Instant(jiff::Error),
+}
+
+fn event_type(s: &str) -> Result<String, FilterError> {
     match EventType::parse(s) {
         Some(t) => Ok(t.as_str().to_owned()),
-        None => Err(format!(
-            "one of {}",
-            EventType::ALL.map(EventType::as_str).join(", ")
-        )),
+        None => Err(FilterError::EventType),
     }
 }
 
-fn instant(s: &str) -> Result<String, String> {
+fn instant(s: &str) -> Result<String, FilterError> {
     s.parse::<jiff::Timestamp>()
         .map(|_| s.to_owned())
-        .map_err(|e| format!("not an RFC 3339 instant: {e}"))
+        .map_err(FilterError::Instant)
 }
 
 /// One page of `export`; the server's maximum.
@@ -244,11 +251,13 @@ fn verify(remote: &Remote, args: &VerifyArgs) -> ExitCode {
     match result {
         Ok(v) => {
             print!("{}", verification_text(args.output, &v));
-            ExitCode::from(if v["ok"].as_bool() == Some(true) {
-                0
-            } else {
-                2
-            })
+            ExitCode::from(
+                if v.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
+                    0
+                } else {
+                    2
+                },
+            )
         }
         Err(e) => finish(Err(e)),
     }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bridle_core::compile::{CompileError, GuardrailError};
 use bridle_core::decision::SourceRef;
 use bridle_core::engine::{ActionRequest, AgentState, DecisionInput, Engine, NoApprovals, Subject};
 use bridle_core::ledger::MemoryLedger;
@@ -40,6 +41,33 @@ pub(crate) struct CheckArgs {
 
 const EXIT_BAD_INPUT: u8 = 1;
 
+/// Why `bridle check` could not decide; each is printed after `error: `.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The rendered list of the manifest's errors.
+    #[error("{0}")]
+    Manifest(String),
+    #[error(transparent)]
+    Guardrails(#[from] GuardrailError),
+    #[error("--args must be a JSON object, got `{0}`")]
+    ArgsNotObject(serde_json::Value),
+    #[error("--args is not valid JSON: {0}")]
+    ArgsJson(serde_json::Error),
+    #[error("--action `{0}` is not a tool name: use letters, digits and `_.:/-`")]
+    Action(String),
+    #[error("--at `{at}` is not an RFC 3339 instant: {source}")]
+    At { at: String, source: jiff::Error },
+    #[error("--elevation `{name}` is not defined in {file}")]
+    Elevation { name: String, file: String },
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
 pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     match decide(args) {
         Ok((decision, source)) => {
@@ -59,59 +87,54 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
                 Effect::ApprovalRequired => 3,
             })
         }
-        Err(message) => {
-            eprintln!("{message}");
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
 }
 
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("error: cannot read `{}`: {e}", path.display()))
+fn read(path: &Path) -> Result<String, CheckError> {
+    std::fs::read_to_string(path).map_err(|source| CheckError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
-fn decide(args: &CheckArgs) -> Result<(Decision, String), String> {
+fn decide(args: &CheckArgs) -> Result<(Decision, String), CheckError> {
     let source = read(&args.file)?;
     let file = args.file.display();
     let manifest = Manifest::from_source(&source)
-        .map_err(|errs| format!("error: {}", manifest_errors(&file.to_string(), &errs)))?;
+        .map_err(|errs| CheckError::Manifest(manifest_errors(&file.to_string(), &errs)))?;
     let mut guardrails = Guardrails::new();
     for path in &args.guardrails {
         let text = read(path)?;
-        guardrails
-            .add(&path.display().to_string(), &text)
-            .map_err(|e| format!("error: {e}"))?;
+        guardrails.add(&path.display().to_string(), &text)?;
     }
     let call_args = match serde_json::from_str::<serde_json::Value>(&args.args) {
         Ok(serde_json::Value::Object(map)) => map,
-        Ok(other) => {
-            return Err(format!(
-                "error: --args must be a JSON object, got `{other}`"
-            ));
-        }
-        Err(e) => return Err(format!("error: --args is not valid JSON: {e}")),
+        Ok(other) => return Err(CheckError::ArgsNotObject(other)),
+        Err(e) => return Err(CheckError::ArgsJson(e)),
     };
     if !bridle_core::id::is_tool_name(&args.action) {
-        return Err(format!(
-            "error: --action `{}` is not a tool name: use letters, digits and `_.:/-`",
-            args.action
-        ));
+        return Err(CheckError::Action(args.action.clone()));
     }
     let now = match &args.at {
-        Some(at) => at
-            .parse::<Timestamp>()
-            .map_err(|e| format!("error: --at `{at}` is not an RFC 3339 instant: {e}"))?,
+        Some(at) => at.parse::<Timestamp>().map_err(|source| CheckError::At {
+            at: at.clone(),
+            source,
+        })?,
         None => Timestamp::now(),
     };
     for name in &args.elevations {
         if !manifest.elevation.iter().any(|e| &e.name == name) {
-            return Err(format!(
-                "error: --elevation `{name}` is not defined in {file}"
-            ));
+            return Err(CheckError::Elevation {
+                name: name.clone(),
+                file: file.to_string(),
+            });
         }
     }
-    let agent = CompiledAgent::compile(manifest, &guardrails).map_err(|e| format!("error: {e}"))?;
+    let agent = CompiledAgent::compile(manifest, &guardrails)?;
     let subjects = [Subject {
         agent: &agent,
         state: AgentState::Active,
@@ -197,7 +220,7 @@ fn print_text(decision: &Decision, file: &Path, source: &str) {
             "  approval: {} of [{who}], valid {}s, key {}",
             a.min_approvals,
             a.ttl_seconds,
-            &a.key[..16.min(a.key.len())]
+            a.key.get(..16).unwrap_or(&a.key)
         );
     }
 }

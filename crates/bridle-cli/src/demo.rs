@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::serve::{init_tracing, runtime};
@@ -90,7 +91,7 @@ impl Api {
         path: &str,
         key: &str,
         body: Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> anyhow::Result<Value> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -98,16 +99,16 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| format!("{path}: {e}"))?;
+        let resp = req.send().await.map_err(|e| anyhow!("{path}: {e}"))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| format!("{path}: {e}"))?;
+        let text = resp.text().await.map_err(|e| anyhow!("{path}: {e}"))?;
         if !status.is_success() {
-            return Err(format!("{path}: {status}: {text}"));
+            bail!("{path}: {status}: {text}");
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn put_yaml(&self, path: &str, key: &str, yaml: &str) -> Result<Value, String> {
+    async fn put_yaml(&self, path: &str, key: &str, yaml: &str) -> anyhow::Result<Value> {
         let resp = self
             .http
             .put(format!("{}{path}", self.base))
@@ -116,16 +117,16 @@ impl Api {
             .body(yaml.to_owned())
             .send()
             .await
-            .map_err(|e| format!("{path}: {e}"))?;
+            .map_err(|e| anyhow!("{path}: {e}"))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| format!("{path}: {e}"))?;
+        let text = resp.text().await.map_err(|e| anyhow!("{path}: {e}"))?;
         if !status.is_success() {
-            return Err(format!("{path}: {status}: {text}"));
+            bail!("{path}: {status}: {text}");
         }
-        serde_json::from_str(&text).map_err(|e| e.to_string())
+        Ok(serde_json::from_str(&text)?)
     }
 
-    async fn token(&self, client_id: &str, secret: &str) -> Result<String, String> {
+    async fn token(&self, client_id: &str, secret: &str) -> anyhow::Result<String> {
         self.grant(client_id, secret, &[("grant_type", "client_credentials")])
             .await
     }
@@ -136,7 +137,7 @@ impl Api {
         client_id: &str,
         secret: &str,
         subject: &str,
-    ) -> Result<String, String> {
+    ) -> anyhow::Result<String> {
         self.grant(
             client_id,
             secret,
@@ -160,24 +161,34 @@ impl Api {
         client_id: &str,
         secret: &str,
         form: &[(&str, &str)],
-    ) -> Result<String, String> {
+    ) -> anyhow::Result<String> {
         let resp = self
             .http
             .post(format!("{}/oauth/token", self.base))
             .basic_auth(client_id, Some(secret))
             .form(form)
             .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-        v["access_token"]
-            .as_str()
+            .await?;
+        let v: Value = resp.json().await?;
+        text(&v, "access_token")
             .map(String::from)
-            .ok_or_else(|| format!("no token: {v}"))
+            .ok_or_else(|| anyhow!("no token: {v}"))
     }
 }
 
-async fn demo(args: &DemoArgs) -> Result<(), String> {
+/// The string at `key` of a JSON answer, if there is one.
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// The string at `key` of an answer from `path`; a missing one is an error.
+fn required(v: &Value, key: &str, path: &str) -> anyhow::Result<String> {
+    text(v, key)
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("{path}: the answer has no `{key}`"))
+}
+
+async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", args.db_file));
     }
@@ -189,7 +200,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     let started = bridle_server::start(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| anyhow!("cannot listen on {}: {e}", args.listen))?;
     let server = tokio::spawn(async move {
         axum_serve(listener, started.state).await;
     });
@@ -209,28 +220,29 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
                 Some(json!({"id": id, "name": name, "roles": roles, "groups": groups})),
             )
             .await?;
-        keys.insert(*id, v["api_key"].as_str().unwrap_or_default().to_owned());
+        keys.insert(*id, required(&v, "api_key", "/v1/principals")?);
     }
     let mut creds = std::collections::HashMap::new();
     for (id, yaml) in EXAMPLES {
         api.put_yaml(&format!("/v1/agents/{id}"), &admin_key, yaml)
             .await?;
+        let path = format!("/v1/agents/{id}/credentials");
         let c = api
-            .call(
-                reqwest::Method::POST,
-                &format!("/v1/agents/{id}/credentials"),
-                &admin_key,
-                Some(json!({})),
-            )
+            .call(reqwest::Method::POST, &path, &admin_key, Some(json!({})))
             .await?;
         creds.insert(
             *id,
             (
-                c["client_id"].as_str().unwrap_or_default().to_owned(),
-                c["client_secret"].as_str().unwrap_or_default().to_owned(),
+                required(&c, "client_id", &path)?,
+                required(&c, "client_secret", &path)?,
             ),
         );
     }
+    let creds_of = |agent: &str| {
+        creds
+            .get(agent)
+            .ok_or_else(|| anyhow!("`{agent}` has no credentials"))
+    };
 
     // A little activity, through the same API an agent uses.
     let activity: &[(&str, &str, Value, Option<&str>)] = &[
@@ -311,14 +323,22 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     let mut tokens = std::collections::HashMap::new();
     for (agent, _, _, _) in activity {
         if !tokens.contains_key(agent) {
-            let (id, secret) = &creds[agent];
+            let (id, secret) = creds_of(agent)?;
             tokens.insert(*agent, api.token(id, secret).await?);
         }
     }
+    let token_of = |tokens: &std::collections::HashMap<&str, String>, agent: &str| {
+        tokens
+            .get(agent)
+            .cloned()
+            .ok_or_else(|| anyhow!("`{agent}` has no token"))
+    };
     // test-runner acting for swe-bot, by token exchange: it may run tests,
     // but swe-bot's forbid on secrets holds through the sub-agent.
-    let (tr_id, tr_secret) = &creds["test-runner"];
-    let delegated = api.exchange(tr_id, tr_secret, &tokens["swe-bot"]).await?;
+    let (tr_id, tr_secret) = creds_of("test-runner")?;
+    let delegated = api
+        .exchange(tr_id, tr_secret, &token_of(&tokens, "swe-bot")?)
+        .await?;
     tokens.insert("test-runner for swe-bot", delegated);
     let activity: Vec<_> = activity
         .iter()
@@ -340,34 +360,38 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         .collect();
     let mut summary = Vec::new();
     for (agent, action, args, resource) in &activity {
-        let mut body = json!({"action": action, "args": args});
-        if let Some(r) = resource {
-            body["resource"] = (*r).into();
-        }
+        let body = match resource {
+            Some(r) => json!({"action": action, "args": args, "resource": r}),
+            None => json!({"action": action, "args": args}),
+        };
         let d = api
             .call(
                 reqwest::Method::POST,
                 "/v1/decisions",
-                &tokens[agent],
+                &token_of(&tokens, agent)?,
                 Some(body),
             )
             .await?;
         summary.push(format!(
             "  {agent:<24} {action:<40} {:<18} {}",
-            d["decision"].as_str().unwrap_or("?"),
-            d["reasons"][0]["code"].as_str().unwrap_or("")
+            text(&d, "decision").unwrap_or("?"),
+            d.pointer("/reasons/0/code")
+                .and_then(Value::as_str)
+                .unwrap_or("")
         ));
     }
     let elevation = api
         .call(
             reqwest::Method::POST,
             "/v1/agents/ir-bot/elevations",
-            &tokens["ir-bot"],
+            &token_of(&tokens, "ir-bot")?,
             Some(json!({"name": "identity-write", "duration": "30m", "reason": "INC-4711: disable compromised account"})),
         )
         .await?;
 
-    let (pid, psecret) = &creds["procurement-bot"];
+    let (pid, psecret) = creds_of("procurement-bot")?;
+    let key_of = |id: &str| keys.get(id).ok_or_else(|| anyhow!("`{id}` has no API key"));
+    let (frank, sam) = (key_of("frank")?, key_of("sam")?);
     let base = &api.base;
     println!(
         "\nBridle demo is running at {base}  (database: {db})\n\
@@ -386,15 +410,13 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
          \nThe audit log: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} cargo run -q --release -- audit verify\n",
         db = args.db_file,
         activity = summary.join("\n"),
-        frank = keys["frank"],
-        sam = keys["sam"],
-        elev = elevation["approval_id"].as_str().unwrap_or("?"),
+        elev = text(&elevation, "approval_id").unwrap_or("?"),
     );
     if args.no_serve {
         server.abort();
         return Ok(());
     }
-    server.await.map_err(|e| e.to_string())
+    Ok(server.await?)
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, state: bridle_server::AppState) {
@@ -403,7 +425,7 @@ async fn axum_serve(listener: tokio::net::TcpListener, state: bridle_server::App
     }
 }
 
-async fn wait_healthy(api: &Api) -> Result<(), String> {
+async fn wait_healthy(api: &Api) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(r) = api.http.get(format!("{}/healthz", api.base)).send().await
@@ -412,7 +434,7 @@ async fn wait_healthy(api: &Api) -> Result<(), String> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err("the server did not become healthy within 20 s".into());
+            bail!("the server did not become healthy within 20 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -18,9 +18,9 @@ pub(crate) struct GatewayArgs {
 }
 
 /// Load the configuration and start the upstreams (needs a runtime).
-pub(crate) fn start(path: &Path) -> Result<Gateway, String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
-    Gateway::start(config).map_err(|e| e.to_string())
+pub(crate) fn start(path: &Path) -> anyhow::Result<Gateway> {
+    let config = Config::load(path)?;
+    Ok(Gateway::start(config)?)
 }
 
 pub(crate) fn run(args: &GatewayArgs) -> ExitCode {
@@ -29,7 +29,7 @@ pub(crate) fn run(args: &GatewayArgs) -> ExitCode {
         rt.block_on(async {
             let gateway = start(&args.config)?;
             println!("Bridle MCP gateway at {}", gateway.config.resource());
-            gateway.serve().await.map_err(|e| e.to_string())
+            Ok(gateway.serve().await?)
         })
     });
     match result {

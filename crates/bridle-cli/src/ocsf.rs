@@ -18,8 +18,8 @@ const OTHER: u64 = 99;
 
 /// One audit event (as `GET /v1/audit` returns it) as an OCSF record.
 pub(crate) fn to_ocsf(event: &Value) -> Value {
-    let kind = event["type"].as_str().unwrap_or("unknown");
-    let op = event["detail"]["op"].as_str();
+    let kind = text(event, "type").unwrap_or("unknown");
+    let op = event.pointer("/detail/op").and_then(Value::as_str);
     let activity_id = activity(kind, op);
     let activity_name = match activity_id {
         CREATE => "Create",
@@ -29,19 +29,19 @@ pub(crate) fn to_ocsf(event: &Value) -> Value {
     };
     let (status_id, status) = status(event);
     let (severity_id, severity) = severity(event);
-    let reasons: Vec<&str> = event["reasons"]
-        .as_array()
+    let reasons: Vec<&str> = event
+        .get("reasons")
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|r| r["code"].as_str())
+        .filter_map(|r| text(r, "code"))
         .collect();
-    let operation = match (event["action"].as_str(), op) {
+    let operation = match (text(event, "action"), op) {
         (Some(action), _) => action.to_owned(),
         (None, Some(op)) => format!("{kind}.{op}"),
         (None, None) => kind.to_owned(),
     };
-    let time = event["time"]
-        .as_str()
+    let time = text(event, "time")
         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
         .map_or(0, |t| t.as_millisecond());
 
@@ -60,7 +60,7 @@ pub(crate) fn to_ocsf(event: &Value) -> Value {
         "status_id": status_id,
         "status": status,
         "message": message(event, &operation, &reasons),
-        "actor": {"user": user(event["actor"].as_str().unwrap_or(""))},
+        "actor": {"user": user(text(event, "actor").unwrap_or(""))},
         "api": {"operation": operation, "service": {"name": "Bridle"}},
         "metadata": {
             "version": OCSF_VERSION,
@@ -70,28 +70,43 @@ pub(crate) fn to_ocsf(event: &Value) -> Value {
                 "version": env!("CARGO_PKG_VERSION"),
             },
             "log_name": "audit",
-            "uid": event["hash"],
-            "sequence": event["seq"],
-            "original_time": event["time"],
+            "uid": field(event, "hash"),
+            "sequence": field(event, "seq"),
+            "original_time": field(event, "time"),
         },
         "unmapped": event,
     });
-    if !reasons.is_empty() {
-        record["status_detail"] = reasons.join(",").into();
-    } else if let Some(d) = event["decision"].as_str() {
-        record["status_detail"] = d.into();
-    }
+    let status_detail = if reasons.is_empty() {
+        text(event, "decision").map(str::to_owned)
+    } else {
+        Some(reasons.join(","))
+    };
     let mut resources = Vec::new();
-    if let Some(agent) = event["agent"].as_str() {
+    if let Some(agent) = text(event, "agent") {
         resources.push(json!({"type": "agent", "uid": agent, "name": agent}));
     }
-    if let Some(r) = event["resource"].as_str() {
+    if let Some(r) = text(event, "resource") {
         resources.push(json!({"type": "data", "name": r}));
     }
-    if !resources.is_empty() {
-        record["resources"] = resources.into();
+    if let Some(fields) = record.as_object_mut() {
+        if let Some(d) = status_detail {
+            fields.insert("status_detail".into(), d.into());
+        }
+        if !resources.is_empty() {
+            fields.insert("resources".into(), resources.into());
+        }
     }
     record
+}
+
+/// The value at `key` of an event; `null` when it has none.
+fn field(event: &Value, key: &str) -> Value {
+    event.get(key).cloned().unwrap_or(Value::Null)
+}
+
+/// The string at `key` of an event, if there is one.
+fn text<'a>(event: &'a Value, key: &str) -> Option<&'a str> {
+    event.get(key).and_then(Value::as_str)
 }
 
 fn activity(kind: &str, op: Option<&str>) -> u64 {
@@ -108,20 +123,22 @@ fn activity(kind: &str, op: Option<&str>) -> u64 {
 /// Success for an allowed decision or a completed change, Failure for a
 /// denial or an outcome reported as an error.
 fn status(event: &Value) -> (u64, &'static str) {
-    match event["decision"].as_str() {
+    match text(event, "decision") {
         Some("allow") => (1, "Success"),
         Some("deny") => (2, "Failure"),
         Some(_) => (99, "Other"),
-        None if event["detail"]["status"].as_str() == Some("error") => (2, "Failure"),
+        None if event.pointer("/detail/status").and_then(Value::as_str) == Some("error") => {
+            (2, "Failure")
+        }
         None => (1, "Success"),
     }
 }
 
 fn severity(event: &Value) -> (u64, &'static str) {
-    match event["decision"].as_str() {
+    match text(event, "decision") {
         Some("deny") => (3, "Medium"),
         Some("approval_required") => (2, "Low"),
-        _ if event["detail"]["status"].as_str() == Some("error") => (2, "Low"),
+        _ if event.pointer("/detail/status").and_then(Value::as_str) == Some("error") => (2, "Low"),
         _ => (1, "Informational"),
     }
 }

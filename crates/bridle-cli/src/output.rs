@@ -33,10 +33,8 @@ pub(crate) fn render(output: Output, value: &Value, text: impl FnOnce(&Value) ->
 }
 
 pub(crate) fn json(value: &Value) -> String {
-    format!(
-        "{}\n",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    )
+    // A `Value`'s alternate `Display` is `to_string_pretty`, and cannot fail.
+    format!("{value:#}\n")
 }
 
 /// A scalar for a table cell: strings bare, `null`/missing as `-`, arrays
@@ -63,10 +61,9 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut out = String::new();
         for (i, c) in cells.enumerate() {
-            if i + 1 < widths.len() {
-                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            } else {
-                out.push_str(c);
+            match widths.get(i) {
+                Some(w) if i + 1 < widths.len() => out.push_str(&format!("{c:<w$}  ")),
+                _ => out.push_str(c),
             }
         }
         out.trim_end().to_owned() + "\n"

@@ -88,15 +88,11 @@ fn execute(args: &PrincipalArgs) -> Result<String, ClientError> {
 }
 
 fn create_body(id: &str, name: &Option<String>, roles: &[Role], groups: &[String]) -> Value {
-    let mut body = json!({
-        "id": id,
-        "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-        "groups": groups,
-    });
-    if let Some(n) = name {
-        body["name"] = n.as_str().into();
+    let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    match name {
+        Some(n) => json!({"id": id, "roles": roles, "groups": groups, "name": n}),
+        None => json!({"id": id, "roles": roles, "groups": groups}),
     }
-    body
 }
 
 fn deactivated_text(v: &Value) -> String {

@@ -46,7 +46,7 @@ pub(crate) fn init_tracing(json: bool) {
     }
 }
 
-pub(crate) fn load_config(args: &ServeArgs) -> Result<Config, String> {
+pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
@@ -60,11 +60,11 @@ pub(crate) fn load_config(args: &ServeArgs) -> Result<Config, String> {
     Ok(config)
 }
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
 }
 
 pub(crate) fn run(args: &ServeArgs) -> ExitCode {
@@ -79,13 +79,16 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
             }
             println!("Bridle listening on http://{}", started.state.config.listen);
             match &args.gateway {
-                None => bridle_server::serve(started.state).await,
+                None => Ok(bridle_server::serve(started.state).await?),
                 Some(path) => {
                     let gateway = crate::gateway::start(path)?;
                     println!("Bridle MCP gateway at {}", gateway.config.resource());
-                    tokio::try_join!(bridle_server::serve(started.state), async {
-                        gateway.serve().await.map_err(|e| e.to_string())
-                    })
+                    tokio::try_join!(
+                        async {
+                            Ok::<_, anyhow::Error>(bridle_server::serve(started.state).await?)
+                        },
+                        async { Ok(gateway.serve().await?) }
+                    )
                     .map(drop)
                 }
             }

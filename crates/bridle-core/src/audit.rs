@@ -284,12 +284,14 @@ pub fn redact_args(
 
 /// `hmac-sha256:<hex>` of the value's canonical JSON.
 pub fn keyed_hash(key: &[u8], value: &serde_json::Value) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    // A `Value`'s compact `Display` is its JSON text and cannot fail (every
+    // key is a string): no serialisation error can turn into hashing "".
+    let bytes = value.to_string();
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         // HMAC accepts keys of any length; this branch cannot be taken.
         return "hmac-sha256:".to_owned();
     };
-    mac.update(&bytes);
+    mac.update(bytes.as_bytes());
     format!("hmac-sha256:{}", hex(&mac.finalize().into_bytes()))
 }
 

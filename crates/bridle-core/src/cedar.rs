@@ -232,26 +232,40 @@ pub fn bound_cedar(text: &str, max_bytes: usize) -> Result<(), CedarTextError> {
     Ok(())
 }
 
+/// Why a manifest's Cedar condition was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    #[error("Cedar condition refused: {0}")]
+    Refused(CedarTextError),
+    #[error("invalid Cedar expression `{expr}`: {message}")]
+    Syntax { expr: String, message: String },
+    /// The schema Bridle generates for a condition did not parse: a bug here,
+    /// not in the manifest.
+    #[error("internal schema error: {0}")]
+    Schema(String),
+    #[error("Cedar condition `{expr}` does not type-check: {joined}{hint}", joined = messages.join("; "))]
+    TypeCheck {
+        expr: String,
+        messages: Vec<String>,
+        hint: &'static str,
+    },
+}
+
 /// Parse `expr` and type-check it as a boolean condition over `context`.
-pub fn check_condition(expr: &str, shape: &ConditionShape) -> Result<(), String> {
-    if let Err(e) = bound_cedar(expr, crate::manifest::limits::MAX_CONDITION_BYTES) {
-        return Err(format!("Cedar condition refused: {e}"));
-    }
+pub fn check_condition(expr: &str, shape: &ConditionShape) -> Result<(), ConditionError> {
+    bound_cedar(expr, crate::manifest::limits::MAX_CONDITION_BYTES)
+        .map_err(ConditionError::Refused)?;
+    let syntax = |e: &dyn std::fmt::Display| ConditionError::Syntax {
+        expr: expr.to_owned(),
+        message: flatten(&e.to_string()),
+    };
     if let Err(e) = cedar_policy::Expression::from_str(expr) {
-        return Err(format!(
-            "invalid Cedar expression `{expr}`: {}",
-            flatten(&e.to_string())
-        ));
+        return Err(syntax(&e));
     }
     let policy = format!("permit(principal, action, resource) when {{ {expr} }};");
-    let pset = PolicySet::from_str(&policy).map_err(|e| {
-        format!(
-            "invalid Cedar expression `{expr}`: {}",
-            flatten(&e.to_string())
-        )
-    })?;
+    let pset = PolicySet::from_str(&policy).map_err(|e| syntax(&e))?;
     let (schema, _) = Schema::from_cedarschema_str(&schema_text(shape))
-        .map_err(|e| format!("internal schema error: {e}"))?;
+        .map_err(|e| ConditionError::Schema(e.to_string()))?;
     let result = Validator::new(schema).validate(&pset, ValidationMode::Strict);
     if result.validation_passed() {
         return Ok(());
@@ -282,10 +296,11 @@ pub fn check_condition(expr: &str, shape: &ConditionShape) -> Result<(), String>
             "; elevation conditions see `context.reason`, `context.duration_seconds`, `context.elevation` and `context.time`"
         }
     };
-    Err(format!(
-        "Cedar condition `{expr}` does not type-check: {}{hint}",
-        messages.join("; ")
-    ))
+    Err(ConditionError::TypeCheck {
+        expr: expr.to_owned(),
+        messages,
+        hint,
+    })
 }
 
 fn miette_help(e: &cedar_policy::ValidationError) -> Option<String> {
@@ -409,13 +424,21 @@ mod tests {
 
     #[test]
     fn bad_conditions_say_why() {
-        let e = check_condition("context.args.amount >", &shape()).unwrap_err();
+        let e = check_condition("context.args.amount >", &shape())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid Cedar expression"), "{e}");
-        let e = check_condition("context.args.amout > 5", &shape()).unwrap_err();
+        let e = check_condition("context.args.amout > 5", &shape())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not type-check"), "{e}");
-        let e = check_condition("context.args.vendor > 5", &shape()).unwrap_err();
+        let e = check_condition("context.args.vendor > 5", &shape())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not type-check"), "{e}");
-        let e = check_condition("context.args.amount", &shape()).unwrap_err();
+        let e = check_condition("context.args.amount", &shape())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not type-check"), "{e}");
     }
 
@@ -454,7 +477,7 @@ mod tests {
         ] {
             let e = bound_cedar(text, MAX).unwrap_err().to_string();
             assert!(e.contains(want), "{e} for {text}");
-            let e = check_condition(text, &shape()).unwrap_err();
+            let e = check_condition(text, &shape()).unwrap_err().to_string();
             assert!(e.contains("refused"), "{e}");
         }
         let long = format!("context.args.vendor == {}", quote(&"x".repeat(MAX)));

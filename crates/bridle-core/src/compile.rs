@@ -331,8 +331,10 @@ impl Compiler {
             ArgRule::Min(n) => format!("{a} >= {n}"),
             ArgRule::Max(n) => format!("{a} <= {n}"),
             ArgRule::Prefix(p) => {
+                // The quoted literal without its closing quote, so `*"` ends it.
                 let q = quote_like_literal(p);
-                format!("{a} like {}*\"", &q[..q.len() - 1])
+                let open = q.strip_suffix('"').unwrap_or(&q);
+                format!("{a} like {open}*\"")
             }
             ArgRule::Pattern { regex, .. } => {
                 self.patterns.push(PatternCheck {

@@ -30,8 +30,7 @@ pub enum DelegationError {
 /// last. Each agent must list the next in `delegation.to`, and no agent may
 /// have more hops after it than its own `delegation.max_depth`.
 pub fn check_path(path: &[&Manifest]) -> Result<(), DelegationError> {
-    for (i, pair) in path.windows(2).enumerate() {
-        let (from, to) = (pair[0], pair[1]);
+    for (i, (from, to)) in path.iter().zip(path.iter().skip(1)).enumerate() {
         if !from.delegation.to.contains(&to.agent) {
             return Err(DelegationError::NotListed {
                 from: from.agent.to_string(),

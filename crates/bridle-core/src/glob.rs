@@ -104,11 +104,12 @@ impl fmt::Display for Glob {
 fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
+    while let Some(&c) = text.get(t) {
+        let here = pattern.get(p).copied();
+        if here == Some(b'*') {
             star = Some((p, t));
             p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
+        } else if here == Some(c) {
             p += 1;
             t += 1;
         } else if let Some((sp, st)) = star {
@@ -119,7 +120,11 @@ fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
             return false;
         }
     }
-    pattern[p..].iter().all(|b| *b == b'*')
+    pattern
+        .get(p..)
+        .unwrap_or_default()
+        .iter()
+        .all(|b| *b == b'*')
 }
 
 #[cfg(test)]

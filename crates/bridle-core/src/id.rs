@@ -80,9 +80,10 @@ macro_rules! id_type {
 /// `[a-z0-9][a-z0-9-]{0,62}`: the shape of agent ids.
 fn is_slug(s: &str) -> bool {
     let bytes = s.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+    bytes.len() <= 63
+        && bytes
+            .first()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
@@ -91,9 +92,8 @@ fn is_slug(s: &str) -> bool {
 /// Principal and group ids are a little looser than agent ids (people have dots
 /// and underscores in their names) but never contain spaces, quotes or colons.
 fn is_principal(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.as_bytes()[0].is_ascii_alphanumeric()
+    s.len() <= 128
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
 }

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod manifest;
 pub mod reach;
 pub mod resource;
+pub mod secret;
 
 pub use compile::{CompiledAgent, Guardrails};
 pub use decision::{Decision, Effect, Reason, ReasonCode};

@@ -216,7 +216,7 @@ fn check(s: &str, glob: bool) -> Result<String, ResourceError> {
     let hier = rest.split(['?', '#']).next().unwrap_or_default();
     let path = match hier.strip_prefix("//") {
         // The authority runs to the next `/`; it may be empty (`file:///x`).
-        Some(after) => after.find('/').map_or("", |i| &after[i..]),
+        Some(after) => after.find('/').and_then(|i| after.get(i..)).unwrap_or(""),
         None if hier.is_empty() => return Err(ResourceError::EmptyPath),
         None => hier,
     };
@@ -461,7 +461,7 @@ mod tests {
                 let text = String::from_utf8_lossy(&decoded).into_owned();
                 let hier = text.split(['?', '#']).next().unwrap_or_default();
                 let path = hier.split_once(':').map_or("", |(_, p)| p);
-                let path = path.strip_prefix("//").map_or(path, |a| a.find('/').map_or("", |i| &a[i..]));
+                let path = path.strip_prefix("//").map_or(path, |a| a.find('/').and_then(|i| a.get(i..)).unwrap_or(""));
                 proptest::prop_assert!(
                     !path.split('/').any(|seg| seg == "." || seg == ".."),
                     "{} decodes to a dot segment", r

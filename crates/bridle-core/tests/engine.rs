@@ -1,7 +1,13 @@
 //! The decision engine, reason code by reason code, in the decision order of
 //! the manifest spec. Every test fixes the clock, the ledger and the approval
 //! store, so each rule is checked at exact instants.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 mod common;
 

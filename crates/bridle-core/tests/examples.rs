@@ -1,6 +1,12 @@
 //! Every manifest in `examples/` loads, compiles, and decides as documented.
 //! A new example must come with rows in `TABLE`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 mod common;
 

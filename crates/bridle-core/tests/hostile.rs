@@ -1,6 +1,12 @@
 //! Hostile manifests: every bound of `manifest::limits` gives a clear error
 //! naming the path and line, never a crash or a long stall.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 use bridle_core::manifest::limits::{
     MAX_ALIAS_NODES, MAX_DEPTH, MAX_GRANTS, MAX_LIST_ITEMS, MAX_MANIFEST_BYTES,

@@ -1,6 +1,12 @@
 //! Snapshots of what users read: decision explanations on the example agents,
 //! and the error report for every file in `tests/bad-manifests/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 mod common;
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bridle_core::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,7 +23,8 @@ pub enum BridleError {
 pub struct Bridle {
     http: reqwest::Client,
     base: String,
-    key: String,
+    /// The `pep` principal's API key.
+    key: Secret<String>,
 }
 
 /// What `POST /oauth/introspect` says about a token.
@@ -79,13 +81,13 @@ impl Bridle {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
-            key,
+            key: Secret::new(key),
         })
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, BridleError> {
         let res = req
-            .bearer_auth(&self.key)
+            .bearer_auth(self.key.expose())
             .send()
             .await
             .map_err(|e| BridleError::Unreachable(e.to_string()))?;
@@ -197,5 +199,23 @@ impl Bridle {
             .timeout(timeout + Duration::from_secs(10));
         let a: Approval = self.json(req).await?;
         Ok(a.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pep_key_never_prints() {
+        let b = Bridle::new(
+            "http://127.0.0.1:1",
+            "bk_pep_do_not_print".into(),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("bk_pep_do_not_print"), "{shown}");
+        assert!(shown.contains("Secret(***)"), "{shown}");
     }
 }

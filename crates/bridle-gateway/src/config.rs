@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::GatewayError;
+use crate::upstream::UpstreamError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,17 +86,17 @@ pub enum Transport {
 }
 
 impl UpstreamConfig {
-    pub fn transport(&self) -> Result<Transport, String> {
+    pub fn transport(&self) -> Result<Transport, UpstreamError> {
         match (&self.command, &self.url) {
             (Some(cmd), None) => match cmd.split_first() {
                 Some((program, args)) => Ok(Transport::Stdio {
                     program: program.clone(),
                     args: args.to_vec(),
                 }),
-                None => Err("`command` is empty".into()),
+                None => Err(UpstreamError::EmptyCommand),
             },
             (None, Some(url)) => Ok(Transport::Http { url: url.clone() }),
-            _ => Err("give exactly one of `command` (stdio) or `url` (streamable HTTP)".into()),
+            _ => Err(UpstreamError::Transport),
         }
     }
 }
@@ -130,13 +131,14 @@ impl Config {
                     u.prefix
                 )));
             }
-            if config.upstreams[..i].iter().any(|o| o.name == u.name) {
+            let before = config.upstreams.iter().take(i);
+            if before.clone().any(|o| o.name == u.name) {
                 return Err(bad(format!(
                     "upstreams[{i}].name: `{}` is repeated",
                     u.name
                 )));
             }
-            if config.upstreams[..i].iter().any(|o| o.prefix == u.prefix) {
+            if before.clone().any(|o| o.prefix == u.prefix) {
                 return Err(bad(format!(
                     "upstreams[{i}].prefix: `{}` is repeated",
                     u.prefix
@@ -167,8 +169,8 @@ impl Config {
 fn first_line(s: &str) -> &str {
     let line = s.lines().next().unwrap_or(s);
     let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line.find(": ") {
-        Some(i) if line.starts_with("line ") && line[..i].contains(" column ") => &line[i + 2..],
+    match line.split_once(": ") {
+        Some((at, message)) if line.starts_with("line ") && at.contains(" column ") => message,
         _ => line,
     }
 }

@@ -39,8 +39,8 @@ struct Auth {
 /// `http://host:port/mcp` → `http://host:port`.
 fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
+    match url.get(after_scheme..).and_then(|rest| rest.find('/')) {
+        Some(i) => url.get(..after_scheme + i).unwrap_or(url),
         None => url,
     }
 }

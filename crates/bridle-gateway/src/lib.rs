@@ -27,6 +27,8 @@ pub enum GatewayError {
     },
     #[error("gateway stopped: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Upstream(#[from] upstream::UpstreamError),
 }
 
 /// A configured gateway: upstream supervisors started, router built.
@@ -56,8 +58,7 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| upstream::Upstream::start(u, config.call_timeout()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(GatewayError::Config)?;
+            .collect::<Result<Vec<_>, _>>()?;
         let shared = Arc::new(proxy::Shared {
             bridle,
             upstreams: upstream::Upstreams {

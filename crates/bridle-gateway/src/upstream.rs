@@ -18,6 +18,37 @@ use tokio::sync::watch;
 
 use crate::config::{Transport, UpstreamConfig};
 
+/// Why an upstream cannot be started or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("`command` is empty")]
+    EmptyCommand,
+    #[error("give exactly one of `command` (stdio) or `url` (streamable HTTP)")]
+    Transport,
+    #[error(
+        "upstream `{upstream}`: environment variable `{var}` (for header `{header}`) is not set"
+    )]
+    MissingEnv {
+        upstream: String,
+        var: String,
+        header: String,
+    },
+    #[error("upstream `{upstream}`: `{header}` is not a header name")]
+    HeaderName { upstream: String, header: String },
+    #[error("upstream `{upstream}`: the value of `{var}` is not a header value")]
+    HeaderValue { upstream: String, var: String },
+    #[error("cannot start `{program}`: {error}")]
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Client(reqwest::Error),
+    /// The MCP handshake with the upstream failed.
+    #[error("{0}")]
+    Handshake(String),
+}
+
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -31,7 +62,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Start the supervisor; the first connection is made in the background.
-    pub fn start(cfg: &UpstreamConfig, timeout: Duration) -> Result<Arc<Self>, String> {
+    pub fn start(cfg: &UpstreamConfig, timeout: Duration) -> Result<Arc<Self>, UpstreamError> {
         let transport = cfg.transport()?;
         let headers = upstream_headers(cfg)?;
         let (tx, rx) = watch::channel(None);
@@ -92,22 +123,25 @@ impl Upstream {
     }
 }
 
-fn upstream_headers(cfg: &UpstreamConfig) -> Result<reqwest::header::HeaderMap, String> {
+fn upstream_headers(cfg: &UpstreamConfig) -> Result<reqwest::header::HeaderMap, UpstreamError> {
     let mut map = reqwest::header::HeaderMap::new();
     for (header, var) in &cfg.headers_from_env {
-        let value = std::env::var(var).map_err(|_| {
-            format!(
-                "upstream `{}`: environment variable `{var}` (for header `{header}`) is not set",
-                cfg.name
-            )
+        let value = std::env::var(var).map_err(|_| UpstreamError::MissingEnv {
+            upstream: cfg.name.clone(),
+            var: var.clone(),
+            header: header.clone(),
         })?;
-        let name = reqwest::header::HeaderName::from_bytes(header.as_bytes())
-            .map_err(|_| format!("upstream `{}`: `{header}` is not a header name", cfg.name))?;
+        let name = reqwest::header::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+            UpstreamError::HeaderName {
+                upstream: cfg.name.clone(),
+                header: header.clone(),
+            }
+        })?;
         let mut value = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
-            format!(
-                "upstream `{}`: the value of `{var}` is not a header value",
-                cfg.name
-            )
+            UpstreamError::HeaderValue {
+                upstream: cfg.name.clone(),
+                var: var.clone(),
+            }
         })?;
         value.set_sensitive(true);
         map.insert(name, value);
@@ -149,7 +183,7 @@ type Running = rmcp::service::RunningService<RoleClient, ()>;
 async fn connect(
     transport: &Transport,
     headers: &reqwest::header::HeaderMap,
-) -> Result<Running, String> {
+) -> Result<Running, UpstreamError> {
     match transport {
         Transport::Stdio { program, args } => {
             let mut cmd = tokio::process::Command::new(program);
@@ -157,17 +191,24 @@ async fn connect(
             let (child, _) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::inherit())
                 .spawn()
-                .map_err(|e| format!("cannot start `{program}`: {e}"))?;
-            ().serve(child).await.map_err(|e| e.to_string())
+                .map_err(|error| UpstreamError::Spawn {
+                    program: program.clone(),
+                    error,
+                })?;
+            ().serve(child)
+                .await
+                .map_err(|e| UpstreamError::Handshake(e.to_string()))
         }
         Transport::Http { url } => {
             let client = reqwest::Client::builder()
                 .default_headers(headers.clone())
                 .build()
-                .map_err(|e| e.to_string())?;
+                .map_err(UpstreamError::Client)?;
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
             let t = StreamableHttpClientTransport::with_client(client, config);
-            ().serve(t).await.map_err(|e| e.to_string())
+            ().serve(t)
+                .await
+                .map_err(|e| UpstreamError::Handshake(e.to_string()))
         }
     }
 }

@@ -1,6 +1,10 @@
 //! The baseline arm of `bench/http.sh` (P4): a bare axum "hello" endpoint on
 //! the same runtime settings as `bridle serve`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an example: a failure should stop it loudly"
+)]
 
 use axum::Router;
 use axum::routing::get;

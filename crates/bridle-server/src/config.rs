@@ -1,32 +1,14 @@
 //! Configuration: defaults < TOML file < `BRIDLE_` environment variables.
 //! Unknown keys in the file are warned about, never silently dropped.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// A secret that never prints.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A secret text of the configuration (an API key, a key-encryption key):
+/// it never prints and is wiped when dropped.
+pub type Secret = bridle_core::secret::Secret<String>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -126,54 +108,111 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.checkpoint_every == 0 {
-            return Err("`audit.checkpoint_every` must be at least 1".into());
+            return Err(ConfigError::AtLeastOne("audit.checkpoint_every"));
         }
         if self.checkpoint_seconds == 0 {
-            return Err("`audit.checkpoint_seconds` must be at least 1".into());
+            return Err(ConfigError::AtLeastOne("audit.checkpoint_seconds"));
         }
         if self.witnesses.iter().any(|w| w.trim().is_empty()) {
-            return Err("`audit.witnesses` has an empty entry".into());
+            return Err(ConfigError::EmptyWitness);
         }
         Ok(())
     }
 }
 
+/// Why the configuration cannot be used; each names the file or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {error}", path.display())]
+    Toml {
+        path: PathBuf,
+        error: toml::de::Error,
+    },
+    #[error(
+        "{}: `key_encryption_key` cannot be set in the configuration file: put the key in a file of its own (`key_encryption_key_file`) or in `BRIDLE_KEY_ENCRYPTION_KEY`",
+        path.display()
+    )]
+    KekInFile { path: PathBuf },
+    #[error("{}: {error}", path.display())]
+    ExtAuthz {
+        path: PathBuf,
+        error: crate::ext_authz::ExtAuthzConfigError,
+    },
+    #[error("{}: {error}", path.display())]
+    Throttle {
+        path: PathBuf,
+        error: crate::throttle::ThrottleConfigError,
+    },
+    #[error("BRIDLE_LISTEN `{value}`: {error}")]
+    Listen {
+        value: String,
+        error: std::net::AddrParseError,
+    },
+    #[error("{var} `{value}`: {error}")]
+    Number {
+        var: &'static str,
+        value: String,
+        error: std::num::ParseIntError,
+    },
+    #[error("`{0}` must be at least 1")]
+    AtLeastOne(&'static str),
+    #[error("`audit.witnesses` has an empty entry")]
+    EmptyWitness,
+}
+
 impl Config {
     /// Load from an optional TOML file, then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-                let table: toml::Table =
-                    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let toml_error = |error| ConfigError::Toml {
+                    path: path.to_owned(),
+                    error,
+                };
+                let table: toml::Table = toml::from_str(&text).map_err(toml_error)?;
                 if table.contains_key("key_encryption_key") {
-                    return Err(format!(
-                        "{}: `key_encryption_key` cannot be set in the configuration file: put the key in a file of its own (`key_encryption_key_file`) or in `BRIDLE_KEY_ENCRYPTION_KEY`",
-                        path.display()
-                    ));
+                    return Err(ConfigError::KekInFile {
+                        path: path.to_owned(),
+                    });
                 }
                 for key in table.keys().filter(|k| !KEYS.contains(&k.as_str())) {
                     tracing::warn!(file = %path.display(), key = %key, "unknown configuration key ignored");
                 }
-                let config = toml::from_str::<Config>(&text)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let config = toml::from_str::<Config>(&text).map_err(toml_error)?;
                 config
                     .ext_authz
                     .validate()
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    .map_err(|error| ConfigError::ExtAuthz {
+                        path: path.to_owned(),
+                        error,
+                    })?;
                 config
                     .auth_throttle
                     .validate()
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    .map_err(|error| ConfigError::Throttle {
+                        path: path.to_owned(),
+                        error,
+                    })?;
                 config
             }
             None => Config::default(),
         };
         if let Ok(v) = std::env::var("BRIDLE_LISTEN") {
-            config.listen = v.parse().map_err(|e| format!("BRIDLE_LISTEN `{v}`: {e}"))?;
+            config.listen = v.parse().map_err(|error| ConfigError::Listen {
+                value: v.clone(),
+                error,
+            })?;
         }
         if let Ok(v) = std::env::var("BRIDLE_DB") {
             config.db = v;
@@ -190,14 +229,18 @@ impl Config {
                 .collect();
         }
         if let Ok(v) = std::env::var("BRIDLE_AUDIT_CHECKPOINT_EVERY") {
-            config.audit.checkpoint_every = v
-                .parse()
-                .map_err(|e| format!("BRIDLE_AUDIT_CHECKPOINT_EVERY `{v}`: {e}"))?;
+            config.audit.checkpoint_every = v.parse().map_err(|error| ConfigError::Number {
+                var: "BRIDLE_AUDIT_CHECKPOINT_EVERY",
+                value: v.clone(),
+                error,
+            })?;
         }
         if let Ok(v) = std::env::var("BRIDLE_AUDIT_CHECKPOINT_SECONDS") {
-            config.audit.checkpoint_seconds = v
-                .parse()
-                .map_err(|e| format!("BRIDLE_AUDIT_CHECKPOINT_SECONDS `{v}`: {e}"))?;
+            config.audit.checkpoint_seconds = v.parse().map_err(|error| ConfigError::Number {
+                var: "BRIDLE_AUDIT_CHECKPOINT_SECONDS",
+                value: v.clone(),
+                error,
+            })?;
         }
         if let Ok(v) = std::env::var("BRIDLE_AUDIT_WITNESSES") {
             config.audit.witnesses = v

@@ -103,6 +103,11 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status this error is answered with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Self::BadRequest(_) | Self::Malformed { .. } => {
@@ -181,7 +186,9 @@ impl From<StoreError> for ApiError {
                 Self::Unavailable("the audit log cannot be written".into())
             }
             StoreError::Database(_) => Self::Unavailable(e.to_string()),
-            other => Self::Internal(other.to_string()),
+            StoreError::Migrate(_) | StoreError::Config(_) | StoreError::Corrupt(_) => {
+                Self::Internal(e.to_string())
+            }
         }
     }
 }
@@ -203,14 +210,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
         let detail = match &self {
-            Self::Internal(internal) | Self::Unavailable(internal) => {
-                let id = request_id();
-                tracing::error!(request_id = %id, error = %internal, "request failed");
-                if matches!(self, Self::Internal(_)) {
-                    format!("internal error (request id {id})")
-                } else {
-                    format!("temporarily unavailable; denied to be safe (request id {id})")
-                }
+            Self::Internal(internal) => {
+                let id = logged(internal);
+                format!("internal error (request id {id})")
+            }
+            Self::Unavailable(internal) => {
+                let id = logged(internal);
+                format!("temporarily unavailable; denied to be safe (request id {id})")
             }
             Self::Unauthenticated(why) => why.clone(),
             other => other.to_string(),
@@ -246,6 +252,13 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Log the detail of a 5xx under a fresh request id, and return the id.
+pub(crate) fn logged(internal: &str) -> String {
+    let id = request_id();
+    tracing::error!(request_id = %id, error = %internal, "request failed");
+    id
 }
 
 fn request_id() -> String {

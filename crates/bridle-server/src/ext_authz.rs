@@ -67,21 +67,56 @@ enum Segment {
     Rest,
 }
 
-fn pattern(path: &str) -> Result<Vec<Segment>, String> {
+/// A route of `[ext_authz]` that cannot be used, and which one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ext_authz.routes[{route}]: {problem}")]
+pub struct ExtAuthzConfigError {
+    pub route: usize,
+    pub problem: RouteProblem,
+}
+
+/// What is wrong with one `[[ext_authz.routes]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteProblem {
+    #[error("unknown method `{0}`")]
+    Method(String),
+    #[error("path `{0}` must start with `/`")]
+    PathStart(String),
+    #[error("path `{0}`: `*` may only end a pattern")]
+    RestNotLast(String),
+    #[error("path `{path}`: bad parameter name `{name}`")]
+    Parameter { path: String, name: String },
+    #[error("`{0}` is not a tool name")]
+    Action(String),
+    #[error("unclosed `{{` in resource `{0}`")]
+    Unclosed(String),
+    #[error("resource `{template}` uses `{{{name}}}`, which the path does not capture")]
+    Uncaptured { template: String, name: String },
+    #[error("resource `{template}` is not a resource: {error}")]
+    Resource {
+        template: String,
+        error: bridle_core::resource::ResourceError,
+    },
+}
+
+fn pattern(path: &str) -> Result<Vec<Segment>, RouteProblem> {
     let Some(rest) = path.strip_prefix('/') else {
-        return Err(format!("path `{path}` must start with `/`"));
+        return Err(RouteProblem::PathStart(path.to_owned()));
     };
     let parts: Vec<&str> = rest.split('/').collect();
     let mut out = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
         out.push(if *part == "*" {
             if i + 1 != parts.len() {
-                return Err(format!("path `{path}`: `*` may only end a pattern"));
+                return Err(RouteProblem::RestNotLast(path.to_owned()));
             }
             Segment::Rest
         } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("path `{path}`: bad parameter name `{name}`"));
+                return Err(RouteProblem::Parameter {
+                    path: path.to_owned(),
+                    name: name.to_owned(),
+                });
             }
             Segment::Param(name.to_owned())
         } else {
@@ -94,33 +129,33 @@ fn pattern(path: &str) -> Result<Vec<Segment>, String> {
 impl ExtAuthzConfig {
     /// Check every route: a known method, a valid pattern, a tool name, and
     /// only captured parameters in `resource`. Errors name the route.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ExtAuthzConfigError> {
         for (i, r) in self.routes.iter().enumerate() {
-            let at = |e: String| format!("ext_authz.routes[{i}]: {e}");
+            let at = |problem: RouteProblem| ExtAuthzConfigError { route: i, problem };
             let m = r.method.to_ascii_uppercase();
             if m != "*"
                 && !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
                     .contains(&m.as_str())
             {
-                return Err(at(format!("unknown method `{}`", r.method)));
+                return Err(at(RouteProblem::Method(r.method.clone())));
             }
             let segments = pattern(&r.path).map_err(at)?;
             if !bridle_core::id::is_tool_name(&r.action) {
-                return Err(at(format!("`{}` is not a tool name", r.action)));
+                return Err(at(RouteProblem::Action(r.action.clone())));
             }
             if let Some(template) = &r.resource {
                 let mut rest = template.as_str();
-                while let Some(open) = rest.find('{') {
-                    let close = rest[open..]
-                        .find('}')
-                        .ok_or_else(|| at(format!("unclosed `{{` in resource `{template}`")))?;
-                    let name = &rest[open + 1..open + close];
+                while let Some((_, open)) = rest.split_once('{') {
+                    let (name, after) = open
+                        .split_once('}')
+                        .ok_or_else(|| at(RouteProblem::Unclosed(template.clone())))?;
                     if !segments.contains(&Segment::Param(name.to_owned())) {
-                        return Err(at(format!(
-                            "resource `{template}` uses `{{{name}}}`, which the path does not capture"
-                        )));
+                        return Err(at(RouteProblem::Uncaptured {
+                            template: template.clone(),
+                            name: name.to_owned(),
+                        }));
                     }
-                    rest = &rest[open + close + 1..];
+                    rest = after;
                 }
                 // With each capture as a plain segment, it must be a resource.
                 let sample = segments
@@ -129,8 +164,12 @@ impl ExtAuthzConfig {
                         Segment::Param(name) => acc.replace(&format!("{{{name}}}"), "x"),
                         _ => acc,
                     });
-                bridle_core::resource::Resource::parse(&sample)
-                    .map_err(|e| at(format!("resource `{template}` is not a resource: {e}")))?;
+                bridle_core::resource::Resource::parse(&sample).map_err(|error| {
+                    at(RouteProblem::Resource {
+                        template: template.clone(),
+                        error,
+                    })
+                })?;
             }
         }
         Ok(())
@@ -291,7 +330,7 @@ mod tests {
             ),
             (("GET", "/x", "a.b", Some("no scheme")), "is not a resource"),
         ] {
-            let e = config(&[route]).validate().unwrap_err();
+            let e = config(&[route]).validate().unwrap_err().to_string();
             assert!(
                 e.starts_with("ext_authz.routes[0]: ") && e.contains(why),
                 "{e}"

@@ -30,21 +30,90 @@ pub struct PublicKey {
     key: DecodingKey,
 }
 
+/// Why a JWK was refused as a client's or a DPoP proof's public key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwkError {
+    #[error("a JWK must be a JSON object")]
+    NotObject,
+    #[error("the JWK has the private or symmetric member `{0}`; send the public key only")]
+    PrivateMember(&'static str),
+    #[error("not a supported JWK: {0}")]
+    Unsupported(String),
+    #[error("the RSA modulus `n` is not base64url")]
+    RsaModulus,
+    #[error("RSA keys must have at least {MIN_RSA_BITS} bits, this one has {0}")]
+    RsaBits(usize),
+    #[error("unsupported key type: use OKP (Ed25519), EC (P-256, P-384) or RSA")]
+    KeyType,
+    #[error("cannot compute the key's thumbprint: {0}")]
+    Thumbprint(String),
+    #[error("unusable key: {0}")]
+    Unusable(String),
+}
+
+/// Why a JWS (a DPoP proof or a client assertion) was refused. `what` names
+/// the kind of JWS; the texts are sent to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoseError {
+    #[error("malformed {what}: not a compact JWS")]
+    Malformed { what: &'static str },
+    #[error("{what}: algorithm `{alg}` is not supported (use one of {})", CLIENT_ALGS.join(", "))]
+    Algorithm { what: &'static str, alg: String },
+    #[error("{what}: the header has no `alg`")]
+    NoAlgorithm { what: &'static str },
+    #[error("{what}: the header's `crit` lists {crit}, which is not understood")]
+    Critical { what: &'static str, crit: String },
+    #[error("{what}: the algorithm does not match the key")]
+    KeyMismatch { what: &'static str },
+    #[error("{what}: cannot check the signature: {message}")]
+    Unverifiable { what: &'static str, message: String },
+    #[error("{what}: bad signature")]
+    BadSignature { what: &'static str },
+    #[error(transparent)]
+    Key(#[from] JwkError),
+    #[error("the {what}'s claims: {message}")]
+    Claims { what: &'static str, message: String },
+    #[error("a DPoP proof must have `typ: dpop+jwt`")]
+    DpopType,
+    #[error("a DPoP proof must carry its `jwk`")]
+    DpopNoKey,
+    #[error("the DPoP proof's `jti` is missing or too long")]
+    DpopJti,
+    #[error("the DPoP proof is for `{claimed}`, not `{expected}`")]
+    DpopTarget { claimed: String, expected: String },
+    #[error("the DPoP proof's `iat` is too far from now")]
+    DpopIat,
+    #[error("the DPoP proof's `ath` is for another token")]
+    DpopOtherToken,
+    #[error("a DPoP proof sent with a token must carry `ath`")]
+    DpopNoAth,
+    #[error("the client assertion has expired")]
+    AssertionExpired,
+    #[error("the client assertion is not valid yet")]
+    AssertionNotYet,
+    #[error("the client assertion's `aud` must be one of {}", audiences.join(", "))]
+    AssertionAudience { audiences: Vec<String> },
+    #[error("the assertion's `iss` and `sub` must be the client id")]
+    AssertionIssuer,
+    #[error("the assertion may live at most {ASSERTION_MAX_LIFETIME} s")]
+    AssertionLifetime,
+    #[error("the assertion must carry a `jti`")]
+    AssertionJti,
+}
+
 /// Members that only a private or symmetric key has.
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 impl PublicKey {
     /// Accept a JSON JWK only if it is a public OKP (Ed25519), EC (P-256,
     /// P-384) or RSA (≥ 2048 bits) key with no private members.
-    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
-        let obj = value.as_object().ok_or("a JWK must be a JSON object")?;
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, JwkError> {
+        let obj = value.as_object().ok_or(JwkError::NotObject)?;
         if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| obj.contains_key(**m)) {
-            return Err(format!(
-                "the JWK has the private or symmetric member `{m}`; send the public key only"
-            ));
+            return Err(JwkError::PrivateMember(m));
         }
         let jwk: Jwk = serde_json::from_value(value.clone())
-            .map_err(|e| format!("not a supported JWK: {e}"))?;
+            .map_err(|e| JwkError::Unsupported(e.to_string()))?;
         match &jwk.algorithm {
             AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {}
             AlgorithmParameters::EllipticCurve(p)
@@ -52,24 +121,20 @@ impl PublicKey {
             AlgorithmParameters::RSA(p) => {
                 let n = URL_SAFE_NO_PAD
                     .decode(p.n.trim_end_matches('='))
-                    .map_err(|_| "the RSA modulus `n` is not base64url")?;
+                    .map_err(|_| JwkError::RsaModulus)?;
                 let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
                 if bits < MIN_RSA_BITS {
-                    return Err(format!(
-                        "RSA keys must have at least {MIN_RSA_BITS} bits, this one has {bits}"
-                    ));
+                    return Err(JwkError::RsaBits(bits));
                 }
             }
             _ => {
-                return Err(
-                    "unsupported key type: use OKP (Ed25519), EC (P-256, P-384) or RSA".into(),
-                );
+                return Err(JwkError::KeyType);
             }
         }
         let thumbprint = jwk
             .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| format!("cannot compute the key's thumbprint: {e}"))?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable key: {e}"))?;
+            .map_err(|e| JwkError::Thumbprint(e.to_string()))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|e| JwkError::Unusable(e.to_string()))?;
         Ok(Self {
             jwk,
             thumbprint,
@@ -107,8 +172,8 @@ impl<'a> Jws<'a> {
     /// and it may have no `crit` (no extension is understood here).
     /// (Parsed here rather than by `jsonwebtoken`, whose header type does
     /// not know `Ed25519`.)
-    fn parse(jwt: &'a str, what: &str) -> Result<Self, String> {
-        let malformed = || format!("malformed {what}: not a compact JWS");
+    fn parse(jwt: &'a str, what: &'static str) -> Result<Self, JoseError> {
+        let malformed = || JoseError::Malformed { what };
         let (signing_input, signature) = jwt.rsplit_once('.').ok_or_else(malformed)?;
         let (head, body) = signing_input.split_once('.').ok_or_else(malformed)?;
         let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| malformed());
@@ -121,19 +186,20 @@ impl<'a> Jws<'a> {
             Some("RS256") => Algorithm::RS256,
             Some("PS256") => Algorithm::PS256,
             Some(other) => {
-                return Err(format!(
-                    "{what}: algorithm `{other}` is not supported (use one of {})",
-                    CLIENT_ALGS.join(", ")
-                ));
+                return Err(JoseError::Algorithm {
+                    what,
+                    alg: other.to_owned(),
+                });
             }
-            None => return Err(format!("{what}: the header has no `alg`")),
+            None => return Err(JoseError::NoAlgorithm { what }),
         };
         // RFC 7515 §4.1.11: a recipient that does not understand every
         // extension `crit` lists must reject the JWS. We understand none.
         if let Some(crit) = header.get("crit") {
-            return Err(format!(
-                "{what}: the header's `crit` lists {crit}, which is not understood"
-            ));
+            return Err(JoseError::Critical {
+                what,
+                crit: crit.to_string(),
+            });
         }
         Ok(Self {
             header,
@@ -149,9 +215,9 @@ impl<'a> Jws<'a> {
     }
 
     /// Check the signature with `key`, whose type must fit the algorithm.
-    fn verify(&self, key: &PublicKey, what: &str) -> Result<(), String> {
+    fn verify(&self, key: &PublicKey, what: &'static str) -> Result<(), JoseError> {
         if !key.fits(self.alg) {
-            return Err(format!("{what}: the algorithm does not match the key"));
+            return Err(JoseError::KeyMismatch { what });
         }
         let ok = jsonwebtoken::crypto::verify(
             self.signature,
@@ -159,11 +225,14 @@ impl<'a> Jws<'a> {
             &key.key,
             self.alg,
         )
-        .map_err(|e| format!("{what}: cannot check the signature: {e}"))?;
+        .map_err(|e| JoseError::Unverifiable {
+            what,
+            message: e.to_string(),
+        })?;
         if ok {
             Ok(())
         } else {
-            Err(format!("{what}: bad signature"))
+            Err(JoseError::BadSignature { what })
         }
     }
 }
@@ -233,44 +302,44 @@ pub fn verify_dpop(
     url: &str,
     access_token: Option<&str>,
     now: i64,
-) -> Result<DpopProof, String> {
+) -> Result<DpopProof, JoseError> {
     let jws = Jws::parse(proof, "DPoP proof")?;
     if jws.header_str("typ") != Some("dpop+jwt") {
-        return Err("a DPoP proof must have `typ: dpop+jwt`".into());
+        return Err(JoseError::DpopType);
     }
-    let raw_jwk = jws
-        .header
-        .get("jwk")
-        .ok_or("a DPoP proof must carry its `jwk`")?;
+    let raw_jwk = jws.header.get("jwk").ok_or(JoseError::DpopNoKey)?;
     let key = PublicKey::from_json(raw_jwk)?;
     jws.verify(&key, "DPoP proof")?;
-    let claims: DpopClaims = serde_json::from_slice(&jws.payload)
-        .map_err(|e| format!("the DPoP proof's claims: {e}"))?;
+    let claims: DpopClaims =
+        serde_json::from_slice(&jws.payload).map_err(|e| JoseError::Claims {
+            what: "DPoP proof",
+            message: e.to_string(),
+        })?;
     if claims.jti.is_empty() || claims.jti.len() > 256 {
-        return Err("the DPoP proof's `jti` is missing or too long".into());
+        return Err(JoseError::DpopJti);
     }
     if !claims.htm.eq_ignore_ascii_case(method) {
-        return Err(format!(
-            "the DPoP proof is for `{}`, not `{method}`",
-            claims.htm
-        ));
+        return Err(JoseError::DpopTarget {
+            claimed: claims.htm,
+            expected: method.to_owned(),
+        });
     }
     if !same_htu(&claims.htu, url) {
-        return Err(format!(
-            "the DPoP proof is for `{}`, not `{url}`",
-            claims.htu
-        ));
+        return Err(JoseError::DpopTarget {
+            claimed: claims.htu,
+            expected: url.to_owned(),
+        });
     }
     // `abs_diff`: `iat - now` overflows for an `iat` near the ends of the
     // range (a panic with overflow checks, else one wrapped `iat` inside).
     if claims.iat.abs_diff(now) > DPOP_IAT_WINDOW.unsigned_abs() {
-        return Err("the DPoP proof's `iat` is too far from now".into());
+        return Err(JoseError::DpopIat);
     }
     if let Some(token) = access_token {
         match &claims.ath {
             Some(ath) if *ath == access_token_hash(token) => {}
-            Some(_) => return Err("the DPoP proof's `ath` is for another token".into()),
-            None => return Err("a DPoP proof sent with a token must carry `ath`".into()),
+            Some(_) => return Err(JoseError::DpopOtherToken),
+            None => return Err(JoseError::DpopNoAth),
         }
     }
     Ok(DpopProof {
@@ -331,39 +400,39 @@ pub fn verify_client_assertion(
     client_id: &str,
     audiences: &[String],
     now: i64,
-) -> Result<Assertion, String> {
+) -> Result<Assertion, JoseError> {
     let jws = Jws::parse(assertion, "client assertion")?;
     jws.verify(key, "client assertion")?;
-    let claims: AssertionClaims = serde_json::from_slice(&jws.payload)
-        .map_err(|e| format!("the client assertion's claims: {e}"))?;
+    let claims: AssertionClaims =
+        serde_json::from_slice(&jws.payload).map_err(|e| JoseError::Claims {
+            what: "client assertion",
+            message: e.to_string(),
+        })?;
     // Saturating: `exp` and `nbf` are the client's, any `i64`.
     if claims.exp.saturating_add(LEEWAY) < now {
-        return Err("the client assertion has expired".into());
+        return Err(JoseError::AssertionExpired);
     }
     if claims
         .nbf
         .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY))
     {
-        return Err("the client assertion is not valid yet".into());
+        return Err(JoseError::AssertionNotYet);
     }
     if !claims.aud.any(|a| audiences.iter().any(|ok| ok == a)) {
-        return Err(format!(
-            "the client assertion's `aud` must be one of {}",
-            audiences.join(", ")
-        ));
+        return Err(JoseError::AssertionAudience {
+            audiences: audiences.to_vec(),
+        });
     }
     if claims.iss != client_id || claims.sub != client_id {
-        return Err("the assertion's `iss` and `sub` must be the client id".into());
+        return Err(JoseError::AssertionIssuer);
     }
     if claims.exp > now.saturating_add(ASSERTION_MAX_LIFETIME + LEEWAY) {
-        return Err(format!(
-            "the assertion may live at most {ASSERTION_MAX_LIFETIME} s"
-        ));
+        return Err(JoseError::AssertionLifetime);
     }
     let jti = claims
         .jti
         .filter(|j| !j.is_empty() && j.len() <= 256)
-        .ok_or("the assertion must carry a `jti`")?;
+        .ok_or(JoseError::AssertionJti)?;
     Ok(Assertion {
         jti,
         exp: claims.exp,

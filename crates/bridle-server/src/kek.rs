@@ -140,7 +140,8 @@ impl Kek {
         let id = match <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_ref()) {
             Ok(mut mac) => {
                 mac.update(b"bridle key-encryption key id");
-                hex(&mac.finalize().into_bytes()[..8])
+                let digest: Vec<u8> = mac.finalize().into_bytes().into_iter().take(8).collect();
+                hex(&digest)
             }
             // HMAC takes keys of any length.
             Err(_) => String::new(),
@@ -462,6 +463,19 @@ fn warn_if_shared(_path: &Path) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kek_never_prints_its_key() {
+        let kek = Kek::parse(&STANDARD.encode([0xa5u8; KEY_LEN]), "test").unwrap();
+        let shown = format!("{kek:?}");
+        assert!(!shown.contains("165, 165"), "{shown}");
+        assert!(!shown.contains("a5a5"), "{shown}");
+        assert!(
+            !shown.contains(&STANDARD.encode([0xa5u8; KEY_LEN])),
+            "{shown}"
+        );
+        assert!(shown.contains(kek.id()), "{shown}");
+    }
 
     #[test]
     fn sealed_keys_open_only_for_their_kid_and_kek() {

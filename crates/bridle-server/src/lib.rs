@@ -35,38 +35,43 @@ pub struct Started {
     pub generated_admin_key: Option<String>,
 }
 
+/// Why the server could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] bridle_store::StoreError),
+    #[error(transparent)]
+    Kek(#[from] kek::KekError),
+    #[error(transparent)]
+    Id(#[from] bridle_core::id::IdError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Serve(std::io::Error),
+}
+
 /// Connect the store, open it with the key-encryption key (before anything
 /// is written: a wrong or missing key changes nothing), bootstrap the admin,
 /// build the state.
-pub async fn start(config: Config) -> Result<Started, String> {
-    let store = Store::connect(&config.db)
-        .await
-        .map_err(|e| e.to_string())?;
-    let kek = kek::open_store(&config, &store)
-        .await
-        .map_err(|e| e.to_string())?;
-    let admin = "admin"
-        .parse()
-        .map_err(|e: bridle_core::id::IdError| e.to_string())?;
+pub async fn start(config: Config) -> Result<Started, StartError> {
+    let store = Store::connect(&config.db).await?;
+    let kek = kek::open_store(&config, &store).await?;
+    let admin = "admin".parse()?;
     let generated_admin_key = match &config.admin_token {
         Some(key) => {
             store
                 .ensure_admin(&admin, &tokens::hash_secret(key.expose()))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             None
         }
-        None if store
-            .principal(&admin)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_none() =>
-        {
+        None if store.principal(&admin).await?.is_none() => {
             let key = format!("bk_{}", tokens::random_token(32));
             store
                 .ensure_admin(&admin, &tokens::hash_secret(&key))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             Some(key)
         }
         None => None,
@@ -79,22 +84,26 @@ pub async fn start(config: Config) -> Result<Started, String> {
 }
 
 /// Serve until the process is stopped.
-pub async fn serve(state: AppState) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(state.config.listen)
+pub async fn serve(state: AppState) -> Result<(), StartError> {
+    let addr = state.config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", state.config.listen))?;
+        .map_err(|source| StartError::Listen { addr, source })?;
     serve_on(listener, state).await
 }
 
 /// Serve on an already bound listener (tests bind port 0).
-pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> Result<(), String> {
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+) -> Result<(), StartError> {
     tracing::info!(addr = ?listener.local_addr().ok(), "bridle listening");
     tokio::spawn(maintain(state.clone()));
     tokio::spawn(checkpoints::run(state.clone()));
     tokio::spawn(throttle::report_loop(state.clone()));
     // The peer address is the source failed authentications are counted by.
     let app = routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).await.map_err(|e| e.to_string())
+    axum::serve(listener, app).await.map_err(StartError::Serve)
 }
 
 /// How often keys are re-read and expired token records dropped.

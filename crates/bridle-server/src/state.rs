@@ -65,18 +65,12 @@ const KEY_RELOAD_MIN: Duration = Duration::from_secs(5);
 const USAGE_RELOAD: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 31);
 
 impl AppState {
-    pub async fn new(store: Store, config: Config, kek: Kek) -> Result<Self, String> {
-        let keys = Keys::load_or_create(&store, &kek)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn new(store: Store, config: Config, kek: Kek) -> Result<Self, crate::StartError> {
+        let keys = Keys::load_or_create(&store, &kek).await?;
         let hmac_key = keys.audit_hmac_key().clone();
         let ledger = MemoryLedger::new();
         let since = jiff::Timestamp::now() - USAGE_RELOAD;
-        for (agent, at_ms, arg, amount) in store
-            .usage_since(since.as_millisecond())
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        for (agent, at_ms, arg, amount) in store.usage_since(since.as_millisecond()).await? {
             ledger.replay(&agent, at_ms, &arg, amount);
         }
         let audit = AuditLog::start(store.clone());

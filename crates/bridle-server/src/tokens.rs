@@ -294,3 +294,55 @@ pub fn hash_secret(secret: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ways a `Debug` could leak `bytes`: as a byte list, base64 or hex.
+    fn leaks(shown: &str, bytes: &[u8]) -> bool {
+        let list = format!("{bytes:?}");
+        let inner = list.trim_start_matches('[').trim_end_matches(']');
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        shown.contains(inner)
+            || shown.contains(&STANDARD.encode(bytes))
+            || shown.contains(&URL_SAFE_NO_PAD.encode(bytes))
+            || shown.contains(&hex)
+    }
+
+    #[test]
+    fn no_holder_of_key_material_prints_it() {
+        let kek = Kek::generate();
+        let row = generate(&kek).unwrap();
+        let der = kek.open(&row.kid, &row.private_der).unwrap();
+        let keys =
+            Keys::from_rows(std::slice::from_ref(&row), &kek, jiff::Timestamp::now()).unwrap();
+        let hmac: &[u8] = keys.audit_hmac_key();
+        let shown = [
+            format!("{keys:?}"),
+            format!("{:?}", keys.audit_hmac_key()),
+            format!("{row:?}"),
+            format!("{kek:?}"),
+        ];
+        for s in &shown {
+            assert!(!leaks(s, &der), "signing key DER in {s}");
+            assert!(!leaks(s, hmac), "audit HMAC key in {s}");
+            assert!(!s.contains(&row.private_der), "sealed key in {s}");
+        }
+        // The audit key is what it hashes with: the bytes are really there.
+        assert_eq!(hmac.len(), 32);
+    }
+
+    #[test]
+    fn the_configuration_does_not_print_its_secrets() {
+        let config = crate::Config {
+            admin_token: Some(crate::Secret::new("bk_admin_do_not_print")),
+            key_encryption_key: Some(crate::Secret::new("a2VrLWRvLW5vdC1wcmludA==")),
+            ..crate::Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("bk_admin_do_not_print"), "{shown}");
+        assert!(!shown.contains("a2VrLWRvLW5vdC1wcmludA=="), "{shown}");
+        assert!(shown.contains("Secret(***)"), "{shown}");
+    }
+}

@@ -1,6 +1,12 @@
 //! The HTTP API end to end: the real server in-process on a port-0 listener,
 //! a fresh database per test, every test on SQLite and on PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 #[macro_use]
 mod common;

@@ -1,7 +1,13 @@
 //! The OpenAPI document (`GET /openapi.json`, R4): built in-process, no server.
 //! It must describe exactly the routes of `routes::router`, each error as
 //! problem+json, and which operations need no bearer authentication.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 use std::collections::BTreeSet;
 

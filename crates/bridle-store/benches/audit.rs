@@ -4,7 +4,13 @@
 //! `cargo bench -p bridle-store --bench audit` measures SQLite, and PostgreSQL
 //! too when `BRIDLE_BENCH_POSTGRES_URL` names a server (`bench/audit.sh`
 //! starts one with fsync on). Under `cargo test` it runs a tiny smoke pass.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 use std::time::{Duration, Instant};
 

@@ -94,7 +94,10 @@ pub struct NewApproval {
     pub expires_at: String,
 }
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait ApprovalStore {
     /// The newest approval for `key` that is still in force at `now`
     /// (pending, approved or denied, not expired).
@@ -237,6 +240,9 @@ impl ApprovalStore for Store {
 
     async fn create_approval(&self, a: &NewApproval) -> Result<(Approval, bool), StoreError> {
         let now = now_text();
+        // Who may vote, as a JSON array: a `Value`'s `Display` cannot fail, so
+        // no serialisation error can store an empty list of approvers.
+        let approvers = serde_json::Value::from(a.approvers.clone()).to_string();
         let inserted = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // Serialize creators of the same key on both backends.
@@ -270,7 +276,7 @@ impl ApprovalStore for Store {
                 .bind(&a.action)
                 .bind(a.args.to_string())
                 .bind(&a.resource)
-                .bind(serde_json::to_string(&a.approvers).unwrap_or_default())
+                .bind(&approvers)
                 .bind(a.min_approvals)
                 .bind(a.allow_owner)
                 .bind(&a.owner)

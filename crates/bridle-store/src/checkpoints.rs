@@ -18,7 +18,10 @@ pub struct CheckpointFilter {
     pub limit: Option<u32>,
 }
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait CheckpointStore {
     /// Keep a checkpoint; `false` when one for that `seq` exists already
     /// (another replica signed it first).

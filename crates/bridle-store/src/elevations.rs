@@ -38,7 +38,10 @@ pub struct Elevation {
     pub expires_at: Option<String>,
 }
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait ElevationStore {
     async fn create_elevation(&self, e: &Elevation) -> Result<(), StoreError>;
     async fn elevation(&self, id: &str) -> Result<Option<Elevation>, StoreError>;

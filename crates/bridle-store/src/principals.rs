@@ -58,7 +58,10 @@ pub struct NewPrincipal {
     pub groups: Vec<GroupName>,
 }
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait PrincipalStore {
     /// Create a principal with one API key. `Conflict` if the id exists.
     async fn create_principal(

@@ -37,14 +37,20 @@ pub struct AgentVersion {
     pub created_at: String,
 }
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait RegistryRead {
     async fn agent(&self, id: &AgentId) -> Result<Option<AgentRow>, StoreError>;
     async fn agents(&self) -> Result<Vec<AgentRow>, StoreError>;
     async fn agent_versions(&self, id: &AgentId) -> Result<Vec<AgentVersion>, StoreError>;
 }
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait RegistryWrite {
     /// Create the agent (version 1) or store a new version. Returns the row
     /// and whether it was created. `Conflict` when the agent is retired.

@@ -5,7 +5,10 @@ use sqlx::Row;
 
 use crate::{Store, StoreError, with_pool};
 
-#[allow(async_fn_in_trait)]
+#[expect(
+    async_fn_in_trait,
+    reason = "implemented by `Store` alone and called on it directly, so its futures' `Send` is known"
+)]
 pub trait UsageStore {
     /// Record a decision's usage, every agent of its chain in one insert:
     /// per agent one row for the counted action (`arg` empty, amount 1)

@@ -1,6 +1,12 @@
 //! The storage suite, run against SQLite (a temp file) and PostgreSQL (a
 //! fresh database per test on the cluster `scripts/test.sh` starts).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -31,15 +37,13 @@ async fn sqlite() -> Db {
 
 async fn postgres() -> Db {
     static N: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::var("BRIDLE_TEST_POSTGRES_URL").expect(
-        "BRIDLE_TEST_POSTGRES_URL is not set: run ./scripts/test.sh, which starts a throwaway PostgreSQL",
-    );
+    let base = bridle_test_postgres::url().unwrap_or_else(|e| panic!("{e}"));
     let name = format!(
         "bridle_test_{}_{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    let admin = Store::connect_admin_for_tests(&base).await;
+    let admin = Store::connect_admin_for_tests(base).await;
     admin(&format!("CREATE DATABASE {name}")).await;
     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
     Db {

@@ -2,7 +2,13 @@
 //! record someone altered in the database file, and with `--checkpoints
 //! FILE` (a witness copy) it catches a log cut short or rewritten with every
 //! later hash recomputed, even when the store's own checkpoints are gone.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 use std::process::Command;
 

@@ -1,6 +1,12 @@
 //! `bridle check`, run as the built binary: what it prints and its exit
 //! codes (0 allow, 2 deny, 3 approval_required, 1 bad input).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,13 @@
 //! every secret it issued or was shown is looked for in every encoding a log
 //! line could use. Also: the key-encryption key (KEK) at start, as an
 //! operator meets it (a generated key file, a wrong key, a missing one).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -67,12 +73,9 @@ fn serve(dir: &Path, db: &str, env: &[(&str, &str)], tag: &str) -> Serve {
     loop {
         let log = read(&serve.stderr);
         if let Some(line) = log.lines().find(|l| l.contains("bridle listening"))
-            && let Some(at) = line.find("127.0.0.1:")
+            && let Some((_, after)) = line.split_once("127.0.0.1:")
         {
-            let port: String = line[at + 10..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
+            let port: String = after.chars().take_while(char::is_ascii_digit).collect();
             serve.base = format!("http://127.0.0.1:{port}");
             return serve;
         }

@@ -25,6 +25,28 @@ pub struct Window {
     pub text: String,
 }
 
+/// Why a schedule window did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("`{0}`: expected `DAYS HH:MM-HH:MM` such as `Mon-Fri 08:00-18:00`")]
+    Shape(String),
+    #[error("`{text}`: {part}")]
+    Within {
+        text: String,
+        part: Box<WindowError>,
+    },
+    #[error("`{0}`: the window is empty (start equals end); for all day use `00:00-24:00`")]
+    Empty(String),
+    #[error("`24:00` may only end a window")]
+    MidnightStart,
+    #[error("`{0}` is not a time of day: expected `HH:MM`")]
+    TimeShape(String),
+    #[error("`{0}` is not a time of day: expected `HH:MM` from 00:00 to 24:00")]
+    TimeRange(String),
+    #[error("`{0}` is not a day: expected one of Mon, Tue, Wed, Thu, Fri, Sat, Sun")]
+    NotDay(String),
+}
+
 const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 impl Schedule {
@@ -41,31 +63,36 @@ impl Schedule {
 impl Window {
     fn covers(&self, day: usize, minute: u16) -> bool {
         if self.start < self.end {
-            self.days[day] && (self.start..self.end).contains(&minute)
+            self.on(day) && (self.start..self.end).contains(&minute)
         } else {
             // Overnight: the evening part on a listed day, the morning part on
             // the day after a listed day.
             let yesterday = (day + 6) % 7;
-            (self.days[day] && minute >= self.start) || (self.days[yesterday] && minute < self.end)
+            (self.on(day) && minute >= self.start) || (self.on(yesterday) && minute < self.end)
         }
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let expected = "expected `DAYS HH:MM-HH:MM` such as `Mon-Fri 08:00-18:00`";
+    /// Whether the window lists `day` (Monday is 0).
+    fn on(&self, day: usize) -> bool {
+        self.days.get(day).copied().unwrap_or(false)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, WindowError> {
+        let shape = || WindowError::Shape(text.to_owned());
+        let within = |part: WindowError| WindowError::Within {
+            text: text.to_owned(),
+            part: Box::new(part),
+        };
         let mut parts = text.split_whitespace();
         let (Some(days), Some(times), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("`{text}`: {expected}"));
+            return Err(shape());
         };
-        let days = parse_days(days).map_err(|e| format!("`{text}`: {e}"))?;
-        let (start, end) = times
-            .split_once('-')
-            .ok_or_else(|| format!("`{text}`: {expected}"))?;
-        let start = parse_time(start, false).map_err(|e| format!("`{text}`: {e}"))?;
-        let end = parse_time(end, true).map_err(|e| format!("`{text}`: {e}"))?;
+        let days = parse_days(days).map_err(within)?;
+        let (start, end) = times.split_once('-').ok_or_else(shape)?;
+        let start = parse_time(start, false).map_err(within)?;
+        let end = parse_time(end, true).map_err(within)?;
         if start == end {
-            return Err(format!(
-                "`{text}`: the window is empty (start equals end); for all day use `00:00-24:00`"
-            ));
+            return Err(WindowError::Empty(text.to_owned()));
         }
         Ok(Self {
             days,
@@ -76,32 +103,29 @@ impl Window {
     }
 }
 
-fn parse_time(s: &str, may_be_24: bool) -> Result<u16, String> {
+fn parse_time(s: &str, may_be_24: bool) -> Result<u16, WindowError> {
     if s == "24:00" {
         return if may_be_24 {
             Ok(1440)
         } else {
-            Err("`24:00` may only end a window".into())
+            Err(WindowError::MidnightStart)
         };
     }
     if s.len() != 5 {
-        return Err(format!("`{s}` is not a time of day: expected `HH:MM`"));
+        return Err(WindowError::TimeShape(s.to_owned()));
     }
-    let t: Time = Time::strptime("%H:%M", s)
-        .map_err(|_| format!("`{s}` is not a time of day: expected `HH:MM` from 00:00 to 24:00"))?;
+    let t: Time = Time::strptime("%H:%M", s).map_err(|_| WindowError::TimeRange(s.to_owned()))?;
     Ok(u16::from(t.hour().unsigned_abs()) * 60 + u16::from(t.minute().unsigned_abs()))
 }
 
-fn parse_day(s: &str) -> Result<usize, String> {
+fn parse_day(s: &str) -> Result<usize, WindowError> {
     DAY_NAMES
         .iter()
         .position(|d| d.eq_ignore_ascii_case(s))
-        .ok_or_else(|| {
-            format!("`{s}` is not a day: expected one of Mon, Tue, Wed, Thu, Fri, Sat, Sun")
-        })
+        .ok_or_else(|| WindowError::NotDay(s.to_owned()))
 }
 
-fn parse_days(s: &str) -> Result<[bool; 7], String> {
+fn parse_days(s: &str) -> Result<[bool; 7], WindowError> {
     let mut days = [false; 7];
     if s.eq_ignore_ascii_case("daily") {
         return Ok([true; 7]);
@@ -112,14 +136,20 @@ fn parse_days(s: &str) -> Result<[bool; 7], String> {
                 let (a, b) = (parse_day(a)?, parse_day(b)?);
                 let mut d = a;
                 loop {
-                    days[d] = true;
+                    if let Some(on) = days.get_mut(d) {
+                        *on = true;
+                    }
                     if d == b {
                         break;
                     }
                     d = (d + 1) % 7;
                 }
             }
-            None => days[parse_day(item)?] = true,
+            None => {
+                if let Some(on) = days.get_mut(parse_day(item)?) {
+                    *on = true;
+                }
+            }
         }
     }
     Ok(days)
@@ -127,7 +157,15 @@ fn parse_days(s: &str) -> Result<[bool; 7], String> {
 
 /// Weekday as the three-letter name the manifest uses.
 pub fn day_name(w: Weekday) -> &'static str {
-    DAY_NAMES[usize::from(w.to_monday_zero_offset().unsigned_abs())]
+    match w {
+        Weekday::Monday => "Mon",
+        Weekday::Tuesday => "Tue",
+        Weekday::Wednesday => "Wed",
+        Weekday::Thursday => "Thu",
+        Weekday::Friday => "Fri",
+        Weekday::Saturday => "Sat",
+        Weekday::Sunday => "Sun",
+    }
 }
 
 #[cfg(test)]

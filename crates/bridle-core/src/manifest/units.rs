@@ -4,18 +4,41 @@
 use jiff::{SignedDuration, Span, SpanRelativeTo};
 use serde::Serialize;
 
+/// Why a duration or a rate did not parse; each names the text it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("`{0}` is not a duration: expected a duration such as `30s`, `15m`, `1h` or `7d`")]
+    NotDuration(String),
+    #[error(
+        "`{0}` is not a duration: expected a duration such as `30s`, `15m`, `1h` or `7d` (no months or years)"
+    )]
+    CalendarDuration(String),
+    #[error("`{0}` must be longer than zero")]
+    NotPositive(String),
+    #[error("`{0}` is not a rate: expected `COUNT/WINDOW` such as `60/min` or `10/10m`")]
+    NotRate(String),
+    #[error("`{text}` is not a rate: `{count}` is not a whole number")]
+    RateCount { text: String, count: String },
+    #[error("`{0}`: the count must be at least 1")]
+    ZeroCount(String),
+    #[error("`{text}` is not a rate: {window}")]
+    RateWindow {
+        text: String,
+        window: Box<UnitError>,
+    },
+}
+
 /// Parse a positive duration such as `30s`, `15m`, `1h`, `7d` or `1h30m`.
-pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
-    let expected = "expected a duration such as `30s`, `15m`, `1h` or `7d`";
+pub fn parse_duration(s: &str) -> Result<SignedDuration, UnitError> {
     let span: Span = s
         .trim()
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration: {expected}"))?;
+        .map_err(|_| UnitError::NotDuration(s.to_owned()))?;
     let d = span
         .to_duration(SpanRelativeTo::days_are_24_hours())
-        .map_err(|_| format!("`{s}` is not a duration: {expected} (no months or years)"))?;
+        .map_err(|_| UnitError::CalendarDuration(s.to_owned()))?;
     if d <= SignedDuration::ZERO {
-        return Err(format!("`{s}` must be longer than zero"));
+        return Err(UnitError::NotPositive(s.to_owned()));
     }
     Ok(d)
 }
@@ -33,24 +56,26 @@ fn ser_secs<S: serde::Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::
 }
 
 /// Parse `60/min`, `5/s`, `1000/h`, `100/day` or `10/10m`.
-pub fn parse_rate(s: &str) -> Result<Rate, String> {
-    let expected = "expected `COUNT/WINDOW` such as `60/min` or `10/10m`";
+pub fn parse_rate(s: &str) -> Result<Rate, UnitError> {
     let (count, per) = s
         .split_once('/')
-        .ok_or_else(|| format!("`{s}` is not a rate: {expected}"))?;
-    let count: u32 = count
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a rate: `{count}` is not a whole number"))?;
+        .ok_or_else(|| UnitError::NotRate(s.to_owned()))?;
+    let count: u32 = count.trim().parse().map_err(|_| UnitError::RateCount {
+        text: s.to_owned(),
+        count: count.to_owned(),
+    })?;
     if count == 0 {
-        return Err(format!("`{s}`: the count must be at least 1"));
+        return Err(UnitError::ZeroCount(s.to_owned()));
     }
     let per = match per.trim() {
         "s" | "sec" | "second" => SignedDuration::from_secs(1),
         "min" | "minute" => SignedDuration::from_mins(1),
         "h" | "hour" => SignedDuration::from_hours(1),
         "d" | "day" => SignedDuration::from_hours(24),
-        other => parse_duration(other).map_err(|e| format!("`{s}` is not a rate: {e}"))?,
+        other => parse_duration(other).map_err(|e| UnitError::RateWindow {
+            text: s.to_owned(),
+            window: Box::new(e),
+        })?,
     };
     Ok(Rate { count, per })
 }

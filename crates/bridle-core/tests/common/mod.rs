@@ -1,6 +1,9 @@
 //! Shared helpers for the core's integration tests: compile manifests, build
 //! decision inputs with a fixed clock, and a scriptable approval store.
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
 
 use std::cell::RefCell;
 use std::collections::HashMap;

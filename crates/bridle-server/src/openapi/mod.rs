@@ -126,8 +126,9 @@ pub fn document_json() -> Result<serde_json::Value, serde_json::Error> {
             }
         }
     }
-    let operations = doc["paths"]
-        .as_object_mut()
+    let operations = doc
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
         .into_iter()
         .flat_map(|paths| paths.values_mut())
         .filter_map(|item| item.as_object_mut())

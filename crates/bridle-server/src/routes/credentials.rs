@@ -195,7 +195,7 @@ pub async fn create(
     let created = match body.jwk {
         Some(jwk) => {
             let key = PublicKey::from_json(&jwk)
-                .map_err(|e| ApiError::invalid("unusable key", "jwk", e))?;
+                .map_err(|e| ApiError::invalid("unusable key", "jwk", e.to_string()))?;
             let json =
                 serde_json::to_string(&key.jwk).map_err(|e| ApiError::Internal(e.to_string()))?;
             state
@@ -304,7 +304,7 @@ pub async fn rotate(
         SignedDuration::ZERO
     } else {
         parse_duration(overlap_text)
-            .map_err(|e| ApiError::invalid("invalid overlap", "overlap", e))?
+            .map_err(|e| ApiError::invalid("invalid overlap", "overlap", e.to_string()))?
     };
     if overlap > MAX_OVERLAP {
         return Err(ApiError::invalid(

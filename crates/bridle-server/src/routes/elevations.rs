@@ -96,7 +96,7 @@ pub async fn request(
         ));
     };
     let duration = parse_duration(&body.duration)
-        .map_err(|e| ApiError::invalid("invalid duration", "duration", e))?;
+        .map_err(|e| ApiError::invalid("invalid duration", "duration", e.to_string()))?;
     if duration > spec.max_duration {
         return Err(ApiError::invalid(
             "duration too long",

@@ -119,7 +119,7 @@ pub async fn reachable(
         .filter(|a| bridle_core::reach::reachable(&subjects, scope.as_deref(), a, now))
         .collect();
     Ok(Json(ReachableResponse {
-        agent: agent.chain[0].id.to_string(),
+        agent: agent.row().id.to_string(),
         reachable,
     }))
 }

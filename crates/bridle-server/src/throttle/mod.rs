@@ -313,15 +313,17 @@ impl Report {
             "first": self.first,
             "last": self.last,
         });
-        if let Some(client) = &self.client {
-            detail["client_id"] = client.as_str().into();
-        }
-        if self.presented_more {
-            detail["presented_more"] = true.into();
-        }
-        if let ReportState::Locked { what, retry_after } = self.state {
-            detail["locked"] = what.into();
-            detail["retry_after"] = retry_after.into();
+        if let Some(fields) = detail.as_object_mut() {
+            if let Some(client) = &self.client {
+                fields.insert("client_id".into(), client.as_str().into());
+            }
+            if self.presented_more {
+                fields.insert("presented_more".into(), true.into());
+            }
+            if let ReportState::Locked { what, retry_after } = self.state {
+                fields.insert("locked".into(), what.into());
+                fields.insert("retry_after".into(), retry_after.into());
+            }
         }
         body.detail = Some(detail);
         body

@@ -83,8 +83,7 @@ on_both!(swe_bot);
 /// support-bot without its schedule, under another id: deterministic at any hour.
 fn support_anytime() -> String {
     let src = example("support-bot").replace("agent: support-bot", "agent: support-anytime");
-    let cut = src.find("schedule:").unwrap();
-    let kept = &src[..cut];
+    let (kept, _) = src.split_once("schedule:").unwrap();
     assert!(kept.contains("sensitive: [body]") && !kept.contains("windows"));
     kept.to_owned()
 }

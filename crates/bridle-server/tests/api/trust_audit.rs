@@ -355,7 +355,7 @@ async fn checkpoints_survive_a_key_rotation(s: Server) {
         let jws = cp["jws"].as_str().unwrap();
         let (rest, sig) = jws.rsplit_once('.').unwrap();
         let flipped = if sig.starts_with('A') { "B" } else { "A" };
-        format!("{rest}.{flipped}{}", &sig[1..])
+        format!("{rest}.{flipped}{}", sig.get(1..).unwrap())
     };
     let first = checkpoints(&s, "").await[0]["seq"].as_u64().unwrap();
     sql(

@@ -152,7 +152,8 @@ async fn a_wrong_or_missing_kek_is_refused_and_writes_nothing(s: Server) {
     let other = STANDARD.encode([7u8; 32]);
     let err = bridle_server::start(config_on(&s, Some(&other)))
         .await
-        .expect_err("a wrong KEK must not start");
+        .expect_err("a wrong KEK must not start")
+        .to_string();
     assert!(
         err.contains("is not the one this database is sealed with")
             && err.contains("BRIDLE_KEY_ENCRYPTION_KEY")
@@ -161,14 +162,16 @@ async fn a_wrong_or_missing_kek_is_refused_and_writes_nothing(s: Server) {
     );
     let err = bridle_server::start(config_on(&s, Some("not a key")))
         .await
-        .expect_err("a malformed KEK must not start");
+        .expect_err("a malformed KEK must not start")
+        .to_string();
     assert!(err.contains("not a key-encryption key"), "{err}");
 
     // No KEK at all: SQLite looks for the key file beside the database,
     // which this database never had; it must not make one now.
     let err = bridle_server::start(config_on(&s, None))
         .await
-        .expect_err("a sealed database without its KEK must not start");
+        .expect_err("a sealed database without its KEK must not start")
+        .to_string();
     assert!(
         err.contains("BRIDLE_KEY_ENCRYPTION_KEY") && err.contains("key_encryption_key_file"),
         "{err}"
@@ -198,7 +201,8 @@ async fn postgres_without_a_kek_does_not_start() {
     };
     let err = bridle_server::start(config)
         .await
-        .expect_err("PostgreSQL without a KEK must not start");
+        .expect_err("PostgreSQL without a KEK must not start")
+        .to_string();
     assert!(
         err.contains("PostgreSQL")
             && err.contains("BRIDLE_KEY_ENCRYPTION_KEY")

@@ -1,8 +1,8 @@
 //! The in-process harness: the real server (`bridle_server::start` +
 //! `serve_on`) on a port-0 listener, a fresh database per test (a temp SQLite
-//! file, or a new PostgreSQL database on the cluster `scripts/postgres.sh`
-//! starts), and a small HTTP client around `reqwest`.
-#![allow(dead_code)] // not every suite uses every helper
+//! file, or a new PostgreSQL database on the server of
+//! `bridle_test_postgres::url`), and a small HTTP client around `reqwest`.
+#![allow(dead_code, reason = "not every suite uses every helper")]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -114,15 +114,13 @@ pub async fn fresh_db(backend: Backend) -> (String, Option<tempfile::TempDir>) {
         }
         Backend::Postgres => {
             static N: AtomicU32 = AtomicU32::new(0);
-            let base = std::env::var("BRIDLE_TEST_POSTGRES_URL").expect(
-                "BRIDLE_TEST_POSTGRES_URL is not set: run ./scripts/test.sh, which starts a throwaway PostgreSQL",
-            );
+            let base = bridle_test_postgres::url().unwrap_or_else(|e| panic!("{e}"));
             let name = format!(
                 "bridle_api_{}_{}",
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
             );
-            sql(&base, Backend::Postgres, &format!("CREATE DATABASE {name}")).await;
+            sql(base, Backend::Postgres, &format!("CREATE DATABASE {name}")).await;
             let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
             (url, None)
         }

@@ -239,11 +239,11 @@ impl Parser {
     }
 
     /// A list of strings, each converted by `f`; `None` if any item failed.
-    fn string_list<T>(
+    fn string_list<T, E: std::fmt::Display>(
         &mut self,
         node: &Node,
         path: &str,
-        mut f: impl FnMut(&str) -> Result<T, String>,
+        mut f: impl FnMut(&str) -> Result<T, E>,
     ) -> Option<Vec<T>> {
         let items = self.list(node, path)?;
         let mut out = Vec::with_capacity(items.len());
@@ -253,7 +253,7 @@ impl Parser {
             match self.string(item, &p).map(|s| f(&s)) {
                 Some(Ok(v)) => out.push(v),
                 Some(Err(e)) => {
-                    self.err(p, item.pos, e);
+                    self.err(p, item.pos, e.to_string());
                     ok = false;
                 }
                 None => ok = false,
@@ -265,7 +265,7 @@ impl Parser {
     fn duration(&mut self, node: &Node, path: &str) -> Option<SignedDuration> {
         let s = self.string(node, path)?;
         parse_duration(&s)
-            .map_err(|e| self.err(path, node.pos, e))
+            .map_err(|e| self.err(path, node.pos, e.to_string()))
             .ok()
     }
 

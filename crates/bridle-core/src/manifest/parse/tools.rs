@@ -44,7 +44,9 @@ impl Parser {
             .get("approval")
             .and_then(|n| self.approval(n, &f.path("approval"), shape.as_ref()));
         let sensitive = match f.get("sensitive") {
-            Some(n) => self.string_list(n, &f.path("sensitive"), |s| Ok(s.to_owned())),
+            Some(n) => self.string_list(n, &f.path("sensitive"), |s| {
+                Ok::<_, std::convert::Infallible>(s.to_owned())
+            }),
             None => Some(Vec::new()),
         };
         if f.get("approval").is_some() && approval.is_none() {
@@ -273,7 +275,7 @@ impl Parser {
                 pos: node.pos,
             }),
             Err(e) => {
-                self.err(path, node.pos, e);
+                self.err(path, node.pos, e.to_string());
                 None
             }
         }

@@ -244,7 +244,7 @@ async fn verify(
                 &audiences,
                 now.as_second(),
             )
-            .map_err(|e| reject(invalid_client(&e)))?;
+            .map_err(|e| reject(invalid_client(&e.to_string())))?;
             let until = jiff::Timestamp::from_second(checked.exp + 5).map_err(|_| reject(bad()))?;
             if !state
                 .store

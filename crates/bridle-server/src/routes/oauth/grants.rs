@@ -145,7 +145,8 @@ async fn dpop_binding(
     };
     let url = format!("{}/oauth/token", state.config.issuer());
     let now = Timestamp::now().as_second();
-    let checked = jose::verify_dpop(proof, "POST", &url, None, now).map_err(invalid)?;
+    let checked =
+        jose::verify_dpop(proof, "POST", &url, None, now).map_err(|e| invalid(e.to_string()))?;
     let fresh = crate::auth::consume_dpop(state, &checked)
         .await
         .map_err(|e| match e {
@@ -352,10 +353,10 @@ async fn exchange(
     let dpop_required = manifests.iter().any(|m| m.credentials.dpop_required);
     let cnf = dpop_binding(state, headers, dpop_required).await?;
     let aud = audience(state, form)?;
-    let mut act = serde_json::json!({ "sub": delegate.id.as_str() });
-    if let Some(prior) = &subject.claims.act {
-        act["act"] = prior.clone();
-    }
+    let act = match &subject.claims.act {
+        Some(prior) => serde_json::json!({ "sub": delegate.id.as_str(), "act": prior }),
+        None => serde_json::json!({ "sub": delegate.id.as_str() }),
+    };
     // Never outlives the token it came from.
     let exp = (Timestamp::now() + compiled.manifest().credentials.token_ttl).min(
         Timestamp::from_second(subject.claims.exp)

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug)]
@@ -62,7 +63,7 @@ impl OAuthError {
 pub struct OAuthErrorBody<'a> {
     /// `invalid_request`, `invalid_client`, `unauthorized_client`,
     /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`,
-    /// `insufficient_scope` or `temporarily_unavailable`.
+    /// `insufficient_scope`, `temporarily_unavailable` or `server_error`.
     #[schema(example = "invalid_client")]
     error: &'a str,
     error_description: &'a str,
@@ -97,18 +98,44 @@ impl IntoResponse for OAuthError {
     }
 }
 
-impl From<crate::error::ApiError> for OAuthError {
-    fn from(e: crate::error::ApiError) -> Self {
-        if let crate::error::ApiError::TooManyRequests { retry_after } = e {
-            return Self::throttled(crate::throttle::Throttled { retry_after });
+/// An API error in the OAuth error format (RFC 6749 §5.2, RFC 7009 §2.2.1,
+/// RFC 7662 §2.3): the status stays the API's, so a client error stays a
+/// client error; only the store being unavailable is a 503, and the detail
+/// of a 5xx goes to the log, never to the client.
+impl From<ApiError> for OAuthError {
+    fn from(e: ApiError) -> Self {
+        let status = e.status();
+        let client =
+            |error: &'static str, description: String| Self::new(status, error, description);
+        match e {
+            ApiError::BadRequest(d) | ApiError::NotFound(d) | ApiError::Conflict(d) => {
+                client("invalid_request", d)
+            }
+            ApiError::Malformed { detail, .. } | ApiError::Invalid { detail, .. } => {
+                client("invalid_request", detail)
+            }
+            ApiError::PayloadTooLarge | ApiError::MethodNotAllowed => {
+                let d = e.to_string();
+                client("invalid_request", d)
+            }
+            ApiError::Unauthenticated(why) => client("invalid_client", why),
+            ApiError::Forbidden(d) => client("insufficient_scope", d),
+            ApiError::TooManyRequests { retry_after } => {
+                Self::throttled(crate::throttle::Throttled { retry_after })
+            }
+            ApiError::Unavailable(internal) => {
+                crate::error::logged(&internal);
+                Self::new(status, "temporarily_unavailable", "try again later")
+            }
+            ApiError::Internal(internal) => {
+                let id = crate::error::logged(&internal);
+                Self::new(
+                    status,
+                    "server_error",
+                    format!("internal error (request id {id})"),
+                )
+            }
         }
-        // Never leak detail; the store being down is a temporary condition.
-        tracing::error!(error = %e, "token endpoint failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "try again later",
-        )
     }
 }
 
@@ -290,4 +317,100 @@ pub async fn metadata(State(state): State<AppState>) -> Json<AuthorizationServer
         token_endpoint_auth_signing_alg_values_supported: algs,
         issuer: iss,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oauth(e: ApiError) -> (StatusCode, &'static str, String) {
+        let o = OAuthError::from(e);
+        (o.status, o.error, o.description)
+    }
+
+    #[test]
+    fn client_errors_keep_their_status_in_oauth_format() {
+        let field = || crate::error::FieldError {
+            path: "resource".into(),
+            message: "not a URI".into(),
+            line: None,
+            column: None,
+        };
+        let cases = [
+            (
+                ApiError::BadRequest("bad `x`".into()),
+                400,
+                "invalid_request",
+            ),
+            (
+                ApiError::Malformed {
+                    detail: "malformed".into(),
+                    errors: vec![field()],
+                },
+                400,
+                "invalid_request",
+            ),
+            (
+                ApiError::Invalid {
+                    detail: "invalid".into(),
+                    errors: vec![field()],
+                },
+                422,
+                "invalid_request",
+            ),
+            (
+                ApiError::Unauthenticated("no key".into()),
+                401,
+                "invalid_client",
+            ),
+            (
+                ApiError::Forbidden("requires `admin`".into()),
+                403,
+                "insufficient_scope",
+            ),
+            (
+                ApiError::NotFound("`a` not found".into()),
+                404,
+                "invalid_request",
+            ),
+            (
+                ApiError::Conflict("`a` already exists".into()),
+                409,
+                "invalid_request",
+            ),
+            (ApiError::PayloadTooLarge, 413, "invalid_request"),
+            (ApiError::MethodNotAllowed, 405, "invalid_request"),
+            (
+                ApiError::TooManyRequests { retry_after: 7 },
+                429,
+                "temporarily_unavailable",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let said = e.to_string();
+            let detail = match &e {
+                ApiError::Unauthenticated(why) => why.clone(),
+                _ => said,
+            };
+            let (s, c, d) = oauth(e);
+            assert_eq!((s.as_u16(), c), (status, code), "{detail}");
+            if status != 429 {
+                assert_eq!(d, detail);
+            }
+        }
+    }
+
+    #[test]
+    fn only_unavailability_is_503_and_no_5xx_detail_reaches_the_client() {
+        let (s, c, d) = oauth(ApiError::Unavailable("pool timed out at 10.0.0.7".into()));
+        assert_eq!(
+            (s, c),
+            (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        );
+        assert!(!d.contains("10.0.0.7"), "{d}");
+        let (s, c, d) = oauth(ApiError::Internal("stored JWK: bad `kty`".into()));
+        assert_eq!((s, c), (StatusCode::INTERNAL_SERVER_ERROR, "server_error"));
+        assert!(d.starts_with("internal error (request id "), "{d}");
+        assert!(!d.contains("kty"), "{d}");
+    }
 }
