@@ -49,6 +49,12 @@ pub enum JwkError {
     Thumbprint(String),
     #[error("unusable key: {0}")]
     Unusable(String),
+    #[error("the key's `{member}` must be {expected} bytes (base64url), not {got}")]
+    KeyLength {
+        member: &'static str,
+        expected: usize,
+        got: usize,
+    },
 }
 
 /// Why a JWS (a DPoP proof or a client assertion) was refused. `what` names
@@ -104,6 +110,22 @@ pub enum JoseError {
 /// Members that only a private or symmetric key has.
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+/// A key member that must decode (base64url) to exactly `expected` bytes.
+fn key_bytes(member: &'static str, text: &str, expected: usize) -> Result<(), JwkError> {
+    let got = URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_or(0, |b| b.len());
+    if got == expected {
+        Ok(())
+    } else {
+        Err(JwkError::KeyLength {
+            member,
+            expected,
+            got,
+        })
+    }
+}
+
 impl PublicKey {
     /// Accept a JSON JWK only if it is a public OKP (Ed25519), EC (P-256,
     /// P-384) or RSA (≥ 2048 bits) key with no private members.
@@ -115,9 +137,22 @@ impl PublicKey {
         let jwk: Jwk = serde_json::from_value(value.clone())
             .map_err(|e| JwkError::Unsupported(e.to_string()))?;
         match &jwk.algorithm {
-            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {}
+            // The verifier slices the key bytes as the curve needs them: a
+            // point of another length must be refused here, not reach it.
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                key_bytes("x", &p.x, 32)?;
+            }
             AlgorithmParameters::EllipticCurve(p)
-                if matches!(p.curve, EllipticCurve::P256 | EllipticCurve::P384) => {}
+                if matches!(p.curve, EllipticCurve::P256 | EllipticCurve::P384) =>
+            {
+                let size = if p.curve == EllipticCurve::P256 {
+                    32
+                } else {
+                    48
+                };
+                key_bytes("x", &p.x, size)?;
+                key_bytes("y", &p.y, size)?;
+            }
             AlgorithmParameters::RSA(p) => {
                 let n = URL_SAFE_NO_PAD
                     .decode(p.n.trim_end_matches('='))
@@ -456,6 +491,33 @@ mod tests {
         assert!(!same_htu(
             "http://example.com/V1/decisions",
             "http://example.com/v1/decisions"
+        ));
+    }
+
+    /// A public key of the wrong length for its curve is refused as a key;
+    /// it used to reach the verifier, which panicked slicing it (found by
+    /// the `dpop` fuzz target).
+    #[test]
+    fn keys_of_the_wrong_length_are_refused() {
+        let short = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "15qYAYKxDusAxyuf2A"});
+        assert!(matches!(
+            PublicKey::from_json(&short),
+            Err(JwkError::KeyLength {
+                member: "x",
+                expected: 32,
+                got: 13
+            })
+        ));
+        let long = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([7u8; 33])});
+        assert!(PublicKey::from_json(&long).is_err());
+        let ec = serde_json::json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode([1u8; 31]), "y": URL_SAFE_NO_PAD.encode([1u8; 32])});
+        assert!(matches!(
+            PublicKey::from_json(&ec),
+            Err(JwkError::KeyLength {
+                member: "x",
+                expected: 32,
+                got: 31
+            })
         ));
     }
 

@@ -477,3 +477,40 @@ async fn client_assertions_with_crit_are_refused(s: Server) {
     );
 }
 on_both!(client_assertions_with_crit_are_refused);
+
+/// A DPoP proof whose embedded key is shorter than an Ed25519 key (found by
+/// the `dpop` fuzz target): refused as a bad proof, before any signature is
+/// checked. It used to reach the verifier, which panicked slicing the key
+/// and dropped the connection, on the unauthenticated token endpoint.
+async fn dpop_keys_of_the_wrong_length_are_refused(s: Server) {
+    s.principal("bob", &[], &[]).await;
+    s.apply(ADMIN_KEY, &manifest("ci-bot", "bob", BOUND))
+        .await
+        .expect(201);
+    let (id, secret) = s.credentials("ci-bot").await;
+    let header = json!({"typ": "dpop+jwt", "alg": "EdDSA",
+                        "jwk": {"kty": "OKP", "crv": "Ed25519", "x": "15qYAYKxDusAxyuf2A"}});
+    let claims = json!({"jti": "short-key", "htm": "POST", "htu": s.url("/oauth/token"),
+                        "iat": now()});
+    let proof = format!(
+        "{}.{}.{}",
+        crate::common::b64(&header),
+        crate::common::b64(&claims),
+        "c2lnbmF0dXJl"
+    );
+    let r = s
+        .send(
+            s.http
+                .post(s.url("/oauth/token"))
+                .basic_auth(&id, Some(&secret))
+                .header("DPoP", proof)
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r["error"], "invalid_dpop_proof", "{}", r.text);
+    assert!(r.text.contains("32 bytes"), "{}", r.text);
+    // The server is still there.
+    s.get("/healthz", "").await.expect(200);
+}
+on_both!(dpop_keys_of_the_wrong_length_are_refused);
