@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod capability;
 pub mod checkpoints;
 pub mod config;
 pub mod error;

@@ -8,7 +8,7 @@ use bridle_store::{AuditFilter, CheckpointFilter, CheckpointStore};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Caller;
+use crate::capability::{AuditReader, Person};
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::AppState;
@@ -53,11 +53,10 @@ pub struct AuditQuery {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    Person(p): Person,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditEvents>, ApiError> {
     let Query(q) = q.map_err(super::query_error)?;
-    let p = caller.require_principal()?;
     let kind = match q.kind.as_deref() {
         None | Some("") => None,
         Some(t) => Some(EventType::parse(t).ok_or_else(|| {
@@ -78,18 +77,10 @@ pub async fn list(
         since,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
-    let events = crate::access::audit_events(&state, p, filter).await?;
+    let events = crate::access::audit_events(&state, &p, filter).await?;
     Ok(Json(AuditEvents {
         events: events.into_iter().map(view::AuditEvent::from).collect(),
     }))
-}
-
-fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
-    let p = caller.require_principal()?;
-    if !crate::access::sees_everything(p) {
-        return Err(ApiError::Forbidden("requires `admin` or `auditor`".into()));
-    }
-    Ok(())
 }
 
 /// Verify the whole hash chain against the stored head and every signed
@@ -108,9 +99,8 @@ fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
 )]
 pub async fn verify(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AuditReader,
 ) -> Result<Json<view::Verification>, ApiError> {
-    require_auditor(&caller)?;
     let v = crate::checkpoints::verify_log(&state.store, &[]).await?;
     Ok(Json(v.into()))
 }
@@ -145,11 +135,10 @@ pub struct CheckpointQuery {
 )]
 pub async fn checkpoints(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AuditReader,
     q: Result<Query<CheckpointQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Checkpoints>, ApiError> {
     let Query(q) = q.map_err(super::query_error)?;
-    require_auditor(&caller)?;
     let since = match q.since.as_deref() {
         None | Some("") => None,
         Some(s) => Some(

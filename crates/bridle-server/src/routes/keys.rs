@@ -9,7 +9,7 @@ use bridle_store::CredentialStore;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::capability::Admin;
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::AppState;
@@ -83,11 +83,7 @@ async fn key_list(state: &AppState) -> Result<KeyList, ApiError> {
         (status = 503, response = doc::Unavailable),
     ),
 )]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<KeyList>, ApiError> {
-    caller.require_admin()?;
+pub async fn list(State(state): State<AppState>, _: Admin) -> Result<Json<KeyList>, ApiError> {
     Ok(Json(key_list(&state).await?))
 }
 
@@ -106,12 +102,11 @@ pub async fn list(
 )]
 pub async fn rotate(
     State(state): State<AppState>,
-    caller: Caller,
+    admin: Admin,
 ) -> Result<Json<KeyList>, ApiError> {
-    caller.require_admin()?;
     let old = state.keys().current_kid().to_owned();
     let keys = state.rotate_keys().await?;
-    let mut event = state.event(EventType::Credential, &caller.actor());
+    let mut event = state.event(EventType::Credential, &admin.actor());
     event.detail = Some(serde_json::json!({
         "op": "rotate_signing_key", "retired_kid": old, "kid": keys.current_kid(),
     }));

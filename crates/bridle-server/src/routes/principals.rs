@@ -9,7 +9,7 @@ use bridle_store::{NewPrincipal, PrincipalStore, RegistryRead};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::capability::Admin;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
@@ -68,10 +68,9 @@ pub struct PrincipalDeactivated {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     body: Result<StrictJson<CreatePrincipal>, ApiError>,
 ) -> Result<(StatusCode, Json<PrincipalCreated>), ApiError> {
-    caller.require_admin()?;
     let StrictJson(body) = body?;
     let id: PrincipalId = body.id.parse().map_err(|e: bridle_core::id::IdError| {
         ApiError::invalid("invalid principal", "id", e.to_string())
@@ -93,7 +92,7 @@ pub async fn create(
         .store
         .create_principal(&p, &hash_secret(&api_key))
         .await?;
-    let mut event = state.event(EventType::Principal, &caller.actor());
+    let mut event = state.event(EventType::Principal, &admin.actor());
     event.detail = Some(
         serde_json::json!({"op": "create", "principal": created.id, "roles": created.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "groups": created.groups}),
     );
@@ -125,10 +124,9 @@ pub async fn create(
 )]
 pub async fn deactivate(
     State(state): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<PrincipalDeactivated>, ApiError> {
-    caller.require_admin()?;
     let id: PrincipalId = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("principal `{id}` not found")))?;
@@ -141,7 +139,7 @@ pub async fn deactivate(
         .filter(|a| a.owner == id)
         .map(|a| a.id.to_string())
         .collect();
-    let mut event = state.event(EventType::Principal, &caller.actor());
+    let mut event = state.event(EventType::Principal, &admin.actor());
     event.detail = Some(
         serde_json::json!({"op": "deactivate", "principal": p.id, "orphaned_agents": orphaned}),
     );

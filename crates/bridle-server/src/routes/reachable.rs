@@ -7,12 +7,12 @@ use axum::Json;
 use axum::extract::State;
 use bridle_core::engine::Subject;
 use bridle_core::id::is_tool_name;
-use bridle_store::Role;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, Presentation, verify_agent_token};
+use crate::auth::{Presentation, verify_agent_token};
+use crate::capability::Pep;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
@@ -66,13 +66,9 @@ pub struct ReachableResponse {
 )]
 pub async fn reachable(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Pep,
     body: Result<StrictJson<ReachableRequest>, ApiError>,
 ) -> Result<Json<ReachableResponse>, ApiError> {
-    let p = caller.require_principal()?;
-    if !p.has_role(Role::Pep) {
-        return Err(ApiError::Forbidden("requires the `pep` role".into()));
-    }
     let StrictJson(req) = body?;
     if req.actions.len() > MAX_ACTIONS {
         return Err(ApiError::invalid(
