@@ -139,19 +139,20 @@ pub fn decide(
 /// The server's signing keys with [`signing_key`] as the only key
 /// ([`KID`]), built from a store row as the server builds them.
 pub fn server_keys() -> Option<&'static bridle_server::tokens::Keys> {
-    use base64::engine::general_purpose::STANDARD;
     use ed25519_dalek::pkcs8::EncodePrivateKey;
     static KEYS: OnceLock<Option<bridle_server::tokens::Keys>> = OnceLock::new();
     KEYS.get_or_init(|| {
         let der = signing_key().to_pkcs8_der().ok()?;
+        // Sealed as the server stores it, with a key-encryption key of its own.
+        let kek = bridle_server::kek::Kek::generate();
         let row = bridle_store::SigningKeyRow {
             kid: KID.into(),
-            private_der: STANDARD.encode(der.as_bytes()),
+            private_der: kek.seal(KID, der.as_bytes()).ok()?,
             public_x: URL_SAFE_NO_PAD.encode(signing_key().verifying_key().to_bytes()),
             created_at: "2026-01-01T00:00:00Z".into(),
             retired_at: None,
         };
-        bridle_server::tokens::Keys::from_rows(&[row], jiff::Timestamp::now()).ok()
+        bridle_server::tokens::Keys::from_rows(&[row], &kek, jiff::Timestamp::now()).ok()
     })
     .as_ref()
 }
