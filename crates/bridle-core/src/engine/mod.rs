@@ -21,9 +21,12 @@
     reason = "indices are policy ids compiled from this same manifest (`tools[i]`, `forbid[j]`, `limits.budgets[k]`), so always in range"
 )]
 
+mod approval_key;
 mod context;
 mod elevation;
 mod explain;
+
+pub use approval_key::approval_key;
 
 use std::collections::HashSet;
 
@@ -33,7 +36,6 @@ use cedar_policy::{
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use sha2::{Digest, Sha256};
 
 use crate::cedar::invoke_uid;
 use crate::compile::{CompiledAgent, Inner, Origin};
@@ -664,46 +666,4 @@ fn budgets(
         });
     }
     Ok(spend)
-}
-
-/// The key an approval binds to: subject, delegation chain, action, canonical
-/// arguments (object keys sorted) and resource, hashed.
-pub fn approval_key(input: &DecisionInput<'_>) -> String {
-    let chain: Vec<&str> = input
-        .subjects
-        .iter()
-        .map(|s| s.agent.manifest().agent.as_str())
-        .collect();
-    let canonical = sorted_keys(&serde_json::json!({
-        "chain": chain,
-        "action": input.action.name,
-        "args": input.action.args,
-        "resource": input.action.resource,
-    }));
-    // A `Value`'s compact `Display` is its JSON text and cannot fail (every
-    // key is a string), so there is no error to lose on the way to the hash.
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    crate::audit::hex(&digest)
-}
-
-/// `v` with every object's keys in sorted order. serde_json's map keeps
-/// insertion order when its `preserve_order` feature is on (cedar-policy turns
-/// it on), so sorting here is what makes the serialization canonical.
-fn sorted_keys(v: &serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            serde_json::Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), sorted_keys(v)))
-                    .collect(),
-            )
-        }
-        serde_json::Value::Array(items) => {
-            serde_json::Value::Array(items.iter().map(sorted_keys).collect())
-        }
-        other => other.clone(),
-    }
 }
