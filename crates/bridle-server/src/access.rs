@@ -136,7 +136,7 @@ pub fn can_read_approval(caller: &Caller, a: &Approval, parties: &Parties) -> bo
 /// request.
 #[derive(Debug, Default)]
 pub struct PartyCache {
-    owners: HashMap<String, Option<String>>,
+    owners: HashMap<AgentId, Option<String>>,
 }
 
 impl PartyCache {
@@ -144,10 +144,11 @@ impl PartyCache {
         let owner = match self.owners.get(&a.agent) {
             Some(owner) => owner.clone(),
             None => {
-                let owner = match a.agent.parse::<AgentId>() {
-                    Ok(id) => state.store.agent(&id).await?.map(|r| r.owner.to_string()),
-                    Err(_) => None,
-                };
+                let owner = state
+                    .store
+                    .agent(&a.agent)
+                    .await?
+                    .map(|r| r.owner.to_string());
                 self.owners.insert(a.agent.clone(), owner.clone());
                 owner
             }
@@ -217,16 +218,13 @@ pub async fn audit_events(
     if sees_everything(p) {
         return Ok(state.store.audit_events(&filter).await?);
     }
-    let owned: Vec<String> = match &filter.agent {
+    let owned: Vec<AgentId> = match &filter.agent {
         Some(id) => {
-            let visible = match id.parse::<AgentId>() {
-                Ok(aid) => state
-                    .store
-                    .agent(&aid)
-                    .await?
-                    .is_some_and(|row| principal_sees_agent(p, &row)),
-                Err(_) => false,
-            };
+            let visible = state
+                .store
+                .agent(id)
+                .await?
+                .is_some_and(|row| principal_sees_agent(p, &row));
             if visible {
                 vec![id.clone()]
             } else {
@@ -236,7 +234,7 @@ pub async fn audit_events(
         None => agents(state, p)
             .await?
             .into_iter()
-            .map(|row| row.id.to_string())
+            .map(|row| row.id)
             .collect(),
     };
     // Each agent's first `limit` events after the cursor; merged by `seq`,

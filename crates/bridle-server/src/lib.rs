@@ -125,8 +125,8 @@ async fn maintain(state: AppState) {
         }
         // A margin past expiry, for clock skew between replicas.
         let before = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5);
-        match state.store.purge_expired(&bridle_store::ts(before)).await {
-            Ok((tokens, jtis)) if tokens + jtis > 0 => {
+        match state.store.purge_expired(before).await {
+            Ok(bridle_store::Purged { tokens, jtis }) if tokens + jtis > 0 => {
                 tracing::debug!(tokens, jtis, "expired token records dropped");
             }
             Ok(_) => {}

@@ -1,15 +1,16 @@
 //! The agent registry: one row per agent (current version and lifecycle
 //! state) and every past version of its manifest.
 
-use std::str::FromStr;
-
 use bridle_core::Manifest;
 use bridle_core::engine::AgentState;
 use bridle_core::id::{AgentId, PrincipalId};
+use jiff::Timestamp;
+use jiff::civil::Date;
 use sqlx::Row;
 
 use crate::BeginWrite as _;
-use crate::{Store, StoreError, now_text, with_pool};
+use crate::time::{Stamp, now};
+use crate::{Store, StoreError, with_pool};
 
 /// An agent as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,12 +21,13 @@ pub struct AgentRow {
     pub state_reason: Option<String>,
     pub owner: PrincipalId,
     pub environment: String,
-    pub expires: String,
+    /// The manifest's `expires` (a date).
+    pub expires: Date,
     pub manifest: serde_json::Value,
     pub source: String,
-    pub last_review_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub last_review_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// One past (or the current) version of an agent's manifest.
@@ -33,8 +35,8 @@ pub struct AgentRow {
 pub struct AgentVersion {
     pub version: i64,
     pub manifest: serde_json::Value,
-    pub created_by: String,
-    pub created_at: String,
+    pub created_by: PrincipalId,
+    pub created_at: Timestamp,
 }
 
 #[expect(
@@ -58,7 +60,7 @@ pub trait RegistryWrite {
         &self,
         m: &Manifest,
         source: &str,
-        by: &str,
+        by: &PrincipalId,
     ) -> Result<(AgentRow, bool), StoreError>;
     /// Move to `state`. Retired is terminal: `Conflict` on any change after it.
     async fn set_state(
@@ -100,23 +102,24 @@ where
 {
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("agent {what}: {e}"));
-    let id: String = row.try_get("id")?;
-    let owner: String = row.try_get("owner")?;
     let state: String = row.try_get("state")?;
     let manifest: String = row.try_get("manifest")?;
+    let expires: String = row.try_get("expires")?;
     Ok(AgentRow {
-        id: AgentId::from_str(&id).map_err(|e| corrupt("id", &e))?,
+        id: row.try_get("id")?,
         version: row.try_get("version")?,
         state: parse_state(&state)?,
         state_reason: row.try_get("state_reason")?,
-        owner: PrincipalId::from_str(&owner).map_err(|e| corrupt("owner", &e))?,
+        owner: row.try_get("owner")?,
         environment: row.try_get("environment")?,
-        expires: row.try_get("expires")?,
+        expires: expires.parse().map_err(|e| corrupt("expires", &e))?,
         manifest: serde_json::from_str(&manifest).map_err(|e| corrupt("manifest", &e))?,
         source: row.try_get("source")?,
-        last_review_at: row.try_get("last_review_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        last_review_at: row
+            .try_get::<Option<Stamp>, _>("last_review_at")?
+            .map(Timestamp::from),
+        created_at: row.try_get::<Stamp, _>("created_at")?.into(),
+        updated_at: row.try_get::<Stamp, _>("updated_at")?.into(),
     })
 }
 
@@ -157,7 +160,7 @@ impl RegistryRead for Store {
                             StoreError::Corrupt(format!("agent version manifest: {e}"))
                         })?,
                         created_by: r.try_get("created_by")?,
-                        created_at: r.try_get("created_at")?,
+                        created_at: r.try_get::<Stamp, _>("created_at")?.into(),
                     })
                 })
                 .collect()
@@ -191,14 +194,14 @@ impl RegistryWrite for Store {
         &self,
         m: &Manifest,
         source: &str,
-        by: &str,
+        by: &PrincipalId,
     ) -> Result<(AgentRow, bool), StoreError> {
         let id = m.agent.as_str();
         let manifest = serde_json::to_string(&m.document)
             .map_err(|e| StoreError::Corrupt(format!("manifest json: {e}")))?;
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let now = now_text();
+            let now = Stamp(now());
             // Lock the row first (a no-op update), so concurrent applies of one
             // agent get distinct versions on both backends.
             sqlx::query("UPDATE agents SET version = version WHERE id = $1")
@@ -226,7 +229,7 @@ impl RegistryWrite for Store {
                     .bind(m.expires.to_string())
                     .bind(&manifest)
                     .bind(source)
-                    .bind(&now)
+                    .bind(now)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
@@ -243,7 +246,7 @@ impl RegistryWrite for Store {
                     .bind(m.expires.to_string())
                     .bind(&manifest)
                     .bind(source)
-                    .bind(&now)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
                     (1, true)
@@ -257,8 +260,8 @@ impl RegistryWrite for Store {
             .bind(version)
             .bind(&manifest)
             .bind(source)
-            .bind(by)
-            .bind(&now)
+            .bind(by.as_str())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
             let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
@@ -284,7 +287,7 @@ impl RegistryWrite for Store {
             )
             .bind(state.as_str())
             .bind(reason)
-            .bind(now_text())
+            .bind(Stamp(now()))
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
@@ -300,7 +303,7 @@ impl RegistryWrite for Store {
     async fn retire(&self, id: &AgentId, reason: &str) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let now = now_text();
+            let now = Stamp(now());
             lock_live_agent!(tx, id);
             for sql in [
                 "UPDATE agents SET state = 'retired', state_reason = $2, updated_at = $1 WHERE id = $3",
@@ -310,7 +313,7 @@ impl RegistryWrite for Store {
                 "UPDATE elevations SET state = 'ended', ended_at = $1 WHERE agent_id = $3 AND state IN ('pending', 'active') AND $2 = $2",
             ] {
                 sqlx::query(sql)
-                    .bind(&now)
+                    .bind(now)
                     .bind(reason)
                     .bind(id.as_str())
                     .execute(&mut *tx)
@@ -328,7 +331,7 @@ impl RegistryWrite for Store {
     async fn record_review(&self, id: &AgentId) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
             let done = sqlx::query("UPDATE agents SET last_review_at = $1 WHERE id = $2")
-                .bind(now_text())
+                .bind(Stamp(now()))
                 .bind(id.as_str())
                 .execute(pool)
                 .await?;

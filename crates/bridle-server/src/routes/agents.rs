@@ -25,18 +25,15 @@ use crate::views::agent::{AgentFlag, AgentList, AgentRecord};
 pub async fn flags(state: &AppState, row: &AgentRow) -> Result<Vec<AgentFlag>, ApiError> {
     let now = Timestamp::now();
     let mut flags = Vec::new();
-    let today = now
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .date()
-        .to_string();
+    let today = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
     if row.expires < today {
         flags.push(AgentFlag::Expired);
     }
     if let Some(every) = row.manifest.get("review_every").and_then(|v| v.as_str())
         && let Ok(every) = bridle_core::manifest::units::parse_duration(every)
     {
-        let last = row.last_review_at.as_deref().unwrap_or(&row.created_at);
-        if last.parse::<Timestamp>().is_ok_and(|t| t + every < now) {
+        let last = row.last_review_at.unwrap_or(row.created_at);
+        if last + every < now {
             flags.push(AgentFlag::ReviewOverdue);
         }
     }
@@ -161,7 +158,7 @@ pub async fn apply(
     }
     let (row, created) = state
         .store
-        .apply_manifest(&manifest, &source, principal.id.as_str())
+        .apply_manifest(&manifest, &source, &principal.id)
         .await?;
     state.cache_compiled(row.id.as_str(), row.version, &compiled);
     // Delegation rules and DPoP requirements may have changed.

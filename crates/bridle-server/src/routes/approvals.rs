@@ -5,8 +5,9 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use bridle_core::audit::EventType;
+use bridle_core::id::ApprovalId;
 use bridle_store::{
-    Approval, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, Principal, ts,
+    Approval, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, Principal,
 };
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -18,6 +19,7 @@ use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::views::approval::{self as view, ApprovalList};
+use crate::views::time::instant;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -62,17 +64,17 @@ pub async fn list(
             )
         })?),
     };
-    let approvals = state.store.approvals(filter, &ts(Timestamp::now())).await?;
+    let approvals = state.store.approvals(filter, Timestamp::now()).await?;
     let approvals = crate::access::visible_approvals(&state, &caller, approvals).await?;
     Ok(Json(approvals.into_iter().collect()))
 }
 
+/// The approval `id` names; 404 when there is none (an id that cannot be
+/// an approval's names none).
 pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
-    state
-        .store
-        .approval(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("approval `{id}` not found")))
+    let not_found = || ApiError::NotFound(format!("approval `{id}` not found"));
+    let id: ApprovalId = id.parse().map_err(|_| not_found())?;
+    state.store.approval(&id).await?.ok_or_else(not_found)
 }
 
 /// One approval: for whoever may see it in the inbox, the agent that caused
@@ -102,7 +104,7 @@ pub async fn show(
 
 /// Why `p` may not vote on `a`, if they may not.
 fn ineligible(a: &Approval, p: &Principal) -> Option<String> {
-    if a.owner == p.id.as_str() && !a.allow_owner {
+    if a.owner == p.id && !a.allow_owner {
         return Some("the agent's owner may not approve its own agent's request".into());
     }
     if !crate::access::is_listed_approver(a, p) {
@@ -112,7 +114,7 @@ fn ineligible(a: &Approval, p: &Principal) -> Option<String> {
             a.approvers.join(", ")
         ));
     }
-    if a.votes.iter().any(|v| v.principal == p.id.as_str()) {
+    if a.votes.iter().any(|v| v.principal == p.id) {
         return Some(format!("`{}` has already voted", p.id));
     }
     None
@@ -156,7 +158,7 @@ async fn vote(
     let now = Timestamp::now();
     let updated = state
         .store
-        .vote(id, p.id.as_str(), approve, comment.as_deref(), &ts(now))
+        .vote(&approval.id, &p.id, approve, comment.as_deref(), now)
         .await?;
     if updated.kind == ApprovalKind::Elevation
         && let Some(eid) = &updated.elevation_id
@@ -164,12 +166,12 @@ async fn vote(
         match updated.state {
             ApprovalState::Approved => {
                 if let Some(e) = state.store.elevation(eid).await? {
-                    let expires = ts(now + jiff::SignedDuration::from_secs(e.duration_secs));
-                    state.store.activate_elevation(eid, &expires).await?;
+                    let expires = now + jiff::SignedDuration::from_secs(e.duration_secs);
+                    state.store.activate_elevation(eid, expires).await?;
                     let mut event = state.event(EventType::Elevation, &caller.actor());
-                    event.agent = Some(updated.agent.clone());
+                    event.agent = Some(updated.agent.to_string());
                     event.detail = Some(
-                        serde_json::json!({"op": "activate", "elevation_id": eid, "name": e.name, "expires_at": expires, "approval_id": id}),
+                        serde_json::json!({"op": "activate", "elevation_id": eid, "name": e.name, "expires_at": instant(expires), "approval_id": id}),
                     );
                     state.audit(event).await?;
                 }
@@ -179,7 +181,7 @@ async fn vote(
         }
     }
     let mut event = state.event(EventType::Approval, &caller.actor());
-    event.agent = Some(updated.agent.clone());
+    event.agent = Some(updated.agent.to_string());
     event.action = Some(updated.action.clone());
     event.detail = Some(serde_json::json!({
         "op": if approve { "approve" } else { "deny" }, "approval_id": id, "state": updated.state.as_str(), "comment": comment,

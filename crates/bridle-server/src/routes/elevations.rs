@@ -9,7 +9,7 @@ use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_core::manifest::units::parse_duration;
 use bridle_store::{
-    ApprovalKind, ApprovalStore, Elevation, ElevationState, ElevationStore, NewApproval, ts,
+    ApprovalKind, ApprovalStore, Elevation, ElevationState, ElevationStore, NewApproval,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
-use crate::tokens::random_token;
+use crate::tokens::new_id;
 use crate::views::approval::Approval;
 use crate::views::elevation::ElevationCreated;
 
@@ -120,8 +120,8 @@ pub async fn request(
         .engine
         .auto_grant(&compiled, &spec.name, &body.reason, duration, now);
     let mut elevation = Elevation {
-        id: format!("elv_{}", random_token(12)),
-        agent: row.id.to_string(),
+        id: new_id("elv_", 12).map_err(|e| ApiError::Internal(e.to_string()))?,
+        agent: row.id.clone(),
         name: spec.name.clone(),
         reason: body.reason.clone(),
         duration_secs: duration.as_secs(),
@@ -132,14 +132,14 @@ pub async fn request(
         },
         approval_id: None,
         requested_by: caller.actor(),
-        created_at: ts(now),
-        expires_at: auto.then(|| ts(now + duration)),
+        created_at: now,
+        expires_at: auto.then(|| now + duration),
     };
     if !auto {
         let approval = NewApproval {
-            id: format!("apr_{}", random_token(12)),
+            id: new_id("apr_", 12).map_err(|e| ApiError::Internal(e.to_string()))?,
             kind: ApprovalKind::Elevation,
-            agent: row.id.to_string(),
+            agent: row.id.clone(),
             key: format!("elevation:{}", elevation.id),
             action: format!("elevation:{}", spec.name),
             args: serde_json::json!({"duration": body.duration, "reason": body.reason}),
@@ -147,9 +147,9 @@ pub async fn request(
             approvers: spec.approvers.iter().map(ToString::to_string).collect(),
             min_approvals: 1,
             allow_owner: false,
-            owner: row.owner.to_string(),
+            owner: row.owner.clone(),
             elevation_id: Some(elevation.id.clone()),
-            expires_at: ts(now + ELEVATION_APPROVAL_TTL),
+            expires_at: now + ELEVATION_APPROVAL_TTL,
         };
         elevation.approval_id = Some(approval.id.clone());
         state.store.create_elevation(&elevation).await?;

@@ -91,7 +91,7 @@ pub async fn list(
         let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         let manifest = state.compiled(row).await?.manifest().clone();
         findings.extend(for_agent(row, &manifest, &flags));
-        let credentials = state.store.credentials(row.id.as_str()).await?;
+        let credentials = state.store.credentials(&row.id).await?;
         findings.extend(for_credentials(row, &manifest, &credentials));
         findings.extend(for_auth_failures(&state, row).await?);
     }
@@ -251,10 +251,7 @@ fn for_credentials(row: &AgentRow, m: &Manifest, creds: &[CredentialRow]) -> Vec
         let ClientAuth::Secret { .. } = c.auth else {
             continue;
         };
-        let since = c.rotated_at.as_deref().unwrap_or(&c.created_at);
-        let Ok(since) = since.parse::<jiff::Timestamp>() else {
-            continue;
-        };
+        let since = c.rotated_at.unwrap_or(c.created_at);
         if now - since > SECRET_MAX_AGE {
             out.push(Finding {
                 agent: agent.clone(),
@@ -310,7 +307,7 @@ const AUTH_FAILURES_SINCE: jiff::SignedDuration = jiff::SignedDuration::from_hou
 /// (`auth_throttle.max_failures`) within a day is a finding.
 async fn for_auth_failures(state: &AppState, row: &AgentRow) -> Result<Option<Finding>, ApiError> {
     let filter = AuditFilter {
-        agent: Some(row.id.to_string()),
+        agent: Some(row.id.clone()),
         kind: Some(EventType::Authentication),
         after_seq: None,
         since: Some(jiff::Timestamp::now() - AUTH_FAILURES_SINCE),

@@ -3,6 +3,8 @@
 use bridle_core::engine::AgentState as DomainState;
 use bridle_store::AgentRow;
 use serde::Serialize;
+
+use super::time::instant;
 use utoipa::ToSchema;
 
 /// The agent record of the API contract.
@@ -60,9 +62,9 @@ impl AgentRecord {
             expires: expires.to_string(),
             flags,
             manifest,
-            last_review_at: last_review_at.as_ref().map(ToString::to_string),
-            created_at: created_at.to_string(),
-            updated_at: updated_at.to_string(),
+            last_review_at: last_review_at.map(instant),
+            created_at: instant(created_at),
+            updated_at: instant(updated_at),
         }
     }
 }

@@ -13,3 +13,4 @@ pub mod audit;
 pub mod decision;
 pub mod elevation;
 pub mod principal;
+pub mod time;
