@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use bridle_core::audit::AuditEvent;
-use bridle_core::id::AgentId;
+use bridle_core::id::{AgentId, ApprovalId};
 use bridle_store::{
     AgentRow, Approval, ApprovalKind, AuditFilter, AuditRead, ElevationStore, Principal,
     RegistryRead, Role,
@@ -56,12 +56,12 @@ fn agent_not_found(id: &str) -> ApiError {
 
 /// The agent `id` if `caller` may read its record; 404 alike for an unknown
 /// agent and one the caller may not see.
-pub async fn agent(state: &AppState, caller: &Caller, id: &str) -> Result<AgentRow, ApiError> {
+pub async fn agent(state: &AppState, caller: &Caller, id: &AgentId) -> Result<AgentRow, ApiError> {
     let row = crate::routes::agents::load(state, id).await?;
     if can_see_agent(caller, &row) {
         Ok(row)
     } else {
-        Err(agent_not_found(id))
+        Err(agent_not_found(id.as_str()))
     }
 }
 
@@ -70,14 +70,14 @@ pub async fn agent(state: &AppState, caller: &Caller, id: &str) -> Result<AgentR
 pub async fn principal_agent(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: &AgentId,
 ) -> Result<AgentRow, ApiError> {
     let p = caller.require_principal()?;
     let row = crate::routes::agents::load(state, id).await?;
     if principal_sees_agent(p, &row) {
         Ok(row)
     } else {
-        Err(agent_not_found(id))
+        Err(agent_not_found(id.as_str()))
     }
 }
 
@@ -170,7 +170,11 @@ fn approval_not_found(id: &str) -> ApiError {
 
 /// The approval `id` if `caller` may read it by id; 404 alike for an
 /// unknown approval and one the caller may not see.
-pub async fn approval(state: &AppState, caller: &Caller, id: &str) -> Result<Approval, ApiError> {
+pub async fn approval(
+    state: &AppState,
+    caller: &Caller,
+    id: &ApprovalId,
+) -> Result<Approval, ApiError> {
     let a = crate::routes::approvals::load(state, id).await?;
     if let Caller::Principal(p) = caller
         && sees_everything(p)
@@ -181,7 +185,7 @@ pub async fn approval(state: &AppState, caller: &Caller, id: &str) -> Result<App
     if can_read_approval(caller, &a, &parties) {
         Ok(a)
     } else {
-        Err(approval_not_found(id))
+        Err(approval_not_found(id.as_str()))
     }
 }
 

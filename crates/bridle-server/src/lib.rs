@@ -14,6 +14,7 @@ pub mod jose;
 pub mod json;
 pub mod kek;
 pub mod openapi;
+pub mod path;
 pub mod routes;
 pub mod service;
 pub mod state;

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bridle_core::Manifest;
 use bridle_core::audit::EventType;
@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection, PathId as _};
 use crate::state::AppState;
 use crate::views::agent::{AgentFlag, AgentList, AgentRecord};
 
@@ -50,10 +51,12 @@ pub async fn record(state: &AppState, row: AgentRow) -> Result<AgentRecord, ApiE
     Ok(AgentRecord::new(row, flags))
 }
 
-pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
-    let not_found = || ApiError::NotFound(format!("agent `{id}` not found"));
-    let id: AgentId = id.parse().map_err(|_| not_found())?;
-    state.store.agent(&id).await?.ok_or_else(not_found)
+pub async fn load(state: &AppState, id: &AgentId) -> Result<AgentRow, ApiError> {
+    state
+        .store
+        .agent(id)
+        .await?
+        .ok_or_else(|| AgentId::not_found(id.as_str()))
 }
 
 /// Create or update an agent from its manifest (admin, or the agent's owner).
@@ -85,16 +88,23 @@ pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<AgentRecord>), ApiError> {
     let principal = caller.require_principal()?.clone();
     // Everything that does not need the body is decided before the body
     // is read as a manifest: a caller who may not apply learns nothing and
-    // costs nothing.
-    let id: AgentId = id
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("`{id}` is not an agent id: {e}")))?;
+    // costs nothing. An id that cannot be one is a bad request here (it
+    // would name the agent to create), not an unknown agent.
+    let id = match id {
+        Ok(IdPath(id)) => id,
+        Err(IdRejection::Invalid { raw, reason, .. }) => {
+            return Err(ApiError::BadRequest(format!(
+                "`{raw}` is not an agent id: {reason}"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let existing = state.store.agent(&id).await?;
     if let Some(row) = &existing {
         if !(caller.is_admin() || row.owner == principal.id) {
@@ -221,7 +231,7 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<AgentId>,
 ) -> Result<Json<AgentRecord>, ApiError> {
     let row = crate::access::agent(&state, &caller, &id).await?;
     Ok(Json(record(&state, row).await?))
@@ -239,7 +249,7 @@ pub struct Reason {
 async fn transition(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<Reason>, ApiError>,
     to: AgentState,
 ) -> Result<Json<AgentRecord>, ApiError> {
@@ -251,7 +261,8 @@ async fn transition(
             "must not be empty",
         ));
     }
-    let row = load(state, id).await?;
+    let IdPath(id) = id?;
+    let row = load(state, &id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(
             "only an admin or the agent's owner may change its lifecycle".into(),
@@ -297,10 +308,10 @@ async fn transition(
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, &id, body, AgentState::Suspended).await
+    transition(&state, &caller, id, body, AgentState::Suspended).await
 }
 
 /// Resume a suspended agent (admin or owner).
@@ -326,10 +337,10 @@ pub async fn suspend(
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, &id, body, AgentState::Active).await
+    transition(&state, &caller, id, body, AgentState::Active).await
 }
 
 /// Retire an agent, finally: revokes its credentials and tokens, cancels its pending approvals and ends its elevations (admin or owner).
@@ -355,10 +366,10 @@ pub async fn resume(
 pub async fn retire(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, &id, body, AgentState::Retired).await
+    transition(&state, &caller, id, body, AgentState::Retired).await
 }
 
 #[derive(Debug, Deserialize, Default, ToSchema)]
@@ -389,10 +400,11 @@ pub struct Review {
 pub async fn review(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<Option<StrictJson<Review>>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
     let body = body?;
+    let IdPath(id) = id?;
     let row = load(&state, &id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(

@@ -3,7 +3,7 @@
 //! N-of-M distinct approvers).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use bridle_core::audit::EventType;
 use bridle_core::id::ApprovalId;
 use bridle_store::{
@@ -19,6 +19,7 @@ use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::views::approval::{self as view, ApprovalList};
+use crate::path::{IdPath, IdRejection, PathId as _};
 use crate::views::time::instant;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -69,12 +70,13 @@ pub async fn list(
     Ok(Json(approvals.into_iter().collect()))
 }
 
-/// The approval `id` names; 404 when there is none (an id that cannot be
-/// an approval's names none).
-pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
-    let not_found = || ApiError::NotFound(format!("approval `{id}` not found"));
-    let id: ApprovalId = id.parse().map_err(|_| not_found())?;
-    state.store.approval(&id).await?.ok_or_else(not_found)
+/// The approval `id` names; 404 when there is none.
+pub(crate) async fn load(state: &AppState, id: &ApprovalId) -> Result<Approval, ApiError> {
+    state
+        .store
+        .approval(id)
+        .await?
+        .ok_or_else(|| ApprovalId::not_found(id.as_str()))
 }
 
 /// One approval: for whoever may see it in the inbox, the agent that caused
@@ -95,7 +97,7 @@ pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiErro
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<ApprovalId>,
 ) -> Result<Json<view::Approval>, ApiError> {
     Ok(Json(
         crate::access::approval(&state, &caller, &id).await?.into(),
@@ -129,12 +131,13 @@ pub struct VoteBody {
 async fn vote(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: Result<IdPath<ApprovalId>, IdRejection>,
     approve: bool,
     comment: Option<String>,
 ) -> Result<Json<view::Approval>, ApiError> {
     let p = caller.require_principal()?;
-    let approval = load(state, id).await?;
+    let IdPath(id) = id?;
+    let approval = load(state, &id).await?;
     // Someone who may not see the approval learns neither its state nor
     // its approvers from a refused vote.
     let parties = crate::access::PartyCache::default()
@@ -158,7 +161,7 @@ async fn vote(
     let now = Timestamp::now();
     let updated = state
         .store
-        .vote(&approval.id, &p.id, approve, comment.as_deref(), now)
+        .vote(&id, &p.id, approve, comment.as_deref(), now)
         .await?;
     if updated.kind == ApprovalKind::Elevation
         && let Some(eid) = &updated.elevation_id
@@ -192,7 +195,7 @@ async fn vote(
     if decided {
         state.http.notify(
             "dev.bridle.approval.decided",
-            id,
+            id.as_str(),
             serde_json::to_value(&updated).unwrap_or_default(),
         );
     }
@@ -223,11 +226,11 @@ async fn vote(
 pub async fn approve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<ApprovalId>, IdRejection>,
     body: Result<Option<StrictJson<VoteBody>>, ApiError>,
 ) -> Result<Json<view::Approval>, ApiError> {
     let body = body?;
-    vote(&state, &caller, &id, true, body.and_then(|b| b.0.comment)).await
+    vote(&state, &caller, id, true, body.and_then(|b| b.0.comment)).await
 }
 
 /// Deny a pending approval (an eligible approver; not the agent's owner
@@ -254,9 +257,9 @@ pub async fn approve(
 pub async fn deny(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<ApprovalId>, IdRejection>,
     body: Result<Option<StrictJson<VoteBody>>, ApiError>,
 ) -> Result<Json<view::Approval>, ApiError> {
     let body = body?;
-    vote(&state, &caller, &id, false, body.and_then(|b| b.0.comment)).await
+    vote(&state, &caller, id, false, body.and_then(|b| b.0.comment)).await
 }

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bridle_core::audit::EventType;
-use bridle_core::id::ClientId;
+use bridle_core::id::{AgentId, ClientId};
 use bridle_core::engine::AgentState;
 use bridle_core::manifest::units::parse_duration;
 use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore};
@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use crate::jose::PublicKey;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection};
 use crate::state::AppState;
 use crate::tokens::{hash_secret, new_id, random_token};
 use crate::views::time::instant;
@@ -125,7 +126,7 @@ fn info(row: CredentialRow) -> CredentialInfo {
 }
 
 /// The agent, if the caller manages it (admin or owner).
-async fn managed(state: &AppState, caller: &Caller, id: &str) -> Result<AgentRow, ApiError> {
+async fn managed(state: &AppState, caller: &Caller, id: &AgentId) -> Result<AgentRow, ApiError> {
     let row = super::agents::load(state, id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(
@@ -189,10 +190,11 @@ async fn audit(
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<Option<StrictJson<NewCredential>>, ApiError>,
 ) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
     let body = body?.map(|b| b.0).unwrap_or_default();
+    let IdPath(id) = id?;
     let row = managed(&state, &caller, &id).await?;
     if row.state == AgentState::Retired {
         return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
@@ -266,8 +268,11 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
 ) -> Result<Json<CredentialList>, ApiError> {
+    // The caller's kind is checked before the id (`principal_agent`).
+    caller.require_principal()?;
+    let IdPath(id) = id?;
     let row = crate::access::principal_agent(&state, &caller, &id).await?;
     let credentials = state.store.credentials(&row.id).await?;
     Ok(Json(CredentialList {
@@ -302,7 +307,8 @@ pub async fn list(
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, client_id)): Path<(String, String)>,
+    id: Result<IdPath<AgentId>, IdRejection>,
+    Path((_, client_id)): Path<(String, String)>,
     body: Result<Option<StrictJson<Rotation>>, ApiError>,
 ) -> Result<Json<Rotated>, ApiError> {
     let body = body?.map(|b| b.0).unwrap_or_default();
@@ -320,6 +326,7 @@ pub async fn rotate(
             "at most `7d`",
         ));
     }
+    let IdPath(id) = id?;
     let row = managed(&state, &caller, &id).await?;
     let cred = credential_of(&state, &row, &client_id).await?;
     if cred.revoked_at.is_some() {
@@ -379,7 +386,8 @@ pub async fn rotate(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, client_id)): Path<(String, String)>,
+    IdPath(id): IdPath<AgentId>,
+    Path((_, client_id)): Path<(String, String)>,
 ) -> Result<Json<CredentialInfo>, ApiError> {
     let row = managed(&state, &caller, &id).await?;
     let cred = credential_of(&state, &row, &client_id).await?;

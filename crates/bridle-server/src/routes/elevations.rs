@@ -3,9 +3,10 @@
 //! than `max_duration`; ended automatically.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bridle_core::audit::EventType;
+use bridle_core::id::AgentId;
 use bridle_core::engine::AgentState;
 use bridle_core::manifest::units::parse_duration;
 use bridle_store::{
@@ -19,6 +20,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection};
 use crate::state::AppState;
 use crate::tokens::new_id;
 use crate::views::approval::Approval;
@@ -63,10 +65,11 @@ pub struct ElevationRequest {
 pub async fn request(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<ElevationRequest>, ApiError>,
 ) -> Result<(StatusCode, Json<ElevationCreated>), ApiError> {
     let StrictJson(body) = body?;
+    let IdPath(id) = id?;
     let row = super::agents::load(&state, &id).await?;
     // A delegated token speaks for its delegator only in decisions.
     let own_token = matches!(&caller, Caller::Agent(a) if a.is_own(row.id.as_str()));

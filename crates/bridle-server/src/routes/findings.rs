@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::Manifest;
 use bridle_core::audit::EventType;
+use bridle_core::id::AgentId;
 use bridle_core::manifest::{Access, Environment};
 use bridle_store::{AgentRow, AuditFilter, AuditRead, ClientAuth, CredentialRow, CredentialStore};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi as doc;
+use crate::path::PathId as _;
 use crate::state::AppState;
 
 /// A posture finding about one agent.
@@ -79,7 +81,11 @@ pub async fn list(
     let Query(q) = q.map_err(super::query_error)?;
     let p = caller.require_principal()?;
     let rows = match &q.agent {
-        Some(id) => vec![crate::access::principal_agent(&state, &caller, id).await?],
+        Some(raw) => {
+            // An `agent` that cannot be an agent id names no agent.
+            let id: AgentId = raw.parse().map_err(|_| AgentId::not_found(raw))?;
+            vec![crate::access::principal_agent(&state, &caller, &id).await?]
+        }
         None => crate::access::agents(&state, p).await?,
     };
     let mut findings = Vec::new();
