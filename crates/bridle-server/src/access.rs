@@ -118,7 +118,7 @@ pub fn can_see_approval(caller: &Caller, a: &Approval, parties: &Parties) -> boo
                 || parties.submitter.as_deref() == Some(&format!("principal:{}", p.id))
         }
         // The agent whose request (or elevation) it is.
-        Caller::Agent(agent) => agent.claims.sub == a.agent,
+        Caller::Agent(agent) => agent.claims.sub == a.agent.as_str(),
     }
 }
 

@@ -71,7 +71,7 @@ impl AppState {
         let ledger = MemoryLedger::new();
         let since = jiff::Timestamp::now() - USAGE_RELOAD;
         for e in store.usage_since(since.as_millisecond()).await? {
-            ledger.replay(&e.agent, e.at_ms, &e.arg, e.amount);
+            ledger.replay(e.agent.as_str(), e.at_ms, &e.arg, e.amount);
         }
         let audit = AuditLog::start(store.clone());
         let tokens = TokenCache::new(Duration::from_millis(config.token_cache_ms));

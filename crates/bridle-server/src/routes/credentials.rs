@@ -308,7 +308,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<IdPath<AgentId>, IdRejection>,
-    Path((_, client_id)): Path<(String, String)>,
+    Path((_agent, client_id)): Path<(String, String)>,
     body: Result<Option<StrictJson<Rotation>>, ApiError>,
 ) -> Result<Json<Rotated>, ApiError> {
     let body = body?.map(|b| b.0).unwrap_or_default();
@@ -387,7 +387,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(id): IdPath<AgentId>,
-    Path((_, client_id)): Path<(String, String)>,
+    Path((_agent, client_id)): Path<(String, String)>,
 ) -> Result<Json<CredentialInfo>, ApiError> {
     let row = managed(&state, &caller, &id).await?;
     let cred = credential_of(&state, &row, &client_id).await?;

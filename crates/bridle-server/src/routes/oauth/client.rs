@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bridle_core::engine::AgentState;
-use bridle_core::id::{AgentId, ClientId, Jti};
+use bridle_core::id::{AgentId, ClientId};
 use bridle_store::{ClientAuth, CredentialStore, RegistryRead};
 
 use super::{OAuthError, OAuthForm};
