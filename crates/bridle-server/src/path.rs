@@ -11,7 +11,7 @@
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use bridle_core::id::{AgentId, ApprovalId, PrincipalId};
+use bridle_core::id::{AgentId, ApprovalId, DecisionId, PrincipalId};
 
 use crate::error::ApiError;
 
@@ -63,6 +63,12 @@ impl PathId for AgentId {
 impl PathId for ApprovalId {
     fn not_found(raw: &str) -> ApiError {
         ApiError::NotFound(format!("approval `{raw}` not found"))
+    }
+}
+
+impl PathId for DecisionId {
+    fn not_found(raw: &str) -> ApiError {
+        ApiError::NotFound(format!("decision `{raw}` not found"))
     }
 }
 

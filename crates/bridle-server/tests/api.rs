@@ -41,6 +41,8 @@ mod findings;
 mod fuzz;
 #[path = "api/oauth.rs"]
 mod oauth;
+#[path = "api/path_ids.rs"]
+mod path_ids;
 #[path = "api/principals.rs"]
 mod principals;
 #[path = "api/scenarios.rs"]
