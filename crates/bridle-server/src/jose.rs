@@ -5,8 +5,8 @@
 //! `jti` is the caller's job (it needs the store).
 
 use base64::Engine as _;
-use bridle_core::id::Jti;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bridle_core::id::Jti;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;

@@ -168,9 +168,9 @@ impl Keys {
         let kept_since = now - RETIRED_KEY_KEPT;
         let mut decoding = HashMap::new();
         let mut jwks = Vec::new();
-        let verifying = rows.iter().filter(|k| {
-            k.retired_at.is_none_or(|at| at > kept_since)
-        });
+        let verifying = rows
+            .iter()
+            .filter(|k| k.retired_at.is_none_or(|at| at > kept_since));
         for k in verifying {
             decoding.insert(
                 k.kid.to_string(),

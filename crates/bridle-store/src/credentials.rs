@@ -173,8 +173,12 @@ pub trait CredentialStore {
     async fn revoke_agent_credentials(&self, agent: &AgentId) -> Result<Revoked, StoreError>;
     /// Record a one-time JWT id of `kind` (`dpop`, `client_assertion`) until
     /// `expires_at`; false when it was already used.
-    async fn use_jti(&self, kind: &str, jti: &Jti, expires_at: Timestamp)
-    -> Result<bool, StoreError>;
+    async fn use_jti(
+        &self,
+        kind: &str,
+        jti: &Jti,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Forget tokens and one-time ids that expired before `before` (nothing
     /// can present them any more).
     async fn purge_expired(&self, before: Timestamp) -> Result<Purged, StoreError>;

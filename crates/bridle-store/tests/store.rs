@@ -160,14 +160,22 @@ async fn registry_versions_and_lifecycle(db: Db) {
     let s = &db.store;
     let id = "research-bot".parse().unwrap();
     let (row, created) = s
-        .apply_manifest(&manifest("research-bot", "v1"), "src1", &"alice".parse().unwrap())
+        .apply_manifest(
+            &manifest("research-bot", "v1"),
+            "src1",
+            &"alice".parse().unwrap(),
+        )
         .await
         .unwrap();
     assert!(created);
     assert_eq!((row.version, row.state), (1, AgentState::Active));
     assert_eq!(row.manifest["purpose"], "v1");
     let (row, created) = s
-        .apply_manifest(&manifest("research-bot", "v2"), "src2", &"bob".parse().unwrap())
+        .apply_manifest(
+            &manifest("research-bot", "v2"),
+            "src2",
+            &"bob".parse().unwrap(),
+        )
         .await
         .unwrap();
     assert!(!created);
@@ -199,8 +207,12 @@ async fn registry_versions_and_lifecycle(db: Db) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.apply_manifest(&manifest("research-bot", "v3"), "src3", &"alice".parse().unwrap())
-            .await,
+        s.apply_manifest(
+            &manifest("research-bot", "v3"),
+            "src3",
+            &"alice".parse().unwrap()
+        )
+        .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.agent(&id).await.unwrap().unwrap().version, 2);
@@ -375,7 +387,12 @@ fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-fn token<'a>(jti: &'a Jti, client: &'a ClientId, parent: Option<&'a Jti>, exp: Timestamp) -> NewToken<'a> {
+fn token<'a>(
+    jti: &'a Jti,
+    client: &'a ClientId,
+    parent: Option<&'a Jti>,
+    exp: Timestamp,
+) -> NewToken<'a> {
     static AGENT: std::sync::LazyLock<AgentId> = std::sync::LazyLock::new(|| id("research-bot"));
     NewToken {
         jti,
@@ -429,8 +446,7 @@ async fn credentials_tokens_and_one_time_ids(db: Db) {
     assert!(!s.rotate_secret(&rb2, "h", None).await.unwrap());
 
     // A lineage: t1 → t2 → t3, and t4 beside it. Revoking t2 revokes t3 only.
-    let [t1, t2, t3, t4, t5, old]: [Jti; 6] =
-        ["t1", "t2", "t3", "t4", "t5", "old"].map(|j| id(j));
+    let [t1, t2, t3, t4, t5, old]: [Jti; 6] = ["t1", "t2", "t3", "t4", "t5", "old"].map(id);
     s.record_token(&token(&t1, &rb1, None, far)).await.unwrap();
     s.record_token(&token(&t2, &rb9, Some(&t1), far))
         .await
@@ -451,7 +467,11 @@ async fn credentials_tokens_and_one_time_ids(db: Db) {
     s.record_token(&token(&t5, &rb7, Some(&t1), far))
         .await
         .unwrap();
-    assert_eq!(s.revoke_credential(&rb1).await.unwrap(), Some(2), "t1 and t5");
+    assert_eq!(
+        s.revoke_credential(&rb1).await.unwrap(),
+        Some(2),
+        "t1 and t5"
+    );
     assert_eq!(s.revoke_credential(&rb1).await.unwrap(), None);
     assert!(!revoked(&t4).await);
 
@@ -509,14 +529,21 @@ async fn instants_keep_their_stored_text(db: Db) {
         .apply_manifest(&manifest("research-bot", "v1"), "src", &id("alice"))
         .await
         .unwrap();
-    let stored = raw_text(&db, "SELECT created_at FROM agents WHERE id = 'research-bot'").await;
+    let stored = raw_text(
+        &db,
+        "SELECT created_at FROM agents WHERE id = 'research-bot'",
+    )
+    .await;
     let shape = stored.len() == 27
         && stored.ends_with('Z')
         && stored.as_bytes()[10] == b'T'
         && stored.as_bytes()[19] == b'.';
     assert!(shape, "{stored}");
     assert_eq!(row.created_at, at(&stored));
-    assert_eq!(s.agent(&row.id).await.unwrap().unwrap().created_at, row.created_at);
+    assert_eq!(
+        s.agent(&row.id).await.unwrap().unwrap().created_at,
+        row.created_at
+    );
     assert_eq!(row.expires.to_string(), "2027-12-31");
 
     // An instant written by the caller: text at microseconds, read back equal.
@@ -556,14 +583,24 @@ async fn malformed_stored_values_are_corrupt(db: Db) {
     execute(&db, "UPDATE agents SET owner = 'not an id!'".into()).await;
     match s.agent(&row.id).await {
         Err(StoreError::Corrupt(why)) => {
-            assert!(why.contains("owner") && why.contains("not a valid principal id"), "{why}");
+            assert!(
+                why.contains("owner") && why.contains("not a valid principal id"),
+                "{why}"
+            );
         }
         other => panic!("expected corrupt data, got {other:?}"),
     }
-    execute(&db, "UPDATE agents SET owner = 'alice', updated_at = 'yesterday'".into()).await;
+    execute(
+        &db,
+        "UPDATE agents SET owner = 'alice', updated_at = 'yesterday'".into(),
+    )
+    .await;
     match s.agents().await {
         Err(StoreError::Corrupt(why)) => {
-            assert!(why.contains("updated_at") && why.contains("yesterday"), "{why}");
+            assert!(
+                why.contains("updated_at") && why.contains("yesterday"),
+                "{why}"
+            );
         }
         other => panic!("expected corrupt data, got {other:?}"),
     }

@@ -17,9 +17,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection, PathId as _};
 use crate::state::AppState;
 use crate::views::approval::{self as view, ApprovalList};
-use crate::path::{IdPath, IdRejection, PathId as _};
 use crate::views::time::instant;
 
 #[derive(Debug, Deserialize, IntoParams)]

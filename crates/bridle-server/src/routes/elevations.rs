@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bridle_core::audit::EventType;
-use bridle_core::id::AgentId;
 use bridle_core::engine::AgentState;
+use bridle_core::id::AgentId;
 use bridle_core::manifest::units::parse_duration;
 use bridle_store::{
     ApprovalKind, ApprovalStore, Elevation, ElevationState, ElevationStore, NewApproval,

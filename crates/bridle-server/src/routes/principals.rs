@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use crate::capability::Admin;
 use crate::error::ApiError;
-use crate::path::IdPath;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::IdPath;
 use crate::state::AppState;
 use crate::tokens::{hash_secret, random_token};
 use crate::views::principal::Role;

@@ -12,7 +12,10 @@ async fn an_unparsable_id_is_answered_as_an_unknown_one(s: Server) {
     s.load("swe-bot").await;
     for (bad, unknown) in [("Not_An_Agent", "no-such-bot"), ("a%20b", "ghost")] {
         let shown = bad.replace("%20", " ");
-        let r = s.get(&format!("/v1/agents/{bad}"), ADMIN_KEY).await.problem(404);
+        let r = s
+            .get(&format!("/v1/agents/{bad}"), ADMIN_KEY)
+            .await
+            .problem(404);
         assert_eq!(r["detail"], format!("agent `{shown}` not found"));
         let u = s
             .get(&format!("/v1/agents/{unknown}"), ADMIN_KEY)
@@ -59,7 +62,11 @@ async fn checks_before_the_lookup_keep_their_order(s: Server) {
     let token = s.agent_token("swe-bot").await;
     for id in ["Not_An_Agent", "no-such-bot"] {
         let r = s
-            .post(&format!("/v1/agents/{id}/suspend"), ADMIN_KEY, json!({"reason": " "}))
+            .post(
+                &format!("/v1/agents/{id}/suspend"),
+                ADMIN_KEY,
+                json!({"reason": " "}),
+            )
             .await
             .problem(422);
         assert_eq!(r["errors"][0]["path"], "reason", "{id}");
@@ -80,7 +87,10 @@ async fn applying_under_an_invalid_id_is_a_bad_request(s: Server) {
     s.load("swe-bot").await;
     let token = s.agent_token("swe-bot").await;
     let yaml = example("swe-bot");
-    let r = s.put_yaml("Not_An_Agent", ADMIN_KEY, yaml).await.problem(400);
+    let r = s
+        .put_yaml("Not_An_Agent", ADMIN_KEY, yaml)
+        .await
+        .problem(400);
     let detail = r["detail"].as_str().unwrap_or_default();
     assert!(
         detail.starts_with("`Not_An_Agent` is not an agent id: ")
@@ -94,6 +104,10 @@ on_both!(applying_under_an_invalid_id_is_a_bad_request);
 /// A path that is not UTF-8 once decoded is a 400 problem, not plain text.
 async fn an_undecodable_path_is_a_problem(s: Server) {
     let r = s.get("/v1/agents/%FF", ADMIN_KEY).await.problem(400);
-    assert!(r["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", r.text);
+    assert!(
+        r["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{}",
+        r.text
+    );
 }
 on_both!(an_undecodable_path_is_a_problem);

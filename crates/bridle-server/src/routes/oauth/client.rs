@@ -227,9 +227,9 @@ async fn verify(
         (Presented::Secret { secret, method, .. }, ClientAuth::Secret { hash, previous }) => {
             let given = hash_secret(secret);
             let current = constant_time_eq(&given, hash);
-            let overlap = previous.as_ref().is_some_and(|(old, until)| {
-                constant_time_eq(&given, old) && *until > now
-            });
+            let overlap = previous
+                .as_ref()
+                .is_some_and(|(old, until)| constant_time_eq(&given, old) && *until > now);
             if !current && !overlap {
                 return Err(reject(bad()));
             }

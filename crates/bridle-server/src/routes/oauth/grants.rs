@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use bridle_core::audit::EventType;
 use bridle_core::delegation::{self, DelegationError};
 use bridle_core::engine::AgentState;
-use bridle_core::{CompiledAgent, id::AgentId};
 use bridle_core::id::Jti;
+use bridle_core::{CompiledAgent, id::AgentId};
 use bridle_store::{AgentRow, CredentialStore, NewToken, RegistryRead};
 use jiff::Timestamp;
 
