@@ -17,6 +17,8 @@ mod agents;
 mod approvals;
 #[path = "api/audit.rs"]
 mod audit;
+#[path = "api/authority.rs"]
+mod authority;
 #[path = "api/authz_matrix.rs"]
 mod authz_matrix;
 #[path = "api/credentials.rs"]

@@ -18,6 +18,8 @@ pub struct AgentRow {
     pub version: i64,
     pub state: AgentState,
     pub state_reason: Option<String>,
+    /// Who made the last lifecycle change (its audit actor), if recorded.
+    pub state_by: Option<StateBy>,
     pub owner: PrincipalId,
     pub environment: String,
     pub expires: String,
@@ -26,6 +28,15 @@ pub struct AgentRow {
     pub last_review_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Who changed an agent's lifecycle state: the audit actor
+/// (`principal:ID`, `system`) and whether it acted with the `admin` role.
+/// A suspension made by an admin is lifted only by an admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateBy {
+    pub actor: String,
+    pub admin: bool,
 }
 
 /// One past (or the current) version of an agent's manifest.
@@ -66,6 +77,7 @@ pub trait RegistryWrite {
         id: &AgentId,
         state: AgentState,
         reason: &str,
+        by: &StateBy,
     ) -> Result<AgentRow, StoreError>;
     async fn record_review(&self, id: &AgentId) -> Result<AgentRow, StoreError>;
     /// Retire in one transaction: state `retired` (terminal), every
@@ -76,8 +88,8 @@ pub trait RegistryWrite {
 
 macro_rules! columns {
     () => {
-        "id, version, state, state_reason, owner, environment, expires, manifest, source, \
-         last_review_at, created_at, updated_at"
+        "id, version, state, state_reason, state_by, state_by_admin, owner, environment, expires, \
+         manifest, source, last_review_at, created_at, updated_at"
     };
 }
 
@@ -97,6 +109,7 @@ where
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("agent {what}: {e}"));
@@ -104,11 +117,17 @@ where
     let owner: String = row.try_get("owner")?;
     let state: String = row.try_get("state")?;
     let manifest: String = row.try_get("manifest")?;
+    let state_by: Option<String> = row.try_get("state_by")?;
+    let state_by_admin: bool = row.try_get("state_by_admin")?;
     Ok(AgentRow {
         id: AgentId::from_str(&id).map_err(|e| corrupt("id", &e))?,
         version: row.try_get("version")?,
         state: parse_state(&state)?,
         state_reason: row.try_get("state_reason")?,
+        state_by: state_by.map(|actor| StateBy {
+            actor,
+            admin: state_by_admin,
+        }),
         owner: PrincipalId::from_str(&owner).map_err(|e| corrupt("owner", &e))?,
         environment: row.try_get("environment")?,
         expires: row.try_get("expires")?,
@@ -275,17 +294,21 @@ impl RegistryWrite for Store {
         id: &AgentId,
         state: AgentState,
         reason: &str,
+        by: &StateBy,
     ) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             lock_live_agent!(tx, id);
             sqlx::query(
-                "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4",
+                "UPDATE agents SET state = $1, state_reason = $2, state_by = $5, state_by_admin = $6, \
+                 updated_at = $3 WHERE id = $4",
             )
             .bind(state.as_str())
             .bind(reason)
             .bind(now_text())
             .bind(id.as_str())
+            .bind(&by.actor)
+            .bind(by.admin)
             .execute(&mut *tx)
             .await?;
             let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))

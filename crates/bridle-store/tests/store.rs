@@ -180,20 +180,20 @@ async fn registry_versions_and_lifecycle(db: Db) {
     assert_eq!(versions[1].created_by, "bob");
 
     let row = s
-        .set_state(&id, AgentState::Suspended, "denial spike")
+        .set_state(&id, AgentState::Suspended, "denial spike", &by())
         .await
         .unwrap();
     assert_eq!(row.state, AgentState::Suspended);
     assert_eq!(row.state_reason.as_deref(), Some("denial spike"));
-    s.set_state(&id, AgentState::Active, "investigated")
+    s.set_state(&id, AgentState::Active, "investigated", &by())
         .await
         .unwrap();
-    s.set_state(&id, AgentState::Retired, "purpose ended")
+    s.set_state(&id, AgentState::Retired, "purpose ended", &by())
         .await
         .unwrap();
     // Retired is terminal, and the id is never reusable.
     assert!(matches!(
-        s.set_state(&id, AgentState::Active, "x").await,
+        s.set_state(&id, AgentState::Active, "x", &by()).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
@@ -203,7 +203,7 @@ async fn registry_versions_and_lifecycle(db: Db) {
     ));
     assert_eq!(s.agent(&id).await.unwrap().unwrap().version, 2);
     assert!(matches!(
-        s.set_state(&"ghost".parse().unwrap(), AgentState::Suspended, "x")
+        s.set_state(&"ghost".parse().unwrap(), AgentState::Suspended, "x", &by())
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -470,3 +470,10 @@ async fn credentials_tokens_and_one_time_ids(db: Db) {
     );
 }
 on_both!(credentials_tokens_and_one_time_ids);
+
+fn by() -> bridle_store::StateBy {
+    bridle_store::StateBy {
+        actor: "principal:admin".into(),
+        admin: true,
+    }
+}

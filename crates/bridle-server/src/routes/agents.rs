@@ -9,7 +9,7 @@ use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_core::id::AgentId;
 use bridle_core::manifest::limits::MAX_MANIFEST_BYTES;
-use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite};
+use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite, StateBy};
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -144,10 +144,23 @@ pub async fn apply(
             manifest.agent
         )));
     }
-    if existing.is_none() && !(caller.is_admin() || manifest.owner == principal.id) {
-        return Err(ApiError::Forbidden(
-            "only an admin or the agent's owner may apply its manifest".into(),
-        ));
+    // Ownership is authority over the record: only an admin gives an agent
+    // to someone else, at creation or later (an owner who could hand its
+    // agent away could then approve that agent's requests as a bystander).
+    match &existing {
+        None if !(caller.is_admin() || manifest.owner == principal.id) => {
+            return Err(ApiError::Forbidden(format!(
+                "only an admin may create an agent for another owner (`{}`)",
+                manifest.owner
+            )));
+        }
+        Some(row) if row.owner != manifest.owner && !caller.is_admin() => {
+            return Err(ApiError::Forbidden(format!(
+                "only an admin may change the owner of `{id}` (from `{}` to `{}`)",
+                row.owner, manifest.owner
+            )));
+        }
+        _ => {}
     }
     match state.store.principal(&manifest.owner).await? {
         Some(p) if p.active => {}
@@ -239,6 +252,26 @@ pub struct Reason {
     reason: String,
 }
 
+/// Why `caller` may not move `row` to `to`, when that would lift an admin's
+/// suspension and the caller is not an admin. An owner may resume only a
+/// suspension made by itself or by automatic containment; what an admin
+/// suspended "for incident INC-7" stays suspended until an admin lifts it.
+/// (Retiring it is allowed: that only takes authority away.)
+fn lifts_admin_suspension(caller: &Caller, row: &AgentRow, to: AgentState) -> Option<String> {
+    let by = row.state_by.as_ref()?;
+    if row.state != AgentState::Suspended || to != AgentState::Active || !by.admin {
+        return None;
+    }
+    if caller.is_admin() {
+        return None;
+    }
+    Some(format!(
+        "the agent was suspended by an admin ({}: {}); only an admin may resume it",
+        by.actor,
+        row.state_reason.as_deref().unwrap_or("no reason given"),
+    ))
+}
+
 async fn transition(
     state: &AppState,
     caller: &Caller,
@@ -265,9 +298,21 @@ async fn transition(
             "agent `{id}` is retired; retirement is final"
         )));
     }
+    if let Some(why) = lifts_admin_suspension(caller, &row, to) {
+        return Err(ApiError::Forbidden(why));
+    }
+    let by = StateBy {
+        actor: caller.actor(),
+        admin: caller.is_admin(),
+    };
     let row = match to {
         AgentState::Retired => state.store.retire(&row.id, &body.reason).await?,
-        other => state.store.set_state(&row.id, other, &body.reason).await?,
+        other => {
+            state
+                .store
+                .set_state(&row.id, other, &body.reason, &by)
+                .await?
+        }
     };
     state.tokens.invalidate();
     let mut event = state.event(EventType::Lifecycle, &caller.actor());

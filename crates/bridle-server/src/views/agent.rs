@@ -16,6 +16,11 @@ pub struct AgentRecord {
     /// Why the agent is in its state (suspension or retirement reason).
     #[schema(required = true)]
     pub state_reason: Option<String>,
+    /// Who made the last lifecycle change (`principal:ID`, or `system` for
+    /// automatic containment); absent for records from before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "principal:admin")]
+    pub state_by: Option<String>,
     /// The accountable owner (a principal id).
     pub owner: String,
     pub environment: String,
@@ -41,6 +46,7 @@ impl AgentRecord {
             version,
             state,
             state_reason,
+            state_by,
             owner,
             environment,
             expires,
@@ -55,6 +61,7 @@ impl AgentRecord {
             version,
             state: state.into(),
             state_reason,
+            state_by: state_by.map(|by| by.actor),
             owner: owner.to_string(),
             environment,
             expires: expires.to_string(),
