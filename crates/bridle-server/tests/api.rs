@@ -41,6 +41,8 @@ mod ext_authz;
 mod findings;
 #[path = "api/fuzz.rs"]
 mod fuzz;
+#[path = "api/history.rs"]
+mod history;
 #[path = "api/oauth.rs"]
 mod oauth;
 #[path = "api/principals.rs"]

@@ -34,7 +34,7 @@ pub use credentials::{
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
-pub use registry::{AgentRow, RegistryRead, RegistryWrite, StateBy};
+pub use registry::{AgentRow, AgentVersion, RegistryRead, RegistryWrite, StateBy};
 pub use usage::UsageStore;
 
 #[derive(Debug, Clone)]

@@ -44,6 +44,12 @@ pub struct StateBy {
 pub struct AgentVersion {
     pub version: i64,
     pub manifest: serde_json::Value,
+    /// The manifest text exactly as submitted.
+    pub source: String,
+    /// What this version changed against the one before it, as classified
+    /// when it was applied (`None` for versions from before that was kept).
+    pub changes: Option<serde_json::Value>,
+    /// The principal who submitted it.
     pub created_by: String,
     pub created_at: String,
 }
@@ -55,6 +61,7 @@ pub struct AgentVersion {
 pub trait RegistryRead {
     async fn agent(&self, id: &AgentId) -> Result<Option<AgentRow>, StoreError>;
     async fn agents(&self) -> Result<Vec<AgentRow>, StoreError>;
+    /// Every version of the agent, oldest first.
     async fn agent_versions(&self, id: &AgentId) -> Result<Vec<AgentVersion>, StoreError>;
 }
 
@@ -65,11 +72,14 @@ pub trait RegistryRead {
 pub trait RegistryWrite {
     /// Create the agent (version 1) or store a new version. Returns the row
     /// and whether it was created. `Conflict` when the agent is retired.
+    /// `changes` is what this version changes against the one in force
+    /// (kept with the version, JSON).
     async fn apply_manifest(
         &self,
         m: &Manifest,
         source: &str,
         by: &str,
+        changes: &serde_json::Value,
     ) -> Result<(AgentRow, bool), StoreError>;
     /// Move to `state`. Retired is terminal: `Conflict` on any change after it.
     async fn set_state(
@@ -162,7 +172,8 @@ impl RegistryRead for Store {
     async fn agent_versions(&self, id: &AgentId) -> Result<Vec<AgentVersion>, StoreError> {
         with_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT version, manifest, created_by, created_at FROM agent_versions WHERE agent_id = $1 ORDER BY version",
+                "SELECT version, manifest, source, changes, created_by, created_at FROM agent_versions \
+                 WHERE agent_id = $1 ORDER BY version",
             )
             .bind(id.as_str())
             .fetch_all(pool)
@@ -170,11 +181,19 @@ impl RegistryRead for Store {
             rows.iter()
                 .map(|r| {
                     let manifest: String = r.try_get("manifest")?;
+                    let changes: Option<String> = r.try_get("changes")?;
+                    let corrupt = |what: &str, e: serde_json::Error| {
+                        StoreError::Corrupt(format!("agent version {what}: {e}"))
+                    };
                     Ok(AgentVersion {
                         version: r.try_get("version")?,
-                        manifest: serde_json::from_str(&manifest).map_err(|e| {
-                            StoreError::Corrupt(format!("agent version manifest: {e}"))
-                        })?,
+                        manifest: serde_json::from_str(&manifest)
+                            .map_err(|e| corrupt("manifest", e))?,
+                        source: r.try_get("source")?,
+                        changes: changes
+                            .map(|c| serde_json::from_str(&c))
+                            .transpose()
+                            .map_err(|e| corrupt("changes", e))?,
                         created_by: r.try_get("created_by")?,
                         created_at: r.try_get("created_at")?,
                     })
@@ -211,10 +230,12 @@ impl RegistryWrite for Store {
         m: &Manifest,
         source: &str,
         by: &str,
+        changes: &serde_json::Value,
     ) -> Result<(AgentRow, bool), StoreError> {
         let id = m.agent.as_str();
         let manifest = serde_json::to_string(&m.document)
             .map_err(|e| StoreError::Corrupt(format!("manifest json: {e}")))?;
+        let changes = changes.to_string();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let now = now_text();
@@ -269,8 +290,8 @@ impl RegistryWrite for Store {
                 }
             };
             sqlx::query(
-                "INSERT INTO agent_versions (agent_id, version, manifest, source, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO agent_versions (agent_id, version, manifest, source, created_by, created_at, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
             .bind(version)
@@ -278,6 +299,7 @@ impl RegistryWrite for Store {
             .bind(source)
             .bind(by)
             .bind(&now)
+            .bind(&changes)
             .execute(&mut *tx)
             .await?;
             let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))

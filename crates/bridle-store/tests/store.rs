@@ -158,14 +158,24 @@ async fn registry_versions_and_lifecycle(db: Db) {
     let s = &db.store;
     let id = "research-bot".parse().unwrap();
     let (row, created) = s
-        .apply_manifest(&manifest("research-bot", "v1"), "src1", "alice")
+        .apply_manifest(
+            &manifest("research-bot", "v1"),
+            "src1",
+            "alice",
+            &serde_json::json!([]),
+        )
         .await
         .unwrap();
     assert!(created);
     assert_eq!((row.version, row.state), (1, AgentState::Active));
     assert_eq!(row.manifest["purpose"], "v1");
     let (row, created) = s
-        .apply_manifest(&manifest("research-bot", "v2"), "src2", "bob")
+        .apply_manifest(
+            &manifest("research-bot", "v2"),
+            "src2",
+            "bob",
+            &serde_json::json!([{"path": "purpose", "effect": "neutral", "detail": "v1 → v2"}]),
+        )
         .await
         .unwrap();
     assert!(!created);
@@ -178,6 +188,10 @@ async fn registry_versions_and_lifecycle(db: Db) {
     );
     assert_eq!(versions[0].manifest["purpose"], "v1");
     assert_eq!(versions[1].created_by, "bob");
+    // Each version keeps its text as submitted and what it changed.
+    assert_eq!(versions[0].source, "src1");
+    assert_eq!(versions[1].source, "src2");
+    assert_eq!(versions[1].changes.as_ref().unwrap()[0]["path"], "purpose");
 
     let row = s
         .set_state(&id, AgentState::Suspended, "denial spike", &by())
@@ -197,8 +211,13 @@ async fn registry_versions_and_lifecycle(db: Db) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.apply_manifest(&manifest("research-bot", "v3"), "src3", "alice")
-            .await,
+        s.apply_manifest(
+            &manifest("research-bot", "v3"),
+            "src3",
+            "alice",
+            &serde_json::json!([])
+        )
+        .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.agent(&id).await.unwrap().unwrap().version, 2);
@@ -368,9 +387,14 @@ fn token<'a>(jti: &'a str, client: &'a str, parent: Option<&'a str>, exp: &'a st
 
 async fn credentials_tokens_and_one_time_ids(db: Db) {
     let s = &db.store;
-    s.apply_manifest(&manifest("research-bot", "v1"), "src", "alice")
-        .await
-        .unwrap();
+    s.apply_manifest(
+        &manifest("research-bot", "v1"),
+        "src",
+        "alice",
+        &serde_json::json!([]),
+    )
+    .await
+    .unwrap();
     let secret = ClientAuth::Secret {
         hash: "h1".into(),
         previous: None,

@@ -4,12 +4,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bridle_core::Manifest;
 use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_core::id::AgentId;
 use bridle_core::manifest::limits::MAX_MANIFEST_BYTES;
 use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite, StateBy};
+
+use crate::service::manifest;
+use crate::views::history::Applied;
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -74,8 +76,8 @@ pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
         description = "The manifest, as YAML or JSON text",
     ),
     responses(
-        (status = 200, description = "Updated", body = AgentRecord),
-        (status = 201, description = "Created", body = AgentRecord),
+        (status = 200, description = "Updated: the record and what the manifest changed", body = Applied),
+        (status = 201, description = "Created: the record and what it grants", body = Applied),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
@@ -90,27 +92,15 @@ pub async fn apply(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<AgentRecord>), ApiError> {
-    let principal = caller.require_principal()?.clone();
-    // Everything that does not need the body is decided before the body
-    // is read as a manifest: a caller who may not apply learns nothing and
-    // costs nothing.
+) -> Result<(StatusCode, Json<Applied>), ApiError> {
+    caller.require_principal()?;
     let id: AgentId = id
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("`{id}` is not an agent id: {e}")))?;
-    let existing = state.store.agent(&id).await?;
-    if let Some(row) = &existing {
-        if !(caller.is_admin() || row.owner == principal.id) {
-            return Err(ApiError::Forbidden(
-                "only an admin or the agent's owner may apply its manifest".into(),
-            ));
-        }
-        if row.state == AgentState::Retired {
-            return Err(ApiError::Conflict(format!(
-                "agent `{id}` is retired; retirement is final"
-            )));
-        }
-    }
+    // Everything that does not need the body is decided before the body
+    // is read as a manifest: a caller who may not apply learns nothing and
+    // costs nothing.
+    let existing = manifest::authorize(&state, &caller, &id).await?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
@@ -123,74 +113,14 @@ pub async fn apply(
     }
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))?;
-    // Parsing and compiling are CPU work bounded by `manifest::limits`; they
-    // run on the blocking pool so no async worker (and no other caller's
-    // decision) waits for them.
-    let (manifest, compiled, source) = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            let manifest = Manifest::from_source(&source)?;
-            // Compile before storing: a manifest that cannot be enforced is not accepted.
-            let compiled = bridle_core::CompiledAgent::compile(manifest.clone(), &state.guardrails)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok::<_, ApiError>((manifest, compiled, source))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("parsing a manifest failed: {e}")))??
-    };
-    if manifest.agent != id {
-        return Err(ApiError::BadRequest(format!(
-            "the path names `{id}` but the manifest's `agent` is `{}`",
-            manifest.agent
-        )));
-    }
-    // Ownership is authority over the record: only an admin gives an agent
-    // to someone else, at creation or later (an owner who could hand its
-    // agent away could then approve that agent's requests as a bystander).
-    match &existing {
-        None if !(caller.is_admin() || manifest.owner == principal.id) => {
-            return Err(ApiError::Forbidden(format!(
-                "only an admin may create an agent for another owner (`{}`)",
-                manifest.owner
-            )));
-        }
-        Some(row) if row.owner != manifest.owner && !caller.is_admin() => {
-            return Err(ApiError::Forbidden(format!(
-                "only an admin may change the owner of `{id}` (from `{}` to `{}`)",
-                row.owner, manifest.owner
-            )));
-        }
-        _ => {}
-    }
-    match state.store.principal(&manifest.owner).await? {
-        Some(p) if p.active => {}
-        _ => {
-            return Err(ApiError::invalid(
-                "the manifest's owner is not an active principal",
-                "owner",
-                format!("`{}` is not an active principal", manifest.owner),
-            ));
-        }
-    }
-    let (row, created) = state
-        .store
-        .apply_manifest(&manifest, &source, principal.id.as_str())
-        .await?;
-    state.cache_compiled(row.id.as_str(), row.version, &compiled);
-    // Delegation rules and DPoP requirements may have changed.
-    state.tokens.invalidate();
-    let mut event = state.event(EventType::Manifest, &caller.actor());
-    event.agent = Some(row.id.to_string());
-    event.detail = Some(
-        serde_json::json!({"op": if created { "create" } else { "update" }, "version": row.version}),
-    );
-    state.audit(event).await?;
-    let status = if created {
+    let applied = manifest::apply(&state, &caller, &id, existing, source).await?;
+    let status = if applied.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(record(&state, row).await?)))
+    let record = record(&state, applied.row).await?;
+    Ok((status, Json(Applied::new(record, applied.changes))))
 }
 
 /// The agents the caller may see: every agent for `admin` and `auditor`,

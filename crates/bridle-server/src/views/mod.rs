@@ -12,4 +12,5 @@ pub mod approval;
 pub mod audit;
 pub mod decision;
 pub mod elevation;
+pub mod history;
 pub mod principal;
