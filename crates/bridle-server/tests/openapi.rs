@@ -459,9 +459,9 @@ fn links_name_existing_operations() {
 fn has_properties(doc: &Value, schema: &Value) -> bool {
     let schema = deref(doc, schema);
     schema.get("properties").is_some()
-        || schema["allOf"].as_array().is_some_and(|parts| {
-            !parts.is_empty() && parts.iter().all(|p| has_properties(doc, p))
-        })
+        || schema["allOf"]
+            .as_array()
+            .is_some_and(|parts| !parts.is_empty() && parts.iter().all(|p| has_properties(doc, p)))
 }
 
 /// Every success body is a named schema generated from the type the handler
