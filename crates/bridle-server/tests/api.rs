@@ -21,6 +21,8 @@ mod audit;
 mod authority;
 #[path = "api/authz_matrix.rs"]
 mod authz_matrix;
+#[path = "api/change_control.rs"]
+mod change_control;
 #[path = "api/credentials.rs"]
 mod credentials;
 #[path = "api/decisions.rs"]

@@ -14,6 +14,7 @@ mod credentials;
 mod elevations;
 mod error;
 mod principals;
+mod proposals;
 mod registry;
 mod usage;
 
@@ -34,6 +35,7 @@ pub use credentials::{
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
+pub use proposals::{Proposal, ProposalState, ProposalStore};
 pub use registry::{AgentRow, AgentVersion, RegistryRead, RegistryWrite, StateBy};
 pub use usage::UsageStore;
 

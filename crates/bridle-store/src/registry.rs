@@ -103,16 +103,19 @@ macro_rules! columns {
     };
 }
 
+pub(crate) use columns as agent_columns;
+
 fn parse_state(s: &str) -> Result<AgentState, StoreError> {
     match s {
         "active" => Ok(AgentState::Active),
         "suspended" => Ok(AgentState::Suspended),
         "retired" => Ok(AgentState::Retired),
+        "proposed" => Ok(AgentState::Proposed),
         other => Err(StoreError::Corrupt(format!("agent state `{other}`"))),
     }
 }
 
-fn from_row<R>(row: &R) -> Result<AgentRow, StoreError>
+pub(crate) fn from_row<R>(row: &R) -> Result<AgentRow, StoreError>
 where
     R: Row,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -249,18 +252,29 @@ impl RegistryWrite for Store {
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let (version, created) = match current {
+            // Whatever was proposed for this agent is replaced by what is
+            // applied now.
+            crate::proposals::supersede_pending!(tx, id, &now);
+            let version = crate::proposals::next_version!(tx, id);
+            let created = match current {
                 Some(row) => {
                     let state: String = row.try_get("state")?;
-                    if parse_state(&state)? == AgentState::Retired {
+                    let state = parse_state(&state)?;
+                    if state == AgentState::Retired {
                         return Err(StoreError::Conflict(format!("agent `{id}` is retired")));
                     }
-                    let version: i64 = row.try_get("version")?;
+                    // A new agent's placeholder (its first version was only
+                    // proposed) comes into force: this is its creation.
+                    let proposed = state == AgentState::Proposed;
                     sqlx::query(
                         "UPDATE agents SET version = $1, owner = $2, environment = $3, expires = $4, \
-                         manifest = $5, source = $6, updated_at = $7 WHERE id = $8",
+                         manifest = $5, source = $6, updated_at = $7, \
+                         state = CASE WHEN state = 'proposed' THEN 'active' ELSE state END, \
+                         created_at = CASE WHEN state = 'proposed' THEN $7 ELSE created_at END, \
+                         last_review_at = CASE WHEN state = 'proposed' THEN $7 ELSE last_review_at END \
+                         WHERE id = $8",
                     )
-                    .bind(version + 1)
+                    .bind(version)
                     .bind(m.owner.as_str())
                     .bind(m.environment.as_str())
                     .bind(m.expires.to_string())
@@ -270,14 +284,15 @@ impl RegistryWrite for Store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                    (version + 1, false)
+                    proposed
                 }
                 None => {
                     sqlx::query(
                         "INSERT INTO agents (id, version, state, owner, environment, expires, manifest, source, \
-                         last_review_at, created_at, updated_at) VALUES ($1, 1, 'active', $2, $3, $4, $5, $6, $7, $7, $7)",
+                         last_review_at, created_at, updated_at) VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $8, $8)",
                     )
                     .bind(id)
+                    .bind(version)
                     .bind(m.owner.as_str())
                     .bind(m.environment.as_str())
                     .bind(m.expires.to_string())
@@ -286,7 +301,7 @@ impl RegistryWrite for Store {
                     .bind(&now)
                     .execute(&mut *tx)
                     .await?;
-                    (1, true)
+                    true
                 }
             };
             sqlx::query(

@@ -11,7 +11,7 @@ use bridle_core::manifest::limits::MAX_MANIFEST_BYTES;
 use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite, StateBy};
 
 use crate::service::manifest;
-use crate::views::history::Applied;
+use crate::views::history::{Applied, ApplyAnswer, Proposed};
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -78,6 +78,7 @@ pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
     responses(
         (status = 200, description = "Updated: the record and what the manifest changed", body = Applied),
         (status = 201, description = "Created: the record and what it grants", body = Applied),
+        (status = 202, description = "Proposed under change control: waits for a second person's approval", body = Proposed),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
@@ -92,7 +93,7 @@ pub async fn apply(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<Applied>), ApiError> {
+) -> Result<(StatusCode, Json<ApplyAnswer>), ApiError> {
     caller.require_principal()?;
     let id: AgentId = id
         .parse()
@@ -113,14 +114,24 @@ pub async fn apply(
     }
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))?;
-    let applied = manifest::apply(&state, &caller, &id, existing, source).await?;
-    let status = if applied.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let record = record(&state, applied.row).await?;
-    Ok((status, Json(Applied::new(record, applied.changes))))
+    match manifest::apply(&state, &caller, &id, existing, source).await? {
+        manifest::Outcome::Applied(applied) => {
+            let status = if applied.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let record = record(&state, applied.row).await?;
+            Ok((
+                status,
+                Json(ApplyAnswer::Applied(Applied::new(record, applied.changes))),
+            ))
+        }
+        manifest::Outcome::Proposed(proposed) => Ok((
+            StatusCode::ACCEPTED,
+            Json(ApplyAnswer::Proposed((*proposed).into())),
+        )),
+    }
 }
 
 /// The agents the caller may see: every agent for `admin` and `auditor`,

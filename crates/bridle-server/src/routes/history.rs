@@ -72,7 +72,7 @@ pub async fn version(
     manifest::history(&state, &row)
         .await?
         .into_iter()
-        .find(|v| v.stored.version == wanted)
+        .find(|v| v.version == wanted)
         .map(|v| Json(v.into()))
         .ok_or_else(|| ApiError::NotFound(format!("version {wanted} of `{id}` not found")))
 }

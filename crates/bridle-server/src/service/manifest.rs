@@ -2,21 +2,40 @@
 //! against the version in force, and the history of versions.
 //!
 //! apply: authorize (before the body is read) → parse and compile → check
-//! ownership → classify against the version in force → store the version
-//! with its changes → cache → audit (`manifest`, with version, submitter,
-//! changes and the SHA-256 of the source).
+//! ownership → classify against the version in force → either store the
+//! version with its changes, or — for a widening change or a new agent in an
+//! environment under change control — propose it with a `kind: change`
+//! approval → cache → audit (`manifest`, with version, submitter, changes
+//! and the SHA-256 of the source).
+//!
+//! A proposal comes into force only through [`decided`], when someone other
+//! than its submitter approves it; it is discarded when denied or when it
+//! expires ([`expire_overdue`]).
 
 use bridle_core::audit::EventType;
-use bridle_core::change::{Change, ChangeEffect, classify};
+use bridle_core::change::{Change, ChangeEffect, classify, is_widening};
 use bridle_core::engine::AgentState;
 use bridle_core::id::AgentId;
 use bridle_core::{CompiledAgent, Manifest, ManifestErrors};
-use bridle_store::{AgentRow, AgentVersion, PrincipalStore, RegistryRead, RegistryWrite};
+use bridle_store::{
+    AgentRow, AgentVersion, Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval,
+    PrincipalStore, Proposal, ProposalState, ProposalStore, RegistryRead, RegistryWrite,
+};
 use sha2::{Digest, Sha256};
 
 use super::ServiceError;
 use crate::auth::Caller;
 use crate::state::AppState;
+use crate::tokens::random_token;
+
+/// What applying a manifest did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// In force now.
+    Applied(Box<Applied>),
+    /// Waiting for a second person's approval (change control).
+    Proposed(Box<Proposed>),
+}
 
 /// A manifest applied: the record now in force and what it changed.
 #[derive(Debug)]
@@ -24,6 +43,18 @@ pub struct Applied {
     pub row: AgentRow,
     pub created: bool,
     pub changes: Vec<Change>,
+}
+
+/// A manifest proposed: the version it would become, its approval, what it
+/// changes, and who besides the submitter could approve it.
+#[derive(Debug)]
+pub struct Proposed {
+    pub proposal: Proposal,
+    pub approval: Approval,
+    pub changes: Vec<Change>,
+    /// Active principals other than the submitter who may approve it; empty
+    /// means nobody can, and the answer says so.
+    pub eligible: Vec<String>,
 }
 
 /// Whether `caller` may apply a manifest to `id` at all, decided before its
@@ -38,6 +69,9 @@ pub async fn authorize(
     let principal = caller.principal().ok_or_else(|| {
         ServiceError::Refused("this endpoint is for principals, not agents".into())
     })?;
+    // An expired proposal no longer holds anything (a new agent's id is
+    // free again once its proposal has expired).
+    expire_overdue(state).await?;
     let existing = state.store.agent(id).await?;
     if let Some(row) = &existing {
         if !(caller.is_admin() || row.owner == principal.id) {
@@ -62,7 +96,7 @@ pub async fn apply(
     id: &AgentId,
     existing: Option<AgentRow>,
     source: String,
-) -> Result<Applied, ServiceError> {
+) -> Result<Outcome, ServiceError> {
     let principal = caller.principal().ok_or_else(|| {
         ServiceError::Refused("this endpoint is for principals, not agents".into())
     })?;
@@ -72,7 +106,12 @@ pub async fn apply(
     // to classify the change against it.
     let (manifest, compiled, source, in_force) = {
         let guardrails = state.guardrails.clone();
-        let in_force_source = existing.as_ref().map(|row| row.source.clone());
+        // A new agent's placeholder is not a version in force: its
+        // proposal is compared with nothing, like any new agent.
+        let in_force_source = existing
+            .as_ref()
+            .filter(|row| row.state != AgentState::Proposed)
+            .map(|row| row.source.clone());
         tokio::task::spawn_blocking(move || {
             let manifest = Manifest::from_source(&source).map_err(ServiceError::Manifest)?;
             // Compile before storing: a manifest that cannot be enforced is not accepted.
@@ -121,6 +160,27 @@ pub async fn apply(
     };
     let changes_json = serde_json::to_value(&changes)
         .map_err(|e| ServiceError::Task(format!("changes as JSON: {e}")))?;
+    let in_force_row = existing
+        .as_ref()
+        .filter(|row| row.state != AgentState::Proposed);
+    if state
+        .config
+        .change_control
+        .covers(manifest.environment.as_str())
+        && (in_force_row.is_none() || is_widening(&changes))
+    {
+        let proposed = propose(
+            state,
+            caller,
+            in_force_row,
+            &manifest,
+            &source,
+            changes,
+            changes_json,
+        )
+        .await?;
+        return Ok(Outcome::Proposed(Box::new(proposed)));
+    }
     let (row, created) = state
         .store
         .apply_manifest(&manifest, &source, principal.id.as_str(), &changes_json)
@@ -138,11 +198,204 @@ pub async fn apply(
         "source_sha256": source_sha256(&source),
     }));
     state.audit.append(event).await?;
-    Ok(Applied {
+    Ok(Outcome::Applied(Box::new(Applied {
         row,
         created,
         changes,
+    })))
+}
+
+/// Propose `manifest` for approval: the change-control half of [`apply`].
+async fn propose(
+    state: &AppState,
+    caller: &Caller,
+    in_force: Option<&AgentRow>,
+    manifest: &Manifest,
+    source: &str,
+    changes: Vec<Change>,
+    changes_json: serde_json::Value,
+) -> Result<Proposed, ServiceError> {
+    let principal = caller.principal().ok_or_else(|| {
+        ServiceError::Refused("this endpoint is for principals, not agents".into())
+    })?;
+    let cc = &state.config.change_control;
+    let base_version = in_force.map_or(0, |row| row.version);
+    let unified = unified_diff(
+        in_force.map_or("", |row| row.source.as_str()),
+        source,
+        base_version,
+        "proposed",
+    );
+    let approval_id = format!("apr_{}", random_token(12));
+    let new = NewApproval {
+        id: approval_id.clone(),
+        kind: ApprovalKind::Change,
+        agent: manifest.agent.to_string(),
+        key: format!("change:{approval_id}"),
+        action: "manifest".into(),
+        args: serde_json::json!({
+            "base_version": base_version,
+            "submitted_by": principal.id.as_str(),
+            "environment": manifest.environment.as_str(),
+            "changes": changes_json,
+            "unified": unified,
+        }),
+        resource: None,
+        approvers: cc.approvers.clone(),
+        min_approvals: cc.min_approvals,
+        // The submitter may never approve (checked at the vote); the owner
+        // may, when someone else submitted.
+        allow_owner: true,
+        owner: manifest.owner.to_string(),
+        elevation_id: None,
+        expires_at: bridle_store::ts(jiff::Timestamp::now() + cc.ttl()),
+    };
+    let proposal = state
+        .store
+        .propose(manifest, source, &changes_json, principal.id.as_str(), &new)
+        .await?;
+    let approval = state
+        .store
+        .approval(&approval_id)
+        .await?
+        .ok_or_else(|| ServiceError::Task(format!("approval `{approval_id}` vanished")))?;
+    let mut event = state.event(EventType::Manifest, &caller.actor());
+    event.agent = Some(manifest.agent.to_string());
+    event.detail = Some(serde_json::json!({
+        "op": "propose",
+        "version": proposal.version,
+        "base_version": base_version,
+        "submitter": principal.id.as_str(),
+        "approval_id": approval_id,
+        "changes": changes_json,
+        "source_sha256": source_sha256(source),
+    }));
+    state.audit.append(event).await?;
+    super::decision::notify_requested(state, &approval);
+    let eligible = eligible_approvers(state, &approval, principal.id.as_str()).await?;
+    if eligible.is_empty() {
+        tracing::warn!(
+            agent = %manifest.agent,
+            approval = %approval_id,
+            "no eligible approver other than the submitter exists: this change cannot come into force until one is added"
+        );
+    }
+    Ok(Proposed {
+        proposal,
+        approval,
+        changes,
+        eligible,
     })
+}
+
+/// Active principals named by `approval`'s approvers, other than
+/// `submitter`.
+pub async fn eligible_approvers(
+    state: &AppState,
+    approval: &Approval,
+    submitter: &str,
+) -> Result<Vec<String>, ServiceError> {
+    Ok(state
+        .store
+        .principals()
+        .await?
+        .into_iter()
+        .filter(|p| {
+            p.active && p.id.as_str() != submitter && crate::access::is_listed_approver(approval, p)
+        })
+        .map(|p| p.id.to_string())
+        .collect())
+}
+
+/// An approval of `kind: change` was decided: activate its proposal when
+/// approved, discard it when denied. Audited as `manifest` events.
+pub async fn decided(
+    state: &AppState,
+    caller: &Caller,
+    approval: &Approval,
+) -> Result<(), ServiceError> {
+    let Some(proposal) = state.store.proposal_for_approval(&approval.id).await? else {
+        return Ok(());
+    };
+    match approval.state {
+        ApprovalState::Approved => {
+            let source = proposal.source.clone();
+            let guardrails = state.guardrails.clone();
+            let (manifest, compiled) = tokio::task::spawn_blocking(move || {
+                let manifest = Manifest::from_source(&source).map_err(ServiceError::Manifest)?;
+                let compiled = CompiledAgent::compile(manifest.clone(), &guardrails)
+                    .map_err(|e| ServiceError::Compile(e.to_string()))?;
+                Ok::<_, ServiceError>((manifest, compiled))
+            })
+            .await
+            .map_err(|e| ServiceError::Task(format!("loading a proposal failed: {e}")))??;
+            let row = state
+                .store
+                .activate_proposal(&manifest, proposal.version)
+                .await?;
+            state.cache_compiled(row.id.as_str(), row.version, &compiled);
+            state.tokens.invalidate();
+            let mut event = state.event(EventType::Manifest, &caller.actor());
+            event.agent = Some(row.id.to_string());
+            event.detail = Some(serde_json::json!({
+                "op": "activate",
+                "version": proposal.version,
+                "submitter": proposal.submitted_by,
+                "approval_id": approval.id,
+                "changes": proposal.changes,
+                "source_sha256": source_sha256(&proposal.source),
+            }));
+            state.audit.append(event).await?;
+        }
+        ApprovalState::Denied => {
+            discard(state, &caller.actor(), &proposal, ProposalState::Rejected).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Discard every pending proposal whose approval expired undecided.
+pub async fn expire_overdue(state: &AppState) -> Result<(), ServiceError> {
+    let now = bridle_store::ts(jiff::Timestamp::now());
+    for proposal in state.store.overdue_proposals(&now).await? {
+        discard(state, "system", &proposal, ProposalState::Expired).await?;
+    }
+    Ok(())
+}
+
+async fn discard(
+    state: &AppState,
+    actor: &str,
+    proposal: &Proposal,
+    to: ProposalState,
+) -> Result<(), ServiceError> {
+    if !state
+        .store
+        .discard_proposal(&proposal.agent, proposal.version, to)
+        .await?
+    {
+        return Ok(());
+    }
+    let mut event = state.event(EventType::Manifest, actor);
+    event.agent = Some(proposal.agent.to_string());
+    event.detail = Some(serde_json::json!({
+        "op": if to == ProposalState::Expired { "expire" } else { "reject" },
+        "version": proposal.version,
+        "submitter": proposal.submitted_by,
+        "approval_id": proposal.approval_id,
+        "source_sha256": source_sha256(&proposal.source),
+    }));
+    state.audit.append(event).await?;
+    Ok(())
+}
+
+fn unified_diff(old: &str, new: &str, from: i64, to: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("version {from}"), &format!("version {to}"))
+        .to_string()
 }
 
 /// The hex SHA-256 of a manifest's text as submitted.
@@ -160,24 +413,44 @@ fn unclassifiable(e: &ManifestErrors) -> Change {
     }
 }
 
-/// One version of an agent's history, as the API shows it.
-#[derive(Debug)]
-pub struct Version {
-    pub stored: AgentVersion,
-    /// The version in force now.
-    pub active: bool,
-    pub changes: Vec<Change>,
+/// Where a version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The version in force.
+    Active,
+    /// Replaced by a later version (or, for a proposal, by a later apply).
+    Superseded,
+    /// Proposed, waiting for its approval.
+    Pending,
+    /// Proposed and denied, or expired undecided.
+    Rejected,
 }
 
-/// Every version of `row`, oldest first, each with what it changed (as
-/// stored, or classified again from the sources for versions from before
-/// changes were kept).
+/// One version of an agent's history, as the API shows it: a version that
+/// was in force, or a proposal.
+#[derive(Debug)]
+pub struct Version {
+    pub version: i64,
+    pub standing: Standing,
+    pub manifest: serde_json::Value,
+    pub source: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub changes: Vec<Change>,
+    /// The change approval of a proposal.
+    pub approval_id: Option<String>,
+}
+
+/// Every version of `row`, oldest first — those that were in force and
+/// those proposed — each with what it changed (as stored, or classified
+/// again from the sources for versions from before changes were kept).
 pub async fn history(state: &AppState, row: &AgentRow) -> Result<Vec<Version>, ServiceError> {
     let stored = state.store.agent_versions(&row.id).await?;
-    let in_force = row.version;
-    tokio::task::spawn_blocking(move || {
+    let proposals = state.store.proposals(&row.id).await?;
+    let in_force = (row.state != AgentState::Proposed).then_some(row.version);
+    let mut out = tokio::task::spawn_blocking(move || {
         let mut previous: Option<Result<Manifest, ManifestErrors>> = None;
-        let mut out = Vec::with_capacity(stored.len());
+        let mut out = Vec::with_capacity(stored.len() + proposals.len());
         for v in stored {
             let this = Manifest::from_source(&v.source);
             let changes = match v.changes.as_ref().and_then(stored_changes) {
@@ -185,16 +458,55 @@ pub async fn history(state: &AppState, row: &AgentRow) -> Result<Vec<Version>, S
                 None => compare(previous.as_ref(), &this),
             };
             previous = Some(this);
+            let AgentVersion {
+                version,
+                manifest,
+                source,
+                changes: _,
+                created_by,
+                created_at,
+            } = v;
             out.push(Version {
-                active: v.version == in_force,
-                stored: v,
+                version,
+                standing: if Some(version) == in_force {
+                    Standing::Active
+                } else {
+                    Standing::Superseded
+                },
+                manifest,
+                source,
+                created_by,
+                created_at,
                 changes,
+                approval_id: None,
+            });
+        }
+        // Activated proposals are versions above already.
+        for p in proposals {
+            let standing = match p.state {
+                ProposalState::Activated => continue,
+                ProposalState::Pending => Standing::Pending,
+                ProposalState::Superseded => Standing::Superseded,
+                ProposalState::Rejected | ProposalState::Expired => Standing::Rejected,
+            };
+            let changes = stored_changes(&p.changes).unwrap_or_default();
+            out.push(Version {
+                version: p.version,
+                standing,
+                manifest: p.manifest,
+                source: p.source,
+                created_by: p.submitted_by,
+                created_at: p.created_at,
+                changes,
+                approval_id: Some(p.approval_id),
             });
         }
         out
     })
     .await
-    .map_err(|e| ServiceError::Task(format!("classifying versions failed: {e}")))
+    .map_err(|e| ServiceError::Task(format!("classifying versions failed: {e}")))?;
+    out.sort_by_key(|v| v.version);
+    Ok(out)
 }
 
 /// Changes as [`apply`] stored them; `None` when they do not read back
@@ -256,19 +568,22 @@ pub async fn diff(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<Diff, ServiceError> {
-    let stored = state.store.agent_versions(&row.id).await?;
+    let versions = history(state, row).await?;
     let to = to.unwrap_or(row.version);
-    let new = stored
+    let new = versions
         .iter()
         .find(|v| v.version == to)
         .ok_or(ServiceError::VersionNotFound(to))?
         .source
         .clone();
+    // By default the version before `to` that was in force.
     let from = match from {
         Some(from) => from,
-        None => stored
+        None => versions
             .iter()
             .rev()
+            .filter(|v| matches!(v.standing, Standing::Active | Standing::Superseded))
+            .filter(|v| v.approval_id.is_none())
             .map(|v| v.version)
             .find(|v| *v < to)
             .unwrap_or(0),
@@ -276,7 +591,7 @@ pub async fn diff(
     let old = match from {
         0 => None,
         from => Some(
-            stored
+            versions
                 .iter()
                 .find(|v| v.version == from)
                 .ok_or(ServiceError::VersionNotFound(from))?
@@ -286,11 +601,7 @@ pub async fn diff(
     };
     tokio::task::spawn_blocking(move || {
         let old_text = old.as_deref().unwrap_or("");
-        let unified = similar::TextDiff::from_lines(old_text, new.as_str())
-            .unified_diff()
-            .context_radius(3)
-            .header(&format!("version {from}"), &format!("version {to}"))
-            .to_string();
+        let unified = unified_diff(old_text, &new, from, &to.to_string());
         let old = old.map(|s| Manifest::from_source(&s));
         let changes = compare(old.as_ref(), &Manifest::from_source(&new));
         Diff {

@@ -81,6 +81,8 @@ pub enum AgentState {
     Active,
     Suspended,
     Retired,
+    /// A new agent whose first version awaits change approval.
+    Proposed,
 }
 
 impl From<DomainState> for AgentState {
@@ -89,6 +91,7 @@ impl From<DomainState> for AgentState {
             DomainState::Active => Self::Active,
             DomainState::Suspended => Self::Suspended,
             DomainState::Retired => Self::Retired,
+            DomainState::Proposed => Self::Proposed,
         }
     }
 }

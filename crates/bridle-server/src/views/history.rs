@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::agent::AgentRecord;
-use crate::service::manifest::{Diff as DomainDiff, Version};
+use crate::service::manifest::{Diff as DomainDiff, Standing, Version};
 
 /// One classified difference between two versions of a manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -72,14 +72,84 @@ impl Applied {
     }
 }
 
+/// The answer to `PUT /v1/agents/{id}` under change control: the change
+/// is proposed, not applied, and waits for a second person's approval.
+/// The version in force keeps deciding meanwhile.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Proposed {
+    /// Always `pending_approval`.
+    #[schema(example = "pending_approval")]
+    pub state: String,
+    /// The `kind: change` approval to vote on (`/v1/approvals/{id}/approve`).
+    #[schema(example = "apr_3kq9Zt0bW1xe")]
+    pub approval_id: String,
+    /// The version it becomes when approved.
+    pub version: i64,
+    /// The version in force it was compared with (0 for a new agent).
+    pub base_version: i64,
+    pub changes: Vec<ChangeView>,
+    /// Who may approve (`role:admin`, `group:NAME`, principal ids).
+    pub approvers: Vec<String>,
+    /// The active principals, other than the submitter, who may approve now.
+    pub eligible_approvers: Vec<String>,
+    pub expires_at: String,
+    /// Said when nobody but the submitter could approve: the change cannot
+    /// come into force until an eligible approver exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl From<crate::service::manifest::Proposed> for Proposed {
+    fn from(p: crate::service::manifest::Proposed) -> Self {
+        let warning = p.eligible.is_empty().then(|| {
+            "no eligible approver other than the submitter exists; nothing comes into force without a second person".to_owned()
+        });
+        Self {
+            state: "pending_approval".into(),
+            approval_id: p.approval.id,
+            version: p.proposal.version,
+            base_version: p.proposal.base_version,
+            changes: views(p.changes),
+            approvers: p.approval.approvers,
+            eligible_approvers: p.eligible,
+            expires_at: p.approval.expires_at,
+            warning,
+        }
+    }
+}
+
+/// What `PUT /v1/agents/{id}` answers: the record in force (200/201) or the
+/// proposal waiting for approval (202).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ApplyAnswer {
+    Applied(Applied),
+    Proposed(Proposed),
+}
+
 /// A version's standing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VersionState {
     /// The version in force.
     Active,
-    /// Replaced by a later version.
+    /// Replaced by a later version (a proposal: by a later apply).
     Superseded,
+    /// Proposed under change control, waiting for its approval.
+    Pending,
+    /// Proposed and denied, or expired undecided.
+    Rejected,
+}
+
+impl From<Standing> for VersionState {
+    fn from(s: Standing) -> Self {
+        match s {
+            Standing::Active => Self::Active,
+            Standing::Superseded => Self::Superseded,
+            Standing::Pending => Self::Pending,
+            Standing::Rejected => Self::Rejected,
+        }
+    }
 }
 
 /// One version of an agent's manifest.
@@ -90,23 +160,30 @@ pub struct VersionSummary {
     pub created_at: String,
     /// The principal who submitted it.
     pub created_by: String,
-    /// What it changed against the version before it.
+    /// What it changed against the version before it (a proposal: against
+    /// the version in force when it was proposed).
     pub changes: Vec<ChangeView>,
+    /// A proposal's change approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+}
+
+impl VersionSummary {
+    fn of(v: &mut Version) -> Self {
+        Self {
+            version: v.version,
+            state: v.standing.into(),
+            created_at: std::mem::take(&mut v.created_at),
+            created_by: std::mem::take(&mut v.created_by),
+            changes: views(std::mem::take(&mut v.changes)),
+            approval_id: v.approval_id.take(),
+        }
+    }
 }
 
 impl From<Version> for VersionSummary {
-    fn from(v: Version) -> Self {
-        Self {
-            version: v.stored.version,
-            state: if v.active {
-                VersionState::Active
-            } else {
-                VersionState::Superseded
-            },
-            created_at: v.stored.created_at,
-            created_by: v.stored.created_by,
-            changes: views(v.changes),
-        }
+    fn from(mut v: Version) -> Self {
+        Self::of(&mut v)
     }
 }
 
@@ -129,13 +206,11 @@ pub struct VersionDetail {
 }
 
 impl From<Version> for VersionDetail {
-    fn from(v: Version) -> Self {
-        let source = v.stored.source.clone();
-        let manifest = v.stored.manifest.clone();
+    fn from(mut v: Version) -> Self {
         Self {
-            summary: v.into(),
-            source,
-            manifest,
+            summary: VersionSummary::of(&mut v),
+            source: v.source,
+            manifest: v.manifest,
         }
     }
 }
