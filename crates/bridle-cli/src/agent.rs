@@ -204,6 +204,9 @@ fn apply(
 }
 
 fn applied_text(status: StatusCode, v: &Value) -> String {
+    if status == StatusCode::ACCEPTED {
+        return proposed_text(v);
+    }
     let verb = if status == StatusCode::CREATED {
         "created"
     } else {
@@ -217,6 +220,29 @@ fn applied_text(status: StatusCode, v: &Value) -> String {
     if !items(v, "flags").is_empty() {
         out.push_str(&format!("flags: {}\n", cell(&v["flags"])));
     }
+    out.push_str(&changes_text(items(v, "changes")));
+    out
+}
+
+/// A change held by change control: what it would change, the approval to
+/// vote on, and who may.
+fn proposed_text(v: &Value) -> String {
+    let mut out = format!(
+        "proposed version {}: awaits approval {} (change control)\n",
+        cell(&v["version"]),
+        cell(&v["approval_id"])
+    );
+    let eligible: Vec<String> = items(v, "eligible_approvers").iter().map(cell).collect();
+    if eligible.is_empty() {
+        out.push_str(&format!(
+            "approvers: {} (nobody but you: {})\n",
+            cell(&v["approvers"]),
+            v["warning"].as_str().unwrap_or("add an approver")
+        ));
+    } else {
+        out.push_str(&format!("may approve: {}\n", eligible.join(", ")));
+    }
+    out.push_str(&format!("expires: {}\n", cell(&v["expires_at"])));
     out.push_str(&changes_text(items(v, "changes")));
     out
 }
@@ -481,6 +507,18 @@ mod tests {
         let d =
             json!({"from": 1, "to": 2, "unified": "--- version 1\n+++ version 2\n", "changes": []});
         assert_eq!(diff_text(&d), "--- version 1\n+++ version 2\nno changes\n");
+    }
+
+    #[test]
+    fn a_proposed_change_names_its_approval_and_approvers() {
+        let v = json!({"state": "pending_approval", "approval_id": "apr_1", "version": 2,
+            "approvers": ["role:admin"], "eligible_approvers": ["admin", "sec-lead"],
+            "expires_at": "2026-12-04T00:00:00Z",
+            "changes": [{"path": "tools[t].access", "effect": "widening", "detail": "read → write"}]});
+        assert_eq!(
+            applied_text(StatusCode::ACCEPTED, &v),
+            "proposed version 2: awaits approval apr_1 (change control)\nmay approve: admin, sec-lead\nexpires: 2026-12-04T00:00:00Z\n  widening   tools[t].access: read → write\n"
+        );
     }
 
     #[test]
