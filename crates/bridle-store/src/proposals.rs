@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use crate::BeginWrite as _;
 use crate::approvals::{NewApproval, insert_approval};
-use crate::registry::{AgentRow, agent_columns, from_row as agent_from_row};
+use crate::registry::{AgentRow, agent_columns, from_row as agent_from_row, write_agent};
 use crate::{Store, StoreError, now_text, with_pool};
 
 /// Where a proposal stands.
@@ -232,41 +232,33 @@ impl ProposalStore for Store {
                         // A new agent's earlier proposal, now superseded:
                         // its placeholder takes the new proposal's text.
                         "proposed" => {
-                            sqlx::query(
+                            write_agent!(
+                                tx,
                                 "UPDATE agents SET version = $1, owner = $2, environment = $3, expires = $4, \
                                  manifest = $5, source = $6, updated_at = $7 WHERE id = $8",
-                            )
-                            .bind(version)
-                            .bind(m.owner.as_str())
-                            .bind(m.environment.as_str())
-                            .bind(m.expires.to_string())
-                            .bind(&manifest)
-                            .bind(source)
-                            .bind(&now)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
+                                m,
+                                &manifest,
+                                source,
+                                version,
+                                &now
+                            );
                             0
                         }
                         _ => row.try_get::<i64, _>("version")?,
                     }
                 }
                 None => {
-                    sqlx::query(
-                        "INSERT INTO agents (id, version, state, owner, environment, expires, manifest, source, \
-                         last_review_at, created_at, updated_at) \
-                         VALUES ($1, $2, 'proposed', $3, $4, $5, $6, $7, $8, $8, $8)",
-                    )
-                    .bind(id)
-                    .bind(version)
-                    .bind(m.owner.as_str())
-                    .bind(m.environment.as_str())
-                    .bind(m.expires.to_string())
-                    .bind(&manifest)
-                    .bind(source)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
+                    write_agent!(
+                        tx,
+                        "INSERT INTO agents (version, owner, environment, expires, manifest, source, \
+                         last_review_at, created_at, updated_at, id, state) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, 'proposed')",
+                        m,
+                        &manifest,
+                        source,
+                        version,
+                        &now
+                    );
                     0
                 }
             };
@@ -382,23 +374,19 @@ impl ProposalStore for Store {
                     p.base_version
                 )));
             }
-            sqlx::query(
+            write_agent!(
+                tx,
                 "UPDATE agents SET version = $1, owner = $2, environment = $3, expires = $4, manifest = $5, \
                  source = $6, updated_at = $7, \
                  state = CASE WHEN state = 'proposed' THEN 'active' ELSE state END, \
                  last_review_at = CASE WHEN state = 'proposed' THEN $7 ELSE last_review_at END \
                  WHERE id = $8",
-            )
-            .bind(version)
-            .bind(m.owner.as_str())
-            .bind(m.environment.as_str())
-            .bind(m.expires.to_string())
-            .bind(p.manifest.to_string())
-            .bind(&p.source)
-            .bind(&now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+                m,
+                p.manifest.to_string(),
+                &p.source,
+                version,
+                &now
+            );
             sqlx::query(
                 "INSERT INTO agent_versions (agent_id, version, manifest, source, created_by, created_at, changes) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -105,6 +105,26 @@ macro_rules! columns {
 
 pub(crate) use columns as agent_columns;
 
+/// Inside a transaction `$tx`: run `$sql`, an INSERT or UPDATE of `agents`
+/// whose parameters are $1 version, $2 owner, $3 environment, $4 expires,
+/// $5 manifest JSON, $6 source, $7 now and $8 the id, for manifest `$m`.
+macro_rules! write_agent {
+    ($tx:ident, $sql:expr, $m:expr, $manifest:expr, $source:expr, $version:expr, $now:expr) => {
+        sqlx::query($sql)
+            .bind($version)
+            .bind($m.owner.as_str())
+            .bind($m.environment.as_str())
+            .bind($m.expires.to_string())
+            .bind($manifest)
+            .bind($source)
+            .bind($now)
+            .bind($m.agent.as_str())
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+pub(crate) use write_agent;
+
 fn parse_state(s: &str) -> Result<AgentState, StoreError> {
     match s {
         "active" => Ok(AgentState::Active),
@@ -266,41 +286,34 @@ impl RegistryWrite for Store {
                     // A new agent's placeholder (its first version was only
                     // proposed) comes into force: this is its creation.
                     let proposed = state == AgentState::Proposed;
-                    sqlx::query(
+                    write_agent!(
+                        tx,
                         "UPDATE agents SET version = $1, owner = $2, environment = $3, expires = $4, \
                          manifest = $5, source = $6, updated_at = $7, \
                          state = CASE WHEN state = 'proposed' THEN 'active' ELSE state END, \
                          created_at = CASE WHEN state = 'proposed' THEN $7 ELSE created_at END, \
                          last_review_at = CASE WHEN state = 'proposed' THEN $7 ELSE last_review_at END \
                          WHERE id = $8",
-                    )
-                    .bind(version)
-                    .bind(m.owner.as_str())
-                    .bind(m.environment.as_str())
-                    .bind(m.expires.to_string())
-                    .bind(&manifest)
-                    .bind(source)
-                    .bind(&now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                        m,
+                        &manifest,
+                        source,
+                        version,
+                        &now
+                    );
                     proposed
                 }
                 None => {
-                    sqlx::query(
-                        "INSERT INTO agents (id, version, state, owner, environment, expires, manifest, source, \
-                         last_review_at, created_at, updated_at) VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $8, $8)",
-                    )
-                    .bind(id)
-                    .bind(version)
-                    .bind(m.owner.as_str())
-                    .bind(m.environment.as_str())
-                    .bind(m.expires.to_string())
-                    .bind(&manifest)
-                    .bind(source)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
+                    write_agent!(
+                        tx,
+                        "INSERT INTO agents (version, owner, environment, expires, manifest, source, \
+                         last_review_at, created_at, updated_at, id, state) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, 'active')",
+                        m,
+                        &manifest,
+                        source,
+                        version,
+                        &now
+                    );
                     true
                 }
             };
