@@ -248,7 +248,7 @@ fn proposed_text(v: &Value) -> String {
 }
 
 /// One line per change: `  widening   tools[x].args.amount.max: max 1 → 2`.
-fn changes_text(changes: &[Value]) -> String {
+pub(crate) fn changes_text(changes: &[Value]) -> String {
     changes
         .iter()
         .map(|c| {
