@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod cedar;
+pub mod change;
 pub mod compile;
 pub mod decision;
 pub mod delegation;

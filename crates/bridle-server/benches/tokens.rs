@@ -45,7 +45,12 @@ async fn fixture(dir: &std::path::Path) -> Fixture {
     let source = include_str!("../../../examples/swe-bot.yaml");
     let manifest = Manifest::from_source(source).unwrap();
     store
-        .apply_manifest(&manifest, source, &"bob".parse().unwrap())
+        .apply_manifest(
+            &manifest,
+            source,
+            &"bob".parse().unwrap(),
+            &serde_json::json!([]),
+        )
         .await
         .unwrap();
     let config = Config {

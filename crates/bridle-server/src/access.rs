@@ -100,12 +100,18 @@ pub struct Parties {
 /// Whether `p` is named among `a`'s approvers, directly or by a group:
 /// someone who may be asked to vote on it.
 pub fn is_listed_approver(a: &Approval, p: &Principal) -> bool {
-    a.approvers
-        .iter()
-        .any(|who| match who.strip_prefix("group:") {
-            Some(group) => p.groups.iter().any(|g| g.as_str() == group),
-            None => who == p.id.as_str(),
-        })
+    a.approvers.iter().any(|who| names_approver(who, p))
+}
+
+/// Whether one approvers entry — `group:NAME`, `role:admin` (change
+/// control's default) or a principal id — names `p`.
+pub fn names_approver(entry: &str, p: &Principal) -> bool {
+    match entry.split_once(':') {
+        Some(("group", group)) => p.groups.iter().any(|g| g.as_str() == group),
+        Some(("role", "admin")) => p.has_role(Role::Admin),
+        Some(_) => false,
+        None => entry == p.id.as_str(),
+    }
 }
 
 /// Whether `caller` may see `a` (in a listing and by id).
@@ -157,6 +163,8 @@ impl PartyCache {
             (ApprovalKind::Elevation, Some(eid)) => {
                 state.store.elevation(eid).await?.map(|e| e.requested_by)
             }
+            // A manifest change is submitted by the principal who applied it.
+            (ApprovalKind::Change, _) => a.change_submitter().map(|p| format!("principal:{p}")),
             // An action approval is submitted by the agent's decision.
             (ApprovalKind::Elevation, None) | (ApprovalKind::Action, _) => None,
         };

@@ -12,6 +12,25 @@ use crate::{Store, StoreError, with_pool};
 pub enum ApprovalKind {
     Action,
     Elevation,
+    /// A proposed manifest change (change control): approving it makes the
+    /// proposed version the version in force.
+    Change,
+}
+
+impl ApprovalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::Elevation => "elevation",
+            Self::Change => "change",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Action, Self::Elevation, Self::Change]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +100,17 @@ pub struct Approval {
     pub expires_at: Timestamp,
 }
 
+impl Approval {
+    /// Who submitted a `kind: change` approval's manifest change (it may
+    /// never approve it); `None` for other kinds.
+    pub fn change_submitter(&self) -> Option<&str> {
+        match self.kind {
+            ApprovalKind::Change => self.args.get("submitted_by").and_then(|v| v.as_str()),
+            ApprovalKind::Action | ApprovalKind::Elevation => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewApproval {
     pub id: ApprovalId,
@@ -132,6 +162,35 @@ pub trait ApprovalStore {
     async fn consume_approval(&self, id: &ApprovalId) -> Result<bool, StoreError>;
 }
 
+/// Inside a transaction `$tx`: insert the pending approval `$a`
+/// ([`NewApproval`]) with its approvers as JSON text, created at `$now`.
+macro_rules! insert_approval {
+    ($tx:ident, $a:expr, $approvers:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO approvals (id, kind, agent_id, approval_key, action, args, resource, state, approvers, \
+             min_approvals, allow_owner, owner, elevation_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&$a.id)
+        .bind($a.kind.as_str())
+        .bind(&$a.agent)
+        .bind(&$a.key)
+        .bind(&$a.action)
+        .bind($a.args.to_string())
+        .bind(&$a.resource)
+        .bind($approvers)
+        .bind($a.min_approvals)
+        .bind($a.allow_owner)
+        .bind(&$a.owner)
+        .bind(&$a.elevation_id)
+        .bind($now)
+        .bind($crate::time::Stamp($a.expires_at))
+        .execute(&mut *$tx)
+        .await?;
+    };
+}
+pub(crate) use insert_approval;
+
 macro_rules! select {
     ($tail:literal) => {
         concat!(
@@ -158,11 +217,7 @@ where
     let approvers: String = row.try_get("approvers")?;
     Ok(Approval {
         id: row.try_get("id")?,
-        kind: match kind.as_str() {
-            "action" => ApprovalKind::Action,
-            "elevation" => ApprovalKind::Elevation,
-            _ => return Err(corrupt("kind")),
-        },
+        kind: ApprovalKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
         agent: row.try_get("agent_id")?,
         key: row.try_get("approval_key")?,
         action: row.try_get("action")?,
@@ -273,30 +328,7 @@ impl ApprovalStore for Store {
                 tx.rollback().await?;
                 Err(id)
             } else {
-                sqlx::query(
-                    "INSERT INTO approvals (id, kind, agent_id, approval_key, action, args, resource, state, approvers, \
-                     min_approvals, allow_owner, owner, elevation_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind(&a.id)
-                .bind(match a.kind {
-                    ApprovalKind::Action => "action",
-                    ApprovalKind::Elevation => "elevation",
-                })
-                .bind(&a.agent)
-                .bind(&a.key)
-                .bind(&a.action)
-                .bind(a.args.to_string())
-                .bind(&a.resource)
-                .bind(&approvers)
-                .bind(a.min_approvals)
-                .bind(a.allow_owner)
-                .bind(&a.owner)
-                .bind(&a.elevation_id)
-                .bind(now)
-                .bind(Stamp(a.expires_at))
-                .execute(&mut *tx)
-                .await?;
+                insert_approval!(tx, a, &approvers, now);
                 tx.commit().await?;
                 Ok(a.id.clone())
             }

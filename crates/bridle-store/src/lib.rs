@@ -14,6 +14,7 @@ mod credentials;
 mod elevations;
 mod error;
 mod principals;
+mod proposals;
 mod registry;
 mod time;
 mod usage;
@@ -35,7 +36,8 @@ pub use credentials::{
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
-pub use registry::{AgentRow, RegistryRead, RegistryWrite};
+pub use proposals::{Proposal, ProposalState, ProposalStore};
+pub use registry::{AgentRow, AgentVersion, RegistryRead, RegistryWrite, StateBy};
 pub use usage::{UsageEvent, UsageStore};
 
 #[derive(Debug, Clone)]

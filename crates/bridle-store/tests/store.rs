@@ -164,6 +164,7 @@ async fn registry_versions_and_lifecycle(db: Db) {
             &manifest("research-bot", "v1"),
             "src1",
             &"alice".parse().unwrap(),
+            &serde_json::json!([]),
         )
         .await
         .unwrap();
@@ -175,6 +176,7 @@ async fn registry_versions_and_lifecycle(db: Db) {
             &manifest("research-bot", "v2"),
             "src2",
             &"bob".parse().unwrap(),
+            &serde_json::json!([{"path": "purpose", "effect": "neutral", "detail": "v1 → v2"}]),
         )
         .await
         .unwrap();
@@ -188,36 +190,41 @@ async fn registry_versions_and_lifecycle(db: Db) {
     );
     assert_eq!(versions[0].manifest["purpose"], "v1");
     assert_eq!(versions[1].created_by.as_str(), "bob");
+    // Each version keeps its text as submitted and what it changed.
+    assert_eq!(versions[0].source, "src1");
+    assert_eq!(versions[1].source, "src2");
+    assert_eq!(versions[1].changes.as_ref().unwrap()[0]["path"], "purpose");
 
     let row = s
-        .set_state(&id, AgentState::Suspended, "denial spike")
+        .set_state(&id, AgentState::Suspended, "denial spike", &by())
         .await
         .unwrap();
     assert_eq!(row.state, AgentState::Suspended);
     assert_eq!(row.state_reason.as_deref(), Some("denial spike"));
-    s.set_state(&id, AgentState::Active, "investigated")
+    s.set_state(&id, AgentState::Active, "investigated", &by())
         .await
         .unwrap();
-    s.set_state(&id, AgentState::Retired, "purpose ended")
+    s.set_state(&id, AgentState::Retired, "purpose ended", &by())
         .await
         .unwrap();
     // Retired is terminal, and the id is never reusable.
     assert!(matches!(
-        s.set_state(&id, AgentState::Active, "x").await,
+        s.set_state(&id, AgentState::Active, "x", &by()).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         s.apply_manifest(
             &manifest("research-bot", "v3"),
             "src3",
-            &"alice".parse().unwrap()
+            &"alice".parse().unwrap(),
+            &serde_json::json!([])
         )
         .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.agent(&id).await.unwrap().unwrap().version, 2);
     assert!(matches!(
-        s.set_state(&"ghost".parse().unwrap(), AgentState::Suspended, "x")
+        s.set_state(&"ghost".parse().unwrap(), AgentState::Suspended, "x", &by())
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -405,9 +412,14 @@ fn token<'a>(
 
 async fn credentials_tokens_and_one_time_ids(db: Db) {
     let s = &db.store;
-    s.apply_manifest(&manifest("research-bot", "v1"), "src", &id("alice"))
-        .await
-        .unwrap();
+    s.apply_manifest(
+        &manifest("research-bot", "v1"),
+        "src",
+        &id("alice"),
+        &serde_json::json!([]),
+    )
+    .await
+    .unwrap();
     let bot: AgentId = id("research-bot");
     let (rb1, rb2, rb7, rb9): (ClientId, ClientId, ClientId, ClientId) =
         (id("rb.1"), id("rb.2"), id("rb.7"), id("rb.9"));
@@ -526,7 +538,12 @@ async fn raw_text(db: &Db, sql: &str) -> String {
 async fn instants_keep_their_stored_text(db: Db) {
     let s = &db.store;
     let (row, _) = s
-        .apply_manifest(&manifest("research-bot", "v1"), "src", &id("alice"))
+        .apply_manifest(
+            &manifest("research-bot", "v1"),
+            "src",
+            &id("alice"),
+            &serde_json::json!([]),
+        )
         .await
         .unwrap();
     let stored = raw_text(
@@ -577,7 +594,12 @@ on_both!(instants_keep_their_stored_text);
 async fn malformed_stored_values_are_corrupt(db: Db) {
     let s = &db.store;
     let (row, _) = s
-        .apply_manifest(&manifest("research-bot", "v1"), "src", &id("alice"))
+        .apply_manifest(
+            &manifest("research-bot", "v1"),
+            "src",
+            &id("alice"),
+            &serde_json::json!([]),
+        )
         .await
         .unwrap();
     execute(&db, "UPDATE agents SET owner = 'not an id!'".into()).await;
@@ -606,3 +628,10 @@ async fn malformed_stored_values_are_corrupt(db: Db) {
     }
 }
 on_both!(malformed_stored_values_are_corrupt);
+
+fn by() -> bridle_store::StateBy {
+    bridle_store::StateBy {
+        actor: "principal:admin".into(),
+        admin: true,
+    }
+}

@@ -106,6 +106,10 @@ pub async fn show(
 
 /// Why `p` may not vote on `a`, if they may not.
 fn ineligible(a: &Approval, p: &Principal) -> Option<String> {
+    // Two people: whoever proposed a change to the record never approves it.
+    if a.change_submitter() == Some(p.id.as_str()) {
+        return Some("the submitter of a change may not approve it".into());
+    }
     if a.owner == p.id && !a.allow_owner {
         return Some("the agent's owner may not approve its own agent's request".into());
     }
@@ -186,10 +190,17 @@ async fn vote(
     let mut event = state.event(EventType::Approval, &caller.actor());
     event.agent = Some(updated.agent.to_string());
     event.action = Some(updated.action.clone());
+    // The vote is recorded before what it brings into force, so the log
+    // reads approve → activate.
+    let change_decided =
+        updated.kind == ApprovalKind::Change && updated.state != ApprovalState::Pending;
     event.detail = Some(serde_json::json!({
         "op": if approve { "approve" } else { "deny" }, "approval_id": id, "state": updated.state.as_str(), "comment": comment,
     }));
     state.audit(event).await?;
+    if change_decided {
+        crate::service::manifest::decided(state, caller, &updated).await?;
+    }
     let decided = updated.state != ApprovalState::Pending;
     let updated = view::Approval::from(updated);
     if decided {

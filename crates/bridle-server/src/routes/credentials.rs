@@ -196,8 +196,17 @@ pub async fn create(
     let body = body?.map(|b| b.0).unwrap_or_default();
     let IdPath(id) = id?;
     let row = managed(&state, &caller, &id).await?;
-    if row.state == AgentState::Retired {
-        return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
+    match row.state {
+        AgentState::Retired => {
+            return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
+        }
+        // Nothing is issued for an agent that does not exist yet.
+        AgentState::Proposed => {
+            return Err(ApiError::Conflict(format!(
+                "agent `{id}` is proposed: credentials are issued once its first version is approved"
+            )));
+        }
+        AgentState::Active | AgentState::Suspended => {}
     }
     let client_id: ClientId =
         new_id(&format!("{}.", row.id), 9).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -297,7 +297,7 @@ fn decision_event(state: &AppState, head: &AgentRow, decision: &Decision) -> Eve
     event
 }
 
-fn notify_requested(state: &AppState, approval: &bridle_store::Approval) {
+pub(crate) fn notify_requested(state: &AppState, approval: &bridle_store::Approval) {
     match serde_json::to_value(crate::views::approval::Approval::from(approval.clone())) {
         Ok(data) => state
             .http

@@ -107,8 +107,14 @@ impl From<store::Vote> for Vote {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalKind {
+    /// A decision's action waits for it.
     Action,
+    /// A just-in-time elevation waits for it.
     Elevation,
+    /// A proposed manifest change waits for it (change control); `args`
+    /// holds `version`, `base_version`, `submitted_by`, `changes` and the
+    /// `unified` diff.
+    Change,
 }
 
 impl From<store::ApprovalKind> for ApprovalKind {
@@ -116,6 +122,7 @@ impl From<store::ApprovalKind> for ApprovalKind {
         match k {
             store::ApprovalKind::Action => Self::Action,
             store::ApprovalKind::Elevation => Self::Elevation,
+            store::ApprovalKind::Change => Self::Change,
         }
     }
 }

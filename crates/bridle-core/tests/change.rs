@@ -1,0 +1,671 @@
+//! The change classifier: what each kind of edit to a manifest is, and
+//! properties over generated manifests and edits (identity changes nothing;
+//! a change and its inverse never both narrow; applying only narrowings
+//! never lets through a request that was not allowed before).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: an unexpected shape should abort it loudly"
+)]
+
+mod common;
+
+use std::fmt::Write as _;
+
+use bridle_core::Effect;
+use bridle_core::change::{Change, ChangeEffect, classify, is_widening};
+use common::{Req, compile, examples_dir, parse};
+use proptest::prelude::*;
+use proptest::sample::{select, subsequence};
+
+fn procurement() -> String {
+    std::fs::read_to_string(examples_dir().join("procurement-bot.yaml")).unwrap()
+}
+
+fn changes(old: &str, new: &str) -> Vec<Change> {
+    classify(Some(&parse(old)), &parse(new))
+}
+
+fn effect_at(changes: &[Change], path: &str) -> ChangeEffect {
+    changes
+        .iter()
+        .find(|c| c.path == path)
+        .unwrap_or_else(|| panic!("no change at `{path}` in {changes:#?}"))
+        .effect
+}
+
+#[test]
+fn the_same_manifest_changes_nothing() {
+    let src = procurement();
+    assert_eq!(changes(&src, &src), Vec::new());
+    // Reordering keys and grants is not a change either.
+    let reordered = src.replace(
+        "  - name: procurement.list_vendors\n  - name: procurement.create_purchase_request",
+        "  - name: procurement.create_purchase_request",
+    ) + "";
+    let reordered = reordered.replace(
+        "forbid: [procurement.approve_*]",
+        "  - name: procurement.list_vendors\nforbid: [procurement.approve_*]",
+    );
+    assert_eq!(changes(&src, &reordered), Vec::new());
+}
+
+#[test]
+fn raising_the_approval_threshold_is_widening() {
+    let src = procurement();
+    let raised = src.replace("amount > 5000", "amount > 100000");
+    let c = changes(&src, &raised);
+    assert_eq!(
+        effect_at(
+            &c,
+            "tools[procurement.create_purchase_request].approval.when"
+        ),
+        ChangeEffect::Widening
+    );
+    assert!(is_widening(&c));
+    // The way back is not provably narrower either (another expression).
+    assert!(is_widening(&changes(&raised, &src)));
+}
+
+#[test]
+fn caps_lists_and_limits_are_ordered() {
+    let src = procurement();
+    let cases = [
+        (
+            "amount: { min: 1, max: 100000 }",
+            "amount: { min: 1, max: 50000 }",
+            "tools[procurement.create_purchase_request].args.amount.max",
+        ),
+        (
+            "amount: { min: 1, max: 100000 }",
+            "amount: { min: 10, max: 100000 }",
+            "tools[procurement.create_purchase_request].args.amount.min",
+        ),
+        (
+            "vendor: { in: [acme, globex, initech] }",
+            "vendor: { in: [acme, globex] }",
+            "tools[procurement.create_purchase_request].args.vendor.in",
+        ),
+        (
+            "max: 50000, per: 24h",
+            "max: 40000, per: 24h",
+            "limits.budgets[amount/1d].max",
+        ),
+        ("rate: 120/min", "rate: 60/min", "limits.rate"),
+        ("expires: 2027-12-31", "expires: 2027-06-30", "expires"),
+        (
+            "ttl: 24h",
+            "ttl: 1h",
+            "tools[procurement.create_purchase_request].approval.ttl",
+        ),
+        ("review_every: 90d", "review_every: 30d", "review_every"),
+    ];
+    for (from, to, path) in cases {
+        let narrower = src.replace(from, to);
+        assert_ne!(narrower, src, "{from} is in the example");
+        let c = changes(&src, &narrower);
+        assert_eq!(
+            effect_at(&c, path),
+            ChangeEffect::Narrowing,
+            "{from} → {to}"
+        );
+        assert!(!is_widening(&c), "{c:#?}");
+        let back = changes(&narrower, &src);
+        assert_eq!(
+            effect_at(&back, path),
+            ChangeEffect::Widening,
+            "{to} → {from}"
+        );
+    }
+}
+
+#[test]
+fn what_api_md_lists_as_widening_is_widening() {
+    let src = procurement();
+    let cases = [
+        // a new tool
+        (
+            "  - name: procurement.list_vendors\n",
+            "  - name: procurement.list_vendors\n  - name: procurement.delete_vendor\n",
+            "tools[procurement.delete_vendor]",
+        ),
+        // a removed constraint
+        (
+            "      vendor: { in: [acme, globex, initech] }\n",
+            "",
+            "tools[procurement.create_purchase_request].args.vendor.in",
+        ),
+        // a removed forbid
+        (
+            "forbid: [procurement.approve_*]\n",
+            "",
+            "forbid[procurement.approve_*]",
+        ),
+        // a removed approval rule
+        (
+            "    approval:\n      when: context.args.amount > 5000\n      approvers: [group:finance-approvers]\n      ttl: 24h\n",
+            "",
+            "tools[procurement.create_purchase_request].approval",
+        ),
+        // a removed limit
+        ("  rate: 120/min\n", "", "limits.rate"),
+        // a removed budget
+        (
+            "  budgets:\n    - { arg: amount, max: 50000, per: 24h }\n",
+            "",
+            "limits.budgets[amount/1d]",
+        ),
+        // a new owner
+        ("owner: alice", "owner: mallory", "owner"),
+        // a later expiry
+        ("expires: 2027-12-31", "expires: 2030-12-31", "expires"),
+        // more approvers
+        (
+            "approvers: [group:finance-approvers]",
+            "approvers: [group:finance-approvers, mallory]",
+            "tools[procurement.create_purchase_request].approval.approvers",
+        ),
+        // the owner may approve
+        (
+            "      ttl: 24h\n",
+            "      ttl: 24h\n      allow_owner: true\n",
+            "tools[procurement.create_purchase_request].approval.allow_owner",
+        ),
+        // a longer token
+        (
+            "    - { arg: amount, max: 50000, per: 24h }\n",
+            "    - { arg: amount, max: 50000, per: 24h }\ncredentials: { token_ttl: 1h }\n",
+            "credentials.token_ttl",
+        ),
+        // a glob next to a constrained literal
+        (
+            "  - name: procurement.list_vendors\n",
+            "  - name: procurement.list_vendors\n  - name: \"procurement.*\"\n",
+            "tools[procurement.*]",
+        ),
+        // a new data grant
+        (
+            "forbid:",
+            "data:\n  - { resource: \"erp:*\", access: [read, export] }\nforbid:",
+            "data[erp:*]",
+        ),
+        // a new delegate
+        (
+            "forbid:",
+            "delegation: { to: [helper-bot], max_depth: 2 }\nforbid:",
+            "delegation.to[helper-bot]",
+        ),
+    ];
+    for (from, to, path) in cases {
+        let wider = src.replacen(from, to, 1);
+        assert_ne!(wider, src, "`{from}` is in the example");
+        let c = changes(&src, &wider);
+        assert_eq!(
+            effect_at(&c, path),
+            ChangeEffect::Widening,
+            "{from:?} → {to:?}: {c:#?}"
+        );
+    }
+}
+
+#[test]
+fn removing_a_grant_that_another_grant_overlaps_is_widening() {
+    let body = |tools: &str| {
+        format!(
+            "agent: inv-bot\nowner: alice\npurpose: Pay invoices\nenvironment: prod\nexpires: 2027-12-31\ntools:\n{tools}"
+        )
+    };
+    let both = body(
+        "  - name: \"invoices.*\"\n  - name: invoices.pay_invoice\n    access: write\n    args:\n      amount: { max: 1000 }\n",
+    );
+    let glob_only = body("  - name: \"invoices.*\"\n");
+    let c = changes(&both, &glob_only);
+    assert_eq!(
+        effect_at(&c, "tools[invoices.pay_invoice]"),
+        ChangeEffect::Widening
+    );
+    // With nothing left that matches, a removal narrows.
+    let other = body("  - name: crm.get_case\n");
+    let c = changes(&glob_only, &other);
+    assert_eq!(effect_at(&c, "tools[invoices.*]"), ChangeEffect::Narrowing);
+}
+
+#[test]
+fn descriptive_fields_are_neutral() {
+    let src = procurement();
+    let renamed = src
+        .replace("name: Procurement assistant", "name: Buyer")
+        .replace("team: finance-ops", "team: finance")
+        .replace(
+            "purpose: Draft purchase requests for approved vendors",
+            "purpose: Draft purchase requests",
+        )
+        .replace("# A procurement agent", "# The procurement agent");
+    let c = changes(&src, &renamed);
+    assert_eq!(c.len(), 3, "{c:#?}");
+    assert!(
+        c.iter().all(|c| c.effect == ChangeEffect::Neutral),
+        "{c:#?}"
+    );
+}
+
+#[test]
+fn a_new_agent_is_one_widening_change_per_grant() {
+    let m = parse(&procurement());
+    let c = classify(None, &m);
+    let paths: Vec<&str> = c.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "agent",
+            "tools[procurement.list_vendors]",
+            "tools[procurement.create_purchase_request]"
+        ]
+    );
+    assert!(c.iter().all(|c| c.effect == ChangeEffect::Widening));
+}
+
+#[test]
+fn changes_serialize_with_lowercase_effects() {
+    let src = procurement();
+    let c = changes(&src, &src.replace("owner: alice", "owner: bob"));
+    assert_eq!(
+        serde_json::to_value(&c).unwrap(),
+        serde_json::json!([{"path": "owner", "effect": "widening", "detail": "new owner: `alice` → `bob`"}])
+    );
+}
+
+// --- properties over generated manifests -----------------------------------
+
+/// Grant names with no two of equal specificity matching one name.
+const NAMES: &[&str] = &["a.read", "a.write", "b.read", "a.*", "b.*", "*"];
+const TOOLS: &[&str] = &["a.read", "a.write", "a.other", "b.read", "b.write", "c.run"];
+const FORBIDS: &[&str] = &["a.write", "b.*", "c.*", "*.read"];
+const RESOURCE_GLOBS: &[&str] = &["r:*", "r:1", "s:*"];
+const RESOURCES: &[&str] = &["r:1", "r:2", "s:1"];
+const ACCESS: &[&str] = &["read", "write", "export", "admin"];
+const VENDORS: &[&str] = &["acme", "globex", "initech"];
+
+#[derive(Debug, Clone, PartialEq)]
+struct Grant {
+    name: &'static str,
+    access: &'static str,
+    min: Option<i64>,
+    max: Option<i64>,
+    vendors: Option<Vec<&'static str>>,
+    /// `None`: no approval; `Some(None)`: always; `Some(Some(k))`: when amount > k.
+    approval: Option<Option<i64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Spec {
+    grants: Vec<Grant>,
+    forbid: Vec<&'static str>,
+    data: Vec<(&'static str, Vec<&'static str>)>,
+    budget: Option<i64>,
+    elevation: Vec<&'static str>,
+    expires: &'static str,
+}
+
+impl Spec {
+    fn yaml(&self) -> String {
+        let mut y = format!(
+            "agent: gen-bot\nowner: alice\npurpose: Generated\nenvironment: dev\nexpires: {}\ntools:",
+            self.expires
+        );
+        if self.grants.is_empty() {
+            y.push_str(" []");
+        }
+        y.push('\n');
+        for g in &self.grants {
+            let _ = writeln!(y, "  - name: \"{}\"\n    access: {}", g.name, g.access);
+            let has_args = g.min.is_some() || g.max.is_some() || g.vendors.is_some();
+            if has_args {
+                y.push_str("    args:\n");
+            }
+            if g.min.is_some() || g.max.is_some() {
+                let mut parts = Vec::new();
+                if let Some(n) = g.min {
+                    parts.push(format!("min: {n}"));
+                }
+                if let Some(n) = g.max {
+                    parts.push(format!("max: {n}"));
+                }
+                let _ = writeln!(y, "      amount: {{ {} }}", parts.join(", "));
+            }
+            if let Some(v) = &g.vendors {
+                let _ = writeln!(y, "      vendor: {{ in: [{}] }}", v.join(", "));
+            }
+            match g.approval {
+                None => {}
+                Some(Some(k)) if g.min.is_some() || g.max.is_some() => {
+                    let _ = writeln!(
+                        y,
+                        "    approval:\n      when: context.args.amount > {k}\n      approvers: [bob]"
+                    );
+                }
+                Some(_) => y.push_str("    approval:\n      approvers: [bob]\n"),
+            }
+        }
+        if !self.forbid.is_empty() {
+            let list: Vec<String> = self.forbid.iter().map(|f| format!("\"{f}\"")).collect();
+            let _ = writeln!(y, "forbid: [{}]", list.join(", "));
+        }
+        if !self.data.is_empty() {
+            y.push_str("data:\n");
+            for (r, access) in &self.data {
+                let _ = writeln!(
+                    y,
+                    "  - {{ resource: \"{r}\", access: [{}] }}",
+                    access.join(", ")
+                );
+            }
+        }
+        if let Some(max) = self.budget {
+            let _ = writeln!(
+                y,
+                "limits:\n  budgets:\n    - {{ arg: amount, max: {max}, per: 1h }}"
+            );
+        }
+        if !self.elevation.is_empty() {
+            let list: Vec<String> = self.elevation.iter().map(|f| format!("\"{f}\"")).collect();
+            let _ = writeln!(
+                y,
+                "elevation:\n  - name: boost\n    tools: [{}]\n    max_duration: 1h\n    approvers: [bob]",
+                list.join(", ")
+            );
+        }
+        y
+    }
+}
+
+fn grant_for(name: &'static str) -> impl Strategy<Value = Grant> {
+    (
+        select(ACCESS),
+        proptest::option::of(0i64..6),
+        proptest::option::of(5i64..20),
+        proptest::option::of(subsequence(VENDORS, 1..=3)),
+        proptest::option::weighted(0.4, proptest::option::of(0i64..20)),
+    )
+        .prop_map(move |(access, min, max, vendors, approval)| Grant {
+            name,
+            access,
+            min,
+            max,
+            vendors,
+            approval,
+        })
+}
+
+fn grants() -> impl Strategy<Value = Vec<Grant>> {
+    subsequence(NAMES, 0..=4)
+        .prop_flat_map(|names| names.into_iter().map(grant_for).collect::<Vec<_>>())
+}
+
+fn data() -> impl Strategy<Value = Vec<(&'static str, Vec<&'static str>)>> {
+    subsequence(RESOURCE_GLOBS, 0..=2).prop_flat_map(|globs| {
+        globs
+            .into_iter()
+            .map(|g| subsequence(ACCESS, 1..=4).prop_map(move |a| (g, a)))
+            .collect::<Vec<_>>()
+    })
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (
+        grants(),
+        prop_oneof![2 => Just(Vec::new()), 1 => subsequence(FORBIDS, 1..=2)],
+        data(),
+        proptest::option::weighted(0.3, 5i64..30),
+        prop_oneof![3 => Just(Vec::new()), 1 => subsequence(NAMES, 1..=2)],
+        select(&["2027-06-30", "2027-12-31"][..]),
+    )
+        .prop_map(|(grants, forbid, data, budget, elevation, expires)| Spec {
+            grants,
+            forbid,
+            data,
+            budget,
+            elevation,
+            expires,
+        })
+}
+
+/// One edit to a spec: some widen, some narrow, some do both.
+#[derive(Debug, Clone)]
+enum Edit {
+    RemoveGrant(usize),
+    AddGrant(Grant),
+    Max(usize, Option<i64>),
+    Min(usize, Option<i64>),
+    Vendors(usize, Option<Vec<&'static str>>),
+    Approval(usize, Option<Option<i64>>),
+    Access(usize, &'static str),
+    AddForbid(&'static str),
+    RemoveForbid(usize),
+    RemoveData(usize),
+    DataAccess(usize, Vec<&'static str>),
+    Budget(Option<i64>),
+    Elevation(Vec<&'static str>),
+    Expires(&'static str),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let i = 0usize..4;
+    prop_oneof![
+        i.clone().prop_map(Edit::RemoveGrant),
+        select(NAMES)
+            .prop_flat_map(grant_for)
+            .prop_map(Edit::AddGrant),
+        (i.clone(), proptest::option::of(5i64..20)).prop_map(|(i, v)| Edit::Max(i, v)),
+        (i.clone(), proptest::option::of(0i64..6)).prop_map(|(i, v)| Edit::Min(i, v)),
+        (i.clone(), proptest::option::of(subsequence(VENDORS, 1..=3)))
+            .prop_map(|(i, v)| Edit::Vendors(i, v)),
+        (
+            i.clone(),
+            proptest::option::of(proptest::option::of(0i64..20))
+        )
+            .prop_map(|(i, v)| Edit::Approval(i, v)),
+        (i.clone(), select(ACCESS)).prop_map(|(i, a)| Edit::Access(i, a)),
+        select(FORBIDS).prop_map(Edit::AddForbid),
+        (0usize..2).prop_map(Edit::RemoveForbid),
+        (0usize..2).prop_map(Edit::RemoveData),
+        ((0usize..2), subsequence(ACCESS, 1..=4)).prop_map(|(i, a)| Edit::DataAccess(i, a)),
+        proptest::option::of(5i64..30).prop_map(Edit::Budget),
+        prop_oneof![Just(Vec::new()), subsequence(NAMES, 1..=2)].prop_map(Edit::Elevation),
+        select(&["2027-06-30", "2027-12-31"][..]).prop_map(Edit::Expires),
+    ]
+}
+
+impl Spec {
+    fn apply(&self, edits: &[Edit]) -> Spec {
+        let mut s = self.clone();
+        for e in edits {
+            let n = s.grants.len();
+            let g = |i: &usize| if n == 0 { None } else { Some(i % n) };
+            match e {
+                Edit::RemoveGrant(i) => {
+                    if let Some(i) = g(i) {
+                        s.grants.remove(i);
+                    }
+                }
+                Edit::AddGrant(new) => {
+                    if !s.grants.iter().any(|x| x.name == new.name) {
+                        s.grants.push(new.clone());
+                    }
+                }
+                Edit::Max(i, v) => g(i).into_iter().for_each(|i| s.grants[i].max = *v),
+                Edit::Min(i, v) => g(i).into_iter().for_each(|i| s.grants[i].min = *v),
+                Edit::Vendors(i, v) => {
+                    g(i).into_iter()
+                        .for_each(|i| s.grants[i].vendors.clone_from(v));
+                }
+                Edit::Approval(i, v) => g(i).into_iter().for_each(|i| s.grants[i].approval = *v),
+                Edit::Access(i, a) => g(i).into_iter().for_each(|i| s.grants[i].access = a),
+                Edit::AddForbid(f) => {
+                    if !s.forbid.contains(f) {
+                        s.forbid.push(f);
+                    }
+                }
+                Edit::RemoveForbid(i) => {
+                    if !s.forbid.is_empty() {
+                        let i = i % s.forbid.len();
+                        s.forbid.remove(i);
+                    }
+                }
+                Edit::RemoveData(i) => {
+                    if !s.data.is_empty() {
+                        let i = i % s.data.len();
+                        s.data.remove(i);
+                    }
+                }
+                Edit::DataAccess(i, a) => {
+                    if !s.data.is_empty() {
+                        let i = i % s.data.len();
+                        s.data[i].1.clone_from(a);
+                    }
+                }
+                Edit::Budget(b) => s.budget = *b,
+                Edit::Elevation(e) => s.elevation.clone_from(e),
+                Edit::Expires(d) => s.expires = d,
+            }
+        }
+        s
+    }
+}
+
+fn call_args() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        1 => Just(serde_json::json!({})),
+        4 => (0i64..25, select(VENDORS)).prop_map(|(n, v)| serde_json::json!({ "amount": n, "vendor": v })),
+        1 => (0i64..25).prop_map(|n| serde_json::json!({ "amount": n })),
+        1 => Just(serde_json::json!({ "amount": "7", "vendor": "acme" })),
+    ]
+}
+
+/// Requests tried against both versions of a generated pair.
+fn requests()
+-> impl Strategy<Value = Vec<(&'static str, serde_json::Value, Option<&'static str>, bool)>> {
+    proptest::collection::vec(
+        (
+            select(TOOLS),
+            call_args(),
+            proptest::option::weighted(0.4, select(RESOURCES)),
+            any::<bool>(),
+        ),
+        8,
+    )
+}
+
+fn decide(
+    agent: &bridle_core::CompiledAgent,
+    action: &str,
+    args: &serde_json::Value,
+    resource: Option<&str>,
+    elevated: bool,
+) -> Effect {
+    let mut req = Req::new(agent, action).args(args.clone());
+    if let Some(r) = resource {
+        req = req.resource(r);
+    }
+    if elevated && !agent.manifest().elevation.is_empty() {
+        req = req.elevation("boost");
+    }
+    req.decide().effect
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A manifest against itself: no change at all.
+    #[test]
+    fn identity_changes_nothing(s in spec()) {
+        let m = parse(&s.yaml());
+        prop_assert_eq!(classify(Some(&m), &m), Vec::new());
+    }
+
+    /// If an edit only narrows (or is neutral), its inverse widens.
+    #[test]
+    fn a_change_and_its_inverse_never_both_narrow(
+        s in spec(),
+        edits in proptest::collection::vec(edit(), 1..3),
+    ) {
+        let a = parse(&s.yaml());
+        let b = parse(&s.apply(&edits).yaml());
+        let forth = classify(Some(&a), &b);
+        let back = classify(Some(&b), &a);
+        let narrows = |c: &[Change]| c.iter().any(|c| c.effect == ChangeEffect::Narrowing);
+        prop_assert!(
+            !(narrows(&forth) && !is_widening(&forth) && !is_widening(&back)),
+            "both directions narrow:\n{forth:#?}\n{back:#?}"
+        );
+        prop_assert!(
+            !(narrows(&back) && !is_widening(&back) && !is_widening(&forth)),
+            "both directions narrow:\n{forth:#?}\n{back:#?}"
+        );
+    }
+}
+
+/// Applying only narrowing (and neutral) changes never allows a request the
+/// version in force did not allow, decided by the real engine on both
+/// versions. Enough generated edits are narrowing-only, and enough requests
+/// were allowed before, for this to say something.
+#[test]
+fn only_narrowings_never_allow_what_was_not_allowed() {
+    const CASES: u32 = 512;
+    let narrowing_pairs = std::cell::Cell::new(0usize);
+    let allowed_before = std::cell::Cell::new(0usize);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(CASES));
+    let strategy = (spec(), proptest::collection::vec(edit(), 1..3), requests());
+    let result = runner.run(&strategy, |(s, edits, requests)| {
+        let after = s.apply(&edits);
+        let a = compile(&s.yaml());
+        let b = compile(&after.yaml());
+        let changes = classify(Some(a.manifest()), b.manifest());
+        if is_widening(&changes) {
+            return Ok(());
+        }
+        narrowing_pairs.set(narrowing_pairs.get() + 1);
+        for (action, args, resource, elevated) in &requests {
+            let before = decide(&a, action, args, *resource, *elevated);
+            let now = decide(&b, action, args, *resource, *elevated);
+            if before == Effect::Allow {
+                allowed_before.set(allowed_before.get() + 1);
+            }
+            if before != Effect::Allow {
+                prop_assert_ne!(
+                    now,
+                    Effect::Allow,
+                    "`{}` {} was {:?} and is allowed after {:#?}\n--- before\n{}--- after\n{}",
+                    action,
+                    args,
+                    before,
+                    changes,
+                    s.yaml(),
+                    after.yaml()
+                );
+            }
+            if before == Effect::Deny {
+                prop_assert_eq!(
+                    now,
+                    Effect::Deny,
+                    "`{}` {} after {:#?}",
+                    action,
+                    args,
+                    changes
+                );
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(
+        narrowing_pairs.get() >= 40 && allowed_before.get() >= 40,
+        "{} narrowing-only pairs, {} allowed requests before: the property proves little",
+        narrowing_pairs.get(),
+        allowed_before.get()
+    );
+}
