@@ -2,15 +2,18 @@
 //! [`Caller`] and then proves one capability before the handler runs (and
 //! before its body is read), so a handler that takes an [`Admin`] cannot run
 //! for anyone else, and what it may do is written in its signature.
-//! Ownership (`Caller::manages`) and visibility (`access.rs`) need the
-//! record and are checked by the handler once it is loaded.
+//! [`OwnerOf`] loads the agent the route names and proves the caller
+//! manages it (an admin, or its current owner); visibility of reads
+//! (`access.rs`) is checked where the record is read.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use bridle_store::{Principal, Role};
+use bridle_core::id::AgentId;
+use bridle_store::{AgentRow, Principal, Role};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::path::IdPath;
 use crate::state::AppState;
 
 /// A principal with role `admin`.
@@ -28,6 +31,33 @@ pub struct AuditReader(pub Principal);
 /// Any principal (a person or service with an API key), not an agent.
 #[derive(Debug, Clone)]
 pub struct Person(pub Principal);
+
+/// The agent the route's `{id}` names, and a caller who manages it: an
+/// admin, or the agent's current owner. An unknown (or unparsable) id is
+/// 404; an agent the caller does not manage is 403 (a write the caller may
+/// not make). Handlers that check their body first take
+/// `Result<OwnerOf, ApiError>` and answer it after the body.
+#[derive(Debug, Clone)]
+pub struct OwnerOf {
+    pub caller: Caller,
+    pub agent: AgentRow,
+}
+
+impl FromRequestParts<AppState> for OwnerOf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let IdPath(id) = IdPath::<AgentId>::from_request_parts(parts, state).await?;
+        let agent = crate::routes::agents::load(state, &id).await?;
+        if !caller.manages(&agent) {
+            return Err(ApiError::Forbidden(format!(
+                "only an admin or the owner of `{id}` may manage it"
+            )));
+        }
+        Ok(Self { caller, agent })
+    }
+}
 
 impl Admin {
     pub fn actor(&self) -> String {

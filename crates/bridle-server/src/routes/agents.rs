@@ -17,6 +17,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::capability::OwnerOf;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
@@ -223,8 +224,7 @@ fn lifts_admin_suspension(caller: &Caller, row: &AgentRow, to: AgentState) -> Op
 
 async fn transition(
     state: &AppState,
-    caller: &Caller,
-    id: Result<IdPath<AgentId>, IdRejection>,
+    owner: Result<OwnerOf, ApiError>,
     body: Result<StrictJson<Reason>, ApiError>,
     to: AgentState,
 ) -> Result<Json<AgentRecord>, ApiError> {
@@ -236,13 +236,9 @@ async fn transition(
             "must not be empty",
         ));
     }
-    let IdPath(id) = id?;
-    let row = load(state, &id).await?;
-    if !caller.manages(&row) {
-        return Err(ApiError::Forbidden(
-            "only an admin or the agent's owner may change its lifecycle".into(),
-        ));
-    }
+    let OwnerOf { caller, agent: row } = owner?;
+    let caller = &caller;
+    let id = &row.id;
     if row.state == AgentState::Retired {
         return Err(ApiError::Conflict(format!(
             "agent `{id}` is retired; retirement is final"
@@ -294,11 +290,10 @@ async fn transition(
 )]
 pub async fn suspend(
     State(state): State<AppState>,
-    caller: Caller,
-    id: Result<IdPath<AgentId>, IdRejection>,
+    owner: Result<OwnerOf, ApiError>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, id, body, AgentState::Suspended).await
+    transition(&state, owner, body, AgentState::Suspended).await
 }
 
 /// Resume a suspended agent (admin or owner).
@@ -323,11 +318,10 @@ pub async fn suspend(
 )]
 pub async fn resume(
     State(state): State<AppState>,
-    caller: Caller,
-    id: Result<IdPath<AgentId>, IdRejection>,
+    owner: Result<OwnerOf, ApiError>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, id, body, AgentState::Active).await
+    transition(&state, owner, body, AgentState::Active).await
 }
 
 /// Retire an agent, finally: revokes its credentials and tokens, cancels its pending approvals and ends its elevations (admin or owner).
@@ -352,11 +346,10 @@ pub async fn resume(
 )]
 pub async fn retire(
     State(state): State<AppState>,
-    caller: Caller,
-    id: Result<IdPath<AgentId>, IdRejection>,
+    owner: Result<OwnerOf, ApiError>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, id, body, AgentState::Retired).await
+    transition(&state, owner, body, AgentState::Retired).await
 }
 
 #[derive(Debug, Deserialize, Default, ToSchema)]
@@ -386,18 +379,11 @@ pub struct Review {
 )]
 pub async fn review(
     State(state): State<AppState>,
-    caller: Caller,
-    id: Result<IdPath<AgentId>, IdRejection>,
+    owner: Result<OwnerOf, ApiError>,
     body: Result<Option<StrictJson<Review>>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
     let body = body?;
-    let IdPath(id) = id?;
-    let row = load(&state, &id).await?;
-    if !caller.manages(&row) {
-        return Err(ApiError::Forbidden(
-            "only an admin or the agent's owner may review it".into(),
-        ));
-    }
+    let OwnerOf { caller, agent: row } = owner?;
     let row = state.store.record_review(&row.id).await?;
     let mut event = state.event(EventType::Lifecycle, &caller.actor());
     event.agent = Some(row.id.to_string());

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::capability::OwnerOf;
 use crate::error::ApiError;
 use crate::jose::PublicKey;
 use crate::json::StrictJson;
@@ -125,17 +126,6 @@ fn info(row: CredentialRow) -> CredentialInfo {
     }
 }
 
-/// The agent, if the caller manages it (admin or owner).
-async fn managed(state: &AppState, caller: &Caller, id: &AgentId) -> Result<AgentRow, ApiError> {
-    let row = super::agents::load(state, id).await?;
-    if !caller.manages(&row) {
-        return Err(ApiError::Forbidden(
-            "only an admin or the agent's owner may manage its credentials".into(),
-        ));
-    }
-    Ok(row)
-}
-
 /// One of the agent's credentials.
 async fn credential_of(
     state: &AppState,
@@ -189,13 +179,12 @@ async fn audit(
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    id: Result<IdPath<AgentId>, IdRejection>,
+    owner: Result<OwnerOf, ApiError>,
     body: Result<Option<StrictJson<NewCredential>>, ApiError>,
 ) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
     let body = body?.map(|b| b.0).unwrap_or_default();
-    let IdPath(id) = id?;
-    let row = managed(&state, &caller, &id).await?;
+    let OwnerOf { caller, agent: row } = owner?;
+    let id = row.id.clone();
     match row.state {
         AgentState::Retired => {
             return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
@@ -315,8 +304,7 @@ pub async fn list(
 )]
 pub async fn rotate(
     State(state): State<AppState>,
-    caller: Caller,
-    id: Result<IdPath<AgentId>, IdRejection>,
+    owner: Result<OwnerOf, ApiError>,
     Path((_agent, client_id)): Path<(String, String)>,
     body: Result<Option<StrictJson<Rotation>>, ApiError>,
 ) -> Result<Json<Rotated>, ApiError> {
@@ -335,8 +323,7 @@ pub async fn rotate(
             "at most `7d`",
         ));
     }
-    let IdPath(id) = id?;
-    let row = managed(&state, &caller, &id).await?;
+    let OwnerOf { caller, agent: row } = owner?;
     let cred = credential_of(&state, &row, &client_id).await?;
     if cred.revoked_at.is_some() {
         return Err(ApiError::Conflict(format!("`{client_id}` is revoked")));
@@ -394,11 +381,9 @@ pub async fn rotate(
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
-    IdPath(id): IdPath<AgentId>,
+    OwnerOf { caller, agent: row }: OwnerOf,
     Path((_agent, client_id)): Path<(String, String)>,
 ) -> Result<Json<CredentialInfo>, ApiError> {
-    let row = managed(&state, &caller, &id).await?;
     let cred = credential_of(&state, &row, &client_id).await?;
     let Some(tokens) = state.store.revoke_credential(&cred.client_id).await? else {
         return Err(ApiError::Conflict(format!(
