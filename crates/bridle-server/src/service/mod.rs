@@ -15,6 +15,7 @@
 pub mod containment;
 pub mod decision;
 mod error;
+pub mod findings;
 pub mod manifest;
 pub mod outcome;
 
