@@ -62,11 +62,39 @@ pub enum TokenError {
     UnknownKid,
 }
 
+/// The JWK Set of `/.well-known/jwks.json` (RFC 7517): the public keys
+/// that verify access tokens and audit checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct JwkSet {
+    pub keys: Vec<SigningJwk>,
+}
+
+/// One Ed25519 verification key (RFC 8037), as published.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SigningJwk {
+    /// Always `OKP`.
+    #[schema(example = "OKP")]
+    pub kty: &'static str,
+    /// Always `Ed25519`.
+    #[schema(example = "Ed25519")]
+    pub crv: &'static str,
+    /// Always `EdDSA`.
+    #[schema(example = "EdDSA")]
+    pub alg: &'static str,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    #[schema(example = "sig")]
+    pub use_: &'static str,
+    pub kid: String,
+    /// The public key, base64url.
+    pub x: String,
+}
+
 pub struct Keys {
     kid: Kid,
     encoding: EncodingKey,
     decoding: HashMap<String, DecodingKey>,
-    jwks: serde_json::Value,
+    jwks: JwkSet,
     hmac_key: AuditKey,
 }
 
@@ -176,9 +204,14 @@ impl Keys {
                 k.kid.to_string(),
                 DecodingKey::from_ed_components(&k.public_x).map_err(|_| corrupt("public key"))?,
             );
-            jwks.push(serde_json::json!({
-                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid, "x": k.public_x,
-            }));
+            jwks.push(SigningJwk {
+                kty: "OKP",
+                crv: "Ed25519",
+                alg: "EdDSA",
+                use_: "sig",
+                kid: k.kid.to_string(),
+                x: k.public_x.clone(),
+            });
         }
         // The audit HMAC key derives from the first key ever made, so it
         // stays stable across signing-key rotations; it hashes the base64
@@ -206,7 +239,7 @@ impl Keys {
             kid: current.kid.clone(),
             encoding: EncodingKey::from_ed_der(&der),
             decoding,
-            jwks: serde_json::json!({ "keys": jwks }),
+            jwks: JwkSet { keys: jwks },
         })
     }
 
@@ -215,7 +248,7 @@ impl Keys {
         &self.hmac_key
     }
 
-    pub fn jwks(&self) -> &serde_json::Value {
+    pub fn jwks(&self) -> &JwkSet {
         &self.jwks
     }
 

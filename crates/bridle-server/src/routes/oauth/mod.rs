@@ -246,10 +246,10 @@ pub(crate) fn no_store(body: impl Serialize) -> Response {
     operation_id = "jwks",
     security(()),
     responses(
-        (status = 200, description = "A JWK Set: `{keys: [JWK…]}`", body = Object),
+        (status = 200, description = "A JWK Set (RFC 7517)", body = crate::tokens::JwkSet),
     ),
 )]
-pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn jwks(State(state): State<AppState>) -> Json<crate::tokens::JwkSet> {
     Json(state.keys().jwks().clone())
 }
 
