@@ -27,6 +27,8 @@ mod grants;
 mod lifecycle;
 #[path = "engine/limits.rs"]
 mod limits;
+#[path = "engine/specific.rs"]
+mod specific;
 
 use jiff::{SignedDuration, Timestamp};
 
