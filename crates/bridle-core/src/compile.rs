@@ -315,6 +315,16 @@ impl Compiler {
         balanced(&conds, "&&")
     }
 
+    /// Presence and type guards for the inferred arguments `expr` reads.
+    fn inferred_guards(g: &crate::manifest::ToolGrant, expr: &str) -> Vec<String> {
+        let used = crate::cedar::arg_refs(expr);
+        g.inferred_args
+            .iter()
+            .filter(|(a, _)| used.contains(a))
+            .filter_map(|(a, ty)| crate::cedar::arg_type_guard(a, *ty))
+            .collect()
+    }
+
     fn data_cond(data: &[DataGrant], access: Access) -> String {
         let mut conds = vec![String::from("!(context has \"resource\")")];
         for d in data.iter().filter(|d| d.access.contains(&access)) {
@@ -399,7 +409,11 @@ impl Compiler {
             }
             if let Some(w) = &g.when {
                 let id = format!("{path}.when");
-                let cond = format!("({})", w.expr);
+                // An inferred argument that is missing or of another type
+                // makes `when` fail (never hold).
+                let mut parts = Self::inferred_guards(g, &w.expr);
+                parts.push(format!("({})", w.expr));
+                let cond = balanced(&parts, "&&");
                 self.explain.push((id.clone(), Self::explain_permit(&cond)));
                 checks.push((id.clone(), id, w.pos));
                 conds.push(cond);
@@ -409,10 +423,19 @@ impl Compiler {
                 .push((format!("{path}.data"), Self::explain_permit(&data)));
             conds.push(data);
             if let Some(a) = &g.approval {
-                let cond = a
-                    .when
-                    .as_ref()
-                    .map_or_else(|| "true".to_owned(), |w| format!("({})", w.expr));
+                // An inferred argument that is missing or of another type
+                // makes `approval.when` hold: approval is required.
+                let cond = a.when.as_ref().map_or_else(
+                    || "true".to_owned(),
+                    |w| {
+                        let guards = Self::inferred_guards(g, &w.expr);
+                        if guards.is_empty() {
+                            format!("({})", w.expr)
+                        } else {
+                            format!("(!{} || ({}))", balanced(&guards, "&&"), w.expr)
+                        }
+                    },
+                );
                 self.explain
                     .push((format!("{path}.approval"), Self::explain_permit(&cond)));
             }

@@ -23,6 +23,8 @@ mod elevation;
 mod explanations;
 #[path = "engine/grants.rs"]
 mod grants;
+#[path = "engine/inference.rs"]
+mod inference;
 #[path = "engine/lifecycle.rs"]
 mod lifecycle;
 #[path = "engine/limits.rs"]

@@ -114,6 +114,11 @@ pub struct ToolGrant {
     pub when: Option<CedarCondition>,
     pub approval: Option<ApprovalRule>,
     pub sensitive: Vec<String>,
+    /// Arguments that `when` or `approval.when` use without a constraint,
+    /// with the type inferred from the expressions. At decision time a
+    /// missing or wrong-typed one makes `when` fail and `approval.when`
+    /// hold.
+    pub inferred_args: Vec<(String, crate::cedar::ArgType)>,
     pub pos: Pos,
 }
 
