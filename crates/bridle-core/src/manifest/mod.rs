@@ -8,6 +8,7 @@ mod node;
 mod parse;
 pub mod schedule;
 pub mod units;
+pub mod warnings;
 
 use jiff::SignedDuration;
 use jiff::civil::Date;
@@ -18,6 +19,7 @@ pub use error::{ManifestError, ManifestErrors};
 pub use node::Pos;
 pub use schedule::{Schedule, Window};
 pub use units::Rate;
+pub use warnings::{Warning, approver_warnings, warnings};
 
 use crate::glob::Glob;
 use crate::id::{AgentId, GroupName, PrincipalId};
