@@ -39,6 +39,8 @@ mod ext_authz;
 mod findings;
 #[path = "api/fuzz.rs"]
 mod fuzz;
+#[path = "api/language.rs"]
+mod language;
 #[path = "api/oauth.rs"]
 mod oauth;
 #[path = "api/principals.rs"]

@@ -7,6 +7,7 @@ pub mod limits;
 mod node;
 mod parse;
 pub mod schedule;
+pub mod schema;
 pub mod units;
 pub mod warnings;
 
