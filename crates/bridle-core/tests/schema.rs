@@ -59,7 +59,11 @@ fn every_example_validates() {
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            assert_valid(&v, &path.display().to_string(), &std::fs::read_to_string(&path).unwrap());
+            assert_valid(
+                &v,
+                &path.display().to_string(),
+                &std::fs::read_to_string(&path).unwrap(),
+            );
             n += 1;
         }
     }
@@ -119,7 +123,10 @@ fn the_schema_rejects_shape_errors() {
         broken(&|m| m["tools"][0]["args"] = serde_json::json!({"amount": {"max": "10"}})),
         broken(&|m| m["tools"][0]["approval"] = serde_json::json!({"approvers": []})),
         broken(&|m| m["agent"] = "Not An Id".into()),
-        broken(&|m| m["limits"] = serde_json::json!({"budgets": [{"arg": "amount", "max": -1, "per": "1d"}]})),
+        broken(&|m| {
+            m["limits"] =
+                serde_json::json!({"budgets": [{"arg": "amount", "max": -1, "per": "1d"}]})
+        }),
         broken(&|m| m["credentials"] = serde_json::json!({"dpop": "yes"})),
         broken(&|m| {
             m.as_object_mut().unwrap().remove("owner");

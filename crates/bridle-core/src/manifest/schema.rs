@@ -23,16 +23,12 @@ const TOOL_GLOB: &str = r"^[A-Za-z0-9_.:/*-]{1,512}$";
 const DATE: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$";
 const DURATION: &str = r"^\s*([0-9]+\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\s*,?\s*)+$|^P[0-9A-Za-z.]+$";
 const RATE: &str = r"^\s*[0-9]+\s*/\s*([0-9]*\s*(s|sec|secs?|seconds?|m|min|mins?|minutes?|h|hrs?|hours?|d|days?)\s*)+$";
-const WINDOW: &str =
-    r"^\s*\S+\s+[0-9]{1,2}:[0-9]{2}\s*-\s*[0-9]{1,2}:[0-9]{2}\s*$";
+const WINDOW: &str = r"^\s*\S+\s+[0-9]{1,2}:[0-9]{2}\s*-\s*[0-9]{1,2}:[0-9]{2}\s*$";
 
 /// A Bridle agent manifest, format v1: the whole governance record of one
 /// agent. Unknown keys are errors.
 #[derive(JsonSchema)]
-#[schemars(
-    title = "Bridle agent manifest, format v1",
-    deny_unknown_fields
-)]
+#[schemars(title = "Bridle agent manifest, format v1", deny_unknown_fields)]
 struct ManifestV1 {
     /// The agent's id; never reused, even after retirement.
     #[schemars(regex(pattern = AGENT_ID))]
@@ -282,13 +278,59 @@ enum Dpop {
 
 /// The JSON Schema (draft 2020-12) of manifest format v1.
 pub fn json_schema() -> serde_json::Value {
-    let generator = SchemaSettings::draft2020_12()
-        .with(|s| {
-            s.option_add_null_type = false;
-            s.option_nullable = false;
-        })
-        .into_generator();
-    generator.into_root_schema_for::<ManifestV1>().to_value()
+    let generator = SchemaSettings::draft2020_12().into_generator();
+    let mut schema = generator.into_root_schema_for::<ManifestV1>().to_value();
+    drop_null(&mut schema);
+    sorted(schema)
+}
+
+/// The same value with every object's keys in sorted order, so the text is
+/// the same whether or not a build enables serde_json's `preserve_order`.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+/// An optional key is absent, never `null` (the loader refuses a null
+/// where a value is expected): drop the `null` alternative schemars gives
+/// every `Option`.
+fn drop_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if let [only] = types.as_slice() {
+                    let only = only.clone();
+                    map.insert("type".into(), only);
+                }
+            }
+            if let Some(Value::Array(any)) = map.get_mut("anyOf") {
+                any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
+                if let [only] = any.as_slice()
+                    && let Value::Object(inner) = only.clone()
+                {
+                    map.remove("anyOf");
+                    for (k, val) in inner {
+                        map.entry(k).or_insert(val);
+                    }
+                }
+            }
+            for child in map.values_mut() {
+                drop_null(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null),
+        _ => {}
+    }
 }
 
 /// The schema as committed under `docs/` and served: pretty JSON and a

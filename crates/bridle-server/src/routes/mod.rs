@@ -144,10 +144,7 @@ static MANIFEST_SCHEMA: std::sync::LazyLock<String> =
 pub(crate) async fn manifest_schema() -> axum::response::Response {
     use axum::response::IntoResponse;
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/schema+json",
-        )],
+        [(axum::http::header::CONTENT_TYPE, "application/schema+json")],
         MANIFEST_SCHEMA.clone(),
     )
         .into_response()
