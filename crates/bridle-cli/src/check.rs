@@ -131,7 +131,7 @@ fn decide(args: &CheckArgs) -> Result<(Decision, String), CheckError> {
         .schedule
         .as_ref()
         .map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.clone());
-    for w in bridle_core::manifest::warnings(&manifest, now.to_zoned(tz).date()) {
+    for w in bridle_core::manifest::warnings(&manifest, now.to_zoned_datetime(tz).date()) {
         eprintln!("{}", warning_line(&file.to_string(), &w));
     }
     for name in &args.elevations {
