@@ -24,6 +24,7 @@ pub fn equal_overlaps(globs: &[&Glob]) -> Vec<Overlap> {
     for (i, a) in globs.iter().enumerate() {
         for (j, b) in globs.iter().enumerate().skip(i + 1) {
             if a.specificity() == b.specificity()
+                && a.overlaps(b)
                 && let Some(name) = a.common_name(b)
             {
                 out.push(Overlap {
