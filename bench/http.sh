@@ -18,7 +18,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 HELLO_PORT="$(free_port)"; BRIDLE_PORT="$(free_port)"
 ADMIN="bench-admin-$(date +%s)"
 target/release/examples/hello "127.0.0.1:$HELLO_PORT" & HELLO_PID=$!
-BRIDLE_ADMIN_TOKEN="$ADMIN" target/release/bridle serve --listen "127.0.0.1:$BRIDLE_PORT" --db "sqlite://$WORK/bench.db" >"$WORK/serve.log" 2>&1 & BRIDLE_PID=$!
+# Change control off: the benchmark measures decisions, not the second
+# person that would approve its prod agent.
+BRIDLE_CHANGE_CONTROL_ENVIRONMENTS= BRIDLE_ADMIN_TOKEN="$ADMIN" target/release/bridle serve --listen "127.0.0.1:$BRIDLE_PORT" --db "sqlite://$WORK/bench.db" >"$WORK/serve.log" 2>&1 & BRIDLE_PID=$!
 trap 'kill $HELLO_PID $BRIDLE_PID 2>/dev/null; rm -rf "$WORK"' EXIT
 
 B="http://127.0.0.1:$BRIDLE_PORT"

@@ -21,7 +21,10 @@ fn check(proof: &str, method: &str, url: &str, token: Option<&str>) {
             (p.iat - NOW).abs() <= jose::DPOP_IAT_WINDOW,
             "a proof outside the iat window was accepted"
         );
-        assert!(!p.jti.is_empty() && p.jti.len() <= 256, "bad jti accepted");
+        assert!(
+            !p.jti.as_str().is_empty() && p.jti.as_str().len() <= 256,
+            "bad jti accepted"
+        );
         assert!(!p.jkt.is_empty(), "a proof without a key thumbprint");
     }
 }

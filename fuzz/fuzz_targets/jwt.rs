@@ -38,7 +38,10 @@ fn assertion(jwt: &str) {
     };
     let audiences = [format!("{ISSUER}/oauth/token"), ISSUER.to_owned()];
     if let Ok(a) = jose::verify_client_assertion(jwt, &key, CLIENT, &audiences, NOW) {
-        assert!(!a.jti.is_empty() && a.jti.len() <= 256, "bad jti accepted");
+        assert!(
+            !a.jti.as_str().is_empty() && a.jti.as_str().len() <= 256,
+            "bad jti accepted"
+        );
         assert!(
             a.exp <= NOW + jose::ASSERTION_MAX_LIFETIME + 30,
             "an assertion living too long was accepted"

@@ -146,10 +146,10 @@ pub fn server_keys() -> Option<&'static bridle_server::tokens::Keys> {
         // Sealed as the server stores it, with a key-encryption key of its own.
         let kek = bridle_server::kek::Kek::generate();
         let row = bridle_store::SigningKeyRow {
-            kid: KID.into(),
+            kid: KID.parse().ok()?,
             private_der: kek.seal(KID, der.as_bytes()).ok()?,
             public_x: URL_SAFE_NO_PAD.encode(signing_key().verifying_key().to_bytes()),
-            created_at: "2026-01-01T00:00:00Z".into(),
+            created_at: "2026-01-01T00:00:00Z".parse().ok()?,
             retired_at: None,
         };
         bridle_server::tokens::Keys::from_rows(&[row], &kek, jiff::Timestamp::now()).ok()

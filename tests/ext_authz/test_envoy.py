@@ -136,13 +136,22 @@ resource = "po:{{po}}"
 
     admin = {"authorization": f"Bearer {ADMIN}"}
     assert http("POST", f"{base}/v1/principals", {"id": "alice"}, admin)[0] == 201
+    status, _, text = http("POST", f"{base}/v1/principals", {"id": "sec-lead", "roles": ["admin"]}, admin)
+    assert status == 201, text
+    lead = json.loads(text)["api_key"]
+    # A prod agent is proposed under change control and comes into force
+    # when a second admin approves it.
     manifest = (Path("examples") / "procurement-bot.yaml").read_text()
     req = urllib.request.Request(
         f"{base}/v1/agents/procurement-bot", data=manifest.encode(), method="PUT",
         headers={**admin, "content-type": "application/yaml"},
     )
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 201
+        assert r.status == 202
+        change = json.loads(r.read())["approval_id"]
+    status, _, text = http("POST", f"{base}/v1/approvals/{change}/approve", {},
+                           {"authorization": f"Bearer {lead}"})
+    assert status == 200, text
     status, _, text = http("POST", f"{base}/v1/agents/procurement-bot/credentials", {}, admin)
     assert status == 201, text
     cred = json.loads(text)

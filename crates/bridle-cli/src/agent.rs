@@ -44,6 +44,26 @@ enum AgentCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// Every version of the agent's manifest: when, by whom, what it changed.
+    History {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Compare two versions of the agent's manifest: a unified diff of the
+    /// texts and the classified changes (widening, narrowing, neutral).
+    Diff {
+        id: String,
+        /// The earlier version (default: the one before `--to`; 0 compares
+        /// with nothing).
+        #[arg(long)]
+        from: Option<i64>,
+        /// The later version (default: the version in force).
+        #[arg(long)]
+        to: Option<i64>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Suspend an agent: every decision is denied until it is resumed.
     Suspend(Transition),
     /// Resume a suspended agent.
@@ -93,6 +113,26 @@ fn execute(args: &AgentArgs) -> Result<String, ClientError> {
         AgentCommand::Show { id, output } => {
             let v = client()?.get(&["v1", "agents", id], &[])?;
             Ok(render(*output, &v, show_text))
+        }
+        AgentCommand::History { id, output } => {
+            let v = client()?.get(&["v1", "agents", id, "versions"], &[])?;
+            Ok(render(*output, &v, |v| history_text(items(v, "versions"))))
+        }
+        AgentCommand::Diff {
+            id,
+            from,
+            to,
+            output,
+        } => {
+            let mut query = Vec::new();
+            if let Some(from) = from {
+                query.push(("from", from.to_string()));
+            }
+            if let Some(to) = to {
+                query.push(("to", to.to_string()));
+            }
+            let v = client()?.get(&["v1", "agents", id, "diff"], &query)?;
+            Ok(render(*output, &v, diff_text))
         }
         AgentCommand::Suspend(t) => transition(&client()?, "suspend", t),
         AgentCommand::Resume(t) => transition(&client()?, "resume", t),
@@ -164,6 +204,9 @@ fn apply(
 }
 
 fn applied_text(status: StatusCode, v: &Value) -> String {
+    if status == StatusCode::ACCEPTED {
+        return proposed_text(v);
+    }
     let verb = if status == StatusCode::CREATED {
         "created"
     } else {
@@ -176,6 +219,84 @@ fn applied_text(status: StatusCode, v: &Value) -> String {
     );
     if !items(v, "flags").is_empty() {
         out.push_str(&format!("flags: {}\n", cell(&v["flags"])));
+    }
+    out.push_str(&changes_text(items(v, "changes")));
+    out
+}
+
+/// A change held by change control: what it would change, the approval to
+/// vote on, and who may.
+fn proposed_text(v: &Value) -> String {
+    let mut out = format!(
+        "proposed version {}: awaits approval {} (change control)\n",
+        cell(&v["version"]),
+        cell(&v["approval_id"])
+    );
+    let eligible: Vec<String> = items(v, "eligible_approvers").iter().map(cell).collect();
+    if eligible.is_empty() {
+        out.push_str(&format!(
+            "approvers: {} (nobody but you: {})\n",
+            cell(&v["approvers"]),
+            v["warning"].as_str().unwrap_or("add an approver")
+        ));
+    } else {
+        out.push_str(&format!("may approve: {}\n", eligible.join(", ")));
+    }
+    out.push_str(&format!("expires: {}\n", cell(&v["expires_at"])));
+    out.push_str(&changes_text(items(v, "changes")));
+    out
+}
+
+/// One line per change: `  widening   tools[x].args.amount.max: max 1 → 2`.
+pub(crate) fn changes_text(changes: &[Value]) -> String {
+    changes
+        .iter()
+        .map(|c| {
+            let path = cell(&c["path"]);
+            let place = if path.is_empty() {
+                "(manifest)".into()
+            } else {
+                path
+            };
+            format!(
+                "  {:<10} {place}: {}\n",
+                cell(&c["effect"]),
+                cell(&c["detail"])
+            )
+        })
+        .collect()
+}
+
+fn history_text(versions: &[Value]) -> String {
+    let mut out = String::new();
+    for v in versions {
+        out.push_str(&format!(
+            "version {} ({}) by {} at {}\n",
+            cell(&v["version"]),
+            cell(&v["state"]),
+            cell(&v["created_by"]),
+            cell(&v["created_at"])
+        ));
+        out.push_str(&changes_text(items(v, "changes")));
+    }
+    out
+}
+
+fn diff_text(v: &Value) -> String {
+    let mut out = cell(&v["unified"]);
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let changes = items(v, "changes");
+    if changes.is_empty() {
+        out.push_str("no changes\n");
+    } else {
+        out.push_str(&format!(
+            "changes from version {} to {}:\n",
+            cell(&v["from"]),
+            cell(&v["to"])
+        ));
+        out.push_str(&changes_text(changes));
     }
     out
 }
@@ -363,6 +484,41 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(&format!("{name}:2:1: ")), "{text}");
+    }
+
+    #[test]
+    fn apply_history_and_diff_print_the_changes() {
+        let v = json!({"id": "pay-bot", "version": 2, "flags": [], "changes": [
+            {"path": "tools[payments.wire].args.amount.max", "effect": "widening", "detail": "max 5000 → 100000"},
+            {"path": "purpose", "effect": "neutral", "detail": "changed"},
+        ]});
+        assert_eq!(
+            applied_text(StatusCode::OK, &v),
+            "updated `pay-bot` version 2\n  widening   tools[payments.wire].args.amount.max: max 5000 → 100000\n  neutral    purpose: changed\n"
+        );
+        let versions = [
+            json!({"version": 1, "state": "active", "created_by": "alice",
+            "created_at": "2026-01-01T00:00:00Z", "changes": [{"path": "agent", "effect": "widening", "detail": "new agent"}]}),
+        ];
+        assert_eq!(
+            history_text(&versions),
+            "version 1 (active) by alice at 2026-01-01T00:00:00Z\n  widening   agent: new agent\n"
+        );
+        let d =
+            json!({"from": 1, "to": 2, "unified": "--- version 1\n+++ version 2\n", "changes": []});
+        assert_eq!(diff_text(&d), "--- version 1\n+++ version 2\nno changes\n");
+    }
+
+    #[test]
+    fn a_proposed_change_names_its_approval_and_approvers() {
+        let v = json!({"state": "pending_approval", "approval_id": "apr_1", "version": 2,
+            "approvers": ["role:admin"], "eligible_approvers": ["admin", "sec-lead"],
+            "expires_at": "2026-12-04T00:00:00Z",
+            "changes": [{"path": "tools[t].access", "effect": "widening", "detail": "read → write"}]});
+        assert_eq!(
+            applied_text(StatusCode::ACCEPTED, &v),
+            "proposed version 2: awaits approval apr_1 (change control)\nmay approve: admin, sec-lead\nexpires: 2026-12-04T00:00:00Z\n  widening   tools[t].access: read → write\n"
+        );
     }
 
     #[test]

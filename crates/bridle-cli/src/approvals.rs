@@ -120,6 +120,14 @@ fn tally(v: &Value) -> String {
 fn what(v: &Value) -> String {
     match v["kind"].as_str() {
         Some("elevation") => format!("elevation: {}", cell(&v["action"])),
+        Some("change") => {
+            let arg = |k: &str| v.get("args").and_then(|a| a.get(k)).map(cell);
+            format!(
+                "change: version {} by {}",
+                arg("version").unwrap_or_default(),
+                arg("submitted_by").unwrap_or_default()
+            )
+        }
         _ => cell(&v["action"]),
     }
 }
@@ -145,6 +153,9 @@ fn list_text(approvals: &[Value]) -> String {
 }
 
 fn show_text(v: &Value) -> String {
+    if v["kind"] == "change" {
+        return change_text(v);
+    }
     let mut out = fields(&[
         ("id", cell(&v["id"])),
         ("kind", cell(&v["kind"])),
@@ -158,6 +169,47 @@ fn show_text(v: &Value) -> String {
         ("created", cell(&v["created_at"])),
         ("expires", cell(&v["expires_at"])),
     ]);
+    out.push_str(&votes_text(v));
+    out
+}
+
+/// A proposed manifest change: who proposed what, the classified changes
+/// and the diff an approver reviews.
+fn change_text(v: &Value) -> String {
+    let args = &v["args"];
+    let mut out = fields(&[
+        ("id", cell(&v["id"])),
+        ("kind", "change (a proposed manifest version)".to_owned()),
+        ("agent", cell(&v["agent"])),
+        (
+            "version",
+            format!(
+                "{} (replacing {})",
+                cell(&args["version"]),
+                cell(&args["base_version"])
+            ),
+        ),
+        ("submitted by", cell(&args["submitted_by"])),
+        ("state", cell(&v["state"])),
+        ("approvers", cell(&v["approvers"])),
+        ("votes", tally(v)),
+        ("created", cell(&v["created_at"])),
+        ("expires", cell(&v["expires_at"])),
+    ]);
+    out.push_str(&votes_text(v));
+    out.push_str("changes:\n");
+    out.push_str(&crate::agent::changes_text(items(args, "changes")));
+    if let Some(diff) = args["unified"].as_str() {
+        out.push_str(diff);
+        if !diff.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn votes_text(v: &Value) -> String {
+    let mut out = String::new();
     for vote in items(v, "votes") {
         out.push_str(&format!(
             "  {} {} at {}",
@@ -178,6 +230,26 @@ mod tests {
     use super::*;
     use crate::{Cli, Command};
     use clap::Parser;
+
+    #[test]
+    fn a_change_approval_shows_its_changes_and_diff() {
+        let v = serde_json::json!({"id": "apr_1", "kind": "change", "agent": "pay-bot",
+            "state": "pending", "approvers": ["role:admin"], "min_approvals": 1, "votes": [],
+            "created_at": "2026-12-01T00:00:00Z", "expires_at": "2026-12-04T00:00:00Z",
+            "args": {"version": 2, "base_version": 1, "submitted_by": "alice",
+                "changes": [{"path": "tools[t].access", "effect": "widening", "detail": "read → write"}],
+                "unified": "--- version 1\n+++ version proposed\n-    access: read\n+    access: write\n"}});
+        assert_eq!(what(&v), "change: version 2 by alice");
+        let text = show_text(&v);
+        for line in [
+            "submitted by",
+            "2 (replacing 1)",
+            "  widening   tools[t].access: read → write\n",
+            "+    access: write\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+    }
 
     fn parse(args: &[&str]) -> ApprovalsCommand {
         let mut argv = vec!["bridle", "approvals"];

@@ -223,9 +223,27 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         keys.insert(*id, required(&v, "api_key", "/v1/principals")?);
     }
     let mut creds = std::collections::HashMap::new();
+    // Each owner registers its agent; the reference agents are prod, so
+    // change control proposes each one and the admin (a second person)
+    // approves it before it can act.
     for (id, yaml) in EXAMPLES {
-        api.put_yaml(&format!("/v1/agents/{id}"), &admin_key, yaml)
+        let owner = bridle_core::Manifest::from_source(yaml)
+            .map_err(|e| anyhow!("examples/{id}.yaml: {e}"))?
+            .owner;
+        let owner_key = keys
+            .get(owner.as_str())
+            .ok_or_else(|| anyhow!("`{owner}` (owner of {id}) is not a demo principal"))?;
+        let path = format!("/v1/agents/{id}");
+        let v = api.put_yaml(&path, owner_key, yaml).await?;
+        if let Some(approval) = text(&v, "approval_id") {
+            api.call(
+                reqwest::Method::POST,
+                &format!("/v1/approvals/{approval}/approve"),
+                &admin_key,
+                Some(json!({"comment": "demo: reviewed"})),
+            )
             .await?;
+        }
         let path = format!("/v1/agents/{id}/credentials");
         let c = api
             .call(reqwest::Method::POST, &path, &admin_key, Some(json!({})))
@@ -395,7 +413,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let base = &api.base;
     println!(
         "\nBridle demo is running at {base}  (database: {db})\n\
-         \nLoaded: 9 principals, 6 agents (the reference cases), credentials, and this activity:\n{activity}\n\
+         \nLoaded: 9 principals, 6 agents (the reference cases: prod, so each was proposed by its owner and approved by the admin under change control), credentials, and this activity:\n{activity}\n\
          \nAdmin API key:   {admin_key}\
          \nfrank (finance-approvers):  {frank}\
          \nsam (secops):               {sam}\
@@ -407,7 +425,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
          \n  BRIDLE_URL={base} BRIDLE_TOKEN={frank} cargo run -q --release -- approvals list --state pending\
          \n  BRIDLE_URL={base} BRIDLE_TOKEN={frank} cargo run -q --release -- approvals approve APPROVAL_ID\
          \n\nir-bot asked for the `identity-write` elevation (approval {elev}); sam can approve it the same way.\
-         \nThe audit log: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} cargo run -q --release -- audit verify\n",
+         \nThe audit log: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} cargo run -q --release -- audit verify\
+         \nWho changed an agent's record, and what: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} cargo run -q --release -- agent history procurement-bot\n",
         db = args.db_file,
         activity = summary.join("\n"),
         elev = text(&elevation, "approval_id").unwrap_or("?"),

@@ -44,6 +44,7 @@ pub enum ReasonCode {
     DataScope,
     OutsideSchedule,
     AgentSuspended,
+    AgentProposed,
     AgentExpired,
     RateLimited,
     BudgetExceeded,
@@ -54,7 +55,7 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 15] = [
+    pub const ALL: [ReasonCode; 16] = [
         Self::Granted,
         Self::Approved,
         Self::NotGranted,
@@ -63,6 +64,7 @@ impl ReasonCode {
         Self::DataScope,
         Self::OutsideSchedule,
         Self::AgentSuspended,
+        Self::AgentProposed,
         Self::AgentExpired,
         Self::RateLimited,
         Self::BudgetExceeded,
@@ -82,6 +84,7 @@ impl ReasonCode {
             Self::DataScope => "data_scope",
             Self::OutsideSchedule => "outside_schedule",
             Self::AgentSuspended => "agent_suspended",
+            Self::AgentProposed => "agent_proposed",
             Self::AgentExpired => "agent_expired",
             Self::RateLimited => "rate_limited",
             Self::BudgetExceeded => "budget_exceeded",

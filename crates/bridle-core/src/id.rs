@@ -74,6 +74,55 @@ macro_rules! id_type {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        #[cfg(feature = "sqlx")]
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode(
+                self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode(self.0, buf)
+            }
+
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode_by_ref(&self.0, buf)
+            }
+        }
+
+        /// Decoding validates: a stored value that is not a valid id is a
+        /// decode error (the column's name and the `IdError`), never a panic.
+        #[cfg(feature = "sqlx")]
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let s = <String as sqlx::Decode<'r, DB>>::decode(value)?;
+                Ok(s.parse::<Self>()?)
+            }
+        }
     };
 }
 
@@ -104,6 +153,23 @@ fn is_opaque(s: &str) -> bool {
         && s.len() <= 128
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+/// `{agent}.{random}`: an OAuth client id as the server makes it, the agent's
+/// id, a dot and base64url. Accepts the letters, digits and `-_.` of that
+/// shape, bounded; anything else cannot name a credential.
+fn is_client_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A JWT id. Bridle's own are base64url; those of DPoP proofs and client
+/// assertions are the client's choice, and the server accepts (and records)
+/// any non-empty one of at most 256 bytes, so that is the whole rule.
+fn is_jti(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 256
 }
 
 /// `[A-Za-z0-9_.:/-]+`: the shape of tool (action) names.
@@ -157,6 +223,28 @@ id_type!(
     is_opaque
 );
 id_type!(
+    /// An agent credential's OAuth client id (`swe-bot.Xy3…`).
+    ClientId,
+    "client id",
+    "letters, digits, `-`, `_` and `.`",
+    is_client_id
+);
+id_type!(
+    /// A JWT id (`jti`): of an access token Bridle issued, or of a one-time
+    /// DPoP proof or client assertion.
+    Jti,
+    "token id",
+    "between 1 and 256 bytes",
+    is_jti
+);
+id_type!(
+    /// A signing key's id (`kid`).
+    Kid,
+    "key id",
+    "letters, digits, `-` and `_`",
+    is_opaque
+);
+id_type!(
     /// A tool (action) name such as `github.create_pull_request`.
     ToolName,
     "tool name",
@@ -185,6 +273,31 @@ mod tests {
         for bad in ["", "a*", "a b", "a\"b", "a\\b"] {
             assert!(bad.parse::<ToolName>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn generated_ids_parse() {
+        // The shapes the server generates: `{prefix}_` + base64url, a client
+        // id `{agent}.` + base64url, a jti and a kid in plain base64url.
+        assert!("apr_q-7Zx_AbCdEfGhIjKlMn".parse::<ApprovalId>().is_ok());
+        assert!("dec_AbC-_9".parse::<DecisionId>().is_ok());
+        assert!("elv_AbC-_9".parse::<ElevationId>().is_ok());
+        assert!("swe-bot.Ab-_9xYzQ1w2".parse::<ClientId>().is_ok());
+        assert!("Ab-_9xYzQ1w2Ab-_9xYzQ1".parse::<Jti>().is_ok());
+        assert!("Ab-_9xYzQ1w2Ab-_".parse::<Kid>().is_ok());
+        for bad in ["", "a b", "a/b", "a:b"] {
+            assert!(bad.parse::<ClientId>().is_err(), "{bad} accepted");
+            assert!(bad.parse::<Kid>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn a_jti_is_what_the_server_accepts_from_clients() {
+        // DPoP proofs and client assertions: any non-empty text up to 256 bytes.
+        assert!("a jti with spaces: and / slashes".parse::<Jti>().is_ok());
+        assert!("x".repeat(256).parse::<Jti>().is_ok());
+        assert!("".parse::<Jti>().is_err());
+        assert!("x".repeat(257).parse::<Jti>().is_err());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use bridle_core::Manifest;
 use bridle_server::auth::{Presentation, verify_agent_token};
 use bridle_server::tokens::Claims;
 use bridle_server::{AppState, Config};
-use bridle_store::{CredentialStore, NewToken, RegistryWrite, Store, ts};
+use bridle_store::{CredentialStore, NewToken, RegistryWrite, Store};
 use criterion::Criterion;
 
 struct Fixture {
@@ -45,7 +45,12 @@ async fn fixture(dir: &std::path::Path) -> Fixture {
     let source = include_str!("../../../examples/swe-bot.yaml");
     let manifest = Manifest::from_source(source).unwrap();
     store
-        .apply_manifest(&manifest, source, "bob")
+        .apply_manifest(
+            &manifest,
+            source,
+            &"bob".parse().unwrap(),
+            &serde_json::json!([]),
+        )
         .await
         .unwrap();
     let config = Config {
@@ -79,7 +84,7 @@ async fn fixture(dir: &std::path::Path) -> Fixture {
         client_id: "swe-bot.bench".into(),
         iat: now.as_second(),
         exp: now.as_second() + 3600,
-        jti: "bench-jti".into(),
+        jti: "bench-jti".parse().unwrap(),
         scope: None,
         act: None,
         cnf: None,
@@ -89,9 +94,9 @@ async fn fixture(dir: &std::path::Path) -> Fixture {
         .store
         .record_token(&NewToken {
             jti: &claims.jti,
-            agent: "swe-bot",
-            client_id: &claims.client_id,
-            expires_at: &ts(now + jiff::SignedDuration::from_hours(1)),
+            agent: &"swe-bot".parse().unwrap(),
+            client_id: &claims.client_id.parse().unwrap(),
+            expires_at: now + jiff::SignedDuration::from_hours(1),
             parent_jti: None,
         })
         .await

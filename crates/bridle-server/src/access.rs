@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use bridle_core::audit::AuditEvent;
-use bridle_core::id::AgentId;
+use bridle_core::id::{AgentId, ApprovalId};
 use bridle_store::{
     AgentRow, Approval, ApprovalKind, AuditFilter, AuditRead, ElevationStore, Principal,
     RegistryRead, Role,
@@ -56,12 +56,12 @@ fn agent_not_found(id: &str) -> ApiError {
 
 /// The agent `id` if `caller` may read its record; 404 alike for an unknown
 /// agent and one the caller may not see.
-pub async fn agent(state: &AppState, caller: &Caller, id: &str) -> Result<AgentRow, ApiError> {
+pub async fn agent(state: &AppState, caller: &Caller, id: &AgentId) -> Result<AgentRow, ApiError> {
     let row = crate::routes::agents::load(state, id).await?;
     if can_see_agent(caller, &row) {
         Ok(row)
     } else {
-        Err(agent_not_found(id))
+        Err(agent_not_found(id.as_str()))
     }
 }
 
@@ -70,14 +70,14 @@ pub async fn agent(state: &AppState, caller: &Caller, id: &str) -> Result<AgentR
 pub async fn principal_agent(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: &AgentId,
 ) -> Result<AgentRow, ApiError> {
     let p = caller.require_principal()?;
     let row = crate::routes::agents::load(state, id).await?;
     if principal_sees_agent(p, &row) {
         Ok(row)
     } else {
-        Err(agent_not_found(id))
+        Err(agent_not_found(id.as_str()))
     }
 }
 
@@ -100,12 +100,18 @@ pub struct Parties {
 /// Whether `p` is named among `a`'s approvers, directly or by a group:
 /// someone who may be asked to vote on it.
 pub fn is_listed_approver(a: &Approval, p: &Principal) -> bool {
-    a.approvers
-        .iter()
-        .any(|who| match who.strip_prefix("group:") {
-            Some(group) => p.groups.iter().any(|g| g.as_str() == group),
-            None => who == p.id.as_str(),
-        })
+    a.approvers.iter().any(|who| names_approver(who, p))
+}
+
+/// Whether one approvers entry — `group:NAME`, `role:admin` (change
+/// control's default) or a principal id — names `p`.
+pub fn names_approver(entry: &str, p: &Principal) -> bool {
+    match entry.split_once(':') {
+        Some(("group", group)) => p.groups.iter().any(|g| g.as_str() == group),
+        Some(("role", "admin")) => p.has_role(Role::Admin),
+        Some(_) => false,
+        None => entry == p.id.as_str(),
+    }
 }
 
 /// Whether `caller` may see `a` (in a listing and by id).
@@ -118,7 +124,7 @@ pub fn can_see_approval(caller: &Caller, a: &Approval, parties: &Parties) -> boo
                 || parties.submitter.as_deref() == Some(&format!("principal:{}", p.id))
         }
         // The agent whose request (or elevation) it is.
-        Caller::Agent(agent) => agent.claims.sub == a.agent,
+        Caller::Agent(agent) => agent.claims.sub == a.agent.as_str(),
     }
 }
 
@@ -136,7 +142,7 @@ pub fn can_read_approval(caller: &Caller, a: &Approval, parties: &Parties) -> bo
 /// request.
 #[derive(Debug, Default)]
 pub struct PartyCache {
-    owners: HashMap<String, Option<String>>,
+    owners: HashMap<AgentId, Option<String>>,
 }
 
 impl PartyCache {
@@ -144,10 +150,11 @@ impl PartyCache {
         let owner = match self.owners.get(&a.agent) {
             Some(owner) => owner.clone(),
             None => {
-                let owner = match a.agent.parse::<AgentId>() {
-                    Ok(id) => state.store.agent(&id).await?.map(|r| r.owner.to_string()),
-                    Err(_) => None,
-                };
+                let owner = state
+                    .store
+                    .agent(&a.agent)
+                    .await?
+                    .map(|r| r.owner.to_string());
                 self.owners.insert(a.agent.clone(), owner.clone());
                 owner
             }
@@ -156,6 +163,8 @@ impl PartyCache {
             (ApprovalKind::Elevation, Some(eid)) => {
                 state.store.elevation(eid).await?.map(|e| e.requested_by)
             }
+            // A manifest change is submitted by the principal who applied it.
+            (ApprovalKind::Change, _) => a.change_submitter().map(|p| format!("principal:{p}")),
             // An action approval is submitted by the agent's decision.
             (ApprovalKind::Elevation, None) | (ApprovalKind::Action, _) => None,
         };
@@ -169,7 +178,11 @@ fn approval_not_found(id: &str) -> ApiError {
 
 /// The approval `id` if `caller` may read it by id; 404 alike for an
 /// unknown approval and one the caller may not see.
-pub async fn approval(state: &AppState, caller: &Caller, id: &str) -> Result<Approval, ApiError> {
+pub async fn approval(
+    state: &AppState,
+    caller: &Caller,
+    id: &ApprovalId,
+) -> Result<Approval, ApiError> {
     let a = crate::routes::approvals::load(state, id).await?;
     if let Caller::Principal(p) = caller
         && sees_everything(p)
@@ -180,7 +193,7 @@ pub async fn approval(state: &AppState, caller: &Caller, id: &str) -> Result<App
     if can_read_approval(caller, &a, &parties) {
         Ok(a)
     } else {
-        Err(approval_not_found(id))
+        Err(approval_not_found(id.as_str()))
     }
 }
 
@@ -217,16 +230,13 @@ pub async fn audit_events(
     if sees_everything(p) {
         return Ok(state.store.audit_events(&filter).await?);
     }
-    let owned: Vec<String> = match &filter.agent {
+    let owned: Vec<AgentId> = match &filter.agent {
         Some(id) => {
-            let visible = match id.parse::<AgentId>() {
-                Ok(aid) => state
-                    .store
-                    .agent(&aid)
-                    .await?
-                    .is_some_and(|row| principal_sees_agent(p, &row)),
-                Err(_) => false,
-            };
+            let visible = state
+                .store
+                .agent(id)
+                .await?
+                .is_some_and(|row| principal_sees_agent(p, &row));
             if visible {
                 vec![id.clone()]
             } else {
@@ -236,7 +246,7 @@ pub async fn audit_events(
         None => agents(state, p)
             .await?
             .into_iter()
-            .map(|row| row.id.to_string())
+            .map(|row| row.id)
             .collect(),
     };
     // Each agent's first `limit` events after the cursor; merged by `seq`,

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use bridle_core::engine::AgentState;
 use bridle_core::id::AgentId;
-use bridle_store::{AgentRow, CredentialStore, Principal, PrincipalStore, RegistryRead, Role, ts};
+use bridle_store::{AgentRow, CredentialStore, Principal, PrincipalStore, RegistryRead, Role};
 
 use crate::error::ApiError;
 use crate::jose::{self, DPOP_IAT_WINDOW};
@@ -261,7 +261,7 @@ pub(crate) async fn consume_dpop(
 ) -> Result<bool, ApiError> {
     let until = jiff::Timestamp::from_second(proof.iat + DPOP_IAT_WINDOW + 5)
         .map_err(|_| ApiError::Unauthenticated("invalid DPoP proof: bad `iat`".into()))?;
-    Ok(state.store.use_jti("dpop", &proof.jti, &ts(until)).await?)
+    Ok(state.store.use_jti("dpop", &proof.jti, until).await?)
 }
 
 /// The token subject, then each actor of its `act` chain (outermost first);

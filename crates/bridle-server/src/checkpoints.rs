@@ -59,7 +59,7 @@ impl CheckpointKeys {
             let key = DecodingKey::from_ed_components(&row.public_x).map_err(|_| {
                 StoreError::Corrupt(format!("signing key `{}`: public key", row.kid))
             })?;
-            keys.insert(row.kid, key);
+            keys.insert(row.kid.into_string(), key);
         }
         Ok(Self(keys))
     }
@@ -179,7 +179,7 @@ pub async fn run(state: AppState) {
 /// Sign the stored head if it moved past the latest checkpoint. `None`
 /// when there is nothing new (or another replica signed it first).
 pub async fn checkpoint(state: &AppState) -> Result<Option<SignedCheckpoint>, CheckpointError> {
-    let (seq, head) = state.store.audit_head().await?;
+    let bridle_store::AuditHead { seq, hash: head } = state.store.audit_head().await?;
     let previous = state.store.latest_checkpoint().await?;
     if seq == 0 || previous.as_ref().is_some_and(|p| p.seq >= seq) {
         return Ok(None);

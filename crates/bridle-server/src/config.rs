@@ -34,6 +34,9 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Throttling and auditing of failed authentication ([`crate::throttle`]).
     pub auth_throttle: crate::throttle::ThrottleConfig,
+    /// Change control: which environments need a second person's approval
+    /// for a widening manifest change or a new agent ([`ChangeControl`]).
+    pub change_control: ChangeControl,
     /// A file holding the key-encryption key that seals the private keys
     /// in the store ([`crate::kek`]; also `BRIDLE_KEY_ENCRYPTION_KEY_FILE`).
     pub key_encryption_key_file: Option<PathBuf>,
@@ -60,6 +63,7 @@ impl Default for Config {
             ext_authz: crate::ext_authz::ExtAuthzConfig::default(),
             audit: AuditConfig::default(),
             auth_throttle: crate::throttle::ThrottleConfig::default(),
+            change_control: ChangeControl::default(),
             key_encryption_key_file: None,
             key_encryption_key: None,
             admin_token: None,
@@ -78,8 +82,93 @@ const KEYS: &[&str] = &[
     "ext_authz",
     "audit",
     "auth_throttle",
+    "change_control",
     "key_encryption_key_file",
 ];
+
+/// `[change_control]`: in these environments a manifest change that widens
+/// what an agent may do, or a new agent, is proposed rather than applied,
+/// and comes into force only when someone other than its submitter approves
+/// it. Unknown keys are errors: a mistyped environment must not silently
+/// switch the control off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangeControl {
+    /// `dev`, `staging`, `prod`; empty turns change control off.
+    pub environments: Vec<String>,
+    /// Who may approve: `role:admin`, `group:NAME` or a principal id.
+    pub approvers: Vec<String>,
+    /// Approvals needed (at least 1).
+    pub min_approvals: i64,
+    /// How long a proposal waits before it expires and is discarded.
+    pub ttl: String,
+}
+
+impl Default for ChangeControl {
+    fn default() -> Self {
+        Self {
+            environments: vec!["staging".into(), "prod".into()],
+            approvers: vec!["role:admin".into()],
+            min_approvals: 1,
+            ttl: "72h".into(),
+        }
+    }
+}
+
+impl ChangeControl {
+    /// Whether a manifest for `environment` is under change control.
+    pub fn covers(&self, environment: &str) -> bool {
+        self.environments.iter().any(|e| e == environment)
+    }
+
+    /// How long a proposal waits.
+    pub fn ttl(&self) -> jiff::SignedDuration {
+        bridle_core::manifest::units::parse_duration(&self.ttl)
+            .unwrap_or(jiff::SignedDuration::from_hours(72))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: String| Err(ConfigError::ChangeControl(what));
+        for e in &self.environments {
+            if !matches!(e.as_str(), "dev" | "staging" | "prod") {
+                return bad(format!(
+                    "`environments` entry `{e}`: expected dev, staging or prod"
+                ));
+            }
+        }
+        if self.approvers.is_empty() {
+            return bad("`approvers` is empty: nobody could approve a change".into());
+        }
+        for a in &self.approvers {
+            let valid = match a.split_once(':') {
+                Some(("role", role)) => role == "admin",
+                Some(("group", group)) => group.parse::<bridle_core::id::GroupName>().is_ok(),
+                Some(_) => false,
+                None => a.parse::<bridle_core::id::PrincipalId>().is_ok(),
+            };
+            if !valid {
+                return bad(format!(
+                    "`approvers` entry `{a}`: expected `role:admin`, `group:NAME` or a principal id"
+                ));
+            }
+        }
+        if self.min_approvals < 1 {
+            return bad("`min_approvals` must be at least 1".into());
+        }
+        match bridle_core::manifest::units::parse_duration(&self.ttl) {
+            Ok(d)
+                if d > jiff::SignedDuration::ZERO
+                    && d <= jiff::SignedDuration::from_hours(24 * 30) =>
+            {
+                Ok(())
+            }
+            _ => bad(format!(
+                "`ttl` `{}`: expected a duration from 1s to 30d",
+                self.ttl
+            )),
+        }
+    }
+}
 
 /// `[audit]`: how often the chain's head is signed, and who else keeps a copy.
 /// Unknown keys here are errors: a mistyped witness must not silently
@@ -165,6 +254,8 @@ pub enum ConfigError {
     AtLeastOne(&'static str),
     #[error("`audit.witnesses` has an empty entry")]
     EmptyWitness,
+    #[error("[change_control] {0}")]
+    ChangeControl(String),
 }
 
 impl Config {
@@ -251,6 +342,17 @@ impl Config {
                 .collect();
         }
         config.audit.validate()?;
+        // A comma list; empty turns change control off (as for a test
+        // deployment that applies everything at once).
+        if let Ok(v) = std::env::var("BRIDLE_CHANGE_CONTROL_ENVIRONMENTS") {
+            config.change_control.environments = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        config.change_control.validate()?;
         if let Ok(v) = std::env::var("BRIDLE_KEY_ENCRYPTION_KEY_FILE")
             && !v.is_empty()
         {

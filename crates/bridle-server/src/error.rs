@@ -198,10 +198,21 @@ impl From<crate::service::ServiceError> for ApiError {
         use crate::service::ServiceError;
         match e {
             ServiceError::Store(e) => e.into(),
-            ServiceError::DecisionNotFound(_) => Self::NotFound(e.to_string()),
-            ServiceError::StoredManifest { .. } | ServiceError::Task(_) => {
-                Self::Internal(e.to_string())
+            ServiceError::DecisionNotFound(_) | ServiceError::VersionNotFound(_) => {
+                Self::NotFound(e.to_string())
             }
+            ServiceError::Refused(why) => Self::Forbidden(why),
+            ServiceError::Conflict(why) => Self::Conflict(why),
+            ServiceError::Mismatch(why) => Self::BadRequest(why),
+            ServiceError::Manifest(errors) => errors.into(),
+            ServiceError::OwnerInactive(_) => Self::invalid(
+                "the manifest's owner is not an active principal",
+                "owner",
+                e.to_string(),
+            ),
+            ServiceError::StoredManifest { .. }
+            | ServiceError::Compile(_)
+            | ServiceError::Task(_) => Self::Internal(e.to_string()),
         }
     }
 }

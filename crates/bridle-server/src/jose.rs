@@ -6,6 +6,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bridle_core::id::Jti;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
@@ -288,7 +289,7 @@ pub struct DpopClaims {
 pub struct DpopProof {
     /// Thumbprint of the key that signed it.
     pub jkt: String,
-    pub jti: String,
+    pub jti: Jti,
     pub iat: i64,
 }
 
@@ -350,9 +351,7 @@ pub fn verify_dpop(
             what: "DPoP proof",
             message: e.to_string(),
         })?;
-    if claims.jti.is_empty() || claims.jti.len() > 256 {
-        return Err(JoseError::DpopJti);
-    }
+    let jti: Jti = claims.jti.parse().map_err(|_| JoseError::DpopJti)?;
     if !claims.htm.eq_ignore_ascii_case(method) {
         return Err(JoseError::DpopTarget {
             claimed: claims.htm,
@@ -379,7 +378,7 @@ pub fn verify_dpop(
     }
     Ok(DpopProof {
         jkt: key.thumbprint,
-        jti: claims.jti,
+        jti,
         iat: claims.iat,
     })
 }
@@ -418,7 +417,7 @@ const LEEWAY: i64 = 30;
 /// A client assertion that passed every check but `jti` reuse.
 #[derive(Debug, Clone)]
 pub struct Assertion {
-    pub jti: String,
+    pub jti: Jti,
     pub exp: i64,
 }
 
@@ -464,9 +463,9 @@ pub fn verify_client_assertion(
     if claims.exp > now.saturating_add(ASSERTION_MAX_LIFETIME + LEEWAY) {
         return Err(JoseError::AssertionLifetime);
     }
-    let jti = claims
+    let jti: Jti = claims
         .jti
-        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .and_then(|j| j.parse().ok())
         .ok_or(JoseError::AssertionJti)?;
     Ok(Assertion {
         jti,

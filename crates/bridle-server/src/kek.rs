@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use bridle_store::{CredentialStore, KekCheck, SealedKey, SigningKeyRow, Store, StoreError, ts};
+use bridle_store::{CredentialStore, KekCheck, SealedKey, SigningKeyRow, Store, StoreError};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
@@ -269,7 +269,7 @@ impl Kek {
         Ok(KekCheck {
             kek_id: self.id.clone(),
             check_value: self.seal_with(CHECK_AAD, CHECK_TEXT)?,
-            created_at: ts(jiff::Timestamp::now()),
+            created_at: jiff::Timestamp::now(),
         })
     }
 }
@@ -341,13 +341,13 @@ pub(crate) async fn seal_plain(
     let mut sealed = Vec::new();
     for row in rows {
         if is_sealed(&row.private_der) {
-            kek.open(&row.kid, &row.private_der)?;
+            kek.open(row.kid.as_str(), &row.private_der)?;
             continue;
         }
         let der = Zeroizing::new(STANDARD.decode(&row.private_der).map_err(|_| {
             StoreError::Corrupt(format!("signing key `{}`: private key encoding", row.kid))
         })?);
-        sealed.push((row, kek.seal(&row.kid, &der)?));
+        sealed.push((row, kek.seal(row.kid.as_str(), &der)?));
     }
     if check.is_none() && sealed.is_empty() {
         return Ok(true);

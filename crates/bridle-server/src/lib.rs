@@ -14,6 +14,7 @@ pub mod jose;
 pub mod json;
 pub mod kek;
 pub mod openapi;
+pub mod path;
 pub mod routes;
 pub mod service;
 pub mod state;
@@ -77,11 +78,37 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         }
         None => None,
     };
+    warn_if_one_person(&store, &config).await?;
     let state = AppState::new(store, config, kek).await?;
     Ok(Started {
         state,
         generated_admin_key,
     })
+}
+
+/// Change control needs a second person: say so at start-up when no more
+/// than one active principal could approve a change (a deployment with one
+/// admin), since every widening change would then wait for ever.
+async fn warn_if_one_person(store: &Store, config: &Config) -> Result<(), StartError> {
+    let cc = &config.change_control;
+    if cc.environments.is_empty() {
+        return Ok(());
+    }
+    let approvers = store
+        .principals()
+        .await?
+        .into_iter()
+        .filter(|p| p.active && cc.approvers.iter().any(|a| access::names_approver(a, p)))
+        .count();
+    if approvers < 2 {
+        tracing::warn!(
+            environments = ?cc.environments,
+            approvers = ?cc.approvers,
+            eligible = approvers,
+            "change control needs a second person: widening changes and new agents in these environments wait for an approver other than their submitter, and fewer than two principals can approve; add one (`POST /v1/principals` with role `admin`, or set `[change_control] approvers`)"
+        );
+    }
+    Ok(())
 }
 
 /// Serve until the process is stopped.
@@ -125,8 +152,11 @@ async fn maintain(state: AppState) {
         }
         // A margin past expiry, for clock skew between replicas.
         let before = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5);
-        match state.store.purge_expired(&bridle_store::ts(before)).await {
-            Ok((tokens, jtis)) if tokens + jtis > 0 => {
+        if let Err(e) = service::manifest::expire_overdue(&state).await {
+            tracing::warn!(error = %e, "cannot discard expired manifest proposals");
+        }
+        match state.store.purge_expired(before).await {
+            Ok(bridle_store::Purged { tokens, jtis }) if tokens + jtis > 0 => {
                 tracing::debug!(tokens, jtis, "expired token records dropped");
             }
             Ok(_) => {}

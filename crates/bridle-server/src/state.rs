@@ -70,8 +70,8 @@ impl AppState {
         let hmac_key = keys.audit_hmac_key().clone();
         let ledger = MemoryLedger::new();
         let since = jiff::Timestamp::now() - USAGE_RELOAD;
-        for (agent, at_ms, arg, amount) in store.usage_since(since.as_millisecond()).await? {
-            ledger.replay(&agent, at_ms, &arg, amount);
+        for e in store.usage_since(since.as_millisecond()).await? {
+            ledger.replay(e.agent.as_str(), e.at_ms, &e.arg, e.amount);
         }
         let audit = AuditLog::start(store.clone());
         let tokens = TokenCache::new(Duration::from_millis(config.token_cache_ms));

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use bridle_store::{CredentialStore, SigningKeyRow, Store, StoreError, ts};
+use bridle_core::id::{Jti, Kid};
+use bridle_store::{CredentialStore, SigningKeyRow, Store, StoreError};
 use zeroize::Zeroizing;
 
 use crate::kek::{Kek, KekError};
@@ -26,7 +27,7 @@ pub struct Claims {
     pub client_id: String,
     pub iat: i64,
     pub exp: i64,
-    pub jti: String,
+    pub jti: Jti,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scope: Option<String>,
     /// RFC 8693 actor chain: `{sub, act?}`.
@@ -62,7 +63,7 @@ pub enum TokenError {
 }
 
 pub struct Keys {
-    kid: String,
+    kid: Kid,
     encoding: EncodingKey,
     decoding: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
@@ -108,6 +109,16 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
+/// A new server-made id of type `T`: `prefix` and `bytes` random bytes in
+/// base64url (`apr_…`, `dec_…`). Every id type accepts that shape; the
+/// error exists because parsing is how an id is made.
+pub fn new_id<T>(prefix: &str, bytes: usize) -> Result<T, bridle_core::id::IdError>
+where
+    T: std::str::FromStr<Err = bridle_core::id::IdError>,
+{
+    format!("{prefix}{}", random_token(bytes)).parse()
+}
+
 impl Keys {
     /// Load the signing keys, generating the first one if there is none.
     /// A plain key (written by a replica of an earlier release) is sealed
@@ -135,7 +146,7 @@ impl Keys {
 
     /// The key that signs new tokens.
     pub fn current_kid(&self) -> &str {
-        &self.kid
+        self.kid.as_str()
     }
 
     /// The keys of these store rows as of `now`, opened with `kek`. Public
@@ -153,18 +164,16 @@ impl Keys {
             .filter(|k| k.retired_at.is_none())
             .max_by(|a, b| a.created_at.cmp(&b.created_at))
             .ok_or_else(|| corrupt("no active key"))?;
-        let der = kek.open(&current.kid, &current.private_der)?;
-        let kept_since = ts(now - RETIRED_KEY_KEPT);
+        let der = kek.open(current.kid.as_str(), &current.private_der)?;
+        let kept_since = now - RETIRED_KEY_KEPT;
         let mut decoding = HashMap::new();
         let mut jwks = Vec::new();
-        let verifying = rows.iter().filter(|k| {
-            k.retired_at
-                .as_deref()
-                .is_none_or(|at| at > kept_since.as_str())
-        });
+        let verifying = rows
+            .iter()
+            .filter(|k| k.retired_at.is_none_or(|at| at > kept_since));
         for k in verifying {
             decoding.insert(
-                k.kid.clone(),
+                k.kid.to_string(),
                 DecodingKey::from_ed_components(&k.public_x).map_err(|_| corrupt("public key"))?,
             );
             jwks.push(serde_json::json!({
@@ -182,7 +191,7 @@ impl Keys {
         let first_der = if first.kid == current.kid {
             Zeroizing::new(der.to_vec())
         } else {
-            kek.open(&first.kid, &first.private_der)?
+            kek.open(first.kid.as_str(), &first.private_der)?
         };
         let hmac_key = {
             use sha2::{Digest, Sha256};
@@ -213,7 +222,7 @@ impl Keys {
     pub fn mint(&self, claims: &Claims) -> Result<String, TokenError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("at+jwt".into());
-        header.kid = Some(self.kid.clone());
+        header.kid = Some(self.kid.to_string());
         jsonwebtoken::encode(&header, claims, &self.encoding)
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
@@ -226,7 +235,7 @@ impl Keys {
     ) -> Result<String, TokenError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(CHECKPOINT_TYP.into());
-        header.kid = Some(self.kid.clone());
+        header.kid = Some(self.kid.to_string());
         jsonwebtoken::encode(&header, cp, &self.encoding)
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
@@ -275,12 +284,13 @@ fn generate(kek: &Kek) -> Result<SigningKeyRow, KekError> {
     let der = signing
         .to_pkcs8_der()
         .map_err(|e| StoreError::Corrupt(format!("cannot encode a new signing key: {e}")))?;
-    let kid = random_token(12);
+    let kid: Kid = new_id("", 12)
+        .map_err(|e| StoreError::Corrupt(format!("cannot make a signing key id: {e}")))?;
     Ok(SigningKeyRow {
-        private_der: kek.seal(&kid, der.as_bytes())?,
+        private_der: kek.seal(kid.as_str(), der.as_bytes())?,
         kid,
         public_x: URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes()),
-        created_at: ts(jiff::Timestamp::now()),
+        created_at: jiff::Timestamp::now(),
         retired_at: None,
     })
 }
@@ -314,7 +324,7 @@ mod tests {
     fn no_holder_of_key_material_prints_it() {
         let kek = Kek::generate();
         let row = generate(&kek).unwrap();
-        let der = kek.open(&row.kid, &row.private_der).unwrap();
+        let der = kek.open(row.kid.as_str(), &row.private_der).unwrap();
         let keys =
             Keys::from_rows(std::slice::from_ref(&row), &kek, jiff::Timestamp::now()).unwrap();
         let hmac: &[u8] = keys.audit_hmac_key();

@@ -17,8 +17,12 @@ mod agents;
 mod approvals;
 #[path = "api/audit.rs"]
 mod audit;
+#[path = "api/authority.rs"]
+mod authority;
 #[path = "api/authz_matrix.rs"]
 mod authz_matrix;
+#[path = "api/change_control.rs"]
+mod change_control;
 #[path = "api/credentials.rs"]
 mod credentials;
 #[path = "api/decisions.rs"]
@@ -39,10 +43,14 @@ mod ext_authz;
 mod findings;
 #[path = "api/fuzz.rs"]
 mod fuzz;
+#[path = "api/history.rs"]
+mod history;
 #[path = "api/language.rs"]
 mod language;
 #[path = "api/oauth.rs"]
 mod oauth;
+#[path = "api/path_ids.rs"]
+mod path_ids;
 #[path = "api/principals.rs"]
 mod principals;
 #[path = "api/scenarios.rs"]

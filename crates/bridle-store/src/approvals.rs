@@ -1,14 +1,36 @@
 //! Human approvals and their votes.
 
+use bridle_core::id::{AgentId, ApprovalId, ElevationId, PrincipalId};
+use jiff::Timestamp;
 use sqlx::Row;
 
 use crate::BeginWrite as _;
-use crate::{Store, StoreError, now_text, with_pool};
+use crate::time::{Stamp, now, stored};
+use crate::{Store, StoreError, with_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalKind {
     Action,
     Elevation,
+    /// A proposed manifest change (change control): approving it makes the
+    /// proposed version the version in force.
+    Change,
+}
+
+impl ApprovalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::Elevation => "elevation",
+            Self::Change => "change",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Action, Self::Elevation, Self::Change]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,18 +71,19 @@ impl ApprovalState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vote {
-    pub principal: String,
+    pub principal: PrincipalId,
     pub vote: String,
     pub comment: Option<String>,
-    pub at: String,
+    pub at: Timestamp,
 }
 
 /// An approval as stored (the server's `views::approval` is its wire form).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Approval {
-    pub id: String,
+    pub id: ApprovalId,
     pub kind: ApprovalKind,
-    pub agent: String,
+    pub agent: AgentId,
+    /// The approval key (a hash of the request it binds to).
     pub key: String,
     pub action: String,
     pub args: serde_json::Value,
@@ -70,18 +93,29 @@ pub struct Approval {
     pub approvers: Vec<String>,
     pub min_approvals: i64,
     pub allow_owner: bool,
-    pub owner: String,
-    pub elevation_id: Option<String>,
+    pub owner: PrincipalId,
+    pub elevation_id: Option<ElevationId>,
     pub votes: Vec<Vote>,
-    pub created_at: String,
-    pub expires_at: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl Approval {
+    /// Who submitted a `kind: change` approval's manifest change (it may
+    /// never approve it); `None` for other kinds.
+    pub fn change_submitter(&self) -> Option<&str> {
+        match self.kind {
+            ApprovalKind::Change => self.args.get("submitted_by").and_then(|v| v.as_str()),
+            ApprovalKind::Action | ApprovalKind::Elevation => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct NewApproval {
-    pub id: String,
+    pub id: ApprovalId,
     pub kind: ApprovalKind,
-    pub agent: String,
+    pub agent: AgentId,
     pub key: String,
     pub action: String,
     pub args: serde_json::Value,
@@ -89,9 +123,9 @@ pub struct NewApproval {
     pub approvers: Vec<String>,
     pub min_approvals: i64,
     pub allow_owner: bool,
-    pub owner: String,
-    pub elevation_id: Option<String>,
-    pub expires_at: String,
+    pub owner: PrincipalId,
+    pub elevation_id: Option<ElevationId>,
+    pub expires_at: Timestamp,
 }
 
 #[expect(
@@ -101,28 +135,61 @@ pub struct NewApproval {
 pub trait ApprovalStore {
     /// The newest approval for `key` that is still in force at `now`
     /// (pending, approved or denied, not expired).
-    async fn approval_for_key(&self, key: &str, now: &str) -> Result<Option<Approval>, StoreError>;
+    async fn approval_for_key(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<Approval>, StoreError>;
     /// Insert unless a pending one for the same key exists; returns the one in force.
     async fn create_approval(&self, a: &NewApproval) -> Result<(Approval, bool), StoreError>;
-    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError>;
     async fn approvals(
         &self,
         state: Option<ApprovalState>,
-        now: &str,
+        now: Timestamp,
     ) -> Result<Vec<Approval>, StoreError>;
     /// Record a vote and move the approval to approved/denied when decided.
     /// `Conflict` when it is not pending or the principal already voted.
     async fn vote(
         &self,
-        id: &str,
-        principal: &str,
+        id: &ApprovalId,
+        principal: &PrincipalId,
         approve: bool,
         comment: Option<&str>,
-        now: &str,
+        now: Timestamp,
     ) -> Result<Approval, StoreError>;
     /// Consume a granted approval once; false if someone else did first.
-    async fn consume_approval(&self, id: &str) -> Result<bool, StoreError>;
+    async fn consume_approval(&self, id: &ApprovalId) -> Result<bool, StoreError>;
 }
+
+/// Inside a transaction `$tx`: insert the pending approval `$a`
+/// ([`NewApproval`]) with its approvers as JSON text, created at `$now`.
+macro_rules! insert_approval {
+    ($tx:ident, $a:expr, $approvers:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO approvals (id, kind, agent_id, approval_key, action, args, resource, state, approvers, \
+             min_approvals, allow_owner, owner, elevation_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&$a.id)
+        .bind($a.kind.as_str())
+        .bind(&$a.agent)
+        .bind(&$a.key)
+        .bind(&$a.action)
+        .bind($a.args.to_string())
+        .bind(&$a.resource)
+        .bind($approvers)
+        .bind($a.min_approvals)
+        .bind($a.allow_owner)
+        .bind(&$a.owner)
+        .bind(&$a.elevation_id)
+        .bind($now)
+        .bind($crate::time::Stamp($a.expires_at))
+        .execute(&mut *$tx)
+        .await?;
+    };
+}
+pub(crate) use insert_approval;
 
 macro_rules! select {
     ($tail:literal) => {
@@ -150,11 +217,7 @@ where
     let approvers: String = row.try_get("approvers")?;
     Ok(Approval {
         id: row.try_get("id")?,
-        kind: match kind.as_str() {
-            "action" => ApprovalKind::Action,
-            "elevation" => ApprovalKind::Elevation,
-            _ => return Err(corrupt("kind")),
-        },
+        kind: ApprovalKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
         agent: row.try_get("agent_id")?,
         key: row.try_get("approval_key")?,
         action: row.try_get("action")?,
@@ -167,15 +230,15 @@ where
         owner: row.try_get("owner")?,
         elevation_id: row.try_get("elevation_id")?,
         votes: Vec::new(),
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
+        created_at: row.try_get::<Stamp, _>("created_at")?.into(),
+        expires_at: row.try_get::<Stamp, _>("expires_at")?.into(),
     })
 }
 
 /// `a` as of `now`: pending or approved past `expires_at` is expired.
-fn as_of(mut a: Approval, now: &str) -> Approval {
+fn as_of(mut a: Approval, now: Timestamp) -> Approval {
     if matches!(a.state, ApprovalState::Pending | ApprovalState::Approved)
-        && a.expires_at.as_str() <= now
+        && a.expires_at <= stored(now)
     {
         a.state = ApprovalState::Expired;
     }
@@ -197,7 +260,7 @@ impl Store {
                         principal: r.try_get("principal_id")?,
                         vote: r.try_get("vote")?,
                         comment: r.try_get("comment")?,
-                        at: r.try_get("created_at")?,
+                        at: r.try_get::<Stamp, _>("created_at")?.into(),
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()
@@ -206,10 +269,10 @@ impl Store {
     }
 
     /// Mark pending/approved approvals whose time has passed as expired.
-    async fn expire_approvals(&self, now: &str) -> Result<(), StoreError> {
+    async fn expire_approvals(&self, now: Timestamp) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("UPDATE approvals SET state = 'expired' WHERE state IN ('pending', 'approved') AND expires_at <= $1")
-                .bind(now)
+                .bind(Stamp(now))
                 .execute(pool)
                 .await?;
             Ok(())
@@ -218,7 +281,11 @@ impl Store {
 }
 
 impl ApprovalStore for Store {
-    async fn approval_for_key(&self, key: &str, now: &str) -> Result<Option<Approval>, StoreError> {
+    async fn approval_for_key(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<Approval>, StoreError> {
         // Read only (every decision that may need approval comes here): the
         // query itself ignores approvals past `expires_at`.
         let row = with_pool!(self, |pool| {
@@ -227,7 +294,7 @@ impl ApprovalStore for Store {
                  ORDER BY created_at DESC LIMIT 1"
             ))
             .bind(key)
-            .bind(now)
+            .bind(Stamp(now))
             .fetch_optional(pool)
             .await?;
             row.as_ref().map(from_row).transpose()
@@ -239,7 +306,7 @@ impl ApprovalStore for Store {
     }
 
     async fn create_approval(&self, a: &NewApproval) -> Result<(Approval, bool), StoreError> {
-        let now = now_text();
+        let now = Stamp(now());
         // Who may vote, as a JSON array: a `Value`'s `Display` cannot fail, so
         // no serialisation error can store an empty list of approvers.
         let approvers = serde_json::Value::from(a.approvers.clone()).to_string();
@@ -253,38 +320,15 @@ impl ApprovalStore for Store {
                 "SELECT id FROM approvals WHERE approval_key = $1 AND state = 'pending' AND expires_at > $2",
             )
             .bind(&a.key)
-            .bind(&now)
+            .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = existing {
-                let id: String = row.try_get("id")?;
+                let id: ApprovalId = row.try_get("id")?;
                 tx.rollback().await?;
                 Err(id)
             } else {
-                sqlx::query(
-                    "INSERT INTO approvals (id, kind, agent_id, approval_key, action, args, resource, state, approvers, \
-                     min_approvals, allow_owner, owner, elevation_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind(&a.id)
-                .bind(match a.kind {
-                    ApprovalKind::Action => "action",
-                    ApprovalKind::Elevation => "elevation",
-                })
-                .bind(&a.agent)
-                .bind(&a.key)
-                .bind(&a.action)
-                .bind(a.args.to_string())
-                .bind(&a.resource)
-                .bind(&approvers)
-                .bind(a.min_approvals)
-                .bind(a.allow_owner)
-                .bind(&a.owner)
-                .bind(&a.elevation_id)
-                .bind(&now)
-                .bind(&a.expires_at)
-                .execute(&mut *tx)
-                .await?;
+                insert_approval!(tx, a, &approvers, now);
                 tx.commit().await?;
                 Ok(a.id.clone())
             }
@@ -296,14 +340,14 @@ impl ApprovalStore for Store {
         let approval = self
             .approval(&id)
             .await?
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         Ok((approval, created))
     }
 
-    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
         // Read only: an approval past `expires_at` reads as expired, whatever
         // its stored state (votes and consumption check the time themselves).
-        let now = now_text();
+        let now = now();
         let row = with_pool!(self, |pool| {
             let row = sqlx::query(select!("WHERE id = $1"))
                 .bind(id)
@@ -312,7 +356,7 @@ impl ApprovalStore for Store {
             row.as_ref().map(from_row).transpose()
         })?;
         match row {
-            Some(a) => Ok(Some(self.with_votes(as_of(a, &now)).await?)),
+            Some(a) => Ok(Some(self.with_votes(as_of(a, now)).await?)),
             None => Ok(None),
         }
     }
@@ -320,7 +364,7 @@ impl ApprovalStore for Store {
     async fn approvals(
         &self,
         state: Option<ApprovalState>,
-        now: &str,
+        now: Timestamp,
     ) -> Result<Vec<Approval>, StoreError> {
         // Read only, as `approval`: the state is as of `now`.
         let rows = with_pool!(self, |pool| {
@@ -330,7 +374,7 @@ impl ApprovalStore for Store {
                         "WHERE state = $1 AND expires_at > $2 ORDER BY created_at DESC LIMIT 1000"
                     ))
                     .bind(state.map_or("", ApprovalState::as_str))
-                    .bind(now)
+                    .bind(Stamp(now))
                     .fetch_all(pool)
                     .await?
                 }
@@ -339,7 +383,7 @@ impl ApprovalStore for Store {
                         "WHERE state = 'expired' OR (state IN ('pending', 'approved') AND expires_at <= $1) \
                          ORDER BY created_at DESC LIMIT 1000"
                     ))
-                    .bind(now)
+                    .bind(Stamp(now))
                     .fetch_all(pool)
                     .await?
                 }
@@ -370,11 +414,11 @@ impl ApprovalStore for Store {
 
     async fn vote(
         &self,
-        id: &str,
-        principal: &str,
+        id: &ApprovalId,
+        principal: &PrincipalId,
         approve: bool,
         comment: Option<&str>,
-        now: &str,
+        now: Timestamp,
     ) -> Result<Approval, StoreError> {
         self.expire_approvals(now).await?;
         with_pool!(self, |pool| {
@@ -387,7 +431,7 @@ impl ApprovalStore for Store {
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+                .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
             let state: String = row.try_get("state")?;
             if state != "pending" {
                 return Err(StoreError::Conflict(format!("approval `{id}` is {state}")));
@@ -412,7 +456,7 @@ impl ApprovalStore for Store {
             .bind(principal)
             .bind(if approve { "approve" } else { "deny" })
             .bind(comment)
-            .bind(now)
+            .bind(Stamp(now))
             .execute(&mut *tx)
             .await?;
             // One denial decides; approval needs `min_approvals` distinct approvers.
@@ -433,7 +477,7 @@ impl ApprovalStore for Store {
             if let Some(next) = next {
                 sqlx::query("UPDATE approvals SET state = $1, decided_at = $2 WHERE id = $3")
                     .bind(next)
-                    .bind(now)
+                    .bind(Stamp(now))
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
@@ -443,17 +487,17 @@ impl ApprovalStore for Store {
         })?;
         self.approval(id)
             .await?
-            .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 
-    async fn consume_approval(&self, id: &str) -> Result<bool, StoreError> {
+    async fn consume_approval(&self, id: &ApprovalId) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {
-            let now = now_text();
+            let now = Stamp(now());
             let done = sqlx::query(
                 "UPDATE approvals SET state = 'consumed', consumed_at = $1 \
                  WHERE id = $2 AND state = 'approved' AND expires_at > $1",
             )
-            .bind(&now)
+            .bind(now)
             .bind(id)
             .execute(pool)
             .await?;

@@ -10,11 +10,12 @@
 use bridle_core::audit::{
     AuditEvent, EventBody, EventType, HashFormat, StoredEvent, Verification, Verifier,
 };
-use bridle_core::id::DecisionId;
+use bridle_core::id::{AgentId, DecisionId};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::BeginWrite as _;
+use crate::time::Stamp;
 use crate::{Store, StoreError, with_pool};
 
 /// Most events written in one transaction.
@@ -95,13 +96,21 @@ async fn writer(
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub agent: Option<String>,
+    pub agent: Option<AgentId>,
     pub kind: Option<EventType>,
     /// Only events with `seq` greater than this.
     pub after_seq: Option<u64>,
     /// Only events at or after this RFC 3339 instant.
     pub since: Option<jiff::Timestamp>,
     pub limit: u32,
+}
+
+/// The head of the stored chain: the last record's `seq` and hash (`0` and
+/// the genesis hash when the log is empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    pub seq: u64,
+    pub hash: String,
 }
 
 #[expect(
@@ -120,7 +129,7 @@ pub trait AuditRead {
     /// anything) to a verifier the caller has given its checkpoints.
     async fn verify_audit_with(&self, verifier: Verifier) -> Result<Verification, StoreError>;
     /// The stored head: the last `seq` and its hash.
-    async fn audit_head(&self) -> Result<(u64, String), StoreError>;
+    async fn audit_head(&self) -> Result<AuditHead, StoreError>;
     /// The `decision` event that answered decision `id`, if any.
     async fn decision_event(&self, id: &DecisionId) -> Result<Option<AuditEvent>, StoreError>;
 }
@@ -174,7 +183,7 @@ impl Store {
                 );
                 q.push_values(chunk, |mut b, (body, e)| {
                     b.push_bind(to_i64(e.seq))
-                        .push_bind(crate::ts(body.time))
+                        .push_bind(Stamp(body.time))
                         .push_bind(body.kind.as_str())
                         .push_bind(body.agent.clone())
                         .push_bind(e.body.clone())
@@ -220,7 +229,7 @@ impl AuditRead for Store {
                 q.push(" AND seq > ").push_bind(to_i64(after));
             }
             if let Some(since) = filter.since {
-                q.push(" AND time >= ").push_bind(crate::ts(since));
+                q.push(" AND time >= ").push_bind(Stamp(since));
             }
             q.push(" ORDER BY seq LIMIT ")
                 .push_bind(i64::from(filter.limit.clamp(1, 10_000)));
@@ -237,7 +246,10 @@ impl AuditRead for Store {
 
     async fn verify_audit_with(&self, mut verifier: Verifier) -> Result<Verification, StoreError> {
         const PAGE: i64 = 5_000;
-        let (head_seq, head_hash) = self.audit_head().await?;
+        let AuditHead {
+            seq: head_seq,
+            hash: head_hash,
+        } = self.audit_head().await?;
         verifier.head(head_seq, &head_hash);
         let mut after = to_i64(verifier.start_after());
         loop {
@@ -284,13 +296,16 @@ impl AuditRead for Store {
         })
     }
 
-    async fn audit_head(&self) -> Result<(u64, String), StoreError> {
+    async fn audit_head(&self) -> Result<AuditHead, StoreError> {
         with_pool!(self, |pool| {
             let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
                 .fetch_one(pool)
                 .await?;
             let seq = u64::try_from(row.try_get::<i64, _>("seq")?).unwrap_or(0);
-            Ok((seq, row.try_get("hash")?))
+            Ok(AuditHead {
+                seq,
+                hash: row.try_get("hash")?,
+            })
         })
     }
 }

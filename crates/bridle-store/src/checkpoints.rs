@@ -5,6 +5,7 @@
 use bridle_core::audit::SignedCheckpoint;
 use sqlx::Row;
 
+use crate::time::Stamp;
 use crate::{Store, StoreError, with_pool};
 
 /// Which checkpoints to list.
@@ -47,13 +48,13 @@ where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let seq: i64 = row.try_get("seq")?;
-    let time: String = row.try_get("time")?;
+    let time: Stamp = row
+        .try_get("time")
+        .map_err(|e| StoreError::Corrupt(format!("checkpoint {seq}: {e}")))?;
     Ok(SignedCheckpoint {
         seq: u64::try_from(seq).unwrap_or(0),
         head: row.try_get("head")?,
-        time: time
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("checkpoint {seq}: time `{time}`")))?,
+        time: time.into(),
         jws: row.try_get("jws")?,
     })
 }
@@ -67,7 +68,7 @@ impl CheckpointStore for Store {
             )
             .bind(to_i64(cp.seq))
             .bind(&cp.head)
-            .bind(crate::ts(cp.time))
+            .bind(Stamp(cp.time))
             .bind(&cp.jws)
             .execute(pool)
             .await?;
@@ -87,7 +88,7 @@ impl CheckpointStore for Store {
                 q.push(" AND seq > ").push_bind(to_i64(after));
             }
             if let Some(since) = filter.since {
-                q.push(" AND time >= ").push_bind(crate::ts(since));
+                q.push(" AND time >= ").push_bind(Stamp(since));
             }
             q.push(" ORDER BY seq");
             if let Some(limit) = filter.limit {

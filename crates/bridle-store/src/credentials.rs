@@ -1,21 +1,24 @@
 //! Signing keys, agent client credentials, issued tokens and one-time JWT ids.
 
+use bridle_core::id::{AgentId, ClientId, Jti, Kid};
+use jiff::Timestamp;
 use sqlx::Row;
 
 use crate::BeginWrite as _;
-use crate::{Store, StoreError, now_text, with_pool};
+use crate::time::{Stamp, now};
+use crate::{Store, StoreError, with_pool};
 
 #[derive(Clone)]
 pub struct SigningKeyRow {
-    pub kid: String,
+    pub kid: Kid,
     /// The Ed25519 private key (PKCS#8 DER) sealed with the key-encryption
     /// key: `kek1:…`. Rows written before key encryption hold the plain
     /// base64 DER until the first start with a key-encryption key seals them.
     pub private_der: String,
     /// Base64url raw public key (JWK `x`).
     pub public_x: String,
-    pub created_at: String,
-    pub retired_at: Option<String>,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for SigningKeyRow {
@@ -36,14 +39,14 @@ pub struct KekCheck {
     /// A truncated HMAC of the key-encryption key.
     pub kek_id: String,
     pub check_value: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 /// A signing key's private half as stored before key encryption, and the
 /// sealed text that replaces it.
 #[derive(Clone, Copy)]
 pub struct SealedKey<'a> {
-    pub kid: &'a str,
+    pub kid: &'a Kid,
     pub plain: &'a str,
     pub sealed: &'a str,
 }
@@ -64,7 +67,7 @@ pub enum ClientAuth {
     /// instant it stops working.
     Secret {
         hash: String,
-        previous: Option<(String, String)>,
+        previous: Option<(String, Timestamp)>,
     },
     /// `private_key_jwt` (RFC 7523): the registered public JWK, as JSON.
     PublicJwk(String),
@@ -72,34 +75,48 @@ pub enum ClientAuth {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRow {
-    pub client_id: String,
-    pub agent_id: String,
+    pub client_id: ClientId,
+    pub agent_id: AgentId,
     pub auth: ClientAuth,
-    pub created_at: String,
-    pub rotated_at: Option<String>,
-    pub revoked_at: Option<String>,
+    pub created_at: Timestamp,
+    pub rotated_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRow {
-    pub jti: String,
-    pub agent_id: String,
-    pub client_id: String,
-    pub expires_at: String,
+    pub jti: Jti,
+    pub agent_id: AgentId,
+    pub client_id: ClientId,
+    pub expires_at: Timestamp,
     pub revoked: bool,
     /// The token this one was exchanged from (RFC 8693).
-    pub parent_jti: Option<String>,
+    pub parent_jti: Option<Jti>,
 }
 
 /// What the token endpoint records of each token it issues.
 #[derive(Debug, Clone, Copy)]
 pub struct NewToken<'a> {
-    pub jti: &'a str,
+    pub jti: &'a Jti,
     /// The token's `sub`.
-    pub agent: &'a str,
-    pub client_id: &'a str,
-    pub expires_at: &'a str,
-    pub parent_jti: Option<&'a str>,
+    pub agent: &'a AgentId,
+    pub client_id: &'a ClientId,
+    pub expires_at: Timestamp,
+    pub parent_jti: Option<&'a Jti>,
+}
+
+/// What revoking all of an agent's credentials revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Revoked {
+    pub credentials: u64,
+    pub tokens: u64,
+}
+
+/// What [`CredentialStore::purge_expired`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    pub tokens: u64,
+    pub jtis: u64,
 }
 
 #[expect(
@@ -127,45 +144,57 @@ pub trait CredentialStore {
     ) -> Result<bool, StoreError>;
     async fn add_credential(
         &self,
-        agent: &str,
-        client_id: &str,
+        agent: &AgentId,
+        client_id: &ClientId,
         auth: &ClientAuth,
     ) -> Result<(), StoreError>;
-    async fn credential(&self, client_id: &str) -> Result<Option<CredentialRow>, StoreError>;
+    async fn credential(&self, client_id: &ClientId) -> Result<Option<CredentialRow>, StoreError>;
     /// An agent's credentials, oldest first.
-    async fn credentials(&self, agent: &str) -> Result<Vec<CredentialRow>, StoreError>;
+    async fn credentials(&self, agent: &AgentId) -> Result<Vec<CredentialRow>, StoreError>;
     /// Replace a secret credential's secret; the old one keeps working until
     /// `previous_expires_at` (or stops at once when `None`). False when the
     /// credential is unknown, revoked, or not a secret.
     async fn rotate_secret(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         new_hash: &str,
-        previous_expires_at: Option<&str>,
+        previous_expires_at: Option<Timestamp>,
     ) -> Result<bool, StoreError>;
     /// Revoke one credential, every token issued to it and every token
     /// exchanged from those, in one transaction. `None` when the credential
     /// is unknown or already revoked; else how many tokens were revoked.
-    async fn revoke_credential(&self, client_id: &str) -> Result<Option<u64>, StoreError>;
+    async fn revoke_credential(&self, client_id: &ClientId) -> Result<Option<u64>, StoreError>;
     async fn record_token(&self, token: &NewToken<'_>) -> Result<(), StoreError>;
-    async fn token(&self, jti: &str) -> Result<Option<TokenRow>, StoreError>;
+    async fn token(&self, jti: &Jti) -> Result<Option<TokenRow>, StoreError>;
     /// Revoke a token and every token exchanged from it, transitively.
     /// Returns how many were newly revoked.
-    async fn revoke_token(&self, jti: &str) -> Result<u64, StoreError>;
+    async fn revoke_token(&self, jti: &Jti) -> Result<u64, StoreError>;
     /// Revoke every credential and token of an agent.
-    async fn revoke_agent_credentials(&self, agent: &str) -> Result<(u64, u64), StoreError>;
-    /// Record a one-time JWT id; false when it was already used.
-    async fn use_jti(&self, kind: &str, jti: &str, expires_at: &str) -> Result<bool, StoreError>;
+    async fn revoke_agent_credentials(&self, agent: &AgentId) -> Result<Revoked, StoreError>;
+    /// Record a one-time JWT id of `kind` (`dpop`, `client_assertion`) until
+    /// `expires_at`; false when it was already used.
+    async fn use_jti(
+        &self,
+        kind: &str,
+        jti: &Jti,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Forget tokens and one-time ids that expired before `before` (nothing
-    /// can present them any more). Returns `(tokens, jtis)` removed.
-    async fn purge_expired(&self, before: &str) -> Result<(u64, u64), StoreError>;
+    /// can present them any more).
+    async fn purge_expired(&self, before: Timestamp) -> Result<Purged, StoreError>;
 }
 
-fn credential_row(r: &impl RowGet) -> Result<CredentialRow, StoreError> {
-    let secret: Option<String> = r.text("secret_hash")?;
-    let jwk: Option<String> = r.text("public_jwk")?;
-    let previous_hash: Option<String> = r.text("previous_secret_hash")?;
-    let previous_until: Option<String> = r.text("previous_expires_at")?;
+fn credential_row<R>(r: &R) -> Result<CredentialRow, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let secret: Option<String> = r.try_get("secret_hash")?;
+    let jwk: Option<String> = r.try_get("public_jwk")?;
+    let previous_hash: Option<String> = r.try_get("previous_secret_hash")?;
+    let previous_until = optional_time(r, "previous_expires_at")?;
     let auth = match (secret, jwk) {
         (Some(hash), None) => ClientAuth::Secret {
             hash,
@@ -179,34 +208,22 @@ fn credential_row(r: &impl RowGet) -> Result<CredentialRow, StoreError> {
         }
     };
     Ok(CredentialRow {
-        client_id: r.req("client_id")?,
-        agent_id: r.req("agent_id")?,
+        client_id: r.try_get("client_id")?,
+        agent_id: r.try_get("agent_id")?,
         auth,
-        created_at: r.req("created_at")?,
-        rotated_at: r.text("rotated_at")?,
-        revoked_at: r.text("revoked_at")?,
+        created_at: r.try_get::<Stamp, _>("created_at")?.into(),
+        rotated_at: optional_time(r, "rotated_at")?,
+        revoked_at: optional_time(r, "revoked_at")?,
     })
 }
 
-/// Column access shared by both backends' rows.
-trait RowGet {
-    fn text(&self, col: &str) -> Result<Option<String>, StoreError>;
-    fn req(&self, col: &str) -> Result<String, StoreError> {
-        self.text(col)?
-            .ok_or_else(|| StoreError::Corrupt(format!("`{col}` is null")))
-    }
-}
-
-impl RowGet for sqlx::sqlite::SqliteRow {
-    fn text(&self, col: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.try_get(col)?)
-    }
-}
-
-impl RowGet for sqlx::postgres::PgRow {
-    fn text(&self, col: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.try_get(col)?)
-    }
+fn optional_time<R>(r: &R, col: &str) -> Result<Option<Timestamp>, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(r.try_get::<Option<Stamp>, _>(col)?.map(Timestamp::from))
 }
 
 /// The columns [`credential_row`] reads, as a literal for `concat!`.
@@ -230,8 +247,8 @@ impl CredentialStore for Store {
                         kid: r.try_get("kid")?,
                         private_der: r.try_get("private_der")?,
                         public_x: r.try_get("public_x")?,
-                        created_at: r.try_get("created_at")?,
-                        retired_at: r.try_get("retired_at")?,
+                        created_at: r.try_get::<Stamp, _>("created_at")?.into(),
+                        retired_at: optional_time(r, "retired_at")?,
                     })
                 })
                 .collect()
@@ -246,8 +263,8 @@ impl CredentialStore for Store {
             .bind(&key.kid)
             .bind(&key.private_der)
             .bind(&key.public_x)
-            .bind(&key.created_at)
-            .bind(&key.retired_at)
+            .bind(Stamp(key.created_at))
+            .bind(key.retired_at.map(Stamp))
             .execute(pool)
             .await?;
             Ok(())
@@ -258,7 +275,7 @@ impl CredentialStore for Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-                .bind(&key.created_at)
+                .bind(Stamp(key.created_at))
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
@@ -267,7 +284,7 @@ impl CredentialStore for Store {
             .bind(&key.kid)
             .bind(&key.private_der)
             .bind(&key.public_x)
-            .bind(&key.created_at)
+            .bind(Stamp(key.created_at))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -286,7 +303,7 @@ impl CredentialStore for Store {
                 Ok(KekCheck {
                     kek_id: r.try_get("kek_id")?,
                     check_value: r.try_get("check_value")?,
-                    created_at: r.try_get("created_at")?,
+                    created_at: r.try_get::<Stamp, _>("created_at")?.into(),
                 })
             })
             .transpose()
@@ -306,7 +323,7 @@ impl CredentialStore for Store {
                 )
                 .bind(&check.kek_id)
                 .bind(&check.check_value)
-                .bind(&check.created_at)
+                .bind(Stamp(check.created_at))
                 .execute(&mut *tx)
                 .await?;
                 if recorded.rows_affected() == 0 {
@@ -338,8 +355,8 @@ impl CredentialStore for Store {
 
     async fn add_credential(
         &self,
-        agent: &str,
-        client_id: &str,
+        agent: &AgentId,
+        client_id: &ClientId,
         auth: &ClientAuth,
     ) -> Result<(), StoreError> {
         let (secret, jwk) = match auth {
@@ -354,14 +371,14 @@ impl CredentialStore for Store {
             .bind(agent)
             .bind(secret)
             .bind(jwk)
-            .bind(now_text())
+            .bind(Stamp(now()))
             .execute(pool)
             .await?;
             Ok(())
         })
     }
 
-    async fn credential(&self, client_id: &str) -> Result<Option<CredentialRow>, StoreError> {
+    async fn credential(&self, client_id: &ClientId) -> Result<Option<CredentialRow>, StoreError> {
         with_pool!(self, |pool| {
             let row = sqlx::query(concat!(
                 "SELECT ",
@@ -375,7 +392,7 @@ impl CredentialStore for Store {
         })
     }
 
-    async fn credentials(&self, agent: &str) -> Result<Vec<CredentialRow>, StoreError> {
+    async fn credentials(&self, agent: &AgentId) -> Result<Vec<CredentialRow>, StoreError> {
         with_pool!(self, |pool| {
             let rows = sqlx::query(concat!(
                 "SELECT ",
@@ -391,9 +408,9 @@ impl CredentialStore for Store {
 
     async fn rotate_secret(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         new_hash: &str,
-        previous_expires_at: Option<&str>,
+        previous_expires_at: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {
             let done = sqlx::query(
@@ -402,9 +419,9 @@ impl CredentialStore for Store {
                    previous_expires_at = $1, secret_hash = $2, rotated_at = $3 \
                  WHERE client_id = $4 AND revoked_at IS NULL AND secret_hash IS NOT NULL",
             )
-            .bind(previous_expires_at)
+            .bind(previous_expires_at.map(Stamp))
             .bind(new_hash)
-            .bind(now_text())
+            .bind(Stamp(now()))
             .bind(client_id)
             .execute(pool)
             .await?;
@@ -412,14 +429,14 @@ impl CredentialStore for Store {
         })
     }
 
-    async fn revoke_credential(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
+    async fn revoke_credential(&self, client_id: &ClientId) -> Result<Option<u64>, StoreError> {
         with_pool!(self, |pool| {
-            let now = now_text();
+            let now = Stamp(now());
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE agent_credentials SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
             )
-            .bind(&now)
+            .bind(now)
             .bind(client_id)
             .execute(&mut *tx)
             .await?;
@@ -435,7 +452,7 @@ impl CredentialStore for Store {
                  WHERE jti IN (SELECT jti FROM lineage) AND revoked_at IS NULL",
             )
             .bind(client_id)
-            .bind(&now)
+            .bind(now)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -452,8 +469,8 @@ impl CredentialStore for Store {
             .bind(token.jti)
             .bind(token.agent)
             .bind(token.client_id)
-            .bind(now_text())
-            .bind(token.expires_at)
+            .bind(Stamp(now()))
+            .bind(Stamp(token.expires_at))
             .bind(token.parent_jti)
             .execute(pool)
             .await?;
@@ -461,7 +478,7 @@ impl CredentialStore for Store {
         })
     }
 
-    async fn token(&self, jti: &str) -> Result<Option<TokenRow>, StoreError> {
+    async fn token(&self, jti: &Jti) -> Result<Option<TokenRow>, StoreError> {
         with_pool!(self, |pool| {
             let row = sqlx::query(
                 "SELECT jti, agent_id, client_id, expires_at, revoked_at, parent_jti FROM tokens WHERE jti = $1",
@@ -475,7 +492,7 @@ impl CredentialStore for Store {
                     jti: r.try_get("jti")?,
                     agent_id: r.try_get("agent_id")?,
                     client_id: r.try_get("client_id")?,
-                    expires_at: r.try_get("expires_at")?,
+                    expires_at: r.try_get::<Stamp, _>("expires_at")?.into(),
                     revoked: revoked.is_some(),
                     parent_jti: r.try_get("parent_jti")?,
                 })
@@ -484,7 +501,7 @@ impl CredentialStore for Store {
         })
     }
 
-    async fn revoke_token(&self, jti: &str) -> Result<u64, StoreError> {
+    async fn revoke_token(&self, jti: &Jti) -> Result<u64, StoreError> {
         with_pool!(self, |pool| {
             let done = sqlx::query(
                 "WITH RECURSIVE lineage(jti) AS ( \
@@ -495,19 +512,19 @@ impl CredentialStore for Store {
                  WHERE jti IN (SELECT jti FROM lineage) AND revoked_at IS NULL",
             )
             .bind(jti)
-            .bind(now_text())
+            .bind(Stamp(now()))
             .execute(pool)
             .await?;
             Ok(done.rows_affected())
         })
     }
 
-    async fn revoke_agent_credentials(&self, agent: &str) -> Result<(u64, u64), StoreError> {
+    async fn revoke_agent_credentials(&self, agent: &AgentId) -> Result<Revoked, StoreError> {
         with_pool!(self, |pool| {
-            let now = now_text();
+            let now = Stamp(now());
             let mut tx = pool.begin_write().await?;
             let creds = sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
-                .bind(&now)
+                .bind(now)
                 .bind(agent)
                 .execute(&mut *tx)
                 .await?
@@ -515,31 +532,40 @@ impl CredentialStore for Store {
             let tokens = sqlx::query(
                 "UPDATE tokens SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL",
             )
-            .bind(&now)
+            .bind(now)
             .bind(agent)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             tx.commit().await?;
-            Ok((creds, tokens))
+            Ok(Revoked {
+                credentials: creds,
+                tokens,
+            })
         })
     }
 
-    async fn use_jti(&self, kind: &str, jti: &str, expires_at: &str) -> Result<bool, StoreError> {
+    async fn use_jti(
+        &self,
+        kind: &str,
+        jti: &Jti,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {
             let done = sqlx::query(
                 "INSERT INTO used_jtis (kind, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(kind)
             .bind(jti)
-            .bind(expires_at)
+            .bind(Stamp(expires_at))
             .execute(pool)
             .await?;
             Ok(done.rows_affected() == 1)
         })
     }
 
-    async fn purge_expired(&self, before: &str) -> Result<(u64, u64), StoreError> {
+    async fn purge_expired(&self, before: Timestamp) -> Result<Purged, StoreError> {
+        let before = Stamp(before);
         with_pool!(self, |pool| {
             let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
                 .bind(before)
@@ -551,7 +577,7 @@ impl CredentialStore for Store {
                 .execute(pool)
                 .await?
                 .rows_affected();
-            Ok((tokens, jtis))
+            Ok(Purged { tokens, jtis })
         })
     }
 }

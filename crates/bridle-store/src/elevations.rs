@@ -1,9 +1,12 @@
 //! Just-in-time elevations: requested, granted (by approval or condition),
 //! ended automatically at `expires_at`.
 
+use bridle_core::id::{AgentId, ApprovalId, ElevationId};
+use jiff::Timestamp;
 use sqlx::Row;
 
-use crate::{Store, StoreError, now_text, with_pool};
+use crate::time::{Stamp, now};
+use crate::{Store, StoreError, with_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ElevationState {
@@ -26,16 +29,17 @@ impl ElevationState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elevation {
-    pub id: String,
-    pub agent: String,
+    pub id: ElevationId,
+    pub agent: AgentId,
     pub name: String,
     pub reason: String,
     pub duration_secs: i64,
     pub state: ElevationState,
-    pub approval_id: Option<String>,
+    pub approval_id: Option<ApprovalId>,
+    /// Who asked, as an actor (`principal:alice`, `agent:swe-bot`).
     pub requested_by: String,
-    pub created_at: String,
-    pub expires_at: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
 }
 
 #[expect(
@@ -44,16 +48,20 @@ pub struct Elevation {
 )]
 pub trait ElevationStore {
     async fn create_elevation(&self, e: &Elevation) -> Result<(), StoreError>;
-    async fn elevation(&self, id: &str) -> Result<Option<Elevation>, StoreError>;
+    async fn elevation(&self, id: &ElevationId) -> Result<Option<Elevation>, StoreError>;
     /// Names of the agent's elevations active at `now`.
-    async fn active_elevations(&self, agent: &str, now: &str) -> Result<Vec<String>, StoreError>;
+    async fn active_elevations(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
     /// Start a pending elevation now (on approval); returns it.
     async fn activate_elevation(
         &self,
-        id: &str,
-        expires_at: &str,
+        id: &ElevationId,
+        expires_at: Timestamp,
     ) -> Result<Option<Elevation>, StoreError>;
-    async fn deny_elevation(&self, id: &str) -> Result<(), StoreError>;
+    async fn deny_elevation(&self, id: &ElevationId) -> Result<(), StoreError>;
 }
 
 fn parse_state(s: &str) -> Result<ElevationState, StoreError> {
@@ -75,13 +83,11 @@ where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let state: String = r.try_get("state")?;
-    let expires_at: Option<String> = r.try_get("expires_at")?;
+    let expires_at: Option<Timestamp> = r
+        .try_get::<Option<Stamp>, _>("expires_at")?
+        .map(Timestamp::from);
     let mut state = parse_state(&state)?;
-    if state == ElevationState::Active
-        && expires_at
-            .as_deref()
-            .is_some_and(|e| e <= now_text().as_str())
-    {
+    if state == ElevationState::Active && expires_at.is_some_and(|e| e <= now()) {
         state = ElevationState::Ended;
     }
     Ok(Elevation {
@@ -93,7 +99,7 @@ where
         state,
         approval_id: r.try_get("approval_id")?,
         requested_by: r.try_get("requested_by")?,
-        created_at: r.try_get("created_at")?,
+        created_at: r.try_get::<Stamp, _>("created_at")?.into(),
         expires_at,
     })
 }
@@ -113,15 +119,15 @@ impl ElevationStore for Store {
             .bind(e.state.as_str())
             .bind(&e.approval_id)
             .bind(&e.requested_by)
-            .bind(&e.created_at)
-            .bind(&e.expires_at)
+            .bind(Stamp(e.created_at))
+            .bind(e.expires_at.map(Stamp))
             .execute(pool)
             .await?;
             Ok(())
         })
     }
 
-    async fn elevation(&self, id: &str) -> Result<Option<Elevation>, StoreError> {
+    async fn elevation(&self, id: &ElevationId) -> Result<Option<Elevation>, StoreError> {
         with_pool!(self, |pool| {
             let row = sqlx::query(
                 "SELECT id, agent_id, name, reason, duration_secs, state, approval_id, requested_by, created_at, expires_at \
@@ -134,13 +140,17 @@ impl ElevationStore for Store {
         })
     }
 
-    async fn active_elevations(&self, agent: &str, now: &str) -> Result<Vec<String>, StoreError> {
+    async fn active_elevations(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
         // Read only: this is on every decision's path. An elevation past its
         // `expires_at` is simply not returned (and reads as `ended`).
         with_pool!(self, |pool| {
             let rows = sqlx::query("SELECT name FROM elevations WHERE agent_id = $1 AND state = 'active' AND expires_at > $2")
                 .bind(agent)
-                .bind(now)
+                .bind(Stamp(now))
                 .fetch_all(pool)
                 .await?;
             rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
@@ -149,12 +159,12 @@ impl ElevationStore for Store {
 
     async fn activate_elevation(
         &self,
-        id: &str,
-        expires_at: &str,
+        id: &ElevationId,
+        expires_at: Timestamp,
     ) -> Result<Option<Elevation>, StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("UPDATE elevations SET state = 'active', expires_at = $1 WHERE id = $2 AND state = 'pending'")
-                .bind(expires_at)
+                .bind(Stamp(expires_at))
                 .bind(id)
                 .execute(pool)
                 .await?;
@@ -163,10 +173,10 @@ impl ElevationStore for Store {
         self.elevation(id).await
     }
 
-    async fn deny_elevation(&self, id: &str) -> Result<(), StoreError> {
+    async fn deny_elevation(&self, id: &ElevationId) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("UPDATE elevations SET state = 'denied', ended_at = $1 WHERE id = $2 AND state = 'pending'")
-                .bind(now_text())
+                .bind(Stamp(now()))
                 .bind(id)
                 .execute(pool)
                 .await?;

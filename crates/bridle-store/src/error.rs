@@ -5,7 +5,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration error: {0} (was this database written by a newer Bridle?)")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -18,4 +18,18 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the audit log is unavailable")]
     AuditUnavailable,
+}
+
+/// A column that does not decode (an id that does not validate, an instant
+/// that does not parse) is corrupt data, not an unavailable database.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { index, source } => {
+                Self::Corrupt(format!("column {index}: {source}"))
+            }
+            sqlx::Error::Decode(source) => Self::Corrupt(source.to_string()),
+            e => Self::Database(e),
+        }
+    }
 }

@@ -14,7 +14,9 @@ mod credentials;
 mod elevations;
 mod error;
 mod principals;
+mod proposals;
 mod registry;
+mod time;
 mod usage;
 
 use std::str::FromStr;
@@ -25,17 +27,18 @@ use sqlx::sqlite::{
 };
 
 pub use approvals::{Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval, Vote};
-pub use audit::{AuditFilter, AuditLog, AuditRead};
+pub use audit::{AuditFilter, AuditHead, AuditLog, AuditRead};
 pub use checkpoints::{CheckpointFilter, CheckpointStore};
 pub use credentials::{
-    ClientAuth, CredentialRow, CredentialStore, KekCheck, NewToken, SealedKey, SigningKeyRow,
-    TokenRow,
+    ClientAuth, CredentialRow, CredentialStore, KekCheck, NewToken, Purged, Revoked, SealedKey,
+    SigningKeyRow, TokenRow,
 };
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
-pub use registry::{AgentRow, RegistryRead, RegistryWrite};
-pub use usage::UsageStore;
+pub use proposals::{Proposal, ProposalState, ProposalStore};
+pub use registry::{AgentRow, AgentVersion, RegistryRead, RegistryWrite, StateBy};
+pub use usage::{UsageEvent, UsageStore};
 
 #[derive(Debug, Clone)]
 enum Pool {
@@ -169,18 +172,4 @@ fn redact_url(url: &str) -> String {
         Some((_, host)) => format!("{scheme}://…@{host}"),
         None => url.to_owned(),
     }
-}
-
-pub(crate) fn now_text() -> String {
-    ts(jiff::Timestamp::now())
-}
-
-/// Instants are stored as fixed-width UTC text (`2026-11-28T10:47:44.123456Z`)
-/// so that text order is time order on both backends.
-pub fn ts(t: jiff::Timestamp) -> String {
-    format!(
-        "{}.{:06}Z",
-        t.strftime("%Y-%m-%dT%H:%M:%S"),
-        t.subsec_microsecond()
-    )
 }

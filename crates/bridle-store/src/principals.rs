@@ -1,14 +1,14 @@
 //! Human principals (and service principals such as PEPs) and their API keys.
 //! Keys are stored only as hashes; the caller hashes.
 
-use std::str::FromStr;
-
 use bridle_core::id::{GroupName, PrincipalId};
+use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::Row;
 
 use crate::BeginWrite as _;
-use crate::{Store, StoreError, now_text, with_pool};
+use crate::time::{Stamp, now};
+use crate::{Store, StoreError, with_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -41,7 +41,7 @@ pub struct Principal {
     pub roles: Vec<Role>,
     pub groups: Vec<GroupName>,
     pub active: bool,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 impl Principal {
@@ -96,16 +96,15 @@ where
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {
         StoreError::Corrupt(format!("principal {what}: {e}"))
     };
-    let id: String = row.try_get("id")?;
     let roles: String = row.try_get("roles")?;
     let groups: String = row.try_get("groups_json")?;
     Ok(Principal {
-        id: PrincipalId::from_str(&id).map_err(|e| corrupt("id", &e))?,
+        id: row.try_get("id")?,
         name: row.try_get("name")?,
         roles: parse_roles(&roles)?,
         groups: serde_json::from_str(&groups).map_err(|e| corrupt("groups", &e))?,
         active: row.try_get("active")?,
-        created_at: row.try_get("created_at")?,
+        created_at: row.try_get::<Stamp, _>("created_at")?.into(),
     })
 }
 
@@ -142,7 +141,7 @@ impl PrincipalStore for Store {
             if exists.is_some() {
                 return Err(StoreError::Conflict(p.id.to_string()));
             }
-            let now = now_text();
+            let now = now();
             sqlx::query(
                 "INSERT INTO principals (id, name, roles, groups_json, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -151,7 +150,7 @@ impl PrincipalStore for Store {
             .bind(roles_json(&p.roles))
             .bind(json(&p.groups))
             .bind(true)
-            .bind(&now)
+            .bind(Stamp(now))
             .execute(&mut *tx)
             .await?;
             sqlx::query(
@@ -159,7 +158,7 @@ impl PrincipalStore for Store {
             )
             .bind(key_hash)
             .bind(p.id.as_str())
-            .bind(&now)
+            .bind(Stamp(now))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -181,7 +180,7 @@ impl PrincipalStore for Store {
     ) -> Result<Principal, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let now = now_text();
+            let now = now();
             let exists = sqlx::query("SELECT id FROM principals WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(&mut *tx)
@@ -203,7 +202,7 @@ impl PrincipalStore for Store {
                 .bind(roles_json(&[Role::Admin]))
                 .bind("[]")
                 .bind(true)
-                .bind(&now)
+                .bind(Stamp(now))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -217,7 +216,7 @@ impl PrincipalStore for Store {
             )
             .bind(key_hash)
             .bind(id.as_str())
-            .bind(&now)
+            .bind(Stamp(now))
             .execute(&mut *tx)
             .await?;
             let row = sqlx::query(concat!(

@@ -1,15 +1,16 @@
 //! The agent registry: one row per agent (current version and lifecycle
 //! state) and every past version of its manifest.
 
-use std::str::FromStr;
-
 use bridle_core::Manifest;
 use bridle_core::engine::AgentState;
 use bridle_core::id::{AgentId, PrincipalId};
+use jiff::Timestamp;
+use jiff::civil::Date;
 use sqlx::Row;
 
 use crate::BeginWrite as _;
-use crate::{Store, StoreError, now_text, with_pool};
+use crate::time::{Stamp, now};
+use crate::{Store, StoreError, with_pool};
 
 /// An agent as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,14 +19,26 @@ pub struct AgentRow {
     pub version: i64,
     pub state: AgentState,
     pub state_reason: Option<String>,
+    /// Who made the last lifecycle change (its audit actor), if recorded.
+    pub state_by: Option<StateBy>,
     pub owner: PrincipalId,
     pub environment: String,
-    pub expires: String,
+    /// The manifest's `expires` (a date).
+    pub expires: Date,
     pub manifest: serde_json::Value,
     pub source: String,
-    pub last_review_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub last_review_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Who changed an agent's lifecycle state: the audit actor
+/// (`principal:ID`, `system`) and whether it acted with the `admin` role.
+/// A suspension made by an admin is lifted only by an admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateBy {
+    pub actor: String,
+    pub admin: bool,
 }
 
 /// One past (or the current) version of an agent's manifest.
@@ -33,8 +46,14 @@ pub struct AgentRow {
 pub struct AgentVersion {
     pub version: i64,
     pub manifest: serde_json::Value,
-    pub created_by: String,
-    pub created_at: String,
+    /// The manifest text exactly as submitted.
+    pub source: String,
+    /// What this version changed against the one before it, as classified
+    /// when it was applied (`None` for versions from before that was kept).
+    pub changes: Option<serde_json::Value>,
+    /// The principal who submitted it.
+    pub created_by: PrincipalId,
+    pub created_at: Timestamp,
 }
 
 #[expect(
@@ -44,6 +63,7 @@ pub struct AgentVersion {
 pub trait RegistryRead {
     async fn agent(&self, id: &AgentId) -> Result<Option<AgentRow>, StoreError>;
     async fn agents(&self) -> Result<Vec<AgentRow>, StoreError>;
+    /// Every version of the agent, oldest first.
     async fn agent_versions(&self, id: &AgentId) -> Result<Vec<AgentVersion>, StoreError>;
 }
 
@@ -54,11 +74,14 @@ pub trait RegistryRead {
 pub trait RegistryWrite {
     /// Create the agent (version 1) or store a new version. Returns the row
     /// and whether it was created. `Conflict` when the agent is retired.
+    /// `changes` is what this version changes against the one in force
+    /// (kept with the version, JSON).
     async fn apply_manifest(
         &self,
         m: &Manifest,
         source: &str,
-        by: &str,
+        by: &PrincipalId,
+        changes: &serde_json::Value,
     ) -> Result<(AgentRow, bool), StoreError>;
     /// Move to `state`. Retired is terminal: `Conflict` on any change after it.
     async fn set_state(
@@ -66,6 +89,7 @@ pub trait RegistryWrite {
         id: &AgentId,
         state: AgentState,
         reason: &str,
+        by: &StateBy,
     ) -> Result<AgentRow, StoreError>;
     async fn record_review(&self, id: &AgentId) -> Result<AgentRow, StoreError>;
     /// Retire in one transaction: state `retired` (terminal), every
@@ -76,47 +100,78 @@ pub trait RegistryWrite {
 
 macro_rules! columns {
     () => {
-        "id, version, state, state_reason, owner, environment, expires, manifest, source, \
-         last_review_at, created_at, updated_at"
+        "id, version, state, state_reason, state_by, state_by_admin, owner, environment, expires, \
+         manifest, source, last_review_at, created_at, updated_at"
     };
 }
+
+pub(crate) use columns as agent_columns;
+
+/// Inside a transaction `$tx`: run `$sql`, an INSERT or UPDATE of `agents`
+/// whose parameters are $1 version, $2 owner, $3 environment, $4 expires,
+/// $5 manifest JSON, $6 source, $7 now and $8 the id, for manifest `$m`.
+macro_rules! write_agent {
+    ($tx:ident, $sql:expr, $m:expr, $manifest:expr, $source:expr, $version:expr, $now:expr) => {
+        sqlx::query($sql)
+            .bind($version)
+            .bind($m.owner.as_str())
+            .bind($m.environment.as_str())
+            .bind($m.expires.to_string())
+            .bind($manifest)
+            .bind($source)
+            .bind($now)
+            .bind($m.agent.as_str())
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+pub(crate) use write_agent;
 
 fn parse_state(s: &str) -> Result<AgentState, StoreError> {
     match s {
         "active" => Ok(AgentState::Active),
         "suspended" => Ok(AgentState::Suspended),
         "retired" => Ok(AgentState::Retired),
+        "proposed" => Ok(AgentState::Proposed),
         other => Err(StoreError::Corrupt(format!("agent state `{other}`"))),
     }
 }
 
-fn from_row<R>(row: &R) -> Result<AgentRow, StoreError>
+pub(crate) fn from_row<R>(row: &R) -> Result<AgentRow, StoreError>
 where
     R: Row,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("agent {what}: {e}"));
-    let id: String = row.try_get("id")?;
-    let owner: String = row.try_get("owner")?;
     let state: String = row.try_get("state")?;
     let manifest: String = row.try_get("manifest")?;
+    let state_by: Option<String> = row.try_get("state_by")?;
+    let state_by_admin: bool = row.try_get("state_by_admin")?;
+    let expires: String = row.try_get("expires")?;
     Ok(AgentRow {
-        id: AgentId::from_str(&id).map_err(|e| corrupt("id", &e))?,
+        id: row.try_get("id")?,
         version: row.try_get("version")?,
         state: parse_state(&state)?,
         state_reason: row.try_get("state_reason")?,
-        owner: PrincipalId::from_str(&owner).map_err(|e| corrupt("owner", &e))?,
+        state_by: state_by.map(|actor| StateBy {
+            actor,
+            admin: state_by_admin,
+        }),
+        owner: row.try_get("owner")?,
         environment: row.try_get("environment")?,
-        expires: row.try_get("expires")?,
+        expires: expires.parse().map_err(|e| corrupt("expires", &e))?,
         manifest: serde_json::from_str(&manifest).map_err(|e| corrupt("manifest", &e))?,
         source: row.try_get("source")?,
-        last_review_at: row.try_get("last_review_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        last_review_at: row
+            .try_get::<Option<Stamp>, _>("last_review_at")?
+            .map(Timestamp::from),
+        created_at: row.try_get::<Stamp, _>("created_at")?.into(),
+        updated_at: row.try_get::<Stamp, _>("updated_at")?.into(),
     })
 }
 
@@ -143,7 +198,8 @@ impl RegistryRead for Store {
     async fn agent_versions(&self, id: &AgentId) -> Result<Vec<AgentVersion>, StoreError> {
         with_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT version, manifest, created_by, created_at FROM agent_versions WHERE agent_id = $1 ORDER BY version",
+                "SELECT version, manifest, source, changes, created_by, created_at FROM agent_versions \
+                 WHERE agent_id = $1 ORDER BY version",
             )
             .bind(id.as_str())
             .fetch_all(pool)
@@ -151,13 +207,21 @@ impl RegistryRead for Store {
             rows.iter()
                 .map(|r| {
                     let manifest: String = r.try_get("manifest")?;
+                    let changes: Option<String> = r.try_get("changes")?;
+                    let corrupt = |what: &str, e: serde_json::Error| {
+                        StoreError::Corrupt(format!("agent version {what}: {e}"))
+                    };
                     Ok(AgentVersion {
                         version: r.try_get("version")?,
-                        manifest: serde_json::from_str(&manifest).map_err(|e| {
-                            StoreError::Corrupt(format!("agent version manifest: {e}"))
-                        })?,
+                        manifest: serde_json::from_str(&manifest)
+                            .map_err(|e| corrupt("manifest", e))?,
+                        source: r.try_get("source")?,
+                        changes: changes
+                            .map(|c| serde_json::from_str(&c))
+                            .transpose()
+                            .map_err(|e| corrupt("changes", e))?,
                         created_by: r.try_get("created_by")?,
-                        created_at: r.try_get("created_at")?,
+                        created_at: r.try_get::<Stamp, _>("created_at")?.into(),
                     })
                 })
                 .collect()
@@ -191,14 +255,16 @@ impl RegistryWrite for Store {
         &self,
         m: &Manifest,
         source: &str,
-        by: &str,
+        by: &PrincipalId,
+        changes: &serde_json::Value,
     ) -> Result<(AgentRow, bool), StoreError> {
         let id = m.agent.as_str();
         let manifest = serde_json::to_string(&m.document)
             .map_err(|e| StoreError::Corrupt(format!("manifest json: {e}")))?;
+        let changes = changes.to_string();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let now = now_text();
+            let now = Stamp(now());
             // Lock the row first (a no-op update), so concurrent applies of one
             // agent get distinct versions on both backends.
             sqlx::query("UPDATE agents SET version = version WHERE id = $1")
@@ -209,56 +275,62 @@ impl RegistryWrite for Store {
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let (version, created) = match current {
+            // Whatever was proposed for this agent is replaced by what is
+            // applied now.
+            crate::proposals::supersede_pending!(tx, id, &now);
+            let version = crate::proposals::next_version!(tx, id);
+            let created = match current {
                 Some(row) => {
                     let state: String = row.try_get("state")?;
-                    if parse_state(&state)? == AgentState::Retired {
+                    let state = parse_state(&state)?;
+                    if state == AgentState::Retired {
                         return Err(StoreError::Conflict(format!("agent `{id}` is retired")));
                     }
-                    let version: i64 = row.try_get("version")?;
-                    sqlx::query(
+                    // A new agent's placeholder (its first version was only
+                    // proposed) comes into force: this is its creation.
+                    let proposed = state == AgentState::Proposed;
+                    write_agent!(
+                        tx,
                         "UPDATE agents SET version = $1, owner = $2, environment = $3, expires = $4, \
-                         manifest = $5, source = $6, updated_at = $7 WHERE id = $8",
-                    )
-                    .bind(version + 1)
-                    .bind(m.owner.as_str())
-                    .bind(m.environment.as_str())
-                    .bind(m.expires.to_string())
-                    .bind(&manifest)
-                    .bind(source)
-                    .bind(&now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    (version + 1, false)
+                         manifest = $5, source = $6, updated_at = $7, \
+                         state = CASE WHEN state = 'proposed' THEN 'active' ELSE state END, \
+                         created_at = CASE WHEN state = 'proposed' THEN $7 ELSE created_at END, \
+                         last_review_at = CASE WHEN state = 'proposed' THEN $7 ELSE last_review_at END \
+                         WHERE id = $8",
+                        m,
+                        &manifest,
+                        source,
+                        version,
+                        &now
+                    );
+                    proposed
                 }
                 None => {
-                    sqlx::query(
-                        "INSERT INTO agents (id, version, state, owner, environment, expires, manifest, source, \
-                         last_review_at, created_at, updated_at) VALUES ($1, 1, 'active', $2, $3, $4, $5, $6, $7, $7, $7)",
-                    )
-                    .bind(id)
-                    .bind(m.owner.as_str())
-                    .bind(m.environment.as_str())
-                    .bind(m.expires.to_string())
-                    .bind(&manifest)
-                    .bind(source)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                    (1, true)
+                    write_agent!(
+                        tx,
+                        "INSERT INTO agents (version, owner, environment, expires, manifest, source, \
+                         last_review_at, created_at, updated_at, id, state) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, 'active')",
+                        m,
+                        &manifest,
+                        source,
+                        version,
+                        &now
+                    );
+                    true
                 }
             };
             sqlx::query(
-                "INSERT INTO agent_versions (agent_id, version, manifest, source, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO agent_versions (agent_id, version, manifest, source, created_by, created_at, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
             .bind(version)
             .bind(&manifest)
             .bind(source)
             .bind(by)
-            .bind(&now)
+            .bind(now)
+            .bind(&changes)
             .execute(&mut *tx)
             .await?;
             let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
@@ -275,17 +347,21 @@ impl RegistryWrite for Store {
         id: &AgentId,
         state: AgentState,
         reason: &str,
+        by: &StateBy,
     ) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             lock_live_agent!(tx, id);
             sqlx::query(
-                "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4",
+                "UPDATE agents SET state = $1, state_reason = $2, state_by = $5, state_by_admin = $6, \
+                 updated_at = $3 WHERE id = $4",
             )
             .bind(state.as_str())
             .bind(reason)
-            .bind(now_text())
+            .bind(Stamp(now()))
             .bind(id.as_str())
+            .bind(&by.actor)
+            .bind(by.admin)
             .execute(&mut *tx)
             .await?;
             let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
@@ -300,7 +376,7 @@ impl RegistryWrite for Store {
     async fn retire(&self, id: &AgentId, reason: &str) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let now = now_text();
+            let now = Stamp(now());
             lock_live_agent!(tx, id);
             for sql in [
                 "UPDATE agents SET state = 'retired', state_reason = $2, updated_at = $1 WHERE id = $3",
@@ -310,7 +386,7 @@ impl RegistryWrite for Store {
                 "UPDATE elevations SET state = 'ended', ended_at = $1 WHERE agent_id = $3 AND state IN ('pending', 'active') AND $2 = $2",
             ] {
                 sqlx::query(sql)
-                    .bind(&now)
+                    .bind(now)
                     .bind(reason)
                     .bind(id.as_str())
                     .execute(&mut *tx)
@@ -328,7 +404,7 @@ impl RegistryWrite for Store {
     async fn record_review(&self, id: &AgentId) -> Result<AgentRow, StoreError> {
         with_pool!(self, |pool| {
             let done = sqlx::query("UPDATE agents SET last_review_at = $1 WHERE id = $2")
-                .bind(now_text())
+                .bind(Stamp(now()))
                 .bind(id.as_str())
                 .execute(pool)
                 .await?;

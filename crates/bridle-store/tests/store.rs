@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bridle_core::Manifest;
 use bridle_core::audit::{EventBody, EventType};
 use bridle_core::engine::AgentState;
+use bridle_core::id::{AgentId, ClientId, Jti};
 use bridle_store::{
     AuditFilter, AuditLog, AuditRead, ClientAuth, CredentialStore, NewPrincipal, NewToken,
-    PrincipalStore, RegistryRead, RegistryWrite, Role, Store, StoreError,
+    PrincipalStore, Purged, RegistryRead, RegistryWrite, Role, Store, StoreError,
 };
+use jiff::Timestamp;
 
 /// Keeps the SQLite temp dir alive for the test's duration.
 struct Db {
@@ -158,14 +160,24 @@ async fn registry_versions_and_lifecycle(db: Db) {
     let s = &db.store;
     let id = "research-bot".parse().unwrap();
     let (row, created) = s
-        .apply_manifest(&manifest("research-bot", "v1"), "src1", "alice")
+        .apply_manifest(
+            &manifest("research-bot", "v1"),
+            "src1",
+            &"alice".parse().unwrap(),
+            &serde_json::json!([]),
+        )
         .await
         .unwrap();
     assert!(created);
     assert_eq!((row.version, row.state), (1, AgentState::Active));
     assert_eq!(row.manifest["purpose"], "v1");
     let (row, created) = s
-        .apply_manifest(&manifest("research-bot", "v2"), "src2", "bob")
+        .apply_manifest(
+            &manifest("research-bot", "v2"),
+            "src2",
+            &"bob".parse().unwrap(),
+            &serde_json::json!([{"path": "purpose", "effect": "neutral", "detail": "v1 → v2"}]),
+        )
         .await
         .unwrap();
     assert!(!created);
@@ -177,33 +189,42 @@ async fn registry_versions_and_lifecycle(db: Db) {
         vec![1, 2]
     );
     assert_eq!(versions[0].manifest["purpose"], "v1");
-    assert_eq!(versions[1].created_by, "bob");
+    assert_eq!(versions[1].created_by.as_str(), "bob");
+    // Each version keeps its text as submitted and what it changed.
+    assert_eq!(versions[0].source, "src1");
+    assert_eq!(versions[1].source, "src2");
+    assert_eq!(versions[1].changes.as_ref().unwrap()[0]["path"], "purpose");
 
     let row = s
-        .set_state(&id, AgentState::Suspended, "denial spike")
+        .set_state(&id, AgentState::Suspended, "denial spike", &by())
         .await
         .unwrap();
     assert_eq!(row.state, AgentState::Suspended);
     assert_eq!(row.state_reason.as_deref(), Some("denial spike"));
-    s.set_state(&id, AgentState::Active, "investigated")
+    s.set_state(&id, AgentState::Active, "investigated", &by())
         .await
         .unwrap();
-    s.set_state(&id, AgentState::Retired, "purpose ended")
+    s.set_state(&id, AgentState::Retired, "purpose ended", &by())
         .await
         .unwrap();
     // Retired is terminal, and the id is never reusable.
     assert!(matches!(
-        s.set_state(&id, AgentState::Active, "x").await,
+        s.set_state(&id, AgentState::Active, "x", &by()).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.apply_manifest(&manifest("research-bot", "v3"), "src3", "alice")
-            .await,
+        s.apply_manifest(
+            &manifest("research-bot", "v3"),
+            "src3",
+            &"alice".parse().unwrap(),
+            &serde_json::json!([])
+        )
+        .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.agent(&id).await.unwrap().unwrap().version, 2);
     assert!(matches!(
-        s.set_state(&"ghost".parse().unwrap(), AgentState::Suspended, "x")
+        s.set_state(&"ghost".parse().unwrap(), AgentState::Suspended, "x", &by())
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -243,7 +264,7 @@ async fn audit_chain_group_commit_and_tamper(db: Db) {
     assert_eq!(v.events, 300);
 
     let filter = AuditFilter {
-        agent: Some("bot-1".into()),
+        agent: Some(id("bot-1")),
         limit: 1000,
         ..AuditFilter::default()
     };
@@ -300,6 +321,11 @@ async fn tamper(db: &Db, seq: u64, body: &str) {
         "UPDATE audit_events SET body = '{}' WHERE seq = {seq}",
         body.replace('\'', "''")
     );
+    execute(db, sql).await;
+}
+
+/// Run `sql` behind Bridle's back.
+async fn execute(db: &Db, sql: String) {
     if db.url.starts_with("sqlite://") {
         use sqlx::Executor;
         let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
@@ -356,10 +382,28 @@ async fn unsupported_urls_are_a_clear_error_without_the_password() {
     assert!(!text.contains("secret"), "{text}");
 }
 
-fn token<'a>(jti: &'a str, client: &'a str, parent: Option<&'a str>, exp: &'a str) -> NewToken<'a> {
+/// A typed id (or instant) from its text, for brevity.
+fn id<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    s.parse().unwrap()
+}
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn token<'a>(
+    jti: &'a Jti,
+    client: &'a ClientId,
+    parent: Option<&'a Jti>,
+    exp: Timestamp,
+) -> NewToken<'a> {
+    static AGENT: std::sync::LazyLock<AgentId> = std::sync::LazyLock::new(|| id("research-bot"));
     NewToken {
         jti,
-        agent: "research-bot",
+        agent: &AGENT,
         client_id: client,
         expires_at: exp,
         parent_jti: parent,
@@ -368,41 +412,42 @@ fn token<'a>(jti: &'a str, client: &'a str, parent: Option<&'a str>, exp: &'a st
 
 async fn credentials_tokens_and_one_time_ids(db: Db) {
     let s = &db.store;
-    s.apply_manifest(&manifest("research-bot", "v1"), "src", "alice")
-        .await
-        .unwrap();
+    s.apply_manifest(
+        &manifest("research-bot", "v1"),
+        "src",
+        &id("alice"),
+        &serde_json::json!([]),
+    )
+    .await
+    .unwrap();
+    let bot: AgentId = id("research-bot");
+    let (rb1, rb2, rb7, rb9): (ClientId, ClientId, ClientId, ClientId) =
+        (id("rb.1"), id("rb.2"), id("rb.7"), id("rb.9"));
     let secret = ClientAuth::Secret {
         hash: "h1".into(),
         previous: None,
     };
-    s.add_credential("research-bot", "rb.1", &secret)
-        .await
-        .unwrap();
+    s.add_credential(&bot, &rb1, &secret).await.unwrap();
     let jwk = ClientAuth::PublicJwk(r#"{"kty":"OKP"}"#.into());
-    s.add_credential("research-bot", "rb.2", &jwk)
-        .await
-        .unwrap();
-    assert_eq!(s.credential("rb.2").await.unwrap().unwrap().auth, jwk);
-    assert_eq!(s.credentials("research-bot").await.unwrap().len(), 2);
+    s.add_credential(&bot, &rb2, &jwk).await.unwrap();
+    assert_eq!(s.credential(&rb2).await.unwrap().unwrap().auth, jwk);
+    assert_eq!(s.credentials(&bot).await.unwrap().len(), 2);
 
     // Rotation keeps the previous hash until the overlap ends; a key
     // credential cannot be rotated.
-    assert!(
-        s.rotate_secret("rb.1", "h2", Some("2099-01-01T00:00:00.000000Z"))
-            .await
-            .unwrap()
-    );
-    let c = s.credential("rb.1").await.unwrap().unwrap();
+    let far = at("2099-01-01T00:00:00Z");
+    assert!(s.rotate_secret(&rb1, "h2", Some(far)).await.unwrap());
+    let c = s.credential(&rb1).await.unwrap().unwrap();
     assert_eq!(
         c.auth,
         ClientAuth::Secret {
             hash: "h2".into(),
-            previous: Some(("h1".into(), "2099-01-01T00:00:00.000000Z".into())),
+            previous: Some(("h1".into(), far)),
         }
     );
     assert!(c.rotated_at.is_some());
-    assert!(s.rotate_secret("rb.1", "h3", None).await.unwrap());
-    let c = s.credential("rb.1").await.unwrap().unwrap();
+    assert!(s.rotate_secret(&rb1, "h3", None).await.unwrap());
+    let c = s.credential(&rb1).await.unwrap().unwrap();
     assert_eq!(
         c.auth,
         ClientAuth::Secret {
@@ -410,63 +455,183 @@ async fn credentials_tokens_and_one_time_ids(db: Db) {
             previous: None
         }
     );
-    assert!(!s.rotate_secret("rb.2", "h", None).await.unwrap());
+    assert!(!s.rotate_secret(&rb2, "h", None).await.unwrap());
 
     // A lineage: t1 → t2 → t3, and t4 beside it. Revoking t2 revokes t3 only.
-    let far = "2099-01-01T00:00:00.000000Z";
-    s.record_token(&token("t1", "rb.1", None, far))
+    let [t1, t2, t3, t4, t5, old]: [Jti; 6] = ["t1", "t2", "t3", "t4", "t5", "old"].map(id);
+    s.record_token(&token(&t1, &rb1, None, far)).await.unwrap();
+    s.record_token(&token(&t2, &rb9, Some(&t1), far))
         .await
         .unwrap();
-    s.record_token(&token("t2", "rb.9", Some("t1"), far))
+    s.record_token(&token(&t3, &rb9, Some(&t2), far))
         .await
         .unwrap();
-    s.record_token(&token("t3", "rb.9", Some("t2"), far))
-        .await
-        .unwrap();
-    s.record_token(&token("t4", "rb.2", None, far))
-        .await
-        .unwrap();
-    assert_eq!(s.revoke_token("t2").await.unwrap(), 2);
-    assert_eq!(s.revoke_token("t2").await.unwrap(), 0);
-    let revoked = async |jti: &str| s.token(jti).await.unwrap().unwrap().revoked;
-    assert!(!revoked("t1").await && revoked("t2").await && revoked("t3").await);
+    s.record_token(&token(&t4, &rb2, None, far)).await.unwrap();
+    assert_eq!(s.revoke_token(&t2).await.unwrap(), 2);
+    assert_eq!(s.revoke_token(&t2).await.unwrap(), 0);
+    let revoked = async |jti: &Jti| s.token(jti).await.unwrap().unwrap().revoked;
+    assert!(!revoked(&t1).await && revoked(&t2).await && revoked(&t3).await);
     assert_eq!(
-        s.token("t3").await.unwrap().unwrap().parent_jti.as_deref(),
-        Some("t2")
+        s.token(&t3).await.unwrap().unwrap().parent_jti,
+        Some(t2.clone())
     );
     // Revoking a credential revokes the tokens issued to it and theirs.
-    s.record_token(&token("t5", "rb.7", Some("t1"), far))
+    s.record_token(&token(&t5, &rb7, Some(&t1), far))
         .await
         .unwrap();
     assert_eq!(
-        s.revoke_credential("rb.1").await.unwrap(),
+        s.revoke_credential(&rb1).await.unwrap(),
         Some(2),
         "t1 and t5"
     );
-    assert_eq!(s.revoke_credential("rb.1").await.unwrap(), None);
-    assert!(!revoked("t4").await);
+    assert_eq!(s.revoke_credential(&rb1).await.unwrap(), None);
+    assert!(!revoked(&t4).await);
 
     // One-time ids are single use, per kind; expired records are purged.
-    assert!(
-        s.use_jti("dpop", "j1", "2000-01-01T00:00:00.000000Z")
-            .await
-            .unwrap()
-    );
-    assert!(!s.use_jti("dpop", "j1", far).await.unwrap());
-    assert!(s.use_jti("client_assertion", "j1", far).await.unwrap());
-    s.record_token(&token("old", "rb.2", None, "2000-01-01T00:00:00.000000Z"))
+    let j1: Jti = id("j1");
+    let long_ago = at("2000-01-01T00:00:00Z");
+    assert!(s.use_jti("dpop", &j1, long_ago).await.unwrap());
+    assert!(!s.use_jti("dpop", &j1, far).await.unwrap());
+    assert!(s.use_jti("client_assertion", &j1, far).await.unwrap());
+    s.record_token(&token(&old, &rb2, None, long_ago))
         .await
         .unwrap();
     assert_eq!(
-        s.purge_expired("2020-01-01T00:00:00.000000Z")
-            .await
-            .unwrap(),
-        (1, 1)
+        s.purge_expired(at("2020-01-01T00:00:00Z")).await.unwrap(),
+        Purged { tokens: 1, jtis: 1 }
     );
-    assert!(s.token("old").await.unwrap().is_none());
+    assert!(s.token(&old).await.unwrap().is_none());
     assert!(
-        s.use_jti("dpop", "j1", far).await.unwrap(),
+        s.use_jti("dpop", &j1, far).await.unwrap(),
         "purged, so usable again"
     );
 }
 on_both!(credentials_tokens_and_one_time_ids);
+
+/// One text value read behind Bridle's back.
+async fn raw_text(db: &Db, sql: &str) -> String {
+    use sqlx::Row;
+    if db.url.starts_with("sqlite://") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let text: String = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        pool.close().await;
+        text
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let text: String = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        pool.close().await;
+        text
+    }
+}
+
+/// The on-disk format of instants is what earlier releases wrote
+/// (fixed-width UTC, microseconds), so SQL compares them as text and old
+/// databases read back; a typed instant given to the store is the one read.
+async fn instants_keep_their_stored_text(db: Db) {
+    let s = &db.store;
+    let (row, _) = s
+        .apply_manifest(
+            &manifest("research-bot", "v1"),
+            "src",
+            &id("alice"),
+            &serde_json::json!([]),
+        )
+        .await
+        .unwrap();
+    let stored = raw_text(
+        &db,
+        "SELECT created_at FROM agents WHERE id = 'research-bot'",
+    )
+    .await;
+    let shape = stored.len() == 27
+        && stored.ends_with('Z')
+        && stored.as_bytes()[10] == b'T'
+        && stored.as_bytes()[19] == b'.';
+    assert!(shape, "{stored}");
+    assert_eq!(row.created_at, at(&stored));
+    assert_eq!(
+        s.agent(&row.id).await.unwrap().unwrap().created_at,
+        row.created_at
+    );
+    assert_eq!(row.expires.to_string(), "2027-12-31");
+
+    // An instant written by the caller: text at microseconds, read back equal.
+    let bot: AgentId = id("research-bot");
+    let client: ClientId = id("rb.1");
+    let secret = ClientAuth::Secret {
+        hash: "h".into(),
+        previous: None,
+    };
+    s.add_credential(&bot, &client, &secret).await.unwrap();
+    let until = at("2099-03-04T05:06:07.89Z");
+    s.rotate_secret(&client, "h2", Some(until)).await.unwrap();
+    assert_eq!(
+        raw_text(&db, "SELECT previous_expires_at FROM agent_credentials").await,
+        "2099-03-04T05:06:07.890000Z"
+    );
+    let c = s.credential(&client).await.unwrap().unwrap();
+    assert_eq!(
+        c.auth,
+        ClientAuth::Secret {
+            hash: "h2".into(),
+            previous: Some(("h".into(), until)),
+        }
+    );
+}
+on_both!(instants_keep_their_stored_text);
+
+/// A stored id that does not validate, or an instant that does not parse,
+/// is a `Corrupt` error naming the column, never a panic or a "database
+/// unavailable".
+async fn malformed_stored_values_are_corrupt(db: Db) {
+    let s = &db.store;
+    let (row, _) = s
+        .apply_manifest(
+            &manifest("research-bot", "v1"),
+            "src",
+            &id("alice"),
+            &serde_json::json!([]),
+        )
+        .await
+        .unwrap();
+    execute(&db, "UPDATE agents SET owner = 'not an id!'".into()).await;
+    match s.agent(&row.id).await {
+        Err(StoreError::Corrupt(why)) => {
+            assert!(
+                why.contains("owner") && why.contains("not a valid principal id"),
+                "{why}"
+            );
+        }
+        other => panic!("expected corrupt data, got {other:?}"),
+    }
+    execute(
+        &db,
+        "UPDATE agents SET owner = 'alice', updated_at = 'yesterday'".into(),
+    )
+    .await;
+    match s.agents().await {
+        Err(StoreError::Corrupt(why)) => {
+            assert!(
+                why.contains("updated_at") && why.contains("yesterday"),
+                "{why}"
+            );
+        }
+        other => panic!("expected corrupt data, got {other:?}"),
+    }
+}
+on_both!(malformed_stored_values_are_corrupt);
+
+fn by() -> bridle_store::StateBy {
+    bridle_store::StateBy {
+        actor: "principal:admin".into(),
+        admin: true,
+    }
+}

@@ -214,6 +214,7 @@ async fn no_secret_reaches_the_logs_the_audit_log_or_the_database() {
         ("alice", json!([]), json!([])),
         ("frank", json!([]), json!(["finance-approvers"])),
         ("gateway", json!(["pep"]), json!([])),
+        ("sec-lead", json!(["admin"]), json!([])),
     ] {
         let r = api
             .post(
@@ -227,14 +228,25 @@ async fn no_secret_reaches_the_logs_the_audit_log_or_the_database() {
         secrets.push((format!("API key of {id}"), key.clone()));
         keys.insert(id, key);
     }
+    // A prod agent: proposed by its owner, approved by an admin (change
+    // control), so the change approval's diff is searched for secrets too.
     let manifest = include_str!("../../../examples/procurement-bot.yaml");
-    api.call(
-        api.http
-            .put(api.url("/v1/agents/procurement-bot"))
-            .bearer_auth(ADMIN)
-            .header("content-type", "application/yaml")
-            .body(manifest),
-        201,
+    let r = api
+        .call(
+            api.http
+                .put(api.url("/v1/agents/procurement-bot"))
+                .bearer_auth(&keys["alice"])
+                .header("content-type", "application/yaml")
+                .body(manifest),
+            202,
+        )
+        .await;
+    let change = r["approval_id"].as_str().unwrap().to_owned();
+    api.post(
+        &format!("/v1/approvals/{change}/approve"),
+        &keys["sec-lead"],
+        json!({}),
+        200,
     )
     .await;
 

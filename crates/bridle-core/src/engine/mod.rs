@@ -53,6 +53,10 @@ pub enum AgentState {
     Active,
     Suspended,
     Retired,
+    /// A new agent whose first version awaits change approval: it exists
+    /// so that its id is taken and its proposal can be read, and every
+    /// decision for it is denied (`agent_proposed`).
+    Proposed,
 }
 
 impl AgentState {
@@ -61,6 +65,7 @@ impl AgentState {
             Self::Active => "active",
             Self::Suspended => "suspended",
             Self::Retired => "retired",
+            Self::Proposed => "proposed",
         }
     }
 }
@@ -371,6 +376,15 @@ impl Engine {
 
         match subject.state {
             AgentState::Active => {}
+            AgentState::Proposed => {
+                return Err(Decision::deny(reason(
+                    ReasonCode::AgentProposed,
+                    who(format!(
+                        "agent `{agent}` is proposed: its first version awaits approval"
+                    )),
+                    None,
+                )));
+            }
             state => {
                 return Err(Decision::deny(reason(
                     ReasonCode::AgentSuspended,

@@ -141,6 +141,11 @@ fn every_reason_code_of_the_contract_is_produced() {
     );
     note(
         Req::new(&p, "procurement.list_vendors")
+            .state(AgentState::Proposed)
+            .decide(),
+    );
+    note(
+        Req::new(&p, "procurement.list_vendors")
             .at("2028-01-01T00:00:00Z")
             .decide(),
     );

@@ -149,3 +149,22 @@ fn suspension_and_expiry_come_first() {
         [ReasonCode::AgentSuspended]
     );
 }
+
+// ---------------------------------------------------------- agent_proposed
+
+#[test]
+fn a_proposed_agent_is_denied_whatever_it_grants() {
+    let a = agent("tools:\n  - name: \"*\"\n    access: admin\n");
+    let d = Req::new(&a, "anything.at_all").decide();
+    assert_eq!(d.effect, Effect::Allow, "the grant itself allows");
+    let d = Req::new(&a, "anything.at_all")
+        .state(AgentState::Proposed)
+        .decide();
+    assert_eq!(d.effect, Effect::Deny);
+    assert_eq!(codes(&d), [ReasonCode::AgentProposed]);
+    assert!(
+        d.reasons[0].message.contains("awaits approval"),
+        "{}",
+        d.reasons[0].message
+    );
+}

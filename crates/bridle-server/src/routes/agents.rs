@@ -2,14 +2,16 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use bridle_core::Manifest;
 use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_core::id::AgentId;
 use bridle_core::manifest::limits::MAX_MANIFEST_BYTES;
-use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite};
+use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite, StateBy};
+
+use crate::service::manifest;
+use crate::views::history::{Applied, ApplyAnswer, Proposed};
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -18,6 +20,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection, PathId as _};
 use crate::state::AppState;
 use crate::views::agent::{AgentFlag, AgentList, AgentRecord};
 
@@ -25,18 +28,15 @@ use crate::views::agent::{AgentFlag, AgentList, AgentRecord};
 pub async fn flags(state: &AppState, row: &AgentRow) -> Result<Vec<AgentFlag>, ApiError> {
     let now = Timestamp::now();
     let mut flags = Vec::new();
-    let today = now
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .date()
-        .to_string();
+    let today = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
     if row.expires < today {
         flags.push(AgentFlag::Expired);
     }
     if let Some(every) = row.manifest.get("review_every").and_then(|v| v.as_str())
         && let Ok(every) = bridle_core::manifest::units::parse_duration(every)
     {
-        let last = row.last_review_at.as_deref().unwrap_or(&row.created_at);
-        if last.parse::<Timestamp>().is_ok_and(|t| t + every < now) {
+        let last = row.last_review_at.unwrap_or(row.created_at);
+        if last + every < now {
             flags.push(AgentFlag::ReviewOverdue);
         }
     }
@@ -53,10 +53,12 @@ pub async fn record(state: &AppState, row: AgentRow) -> Result<AgentRecord, ApiE
     Ok(AgentRecord::new(row, flags))
 }
 
-pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
-    let not_found = || ApiError::NotFound(format!("agent `{id}` not found"));
-    let id: AgentId = id.parse().map_err(|_| not_found())?;
-    state.store.agent(&id).await?.ok_or_else(not_found)
+pub async fn load(state: &AppState, id: &AgentId) -> Result<AgentRow, ApiError> {
+    state
+        .store
+        .agent(id)
+        .await?
+        .ok_or_else(|| AgentId::not_found(id.as_str()))
 }
 
 /// Create or update an agent from its manifest (admin, or the agent's owner).
@@ -74,8 +76,9 @@ pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
         description = "The manifest, as YAML or JSON text",
     ),
     responses(
-        (status = 200, description = "Updated", body = AgentRecord),
-        (status = 201, description = "Created", body = AgentRecord),
+        (status = 200, description = "Updated: the record and what the manifest changed", body = Applied),
+        (status = 201, description = "Created: the record and what it grants", body = Applied),
+        (status = 202, description = "Proposed under change control: waits for a second person's approval", body = Proposed),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
@@ -88,29 +91,25 @@ pub async fn load(state: &AppState, id: &str) -> Result<AgentRow, ApiError> {
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<AgentRecord>), ApiError> {
-    let principal = caller.require_principal()?.clone();
+) -> Result<(StatusCode, Json<ApplyAnswer>), ApiError> {
+    caller.require_principal()?;
+    // An id that cannot be one is a bad request here (it would name the
+    // agent to create), not an unknown agent.
+    let id = match id {
+        Ok(IdPath(id)) => id,
+        Err(IdRejection::Invalid { raw, reason, .. }) => {
+            return Err(ApiError::BadRequest(format!(
+                "`{raw}` is not an agent id: {reason}"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     // Everything that does not need the body is decided before the body
     // is read as a manifest: a caller who may not apply learns nothing and
     // costs nothing.
-    let id: AgentId = id
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("`{id}` is not an agent id: {e}")))?;
-    let existing = state.store.agent(&id).await?;
-    if let Some(row) = &existing {
-        if !(caller.is_admin() || row.owner == principal.id) {
-            return Err(ApiError::Forbidden(
-                "only an admin or the agent's owner may apply its manifest".into(),
-            ));
-        }
-        if row.state == AgentState::Retired {
-            return Err(ApiError::Conflict(format!(
-                "agent `{id}` is retired; retirement is final"
-            )));
-        }
-    }
+    let existing = manifest::authorize(&state, &caller, &id).await?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
@@ -123,61 +122,24 @@ pub async fn apply(
     }
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))?;
-    // Parsing and compiling are CPU work bounded by `manifest::limits`; they
-    // run on the blocking pool so no async worker (and no other caller's
-    // decision) waits for them.
-    let (manifest, compiled, source) = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            let manifest = Manifest::from_source(&source)?;
-            // Compile before storing: a manifest that cannot be enforced is not accepted.
-            let compiled = bridle_core::CompiledAgent::compile(manifest.clone(), &state.guardrails)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok::<_, ApiError>((manifest, compiled, source))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("parsing a manifest failed: {e}")))??
-    };
-    if manifest.agent != id {
-        return Err(ApiError::BadRequest(format!(
-            "the path names `{id}` but the manifest's `agent` is `{}`",
-            manifest.agent
-        )));
-    }
-    if existing.is_none() && !(caller.is_admin() || manifest.owner == principal.id) {
-        return Err(ApiError::Forbidden(
-            "only an admin or the agent's owner may apply its manifest".into(),
-        ));
-    }
-    match state.store.principal(&manifest.owner).await? {
-        Some(p) if p.active => {}
-        _ => {
-            return Err(ApiError::invalid(
-                "the manifest's owner is not an active principal",
-                "owner",
-                format!("`{}` is not an active principal", manifest.owner),
-            ));
+    match manifest::apply(&state, &caller, &id, existing, source).await? {
+        manifest::Outcome::Applied(applied) => {
+            let status = if applied.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let record = record(&state, applied.row).await?;
+            Ok((
+                status,
+                Json(ApplyAnswer::Applied(Applied::new(record, applied.changes))),
+            ))
         }
+        manifest::Outcome::Proposed(proposed) => Ok((
+            StatusCode::ACCEPTED,
+            Json(ApplyAnswer::Proposed((*proposed).into())),
+        )),
     }
-    let (row, created) = state
-        .store
-        .apply_manifest(&manifest, &source, principal.id.as_str())
-        .await?;
-    state.cache_compiled(row.id.as_str(), row.version, &compiled);
-    // Delegation rules and DPoP requirements may have changed.
-    state.tokens.invalidate();
-    let mut event = state.event(EventType::Manifest, &caller.actor());
-    event.agent = Some(row.id.to_string());
-    event.detail = Some(
-        serde_json::json!({"op": if created { "create" } else { "update" }, "version": row.version}),
-    );
-    state.audit(event).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(record(&state, row).await?)))
 }
 
 /// The agents the caller may see: every agent for `admin` and `auditor`,
@@ -224,7 +186,7 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<AgentId>,
 ) -> Result<Json<AgentRecord>, ApiError> {
     let row = crate::access::agent(&state, &caller, &id).await?;
     Ok(Json(record(&state, row).await?))
@@ -239,10 +201,30 @@ pub struct Reason {
     reason: String,
 }
 
+/// Why `caller` may not move `row` to `to`, when that would lift an admin's
+/// suspension and the caller is not an admin. An owner may resume only a
+/// suspension made by itself or by automatic containment; what an admin
+/// suspended "for incident INC-7" stays suspended until an admin lifts it.
+/// (Retiring it is allowed: that only takes authority away.)
+fn lifts_admin_suspension(caller: &Caller, row: &AgentRow, to: AgentState) -> Option<String> {
+    let by = row.state_by.as_ref()?;
+    if row.state != AgentState::Suspended || to != AgentState::Active || !by.admin {
+        return None;
+    }
+    if caller.is_admin() {
+        return None;
+    }
+    Some(format!(
+        "the agent was suspended by an admin ({}: {}); only an admin may resume it",
+        by.actor,
+        row.state_reason.as_deref().unwrap_or("no reason given"),
+    ))
+}
+
 async fn transition(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<Reason>, ApiError>,
     to: AgentState,
 ) -> Result<Json<AgentRecord>, ApiError> {
@@ -254,7 +236,8 @@ async fn transition(
             "must not be empty",
         ));
     }
-    let row = load(state, id).await?;
+    let IdPath(id) = id?;
+    let row = load(state, &id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(
             "only an admin or the agent's owner may change its lifecycle".into(),
@@ -265,9 +248,21 @@ async fn transition(
             "agent `{id}` is retired; retirement is final"
         )));
     }
+    if let Some(why) = lifts_admin_suspension(caller, &row, to) {
+        return Err(ApiError::Forbidden(why));
+    }
+    let by = StateBy {
+        actor: caller.actor(),
+        admin: caller.is_admin(),
+    };
     let row = match to {
         AgentState::Retired => state.store.retire(&row.id, &body.reason).await?,
-        other => state.store.set_state(&row.id, other, &body.reason).await?,
+        other => {
+            state
+                .store
+                .set_state(&row.id, other, &body.reason, &by)
+                .await?
+        }
     };
     state.tokens.invalidate();
     let mut event = state.event(EventType::Lifecycle, &caller.actor());
@@ -300,10 +295,10 @@ async fn transition(
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, &id, body, AgentState::Suspended).await
+    transition(&state, &caller, id, body, AgentState::Suspended).await
 }
 
 /// Resume a suspended agent (admin or owner).
@@ -329,10 +324,10 @@ pub async fn suspend(
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, &id, body, AgentState::Active).await
+    transition(&state, &caller, id, body, AgentState::Active).await
 }
 
 /// Retire an agent, finally: revokes its credentials and tokens, cancels its pending approvals and ends its elevations (admin or owner).
@@ -358,10 +353,10 @@ pub async fn resume(
 pub async fn retire(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<Reason>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    transition(&state, &caller, &id, body, AgentState::Retired).await
+    transition(&state, &caller, id, body, AgentState::Retired).await
 }
 
 #[derive(Debug, Deserialize, Default, ToSchema)]
@@ -392,10 +387,11 @@ pub struct Review {
 pub async fn review(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<Option<StrictJson<Review>>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
     let body = body?;
+    let IdPath(id) = id?;
     let row = load(&state, &id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+use bridle_core::id::ApprovalId;
 use bridle_store::ApprovalState;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,6 +16,7 @@ use utoipa::IntoParams;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection};
 use crate::state::AppState;
 use crate::views::approval as view;
 
@@ -50,7 +52,7 @@ pub struct WaitQuery {
 pub async fn wait(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<ApprovalId>, IdRejection>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<view::Approval>, ApiError> {
     let Query(query) = query.map_err(super::query_error)?;
@@ -59,6 +61,7 @@ pub async fn wait(
         Some(text) => parse_timeout(text)?,
     };
     let deadline = tokio::time::Instant::now() + timeout;
+    let IdPath(id) = id?;
     // Subscribe before the first read, so a vote in between is not missed.
     let mut changed = state.http.subscribe();
     loop {
@@ -67,11 +70,7 @@ pub async fn wait(
             return Ok(Json(approval.into()));
         }
         // An approval past `expires_at` is expired whatever its stored state.
-        let left = approval
-            .expires_at
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .and_then(|t| Duration::try_from(t - jiff::Timestamp::now()).ok());
+        let left = Duration::try_from(approval.expires_at - jiff::Timestamp::now()).ok();
         let Some(left) = left else {
             return Ok(Json(approval.into()));
         };

@@ -3,10 +3,11 @@
 //! N-of-M distinct approvers).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use bridle_core::audit::EventType;
+use bridle_core::id::ApprovalId;
 use bridle_store::{
-    Approval, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, Principal, ts,
+    Approval, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, Principal,
 };
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -16,8 +17,10 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection, PathId as _};
 use crate::state::AppState;
 use crate::views::approval::{self as view, ApprovalList};
+use crate::views::time::instant;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -62,17 +65,18 @@ pub async fn list(
             )
         })?),
     };
-    let approvals = state.store.approvals(filter, &ts(Timestamp::now())).await?;
+    let approvals = state.store.approvals(filter, Timestamp::now()).await?;
     let approvals = crate::access::visible_approvals(&state, &caller, approvals).await?;
     Ok(Json(approvals.into_iter().collect()))
 }
 
-pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiError> {
+/// The approval `id` names; 404 when there is none.
+pub(crate) async fn load(state: &AppState, id: &ApprovalId) -> Result<Approval, ApiError> {
     state
         .store
         .approval(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("approval `{id}` not found")))
+        .ok_or_else(|| ApprovalId::not_found(id.as_str()))
 }
 
 /// One approval: for whoever may see it in the inbox, the agent that caused
@@ -93,7 +97,7 @@ pub(crate) async fn load(state: &AppState, id: &str) -> Result<Approval, ApiErro
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<ApprovalId>,
 ) -> Result<Json<view::Approval>, ApiError> {
     Ok(Json(
         crate::access::approval(&state, &caller, &id).await?.into(),
@@ -102,7 +106,11 @@ pub async fn show(
 
 /// Why `p` may not vote on `a`, if they may not.
 fn ineligible(a: &Approval, p: &Principal) -> Option<String> {
-    if a.owner == p.id.as_str() && !a.allow_owner {
+    // Two people: whoever proposed a change to the record never approves it.
+    if a.change_submitter() == Some(p.id.as_str()) {
+        return Some("the submitter of a change may not approve it".into());
+    }
+    if a.owner == p.id && !a.allow_owner {
         return Some("the agent's owner may not approve its own agent's request".into());
     }
     if !crate::access::is_listed_approver(a, p) {
@@ -112,7 +120,7 @@ fn ineligible(a: &Approval, p: &Principal) -> Option<String> {
             a.approvers.join(", ")
         ));
     }
-    if a.votes.iter().any(|v| v.principal == p.id.as_str()) {
+    if a.votes.iter().any(|v| v.principal == p.id) {
         return Some(format!("`{}` has already voted", p.id));
     }
     None
@@ -127,12 +135,13 @@ pub struct VoteBody {
 async fn vote(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: Result<IdPath<ApprovalId>, IdRejection>,
     approve: bool,
     comment: Option<String>,
 ) -> Result<Json<view::Approval>, ApiError> {
     let p = caller.require_principal()?;
-    let approval = load(state, id).await?;
+    let IdPath(id) = id?;
+    let approval = load(state, &id).await?;
     // Someone who may not see the approval learns neither its state nor
     // its approvers from a refused vote.
     let parties = crate::access::PartyCache::default()
@@ -156,7 +165,7 @@ async fn vote(
     let now = Timestamp::now();
     let updated = state
         .store
-        .vote(id, p.id.as_str(), approve, comment.as_deref(), &ts(now))
+        .vote(&id, &p.id, approve, comment.as_deref(), now)
         .await?;
     if updated.kind == ApprovalKind::Elevation
         && let Some(eid) = &updated.elevation_id
@@ -164,12 +173,12 @@ async fn vote(
         match updated.state {
             ApprovalState::Approved => {
                 if let Some(e) = state.store.elevation(eid).await? {
-                    let expires = ts(now + jiff::SignedDuration::from_secs(e.duration_secs));
-                    state.store.activate_elevation(eid, &expires).await?;
+                    let expires = now + jiff::SignedDuration::from_secs(e.duration_secs);
+                    state.store.activate_elevation(eid, expires).await?;
                     let mut event = state.event(EventType::Elevation, &caller.actor());
-                    event.agent = Some(updated.agent.clone());
+                    event.agent = Some(updated.agent.to_string());
                     event.detail = Some(
-                        serde_json::json!({"op": "activate", "elevation_id": eid, "name": e.name, "expires_at": expires, "approval_id": id}),
+                        serde_json::json!({"op": "activate", "elevation_id": eid, "name": e.name, "expires_at": instant(expires), "approval_id": id}),
                     );
                     state.audit(event).await?;
                 }
@@ -179,18 +188,25 @@ async fn vote(
         }
     }
     let mut event = state.event(EventType::Approval, &caller.actor());
-    event.agent = Some(updated.agent.clone());
+    event.agent = Some(updated.agent.to_string());
     event.action = Some(updated.action.clone());
+    // The vote is recorded before what it brings into force, so the log
+    // reads approve → activate.
+    let change_decided =
+        updated.kind == ApprovalKind::Change && updated.state != ApprovalState::Pending;
     event.detail = Some(serde_json::json!({
         "op": if approve { "approve" } else { "deny" }, "approval_id": id, "state": updated.state.as_str(), "comment": comment,
     }));
     state.audit(event).await?;
+    if change_decided {
+        crate::service::manifest::decided(state, caller, &updated).await?;
+    }
     let decided = updated.state != ApprovalState::Pending;
     let updated = view::Approval::from(updated);
     if decided {
         state.http.notify(
             "dev.bridle.approval.decided",
-            id,
+            id.as_str(),
             serde_json::to_value(&updated).unwrap_or_default(),
         );
     }
@@ -221,11 +237,11 @@ async fn vote(
 pub async fn approve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<ApprovalId>, IdRejection>,
     body: Result<Option<StrictJson<VoteBody>>, ApiError>,
 ) -> Result<Json<view::Approval>, ApiError> {
     let body = body?;
-    vote(&state, &caller, &id, true, body.and_then(|b| b.0.comment)).await
+    vote(&state, &caller, id, true, body.and_then(|b| b.0.comment)).await
 }
 
 /// Deny a pending approval (an eligible approver; not the agent's owner
@@ -252,9 +268,9 @@ pub async fn approve(
 pub async fn deny(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<ApprovalId>, IdRejection>,
     body: Result<Option<StrictJson<VoteBody>>, ApiError>,
 ) -> Result<Json<view::Approval>, ApiError> {
     let body = body?;
-    vote(&state, &caller, &id, false, body.and_then(|b| b.0.comment)).await
+    vote(&state, &caller, id, false, body.and_then(|b| b.0.comment)).await
 }

@@ -70,8 +70,16 @@ pub async fn list(
                 .map_err(|_| ApiError::invalid("invalid since", "since", "an RFC 3339 instant"))?,
         ),
     };
+    // An `agent` that cannot be an agent id names no agent: no events.
+    let agent = match q.agent.as_deref() {
+        None => None,
+        Some(a) => match a.parse::<bridle_core::id::AgentId>() {
+            Ok(id) => Some(id),
+            Err(_) => return Ok(Json(AuditEvents { events: Vec::new() })),
+        },
+    };
     let filter = AuditFilter {
-        agent: q.agent.clone(),
+        agent,
         kind,
         after_seq: q.after,
         since,

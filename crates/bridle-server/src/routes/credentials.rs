@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
+use bridle_core::id::{AgentId, ClientId};
 use bridle_core::manifest::units::parse_duration;
 use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore};
 use jiff::{SignedDuration, Timestamp};
@@ -19,8 +20,10 @@ use crate::error::ApiError;
 use crate::jose::PublicKey;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection};
 use crate::state::AppState;
-use crate::tokens::{hash_secret, random_token};
+use crate::tokens::{hash_secret, new_id, random_token};
+use crate::views::time::instant;
 
 /// Longest overlap a rotated secret may keep working.
 const MAX_OVERLAP: SignedDuration = SignedDuration::from_hours(7 * 24);
@@ -92,14 +95,15 @@ pub struct CredentialList {
 }
 
 fn info(row: CredentialRow) -> CredentialInfo {
-    let now = bridle_store::ts(Timestamp::now());
+    let now = Timestamp::now();
     let (method, jwk_thumbprint, previous) = match row.auth {
         ClientAuth::Secret { previous, .. } => (
             "client_secret_basic",
             None,
             previous
                 .map(|(_, until)| until)
-                .filter(|until| until.as_str() > now.as_str()),
+                .filter(|until| *until > now)
+                .map(instant),
         ),
         ClientAuth::PublicJwk(jwk) => (
             "private_key_jwt",
@@ -111,18 +115,18 @@ fn info(row: CredentialRow) -> CredentialInfo {
         ),
     };
     CredentialInfo {
-        client_id: row.client_id,
+        client_id: row.client_id.into_string(),
         token_endpoint_auth_method: method,
         jwk_thumbprint,
-        created_at: row.created_at,
-        rotated_at: row.rotated_at,
+        created_at: instant(row.created_at),
+        rotated_at: row.rotated_at.map(instant),
         previous_secret_expires_at: previous,
-        revoked_at: row.revoked_at,
+        revoked_at: row.revoked_at.map(instant),
     }
 }
 
 /// The agent, if the caller manages it (admin or owner).
-async fn managed(state: &AppState, caller: &Caller, id: &str) -> Result<AgentRow, ApiError> {
+async fn managed(state: &AppState, caller: &Caller, id: &AgentId) -> Result<AgentRow, ApiError> {
     let row = super::agents::load(state, id).await?;
     if !caller.manages(&row) {
         return Err(ApiError::Forbidden(
@@ -138,12 +142,15 @@ async fn credential_of(
     row: &AgentRow,
     client_id: &str,
 ) -> Result<CredentialRow, ApiError> {
+    let not_found = || ApiError::NotFound(format!("`{}` has no credential `{client_id}`", row.id));
+    // A client id that cannot be one names no credential.
+    let client_id: ClientId = client_id.parse().map_err(|_| not_found())?;
     state
         .store
-        .credential(client_id)
+        .credential(&client_id)
         .await?
-        .filter(|c| c.agent_id == row.id.as_str())
-        .ok_or_else(|| ApiError::NotFound(format!("`{}` has no credential `{client_id}`", row.id)))
+        .filter(|c| c.agent_id == row.id)
+        .ok_or_else(not_found)
 }
 
 async fn audit(
@@ -183,15 +190,26 @@ async fn audit(
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<Option<StrictJson<NewCredential>>, ApiError>,
 ) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
     let body = body?.map(|b| b.0).unwrap_or_default();
+    let IdPath(id) = id?;
     let row = managed(&state, &caller, &id).await?;
-    if row.state == AgentState::Retired {
-        return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
+    match row.state {
+        AgentState::Retired => {
+            return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
+        }
+        // Nothing is issued for an agent that does not exist yet.
+        AgentState::Proposed => {
+            return Err(ApiError::Conflict(format!(
+                "agent `{id}` is proposed: credentials are issued once its first version is approved"
+            )));
+        }
+        AgentState::Active | AgentState::Suspended => {}
     }
-    let client_id = format!("{}.{}", row.id, random_token(9));
+    let client_id: ClientId =
+        new_id(&format!("{}.", row.id), 9).map_err(|e| ApiError::Internal(e.to_string()))?;
     let created = match body.jwk {
         Some(jwk) => {
             let key = PublicKey::from_json(&jwk)
@@ -200,10 +218,10 @@ pub async fn create(
                 serde_json::to_string(&key.jwk).map_err(|e| ApiError::Internal(e.to_string()))?;
             state
                 .store
-                .add_credential(row.id.as_str(), &client_id, &ClientAuth::PublicJwk(json))
+                .add_credential(&row.id, &client_id, &ClientAuth::PublicJwk(json))
                 .await?;
             CredentialCreated {
-                client_id,
+                client_id: client_id.into_string(),
                 client_secret: None,
                 token_endpoint_auth_method: "private_key_jwt",
                 jwk_thumbprint: Some(key.thumbprint),
@@ -217,10 +235,10 @@ pub async fn create(
             };
             state
                 .store
-                .add_credential(row.id.as_str(), &client_id, &auth)
+                .add_credential(&row.id, &client_id, &auth)
                 .await?;
             CredentialCreated {
-                client_id,
+                client_id: client_id.into_string(),
                 client_secret: Some(secret),
                 token_endpoint_auth_method: "client_secret_basic",
                 jwk_thumbprint: None,
@@ -259,10 +277,13 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
 ) -> Result<Json<CredentialList>, ApiError> {
+    // The caller's kind is checked before the id (`principal_agent`).
+    caller.require_principal()?;
+    let IdPath(id) = id?;
     let row = crate::access::principal_agent(&state, &caller, &id).await?;
-    let credentials = state.store.credentials(row.id.as_str()).await?;
+    let credentials = state.store.credentials(&row.id).await?;
     Ok(Json(CredentialList {
         credentials: credentials.into_iter().map(info).collect(),
     }))
@@ -295,7 +316,8 @@ pub async fn list(
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, client_id)): Path<(String, String)>,
+    id: Result<IdPath<AgentId>, IdRejection>,
+    Path((_agent, client_id)): Path<(String, String)>,
     body: Result<Option<StrictJson<Rotation>>, ApiError>,
 ) -> Result<Json<Rotated>, ApiError> {
     let body = body?.map(|b| b.0).unwrap_or_default();
@@ -313,6 +335,7 @@ pub async fn rotate(
             "at most `7d`",
         ));
     }
+    let IdPath(id) = id?;
     let row = managed(&state, &caller, &id).await?;
     let cred = credential_of(&state, &row, &client_id).await?;
     if cred.revoked_at.is_some() {
@@ -324,10 +347,11 @@ pub async fn rotate(
         )));
     }
     let secret = format!("bcs_{}", random_token(32));
-    let until = (!overlap.is_zero()).then(|| bridle_store::ts(Timestamp::now() + overlap));
+    let until_at = (!overlap.is_zero()).then(|| Timestamp::now() + overlap);
+    let until = until_at.map(instant);
     if !state
         .store
-        .rotate_secret(&client_id, &hash_secret(&secret), until.as_deref())
+        .rotate_secret(&cred.client_id, &hash_secret(&secret), until_at)
         .await?
     {
         return Err(ApiError::Conflict(format!(
@@ -371,11 +395,12 @@ pub async fn rotate(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, client_id)): Path<(String, String)>,
+    IdPath(id): IdPath<AgentId>,
+    Path((_agent, client_id)): Path<(String, String)>,
 ) -> Result<Json<CredentialInfo>, ApiError> {
     let row = managed(&state, &caller, &id).await?;
-    credential_of(&state, &row, &client_id).await?;
-    let Some(tokens) = state.store.revoke_credential(&client_id).await? else {
+    let cred = credential_of(&state, &row, &client_id).await?;
+    let Some(tokens) = state.store.revoke_credential(&cred.client_id).await? else {
         return Err(ApiError::Conflict(format!(
             "`{client_id}` is already revoked"
         )));

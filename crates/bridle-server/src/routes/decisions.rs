@@ -6,7 +6,7 @@
 //! answers.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bridle_core::id::{ApprovalId, DecisionId, ToolName};
 use bridle_core::resource::Resource;
@@ -18,6 +18,7 @@ use crate::auth::{AgentCaller, Caller, DpopEvidence, Presentation, verify_agent_
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection, PathId as _};
 use crate::service::{self, ActionCall, Answer, Via, outcome};
 use crate::state::AppState;
 use crate::views::decision as views;
@@ -246,16 +247,15 @@ enum OutcomeStatus {
 pub async fn outcome(
     State(state): State<AppState>,
     caller: Caller,
-    Path(decision_id): Path<String>,
+    id: Result<IdPath<DecisionId>, IdRejection>,
     body: Result<StrictJson<Outcome>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let StrictJson(body) = body?;
-    let not_found = || ApiError::NotFound(format!("decision `{decision_id}` not found"));
-    let id: DecisionId = decision_id
-        .parse()
-        .ok()
-        .filter(|_| decision_id.starts_with("dec_"))
-        .ok_or_else(not_found)?;
+    // Only the server makes decision ids, all `dec_…`: another id names none.
+    let IdPath(id) = id?;
+    if !id.as_str().starts_with("dec_") {
+        return Err(DecisionId::not_found(id.as_str()));
+    }
     let (agent, via) = acting_agent(
         &state,
         caller,

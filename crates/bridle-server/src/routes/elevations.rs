@@ -3,13 +3,14 @@
 //! than `max_duration`; ended automatically.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
+use bridle_core::id::AgentId;
 use bridle_core::manifest::units::parse_duration;
 use bridle_store::{
-    ApprovalKind, ApprovalStore, Elevation, ElevationState, ElevationStore, NewApproval, ts,
+    ApprovalKind, ApprovalStore, Elevation, ElevationState, ElevationStore, NewApproval,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -19,8 +20,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::{IdPath, IdRejection};
 use crate::state::AppState;
-use crate::tokens::random_token;
+use crate::tokens::new_id;
 use crate::views::approval::Approval;
 use crate::views::elevation::ElevationCreated;
 
@@ -63,10 +65,11 @@ pub struct ElevationRequest {
 pub async fn request(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<IdPath<AgentId>, IdRejection>,
     body: Result<StrictJson<ElevationRequest>, ApiError>,
 ) -> Result<(StatusCode, Json<ElevationCreated>), ApiError> {
     let StrictJson(body) = body?;
+    let IdPath(id) = id?;
     let row = super::agents::load(&state, &id).await?;
     // A delegated token speaks for its delegator only in decisions.
     let own_token = matches!(&caller, Caller::Agent(a) if a.is_own(row.id.as_str()));
@@ -120,8 +123,8 @@ pub async fn request(
         .engine
         .auto_grant(&compiled, &spec.name, &body.reason, duration, now);
     let mut elevation = Elevation {
-        id: format!("elv_{}", random_token(12)),
-        agent: row.id.to_string(),
+        id: new_id("elv_", 12).map_err(|e| ApiError::Internal(e.to_string()))?,
+        agent: row.id.clone(),
         name: spec.name.clone(),
         reason: body.reason.clone(),
         duration_secs: duration.as_secs(),
@@ -132,14 +135,14 @@ pub async fn request(
         },
         approval_id: None,
         requested_by: caller.actor(),
-        created_at: ts(now),
-        expires_at: auto.then(|| ts(now + duration)),
+        created_at: now,
+        expires_at: auto.then(|| now + duration),
     };
     if !auto {
         let approval = NewApproval {
-            id: format!("apr_{}", random_token(12)),
+            id: new_id("apr_", 12).map_err(|e| ApiError::Internal(e.to_string()))?,
             kind: ApprovalKind::Elevation,
-            agent: row.id.to_string(),
+            agent: row.id.clone(),
             key: format!("elevation:{}", elevation.id),
             action: format!("elevation:{}", spec.name),
             args: serde_json::json!({"duration": body.duration, "reason": body.reason}),
@@ -147,9 +150,9 @@ pub async fn request(
             approvers: spec.approvers.iter().map(ToString::to_string).collect(),
             min_approvals: 1,
             allow_owner: false,
-            owner: row.owner.to_string(),
+            owner: row.owner.clone(),
             elevation_id: Some(elevation.id.clone()),
-            expires_at: ts(now + ELEVATION_APPROVAL_TTL),
+            expires_at: now + ELEVATION_APPROVAL_TTL,
         };
         elevation.approval_id = Some(approval.id.clone());
         state.store.create_elevation(&elevation).await?;

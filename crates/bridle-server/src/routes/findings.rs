@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::Manifest;
 use bridle_core::audit::EventType;
+use bridle_core::id::AgentId;
 use bridle_core::manifest::{Access, Environment};
 use bridle_store::{AgentRow, AuditFilter, AuditRead, ClientAuth, CredentialRow, CredentialStore};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi as doc;
+use crate::path::PathId as _;
 use crate::state::AppState;
 
 /// A posture finding about one agent.
@@ -79,7 +81,11 @@ pub async fn list(
     let Query(q) = q.map_err(super::query_error)?;
     let p = caller.require_principal()?;
     let rows = match &q.agent {
-        Some(id) => vec![crate::access::principal_agent(&state, &caller, id).await?],
+        Some(raw) => {
+            // An `agent` that cannot be an agent id names no agent.
+            let id: AgentId = raw.parse().map_err(|_| AgentId::not_found(raw))?;
+            vec![crate::access::principal_agent(&state, &caller, &id).await?]
+        }
         None => crate::access::agents(&state, p).await?,
     };
     let mut findings = Vec::new();
@@ -91,7 +97,7 @@ pub async fn list(
         let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         let manifest = state.compiled(row).await?.manifest().clone();
         findings.extend(for_agent(row, &manifest, &flags));
-        let credentials = state.store.credentials(row.id.as_str()).await?;
+        let credentials = state.store.credentials(&row.id).await?;
         findings.extend(for_credentials(row, &manifest, &credentials));
         findings.extend(for_auth_failures(&state, row).await?);
     }
@@ -251,10 +257,7 @@ fn for_credentials(row: &AgentRow, m: &Manifest, creds: &[CredentialRow]) -> Vec
         let ClientAuth::Secret { .. } = c.auth else {
             continue;
         };
-        let since = c.rotated_at.as_deref().unwrap_or(&c.created_at);
-        let Ok(since) = since.parse::<jiff::Timestamp>() else {
-            continue;
-        };
+        let since = c.rotated_at.unwrap_or(c.created_at);
         if now - since > SECRET_MAX_AGE {
             out.push(Finding {
                 agent: agent.clone(),
@@ -310,7 +313,7 @@ const AUTH_FAILURES_SINCE: jiff::SignedDuration = jiff::SignedDuration::from_hou
 /// (`auth_throttle.max_failures`) within a day is a finding.
 async fn for_auth_failures(state: &AppState, row: &AgentRow) -> Result<Option<Finding>, ApiError> {
     let filter = AuditFilter {
-        agent: Some(row.id.to_string()),
+        agent: Some(row.id.clone()),
         kind: Some(EventType::Authentication),
         after_seq: None,
         since: Some(jiff::Timestamp::now() - AUTH_FAILURES_SINCE),

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::AppState;
 use crate::tokens::RETIRED_KEY_KEPT;
+use crate::views::time::instant;
 
 /// A signing key, public facts only.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,23 +49,19 @@ async fn key_list(state: &AppState) -> Result<KeyList, ApiError> {
     let current = state.keys().current_kid().to_owned();
     let mut keys = Vec::new();
     for k in state.store.signing_keys().await? {
-        let until = k
-            .retired_at
-            .as_deref()
-            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-            .map(|at| at + RETIRED_KEY_KEPT);
+        let until = k.retired_at.map(|at| at + RETIRED_KEY_KEPT);
         let key_state = match until {
-            _ if k.kid == current => KeyState::Current,
+            _ if k.kid.as_str() == current => KeyState::Current,
             None => KeyState::Current,
             Some(until) if until > now => KeyState::Retiring,
             Some(_) => KeyState::Retired,
         };
         keys.push(KeyInfo {
-            kid: k.kid,
+            kid: k.kid.into_string(),
             state: key_state,
-            created_at: k.created_at,
-            retired_at: k.retired_at,
-            published_until: until.filter(|u| *u > now).map(bridle_store::ts),
+            created_at: instant(k.created_at),
+            retired_at: k.retired_at.map(instant),
+            published_until: until.filter(|u| *u > now).map(instant),
         });
     }
     Ok(KeyList { keys })

@@ -9,6 +9,7 @@ pub mod decisions;
 pub mod elevations;
 pub mod ext_authz;
 pub mod findings;
+pub mod history;
 pub mod keys;
 pub mod oauth;
 pub mod principals;
@@ -58,6 +59,9 @@ routes! {
     post "/v1/agents/{id}/resume" => agents::resume,
     post "/v1/agents/{id}/retire" => agents::retire,
     post "/v1/agents/{id}/review" => agents::review,
+    get "/v1/agents/{id}/versions" => history::versions,
+    get "/v1/agents/{id}/versions/{version}" => history::version,
+    get "/v1/agents/{id}/diff" => history::diff,
     post "/v1/agents/{id}/credentials" => credentials::create,
     get "/v1/agents/{id}/credentials" => credentials::list,
     post "/v1/agents/{id}/credentials/{client_id}/rotate" => credentials::rotate,

@@ -1,7 +1,7 @@
 //! `/v1/principals`: humans and service principals (admin only).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bridle_core::audit::EventType;
 use bridle_core::id::{GroupName, PrincipalId};
@@ -13,6 +13,7 @@ use crate::capability::Admin;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::path::IdPath;
 use crate::state::AppState;
 use crate::tokens::{hash_secret, random_token};
 use crate::views::principal::Role;
@@ -125,11 +126,8 @@ pub async fn create(
 pub async fn deactivate(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<PrincipalId>,
 ) -> Result<Json<PrincipalDeactivated>, ApiError> {
-    let id: PrincipalId = id
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("principal `{id}` not found")))?;
     let p = state.store.deactivate_principal(&id).await?;
     let orphaned: Vec<String> = state
         .store

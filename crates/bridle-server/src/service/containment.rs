@@ -44,7 +44,15 @@ pub async fn note_denial(
     );
     state
         .store
-        .set_state(&row.id, AgentState::Suspended, &reason)
+        .set_state(
+            &row.id,
+            AgentState::Suspended,
+            &reason,
+            &bridle_store::StateBy {
+                actor: "system".into(),
+                admin: false,
+            },
+        )
         .await?;
     state.tokens.invalidate();
     let mut event = state.event(EventType::Lifecycle, "system");

@@ -12,7 +12,6 @@ use bridle_core::resource::Resource;
 use bridle_core::{ApprovalLookup, CompiledAgent, Decided, Decision};
 use bridle_store::{
     AgentRow, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, NewApproval, UsageStore,
-    ts,
 };
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
@@ -21,7 +20,7 @@ use super::ServiceError;
 use super::containment;
 use crate::auth::AgentCaller;
 use crate::state::AppState;
-use crate::tokens::random_token;
+use crate::tokens::new_id;
 
 /// The action an agent asks to perform.
 #[derive(Debug, Clone)]
@@ -121,7 +120,7 @@ pub async fn decide(
     let status = approval_status(state, &loaded.compiled, &key, now).await?;
     let mut decided = state.engine.decide(&input, &state.ledger, &Fixed(status));
     if let Some(id) = &decided.decision.consumes
-        && !state.store.consume_approval(id.as_str()).await?
+        && !state.store.consume_approval(id).await?
     {
         // Someone consumed it first: a granted approval is single use, and
         // the decision it would have allowed never stands (nor is charged).
@@ -142,9 +141,9 @@ pub async fn decide(
             Some(id) => id.clone(),
             None => {
                 let new = NewApproval {
-                    id: format!("apr_{}", random_token(12)),
+                    id: new_id("apr_", 12).map_err(|e| ServiceError::Task(e.to_string()))?,
                     kind: ApprovalKind::Action,
-                    agent: head.id.to_string(),
+                    agent: head.id.clone(),
                     key: key.clone(),
                     action: call.action.to_string(),
                     args: Value::Object(logged_args.clone()),
@@ -152,12 +151,12 @@ pub async fn decide(
                     approvers: need.approvers.iter().map(ToString::to_string).collect(),
                     min_approvals: i64::from(need.min_approvals),
                     allow_owner: need.allow_owner,
-                    owner: head.owner.to_string(),
+                    owner: head.owner.clone(),
                     elevation_id: None,
-                    expires_at: ts(now + jiff::SignedDuration::from_secs(need.ttl_seconds)),
+                    expires_at: now + jiff::SignedDuration::from_secs(need.ttl_seconds),
                 };
                 let (approval, created) = state.store.create_approval(&new).await?;
-                let id = stored_approval_id(&approval.id)?;
+                let id = approval.id.clone();
                 if created {
                     notify_requested(state, &approval);
                 }
@@ -238,7 +237,6 @@ pub async fn refuse(
 /// Each agent's compiled record and its active elevations (only agents
 /// that can be elevated need the store asked).
 async fn load(state: &AppState, rows: &[AgentRow], now: Timestamp) -> Result<Loaded, ServiceError> {
-    let now_text = ts(now);
     let mut compiled = Vec::with_capacity(rows.len());
     let mut elevations = Vec::with_capacity(rows.len());
     for row in rows {
@@ -246,10 +244,7 @@ async fn load(state: &AppState, rows: &[AgentRow], now: Timestamp) -> Result<Loa
         elevations.push(if agent.manifest().elevation.is_empty() {
             Vec::new()
         } else {
-            state
-                .store
-                .active_elevations(row.id.as_str(), &now_text)
-                .await?
+            state.store.active_elevations(&row.id, now).await?
         });
         compiled.push(agent);
     }
@@ -273,10 +268,10 @@ async fn approval_status(
     if !may_need_approval {
         return Ok(ApprovalStatus::None);
     }
-    let Some(a) = state.store.approval_for_key(key, &ts(now)).await? else {
+    let Some(a) = state.store.approval_for_key(key, now).await? else {
         return Ok(ApprovalStatus::None);
     };
-    let id = stored_approval_id(&a.id)?;
+    let id = a.id;
     Ok(match a.state {
         ApprovalState::Approved => ApprovalStatus::Granted(id),
         ApprovalState::Denied => ApprovalStatus::Denied(id),
@@ -302,23 +297,15 @@ fn decision_event(state: &AppState, head: &AgentRow, decision: &Decision) -> Eve
     event
 }
 
-fn notify_requested(state: &AppState, approval: &bridle_store::Approval) {
+pub(crate) fn notify_requested(state: &AppState, approval: &bridle_store::Approval) {
     match serde_json::to_value(crate::views::approval::Approval::from(approval.clone())) {
         Ok(data) => state
             .http
-            .notify("dev.bridle.approval.requested", &approval.id, data),
+            .notify("dev.bridle.approval.requested", approval.id.as_str(), data),
         Err(e) => tracing::error!(approval = %approval.id, error = %e, "approval not notified"),
     }
 }
 
 fn new_decision_id() -> Result<DecisionId, ServiceError> {
-    format!("dec_{}", random_token(12))
-        .parse()
-        .map_err(|e: bridle_core::id::IdError| ServiceError::Task(e.to_string()))
-}
-
-fn stored_approval_id(id: &str) -> Result<ApprovalId, ServiceError> {
-    id.parse().map_err(|e: bridle_core::id::IdError| {
-        ServiceError::Store(bridle_store::StoreError::Corrupt(e.to_string()))
-    })
+    new_id("dec_", 12).map_err(|e| ServiceError::Task(e.to_string()))
 }

@@ -14,6 +14,27 @@ pub enum ServiceError {
     /// No decision with this id, or not one the caller's agent took part in.
     #[error("decision `{0}` not found")]
     DecisionNotFound(String),
+    /// The caller may not make this change (403).
+    #[error("{0}")]
+    Refused(String),
+    /// The change conflicts with the record's state (409): a retired agent.
+    #[error("{0}")]
+    Conflict(String),
+    /// The path and the body name different agents (400).
+    #[error("{0}")]
+    Mismatch(String),
+    /// The manifest does not load (422, with paths and lines).
+    #[error("the manifest does not load")]
+    Manifest(bridle_core::ManifestErrors),
+    /// The manifest loads but cannot be compiled into policies.
+    #[error("the manifest cannot be compiled: {0}")]
+    Compile(String),
+    /// The manifest's owner is not an active principal (422 at `owner`).
+    #[error("`{0}` is not an active principal")]
+    OwnerInactive(String),
+    /// No such version of the agent (404).
+    #[error("version {0} not found")]
+    VersionNotFound(i64),
     /// A blocking task (parsing, compiling) did not finish.
     #[error("a background task failed: {0}")]
     Task(String),

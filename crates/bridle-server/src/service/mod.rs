@@ -5,12 +5,17 @@
 //!
 //! load → decide (pure) → consume approval → usage → audit → containment.
 //!
+//! Changes to the record go through [`manifest`]: authorize → parse and
+//! compile → ownership → classify against the version in force → store →
+//! audit; its history (versions, diffs) is read there too.
+//!
 //! Nothing here knows HTTP: errors are [`ServiceError`], which the server
 //! maps to problem+json in one place.
 
 pub mod containment;
 pub mod decision;
 mod error;
+pub mod manifest;
 pub mod outcome;
 
 pub use decision::{ActionCall, Answer, Via};

@@ -3,6 +3,8 @@
 use bridle_core::engine::AgentState as DomainState;
 use bridle_store::AgentRow;
 use serde::Serialize;
+
+use super::time::instant;
 use utoipa::ToSchema;
 
 /// The agent record of the API contract.
@@ -16,6 +18,11 @@ pub struct AgentRecord {
     /// Why the agent is in its state (suspension or retirement reason).
     #[schema(required = true)]
     pub state_reason: Option<String>,
+    /// Who made the last lifecycle change (`principal:ID`, or `system` for
+    /// automatic containment); absent for records from before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "principal:admin")]
+    pub state_by: Option<String>,
     /// The accountable owner (a principal id).
     pub owner: String,
     pub environment: String,
@@ -41,6 +48,7 @@ impl AgentRecord {
             version,
             state,
             state_reason,
+            state_by,
             owner,
             environment,
             expires,
@@ -55,14 +63,15 @@ impl AgentRecord {
             version,
             state: state.into(),
             state_reason,
+            state_by: state_by.map(|by| by.actor),
             owner: owner.to_string(),
             environment,
             expires: expires.to_string(),
             flags,
             manifest,
-            last_review_at: last_review_at.as_ref().map(ToString::to_string),
-            created_at: created_at.to_string(),
-            updated_at: updated_at.to_string(),
+            last_review_at: last_review_at.map(instant),
+            created_at: instant(created_at),
+            updated_at: instant(updated_at),
         }
     }
 }
@@ -74,6 +83,8 @@ pub enum AgentState {
     Active,
     Suspended,
     Retired,
+    /// A new agent whose first version awaits change approval.
+    Proposed,
 }
 
 impl From<DomainState> for AgentState {
@@ -82,6 +93,7 @@ impl From<DomainState> for AgentState {
             DomainState::Active => Self::Active,
             DomainState::Suspended => Self::Suspended,
             DomainState::Retired => Self::Retired,
+            DomainState::Proposed => Self::Proposed,
         }
     }
 }

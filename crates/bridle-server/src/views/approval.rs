@@ -2,6 +2,8 @@
 //! without its key and the owner it was checked against).
 
 use bridle_store as store;
+
+use super::time::instant;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -68,8 +70,8 @@ impl From<store::Approval> for Approval {
             allow_owner,
             elevation_id: elevation_id.as_ref().map(ToString::to_string),
             votes: votes.into_iter().map(Vote::from).collect(),
-            created_at: created_at.to_string(),
-            expires_at: expires_at.to_string(),
+            created_at: instant(created_at),
+            expires_at: instant(expires_at),
         }
     }
 }
@@ -97,7 +99,7 @@ impl From<store::Vote> for Vote {
             principal: principal.to_string(),
             vote,
             comment,
-            at: at.to_string(),
+            at: instant(at),
         }
     }
 }
@@ -105,8 +107,14 @@ impl From<store::Vote> for Vote {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalKind {
+    /// A decision's action waits for it.
     Action,
+    /// A just-in-time elevation waits for it.
     Elevation,
+    /// A proposed manifest change waits for it (change control); `args`
+    /// holds `version`, `base_version`, `submitted_by`, `changes` and the
+    /// `unified` diff.
+    Change,
 }
 
 impl From<store::ApprovalKind> for ApprovalKind {
@@ -114,6 +122,7 @@ impl From<store::ApprovalKind> for ApprovalKind {
         match k {
             store::ApprovalKind::Action => Self::Action,
             store::ApprovalKind::Elevation => Self::Elevation,
+            store::ApprovalKind::Change => Self::Change,
         }
     }
 }
@@ -162,10 +171,11 @@ mod tests {
     use super::*;
 
     fn row(elevation_id: Option<&str>, comment: Option<&str>) -> store::Approval {
+        let at = |s: &str| s.parse().unwrap_or_default();
         store::Approval {
-            id: "apr_3kq9Zt0bW1xe".into(),
+            id: "apr_3kq9Zt0bW1xe".parse().unwrap(),
             kind: store::ApprovalKind::Action,
-            agent: "procurement-bot".into(),
+            agent: "procurement-bot".parse().unwrap(),
             key: "secret-approval-key".into(),
             action: "procurement.create_purchase_request".into(),
             args: serde_json::json!({"amount": 900}),
@@ -174,16 +184,16 @@ mod tests {
             approvers: vec!["group:finance-approvers".into()],
             min_approvals: 1,
             allow_owner: false,
-            owner: "alice".into(),
-            elevation_id: elevation_id.map(Into::into),
+            owner: "alice".parse().unwrap(),
+            elevation_id: elevation_id.map(|e| e.parse().unwrap()),
             votes: vec![store::Vote {
-                principal: "frank".into(),
+                principal: "frank".parse().unwrap(),
                 vote: "approve".into(),
                 comment: comment.map(Into::into),
-                at: "2026-01-01T00:00:00Z".into(),
+                at: at("2026-01-01T00:00:00Z"),
             }],
-            created_at: "2026-01-01T00:00:00Z".into(),
-            expires_at: "2026-01-02T00:00:00Z".into(),
+            created_at: at("2026-01-01T00:00:00Z"),
+            expires_at: at("2026-01-02T00:00:00Z"),
         }
     }
 
@@ -206,9 +216,9 @@ mod tests {
                 "approvers": ["group:finance-approvers"],
                 "min_approvals": 1,
                 "allow_owner": false,
-                "votes": [{"principal": "frank", "vote": "approve", "at": "2026-01-01T00:00:00Z"}],
-                "created_at": "2026-01-01T00:00:00Z",
-                "expires_at": "2026-01-02T00:00:00Z",
+                "votes": [{"principal": "frank", "vote": "approve", "at": "2026-01-01T00:00:00.000000Z"}],
+                "created_at": "2026-01-01T00:00:00.000000Z",
+                "expires_at": "2026-01-02T00:00:00.000000Z",
             })
         );
         let view = serde_json::to_value(Approval::from(row(Some("elv_1"), Some("fine"))))

@@ -26,7 +26,7 @@ impl From<store::Elevation> for ElevationCreated {
             id: e.id.to_string(),
             state: e.state.into(),
             approval_id: e.approval_id.as_ref().map(ToString::to_string),
-            expires_at: e.expires_at.as_ref().map(ToString::to_string),
+            expires_at: e.expires_at.map(super::time::instant),
         }
     }
 }

@@ -12,4 +12,6 @@ pub mod approval;
 pub mod audit;
 pub mod decision;
 pub mod elevation;
+pub mod history;
 pub mod principal;
+pub mod time;

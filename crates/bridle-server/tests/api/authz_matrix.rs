@@ -68,7 +68,10 @@ fn expected(method: &str, path: &str) -> Option<[Class; 8]> {
         | ("post", "/v1/agents/{id}/credentials/{client_id}/rotate")
         | ("post", "/v1/agents/{id}/credentials/{client_id}/revoke") => [U, F, F, F, F, F, O, O],
         // Another's record is not even seen; the agent sees its own.
-        ("get", "/v1/agents/{id}") => [U, O, H, H, H, O, O, O],
+        ("get", "/v1/agents/{id}")
+        | ("get", "/v1/agents/{id}/versions")
+        | ("get", "/v1/agents/{id}/versions/{version}")
+        | ("get", "/v1/agents/{id}/diff") => [U, O, H, H, H, O, O, O],
         ("get", "/v1/agents/{id}/credentials") => [U, F, H, H, H, O, O, O],
         // Elevation is asked by the agent itself or its owner.
         ("post", "/v1/agents/{id}/elevations") => [U, O, F, F, F, F, O, F],
@@ -216,6 +219,12 @@ async fn call(w: &World, method: &str, path: &str, role: &str) -> Call {
             Some(Body::Yaml(crate::common::example(AGENT).to_owned())),
         ),
         ("get", "/v1/agents/{id}") => (format!("/v1/agents/{AGENT}"), None),
+        ("get", "/v1/agents/{id}/versions" | "/v1/agents/{id}/diff") => {
+            (path.replace("{id}", AGENT), None)
+        }
+        ("get", "/v1/agents/{id}/versions/{version}") => {
+            (path.replace("{id}", AGENT).replace("{version}", "1"), None)
+        }
         ("post", "/v1/agents/{id}/suspend") => (path.replace("{id}", AGENT), json(reason)),
         ("post", "/v1/agents/{id}/retire") => {
             // Each caller tries to retire an agent of its own (retired is

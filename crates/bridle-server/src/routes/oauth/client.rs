@@ -6,7 +6,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bridle_core::engine::AgentState;
-use bridle_store::{ClientAuth, CredentialStore, RegistryRead, ts};
+use bridle_core::id::{AgentId, ClientId};
+use bridle_store::{ClientAuth, CredentialStore, RegistryRead};
 
 use super::{OAuthError, OAuthForm};
 use crate::jose::{self, PublicKey};
@@ -26,9 +27,9 @@ pub const METHODS: &[&str] = &[
 /// An agent's OAuth client that proved who it is.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The agent the credential belongs to.
-    pub agent: String,
+    pub agent: AgentId,
     pub method: &'static str,
 }
 
@@ -204,7 +205,14 @@ async fn verify(
     client_id: &str,
 ) -> Result<Client, Rejected> {
     let bad = || invalid_client("unknown client or wrong credentials");
-    let Some(cred) = state.store.credential(client_id).await? else {
+    // A client id that cannot be one names no credential.
+    let Ok(client_id) = client_id.parse::<ClientId>() else {
+        return Err(Rejected::Credentials {
+            error: bad(),
+            agent: None,
+        });
+    };
+    let Some(cred) = state.store.credential(&client_id).await? else {
         return Err(Rejected::Credentials {
             error: bad(),
             agent: None,
@@ -212,16 +220,16 @@ async fn verify(
     };
     let reject = |error: OAuthError| Rejected::Credentials {
         error,
-        agent: Some(cred.agent_id.clone()),
+        agent: Some(cred.agent_id.to_string()),
     };
     let now = jiff::Timestamp::now();
     let method = match (presented, &cred.auth) {
         (Presented::Secret { secret, method, .. }, ClientAuth::Secret { hash, previous }) => {
             let given = hash_secret(secret);
             let current = constant_time_eq(&given, hash);
-            let overlap = previous.as_ref().is_some_and(|(old, until)| {
-                constant_time_eq(&given, old) && until.as_str() > ts(now).as_str()
-            });
+            let overlap = previous
+                .as_ref()
+                .is_some_and(|(old, until)| constant_time_eq(&given, old) && *until > now);
             if !current && !overlap {
                 return Err(reject(bad()));
             }
@@ -240,7 +248,7 @@ async fn verify(
             let checked = jose::verify_client_assertion(
                 assertion,
                 &key,
-                client_id,
+                client_id.as_str(),
                 &audiences,
                 now.as_second(),
             )
@@ -248,7 +256,7 @@ async fn verify(
             let until = jiff::Timestamp::from_second(checked.exp + 5).map_err(|_| reject(bad()))?;
             if !state
                 .store
-                .use_jti("client_assertion", &checked.jti, &ts(until))
+                .use_jti("client_assertion", &checked.jti, until)
                 .await?
             {
                 return Err(reject(invalid_client(
@@ -269,14 +277,11 @@ async fn verify(
         }
     };
     if cred.revoked_at.is_some() {
-        let retired = match cred.agent_id.parse() {
-            Ok(id) => state
-                .store
-                .agent(&id)
-                .await?
-                .is_some_and(|r| r.state == AgentState::Retired),
-            Err(_) => false,
-        };
+        let retired = state
+            .store
+            .agent(&cred.agent_id)
+            .await?
+            .is_some_and(|r| r.state == AgentState::Retired);
         if retired {
             return Err(reject(OAuthError::new(
                 StatusCode::BAD_REQUEST,
@@ -287,7 +292,7 @@ async fn verify(
         return Err(reject(bad()));
     }
     Ok(Client {
-        client_id: client_id.to_owned(),
+        client_id,
         agent: cred.agent_id,
         method,
     })

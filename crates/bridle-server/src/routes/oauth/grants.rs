@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use bridle_core::audit::EventType;
 use bridle_core::delegation::{self, DelegationError};
 use bridle_core::engine::AgentState;
+use bridle_core::id::Jti;
 use bridle_core::{CompiledAgent, id::AgentId};
-use bridle_store::{AgentRow, CredentialStore, NewToken, RegistryRead, ts};
+use bridle_store::{AgentRow, CredentialStore, NewToken, RegistryRead};
 use jiff::Timestamp;
 
 use super::client::{self, Client};
@@ -19,7 +20,7 @@ use super::{
 use crate::error::ApiError;
 use crate::jose;
 use crate::state::AppState;
-use crate::tokens::{Claims, Confirmation, random_token};
+use crate::tokens::{Claims, Confirmation, new_id};
 
 fn bad_request(error: &'static str, d: impl Into<String>) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, error, d)
@@ -83,7 +84,7 @@ async fn issue(
 /// The calling agent, which must be active and not expired.
 async fn active_agent(
     state: &AppState,
-    agent: &str,
+    id: &AgentId,
 ) -> Result<(AgentRow, CompiledAgent), OAuthError> {
     let unknown = || {
         OAuthError::new(
@@ -92,8 +93,7 @@ async fn active_agent(
             "unknown client or wrong credentials",
         )
     };
-    let id: AgentId = agent.parse().map_err(|_| unknown())?;
-    let row = state.store.agent(&id).await?.ok_or_else(unknown)?;
+    let row = state.store.agent(id).await?.ok_or_else(unknown)?;
     if row.state != AgentState::Active {
         return Err(bad_request(
             "unauthorized_client",
@@ -163,13 +163,13 @@ async fn dpop_binding(
 struct Mint<'a> {
     client: &'a Client,
     grant: &'static str,
-    sub: &'a str,
+    sub: &'a AgentId,
     aud: String,
     exp: Timestamp,
     scope: Option<String>,
     act: Option<serde_json::Value>,
     cnf: Option<Confirmation>,
-    parent_jti: Option<&'a str>,
+    parent_jti: Option<&'a Jti>,
     exchange: bool,
 }
 
@@ -178,12 +178,12 @@ async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
     let now = Timestamp::now();
     let claims = Claims {
         iss: state.config.issuer(),
-        sub: m.sub.to_owned(),
+        sub: m.sub.to_string(),
         aud: m.aud,
-        client_id: m.client.client_id.clone(),
+        client_id: m.client.client_id.to_string(),
         iat: now.as_second(),
         exp: m.exp.as_second(),
-        jti: random_token(16),
+        jti: new_id("", 16).map_err(|e| ApiError::Internal(e.to_string()))?,
         scope: m.scope.clone(),
         act: m.act,
         cnf: m.cnf,
@@ -198,12 +198,12 @@ async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
             jti: &claims.jti,
             agent: m.sub,
             client_id: &m.client.client_id,
-            expires_at: &ts(m.exp),
+            expires_at: m.exp,
             parent_jti: m.parent_jti,
         })
         .await?;
     let mut event = state.event(EventType::Token, &format!("agent:{}", m.client.agent));
-    event.agent = Some(m.sub.to_owned());
+    event.agent = Some(m.sub.to_string());
     event.detail = Some(serde_json::json!({
         "op": "issue", "grant_type": m.grant, "client_id": m.client.client_id,
         "client_auth": m.client.method, "jti": claims.jti, "aud": claims.aud,
@@ -241,7 +241,7 @@ async fn client_credentials(
         Mint {
             client,
             grant: "client_credentials",
-            sub: row.id.as_str(),
+            sub: &row.id,
             aud,
             exp: Timestamp::now() + manifest.credentials.token_ttl,
             scope,
@@ -357,6 +357,10 @@ async fn exchange(
         Some(prior) => serde_json::json!({ "sub": delegate.id.as_str(), "act": prior }),
         None => serde_json::json!({ "sub": delegate.id.as_str() }),
     };
+    // The chain starts with the token's subject.
+    let Some(subject_row) = subject.chain.first() else {
+        return Err(bad_request("invalid_request", "subject_token: no subject"));
+    };
     // Never outlives the token it came from.
     let exp = (Timestamp::now() + compiled.manifest().credentials.token_ttl).min(
         Timestamp::from_second(subject.claims.exp)
@@ -367,7 +371,7 @@ async fn exchange(
         Mint {
             client,
             grant: TOKEN_EXCHANGE,
-            sub: &subject.claims.sub,
+            sub: &subject_row.id,
             aud,
             exp,
             scope,

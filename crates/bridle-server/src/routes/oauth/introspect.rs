@@ -169,7 +169,7 @@ pub async fn introspect(
             scope: c.scope,
             exp: Some(c.exp),
             iat: Some(c.iat),
-            jti: Some(c.jti),
+            jti: Some(c.jti.into_string()),
             iss: Some(c.iss),
             aud: Some(c.aud),
             cnf: c.cnf,
@@ -214,7 +214,9 @@ pub async fn revoke(
             return Ok(StatusCode::OK.into_response());
         };
         let allowed = match &asker {
-            Asker::Client(c) => c.client_id == claims.client_id || c.agent == claims.sub,
+            Asker::Client(c) => {
+                c.client_id.as_str() == claims.client_id || c.agent.as_str() == claims.sub
+            }
             Asker::Principal(p) => p.has_role(Role::Admin) || owns(&state, p, &claims.sub).await?,
         };
         if !allowed {
