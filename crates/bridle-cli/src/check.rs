@@ -126,6 +126,14 @@ fn decide(args: &CheckArgs) -> Result<(Decision, String), CheckError> {
         })?,
         None => Timestamp::now(),
     };
+    // Warnings never fail the check; they go to stderr, before the decision.
+    let tz = manifest
+        .schedule
+        .as_ref()
+        .map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.clone());
+    for w in bridle_core::manifest::warnings(&manifest, now.to_zoned_datetime(tz).date()) {
+        eprintln!("{}", warning_line(&file.to_string(), &w));
+    }
     for name in &args.elevations {
         if !manifest.elevation.iter().any(|e| &e.name == name) {
             return Err(CheckError::Elevation {
@@ -172,6 +180,15 @@ pub(crate) fn manifest_errors(file: &str, errs: &ManifestErrors) -> String {
         ));
     }
     out
+}
+
+/// `warning: FILE:LINE: `path`: message`; `bridle agent apply` prints the
+/// server's warnings the same way.
+pub(crate) fn warning_line(file: &str, w: &bridle_core::manifest::Warning) -> String {
+    match w.line {
+        Some(line) => format!("warning: {file}:{line}: `{}`: {}", w.path, w.message),
+        None => format!("warning: {file}: `{}`: {}", w.path, w.message),
+    }
 }
 
 fn summary(n: usize) -> String {

@@ -89,6 +89,45 @@ fn schema_text(shape: &ConditionShape) -> String {
     s
 }
 
+/// The argument names a condition reads: `context.args.NAME` and
+/// `context.args["NAME"]`, in order of first use. Lexical (a name inside a
+/// string literal counts too, which only ever adds a requirement).
+pub fn arg_refs(expr: &str) -> Vec<String> {
+    static REFS: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"context\s*\.\s*args\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*"([^"\\]*)"\s*\])"#,
+        )
+        .ok()
+    });
+    let mut out: Vec<String> = Vec::new();
+    let Some(re) = REFS.as_ref() else {
+        return out;
+    };
+    for c in re.captures_iter(expr) {
+        if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+            let name = m.as_str().to_owned();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// A Cedar condition that holds when argument `arg` is present and of type
+/// `ty`, and fails to evaluate (an error, never `true`) when it has another
+/// type. `None` for `Any`.
+pub fn arg_type_guard(arg: &str, ty: ArgType) -> Option<String> {
+    let a = format!("context.args[{}]", quote(arg));
+    let check = match ty {
+        ArgType::Long => format!("({a} < 0 || {a} >= 0)"),
+        ArgType::String => format!("{a} like \"*\""),
+        ArgType::Bool => format!("({a} || true)"),
+        ArgType::Any => return None,
+    };
+    Some(format!("(context.args has {} && {check})", quote(arg)))
+}
+
 /// Why Cedar text was refused before reaching Cedar's parser.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CedarTextError {
@@ -289,7 +328,7 @@ pub fn check_condition(expr: &str, shape: &ConditionShape) -> Result<(), Conditi
         .collect();
     let hint = match shape {
         ConditionShape::Action { .. } => {
-            "; conditions see `context.args.NAME` for arguments that have a constraint (which sets their type), \
+            "; conditions see `context.args.NAME` (typed by its constraint, else inferred from the conditions), \
              `context.resource`, `context.tool`, `context.time` and `context.elevations`"
         }
         ConditionShape::Elevation => {

@@ -331,7 +331,7 @@ fn compare_tools(old: &Manifest, new: &Manifest, out: &mut Changes) {
                 // With the most specific grant governing, the names this
                 // grant governed fall to any other grant that matches them:
                 // a removal narrows only when no remaining grant overlaps.
-                let fallback = new.tools.iter().find(|g| may_overlap(&g.name, &og.name));
+                let fallback = new.tools.iter().find(|g| g.name.overlaps(&og.name));
                 match fallback {
                     None => out.narrow(path, format!("grant `{}` removed", og.name.as_str())),
                     Some(g) => out.widen(
@@ -822,28 +822,4 @@ fn compare_elevation(path: &str, old: &ElevationSpec, new: &ElevationSpec, out: 
         ConditionKind::Trigger,
         out,
     );
-}
-
-/// Whether two globs match a common name. Exact: a literal matches or not;
-/// two patterns whose literal prefixes (before the first `*`) and literal
-/// suffixes (after the last `*`) are compatible both match the name made of
-/// the longer prefix, every literal part of both, and the longer suffix.
-pub fn may_overlap(a: &Glob, b: &Glob) -> bool {
-    match (a.is_literal(), b.is_literal()) {
-        (true, true) => a == b,
-        (true, false) => b.matches(a.as_str()),
-        (false, true) => a.matches(b.as_str()),
-        (false, false) => {
-            let (a, b) = (a.as_str(), b.as_str());
-            let (pa, pb) = (
-                a.split('*').next().unwrap_or(""),
-                b.split('*').next().unwrap_or(""),
-            );
-            let (sa, sb) = (
-                a.rsplit('*').next().unwrap_or(""),
-                b.rsplit('*').next().unwrap_or(""),
-            );
-            (pa.starts_with(pb) || pb.starts_with(pa)) && (sa.ends_with(sb) || sb.ends_with(sa))
-        }
-    }
 }

@@ -295,6 +295,36 @@ impl Compiler {
         }
     }
 
+    /// The name condition of `globs[i]` under "the most specific grant
+    /// governs": its own glob, minus every more specific glob that shares a
+    /// name with it (those names are governed there, not here).
+    fn governed_cond(globs: &[&Glob], i: usize) -> String {
+        let Some(glob) = globs.get(i) else {
+            return "false".to_owned();
+        };
+        let mut conds = vec![Self::name_cond(glob)];
+        for j in crate::specific::more_specific(globs, i) {
+            if let Some(other) = globs.get(j) {
+                conds.push(if other.is_literal() {
+                    format!("context.tool != {}", quote(other.as_str()))
+                } else {
+                    format!("!(context.tool like {})", quote(other.cedar_like()))
+                });
+            }
+        }
+        balanced(&conds, "&&")
+    }
+
+    /// Presence and type guards for the inferred arguments `expr` reads.
+    fn inferred_guards(g: &crate::manifest::ToolGrant, expr: &str) -> Vec<String> {
+        let used = crate::cedar::arg_refs(expr);
+        g.inferred_args
+            .iter()
+            .filter(|(a, _)| used.contains(a))
+            .filter_map(|(a, ty)| crate::cedar::arg_type_guard(a, *ty))
+            .collect()
+    }
+
     fn data_cond(data: &[DataGrant], access: Access) -> String {
         let mut conds = vec![String::from("!(context has \"resource\")")];
         for d in data.iter().filter(|d| d.access.contains(&access)) {
@@ -353,15 +383,16 @@ impl Compiler {
         manifest: Manifest,
         guardrails: &Guardrails,
     ) -> Result<CompiledAgent, CompileError> {
+        let grant_globs: Vec<&Glob> = manifest.tools.iter().map(|g| &g.name).collect();
         for (i, g) in manifest.tools.iter().enumerate() {
             let path = format!("tools[{i}]");
-            let mut conds = vec![Self::name_cond(&g.name)];
+            let governed = Self::governed_cond(&grant_globs, i);
+            let mut conds = vec![governed.clone()];
             let mut checks = Vec::new();
             self.explain.push((
                 format!("{path}.name"),
                 Self::explain_permit(&format!(
-                    "{} && {}",
-                    Self::name_cond(&g.name),
+                    "{governed} && {}",
                     if g.name.is_literal() {
                         format!("resource == Tool::{}", quote(g.name.as_str()))
                     } else {
@@ -378,7 +409,11 @@ impl Compiler {
             }
             if let Some(w) = &g.when {
                 let id = format!("{path}.when");
-                let cond = format!("({})", w.expr);
+                // An inferred argument that is missing or of another type
+                // makes `when` fail (never hold).
+                let mut parts = Self::inferred_guards(g, &w.expr);
+                parts.push(format!("({})", w.expr));
+                let cond = balanced(&parts, "&&");
                 self.explain.push((id.clone(), Self::explain_permit(&cond)));
                 checks.push((id.clone(), id, w.pos));
                 conds.push(cond);
@@ -388,10 +423,19 @@ impl Compiler {
                 .push((format!("{path}.data"), Self::explain_permit(&data)));
             conds.push(data);
             if let Some(a) = &g.approval {
-                let cond = a
-                    .when
-                    .as_ref()
-                    .map_or_else(|| "true".to_owned(), |w| format!("({})", w.expr));
+                // An inferred argument that is missing or of another type
+                // makes `approval.when` hold: approval is required.
+                let cond = a.when.as_ref().map_or_else(
+                    || "true".to_owned(),
+                    |w| {
+                        let guards = Self::inferred_guards(g, &w.expr);
+                        if guards.is_empty() {
+                            format!("({})", w.expr)
+                        } else {
+                            format!("(!{} || ({}))", balanced(&guards, "&&"), w.expr)
+                        }
+                    },
+                );
                 self.explain
                     .push((format!("{path}.approval"), Self::explain_permit(&cond)));
             }
@@ -400,11 +444,18 @@ impl Compiler {
             self.origins.push((path, Origin::Grant(i)));
             self.grant_checks.push(checks);
         }
+        let elevation_globs: Vec<&Glob> = manifest
+            .elevation
+            .iter()
+            .flat_map(|spec| spec.tools.iter())
+            .collect();
+        let mut k = 0usize;
         for (e, spec) in manifest.elevation.iter().enumerate() {
             for (t, glob) in spec.tools.iter().enumerate() {
                 let path = format!("elevation[{e}].tools[{t}]");
                 let active = format!("context.elevations.contains({})", quote(&spec.name));
-                let name = Self::name_cond(glob);
+                let name = Self::governed_cond(&elevation_globs, k);
+                k += 1;
                 let data = Self::data_cond(&manifest.data, Access::Read);
                 let text = self.permit(
                     &Self::resource_scope(glob),

@@ -93,6 +93,77 @@ impl Glob {
     }
 }
 
+/// How specific a tool glob is, for "the most specific grant governs": a
+/// literal name beats any glob; between globs, the longer literal prefix
+/// (the text before the first `*`) wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Specificity {
+    Glob { prefix: usize },
+    Literal,
+}
+
+impl Glob {
+    pub fn specificity(&self) -> Specificity {
+        match self.0.find('*') {
+            None => Specificity::Literal,
+            Some(prefix) => Specificity::Glob { prefix },
+        }
+    }
+
+    /// A name both globs match, if there is one. Exact: two patterns whose
+    /// literal prefixes (before the first `*`) and literal suffixes (after
+    /// the last `*`) are compatible both match the longer prefix, followed by
+    /// every inner literal part of each, then the longer suffix.
+    pub fn common_name(&self, other: &Glob) -> Option<String> {
+        let witness = match (self.is_literal(), other.is_literal()) {
+            (true, _) => self.0.clone(),
+            (false, true) => other.0.clone(),
+            (false, false) => {
+                let parts = |g: &Glob| -> (String, String, String) {
+                    let s = g.0.as_str();
+                    let first = s.split('*').next().unwrap_or("").to_owned();
+                    let last = s.rsplit('*').next().unwrap_or("").to_owned();
+                    let inner = s
+                        .get(first.len()..s.len() - last.len())
+                        .unwrap_or("")
+                        .replace('*', "");
+                    (first, inner, last)
+                };
+                let (pa, ia, sa) = parts(self);
+                let (pb, ib, sb) = parts(other);
+                let prefix = if pa.len() >= pb.len() { pa } else { pb };
+                let suffix = if sa.len() >= sb.len() { sa } else { sb };
+                format!("{prefix}{ia}{ib}{suffix}")
+            }
+        };
+        (self.matches(&witness) && other.matches(&witness)).then_some(witness)
+    }
+
+    /// Whether some name matches both globs (the test of [`Self::common_name`],
+    /// without building the name: compilation asks it for every pair).
+    pub fn overlaps(&self, other: &Glob) -> bool {
+        match (self.is_literal(), other.is_literal()) {
+            (true, true) => self.0 == other.0,
+            (true, false) => other.matches(&self.0),
+            (false, true) => self.matches(&other.0),
+            (false, false) => {
+                let prefix = |s: &'_ str| -> usize { s.find('*').unwrap_or(s.len()) };
+                let suffix = |s: &'_ str| -> usize { s.rfind('*').map_or(0, |i| i + 1) };
+                let (a, b) = (self.0.as_str(), other.0.as_str());
+                let (pa, pb) = (
+                    a.get(..prefix(a)).unwrap_or(""),
+                    b.get(..prefix(b)).unwrap_or(""),
+                );
+                let (sa, sb) = (
+                    a.get(suffix(a)..).unwrap_or(""),
+                    b.get(suffix(b)..).unwrap_or(""),
+                );
+                (pa.starts_with(pb) || pb.starts_with(pa)) && (sa.ends_with(sb) || sb.ends_with(sa))
+            }
+        }
+    }
+}
+
 impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -166,7 +237,48 @@ mod tests {
         assert!(g("x").is_within(&g("*")));
     }
 
+    #[test]
+    fn specificity_orders_literals_then_longer_prefixes() {
+        let g = |s| Glob::tool(s).unwrap();
+        assert!(g("invoices.pay_invoice").specificity() > g("invoices.pay_*").specificity());
+        assert!(g("invoices.pay_*").specificity() > g("invoices.*").specificity());
+        assert!(g("invoices.*").specificity() > g("*").specificity());
+        assert_eq!(g("a.*").specificity(), g("b.*x").specificity());
+    }
+
+    #[test]
+    fn common_names_are_found_and_checked() {
+        let g = |s| Glob::tool(s).unwrap();
+        assert_eq!(
+            g("a.*").common_name(&g("*.read")).as_deref(),
+            Some("a..read")
+        );
+        assert_eq!(g("a.*").common_name(&g("a.b")).as_deref(), Some("a.b"));
+        assert_eq!(g("a.*").common_name(&g("b.*")), None);
+        assert_eq!(g("*.read").common_name(&g("*.write")), None);
+        assert_eq!(g("x").common_name(&g("y")), None);
+    }
+
     proptest! {
+        /// `common_name` finds a shared name whenever a brute-force search
+        /// over short names does (and only then, by construction).
+        #[test]
+        fn overlap_is_exact(a in "[ab*]{1,4}", b in "[ab*]{1,4}") {
+            let (ga, gb) = (Glob::tool(&a).unwrap(), Glob::tool(&b).unwrap());
+            let mut names = vec![String::new()];
+            for _ in 0..8 {
+                let next: Vec<String> = names.iter().flat_map(|n| [format!("{n}a"), format!("{n}b")]).collect();
+                names.extend(next);
+                names.sort();
+                names.dedup();
+            }
+            let brute = names.iter().any(|n| ga.matches(n) && gb.matches(n));
+            if brute {
+                prop_assert!(ga.overlaps(&gb), "{} and {} share a name", a, b);
+            }
+            prop_assert_eq!(ga.overlaps(&gb), ga.common_name(&gb).is_some(), "{} {}", a, b);
+        }
+
         #[test]
         fn matcher_agrees_with_a_regex(pat in "[ab.*]{0,6}", text in "[ab.]{0,8}") {
             prop_assume!(!pat.is_empty());

@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod reach;
 pub mod resource;
 pub mod secret;
+pub mod specific;
 
 pub use compile::{CompiledAgent, Guardrails};
 pub use decision::{Decision, Effect, Reason, ReasonCode};

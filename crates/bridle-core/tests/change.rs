@@ -453,28 +453,26 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     let i = 0usize..4;
+    // Weighted towards the edits whose direction is easiest to get wrong.
     prop_oneof![
-        i.clone().prop_map(Edit::RemoveGrant),
-        select(NAMES)
-            .prop_flat_map(grant_for)
-            .prop_map(Edit::AddGrant),
-        (i.clone(), proptest::option::of(5i64..20)).prop_map(|(i, v)| Edit::Max(i, v)),
-        (i.clone(), proptest::option::of(0i64..6)).prop_map(|(i, v)| Edit::Min(i, v)),
-        (i.clone(), proptest::option::of(subsequence(VENDORS, 1..=3)))
+        2 => i.clone().prop_map(Edit::RemoveGrant),
+        1 => select(NAMES).prop_flat_map(grant_for).prop_map(Edit::AddGrant),
+        4 => (i.clone(), proptest::option::weighted(0.9, 5i64..20))
+            .prop_map(|(i, v)| Edit::Max(i, v)),
+        3 => (i.clone(), proptest::option::weighted(0.9, 0i64..6))
+            .prop_map(|(i, v)| Edit::Min(i, v)),
+        3 => (i.clone(), proptest::option::weighted(0.9, subsequence(VENDORS, 1..=3)))
             .prop_map(|(i, v)| Edit::Vendors(i, v)),
-        (
-            i.clone(),
-            proptest::option::of(proptest::option::of(0i64..20))
-        )
+        3 => (i.clone(), proptest::option::of(proptest::option::of(0i64..20)))
             .prop_map(|(i, v)| Edit::Approval(i, v)),
-        (i.clone(), select(ACCESS)).prop_map(|(i, a)| Edit::Access(i, a)),
-        select(FORBIDS).prop_map(Edit::AddForbid),
-        (0usize..2).prop_map(Edit::RemoveForbid),
-        (0usize..2).prop_map(Edit::RemoveData),
-        ((0usize..2), subsequence(ACCESS, 1..=4)).prop_map(|(i, a)| Edit::DataAccess(i, a)),
-        proptest::option::of(5i64..30).prop_map(Edit::Budget),
-        prop_oneof![Just(Vec::new()), subsequence(NAMES, 1..=2)].prop_map(Edit::Elevation),
-        select(&["2027-06-30", "2027-12-31"][..]).prop_map(Edit::Expires),
+        1 => (i.clone(), select(ACCESS)).prop_map(|(i, a)| Edit::Access(i, a)),
+        2 => select(FORBIDS).prop_map(Edit::AddForbid),
+        1 => (0usize..2).prop_map(Edit::RemoveForbid),
+        2 => (0usize..2).prop_map(Edit::RemoveData),
+        2 => ((0usize..2), subsequence(ACCESS, 1..=4)).prop_map(|(i, a)| Edit::DataAccess(i, a)),
+        2 => proptest::option::of(5i64..30).prop_map(Edit::Budget),
+        1 => prop_oneof![Just(Vec::new()), subsequence(NAMES, 1..=2)].prop_map(Edit::Elevation),
+        1 => select(&["2027-06-30", "2027-12-31"][..]).prop_map(Edit::Expires),
     ]
 }
 

@@ -23,10 +23,14 @@ mod elevation;
 mod explanations;
 #[path = "engine/grants.rs"]
 mod grants;
+#[path = "engine/inference.rs"]
+mod inference;
 #[path = "engine/lifecycle.rs"]
 mod lifecycle;
 #[path = "engine/limits.rs"]
 mod limits;
+#[path = "engine/specific.rs"]
+mod specific;
 
 use jiff::{SignedDuration, Timestamp};
 

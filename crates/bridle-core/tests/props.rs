@@ -54,7 +54,7 @@ impl Spec {
             y.push_str(" []");
         }
         y.push('\n');
-        for g in &self.grants {
+        for g in keep_governable(&self.grants, |g| g.name) {
             let _ = writeln!(y, "  - name: \"{}\"\n    access: {}", g.name, g.access);
             if let Some(max) = g.max {
                 let _ = writeln!(y, "    args:\n      amount: {{ max: {max} }}");
@@ -86,7 +86,10 @@ impl Spec {
             }
         }
         if !self.elevation.is_empty() {
-            let list: Vec<String> = self.elevation.iter().map(|f| format!("\"{f}\"")).collect();
+            let list: Vec<String> = keep_governable(&self.elevation, |f| f)
+                .iter()
+                .map(|f| format!("\"{f}\""))
+                .collect();
             let _ = writeln!(
                 y,
                 "elevation:\n  - name: boost\n    tools: [{}]\n    max_duration: 1h\n    approvers: [bob]",
@@ -95,6 +98,24 @@ impl Spec {
         }
         y
     }
+}
+
+/// The items whose names a manifest accepts together: each one that is as
+/// specific as an earlier one and shares a name with it is dropped (the
+/// most specific grant governs, so such a pair is refused at load).
+fn keep_governable<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<&T> {
+    use bridle_core::glob::Glob;
+    let mut kept: Vec<(&T, Glob)> = Vec::new();
+    for item in items {
+        let g = Glob::tool(name(item)).unwrap();
+        if !kept
+            .iter()
+            .any(|(_, k)| k.specificity() == g.specificity() && k.overlaps(&g))
+        {
+            kept.push((item, g));
+        }
+    }
+    kept.into_iter().map(|(i, _)| i).collect()
 }
 
 fn grant() -> impl Strategy<Value = Grant> {

@@ -45,6 +45,8 @@ mod findings;
 mod fuzz;
 #[path = "api/history.rs"]
 mod history;
+#[path = "api/language.rs"]
+mod language;
 #[path = "api/oauth.rs"]
 mod oauth;
 #[path = "api/path_ids.rs"]

@@ -43,6 +43,7 @@ fn routes() -> BTreeSet<(String, String)> {
 const PUBLIC: &[&str] = &[
     "/healthz",
     "/openapi.json",
+    "/schemas/manifest-v1.json",
     "/.well-known/oauth-authorization-server",
     "/.well-known/jwks.json",
     "/oauth/token",

@@ -310,3 +310,48 @@ fn guardrail_files_forbid_and_may_not_permit() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("only `forbid`"), "{}", stderr(&o));
 }
+
+#[test]
+fn check_says_which_grant_governed_and_prints_warnings() {
+    let f = temp_manifest(
+        "agent: inv-bot\nowner: alice\npurpose: Pay invoices\nenvironment: dev\nexpires: 2027-12-31\ntools:\n  - name: \"invoices.*\"\n  - name: invoices.pay_invoice\n    access: write\n    args:\n      vendor: { in: [acme] }\n",
+    );
+    let o = check(
+        f.path(),
+        &[
+            "--action",
+            "invoices.pay_invoice",
+            "--args",
+            r#"{"vendor": "evil-corp"}"#,
+        ],
+    );
+    let out = stdout(&o);
+    assert_eq!(code(&o), 2, "{out}{}", stderr(&o));
+    assert!(out.contains("arg_constraint: "), "{out}");
+    assert!(
+        out.contains("governed by `invoices.pay_invoice` (a literal name beats `invoices.*`)"),
+        "{out}"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "warning: {}:8: `tools[1]`: `invoices.pay_invoice` has `write` access with neither an approval rule nor a budget",
+            f.path().display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn equally_specific_grants_are_an_error_with_their_line() {
+    let f = temp_manifest(
+        "agent: inv-bot\nowner: alice\npurpose: Pay invoices\nenvironment: dev\nexpires: 2027-12-31\ntools:\n  - name: \"*.pay\"\n  - name: \"*\"\n",
+    );
+    let o = check(f.path(), &["--action", "x.pay"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{}:8:5: `tools[1].name`: ", f.path().display())),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -140,6 +140,8 @@ impl Engine {
 
         let i = matched[0];
         let grant = &m.tools[i];
+        let note =
+            crate::specific::explain(m, action.name).map_or_else(String::new, |n| format!("; {n}"));
         let reasons = inner.grant_checks[i]
             .iter()
             .filter(|(id, _, _)| !ok.contains(id))
@@ -172,7 +174,7 @@ impl Engine {
                 };
                 reason(
                     ReasonCode::ArgConstraint,
-                    who(format!("{msg} (line {})", pos.line)),
+                    who(format!("{msg} (line {}){note}", pos.line)),
                     src(path.clone(), Some(*pos)),
                 )
             })

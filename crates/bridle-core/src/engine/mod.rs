@@ -497,11 +497,20 @@ impl Engine {
                 at(&format!("limits.budgets[{i}]"), Some(b.pos)),
             ))
         })?;
+        // Which grant governs, when several match (for the reason's text).
+        let note = crate::specific::explain(m, input.action.name);
         // A grant without an approval rule allows outright.
         if let Some(&i) = grants.iter().find(|i| m.tools[**i].approval.is_none()) {
             return Ok(Pass {
                 inner,
-                reason: granted(agent, i, m.tools[i].pos, input.action.name, chain),
+                reason: granted(
+                    agent,
+                    i,
+                    m.tools[i].pos,
+                    input.action.name,
+                    chain,
+                    note.as_deref(),
+                ),
                 approval: None,
                 spend,
             });
@@ -540,7 +549,14 @@ impl Engine {
             if !hit.contains(&id) {
                 return Ok(Pass {
                     inner,
-                    reason: granted(agent, i, m.tools[i].pos, input.action.name, chain),
+                    reason: granted(
+                        agent,
+                        i,
+                        m.tools[i].pos,
+                        input.action.name,
+                        chain,
+                        note.as_deref(),
+                    ),
                     approval: None,
                     spend,
                 });
@@ -549,7 +565,14 @@ impl Engine {
         let i = grants.first().copied().unwrap_or(0);
         Ok(Pass {
             inner,
-            reason: granted(agent, i, m.tools[i].pos, input.action.name, chain),
+            reason: granted(
+                agent,
+                i,
+                m.tools[i].pos,
+                input.action.name,
+                chain,
+                note.as_deref(),
+            ),
             approval: m
                 .tools
                 .get(i)
@@ -584,8 +607,19 @@ pub(super) fn deny_all(reasons: Vec<Reason>) -> Decision {
     }
 }
 
-fn granted(agent: &str, i: usize, pos: Pos, action: &str, chain: bool) -> Reason {
-    let msg = format!("`{action}` granted by tools[{i}] (line {})", pos.line);
+fn granted(
+    agent: &str,
+    i: usize,
+    pos: Pos,
+    action: &str,
+    chain: bool,
+    note: Option<&str>,
+) -> Reason {
+    let mut msg = format!("`{action}` granted by tools[{i}] (line {})", pos.line);
+    if let Some(note) = note {
+        msg.push_str(", ");
+        msg.push_str(note);
+    }
     reason(
         ReasonCode::Granted,
         if chain {

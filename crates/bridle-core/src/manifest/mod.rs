@@ -7,7 +7,9 @@ pub mod limits;
 mod node;
 mod parse;
 pub mod schedule;
+pub mod schema;
 pub mod units;
+pub mod warnings;
 
 use jiff::SignedDuration;
 use jiff::civil::Date;
@@ -18,6 +20,7 @@ pub use error::{ManifestError, ManifestErrors};
 pub use node::Pos;
 pub use schedule::{Schedule, Window};
 pub use units::Rate;
+pub use warnings::{Warning, approver_warnings, warnings};
 
 use crate::glob::Glob;
 use crate::id::{AgentId, GroupName, PrincipalId};
@@ -114,6 +117,11 @@ pub struct ToolGrant {
     pub when: Option<CedarCondition>,
     pub approval: Option<ApprovalRule>,
     pub sensitive: Vec<String>,
+    /// Arguments that `when` or `approval.when` use without a constraint,
+    /// with the type inferred from the expressions. At decision time a
+    /// missing or wrong-typed one makes `when` fail and `approval.when`
+    /// hold.
+    pub inferred_args: Vec<(String, crate::cedar::ArgType)>,
     pub pos: Pos,
 }
 

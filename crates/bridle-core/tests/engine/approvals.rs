@@ -199,13 +199,19 @@ fn no_approval_is_asked_for_a_request_that_fails_earlier() {
 }
 
 #[test]
-fn a_grant_without_approval_wins_over_one_with_approval() {
+fn a_glob_without_approval_does_not_bypass_a_literal_with_approval() {
+    // Two grants of one name are refused at load (equally specific); a
+    // glob next to the literal governs only the other names.
     let a = agent(
-        "tools:\n  - name: pay\n    approval:\n      approvers: [bob]\n  - name: pay\n    args:\n      amount: { max: 100 }\n",
+        "tools:\n  - name: pay\n    approval:\n      approvers: [bob]\n  - name: \"p*\"\n    args:\n      amount: { max: 100 }\n",
     );
     let d = Req::new(&a, "pay").args(json!({"amount": 50})).decide();
+    assert_eq!(d.effect, Effect::ApprovalRequired, "{d:?}");
+    assert_eq!(
+        d.reasons[0].source.as_ref().unwrap().path,
+        "tools[0].approval"
+    );
+    let d = Req::new(&a, "push").args(json!({"amount": 50})).decide();
     assert_eq!(d.effect, Effect::Allow);
     assert_eq!(d.reasons[0].source.as_ref().unwrap().path, "tools[1]");
-    let d = Req::new(&a, "pay").args(json!({"amount": 500})).decide();
-    assert_eq!(d.effect, Effect::ApprovalRequired);
 }

@@ -99,8 +99,9 @@ fn explanations_are_deterministic_and_in_manifest_order() {
         "tools: []\nelevation:\n  - name: up\n    tools: [e.*, e.f]\n    max_duration: 1h\n    approvers: [bob]\n",
     );
     for _ in 0..50 {
+        // The literal `e.f` governs `e.f` among the elevation tools.
         let d = Req::new(&b, "e.f").elevation("up").decide();
-        assert_eq!(paths(&d), ["elevation[0].tools[0]"]);
+        assert_eq!(paths(&d), ["elevation[0].tools[1]"]);
     }
 }
 

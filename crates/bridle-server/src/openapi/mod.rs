@@ -40,6 +40,7 @@ pub(crate) use responses::{
     paths(
         routes::health,
         serve,
+        routes::manifest_schema,
         routes::oauth::metadata,
         routes::oauth::jwks,
         routes::oauth::grants::token,

@@ -42,6 +42,7 @@ macro_rules! routes {
 routes! {
     get "/healthz" => health,
     get "/openapi.json" => crate::openapi::serve,
+    get "/schemas/manifest-v1.json" => manifest_schema,
     get "/.well-known/oauth-authorization-server" => oauth::metadata,
     get "/.well-known/jwks.json" => oauth::jwks,
     post "/oauth/token" => oauth::grants::token,
@@ -126,6 +127,31 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
         .await;
     head.map_err(|e| ApiError::Unavailable(format!("audit log unreadable: {e}")))?;
     Ok(Json(Health { status: "ok" }))
+}
+
+/// The manifest's JSON Schema, generated once from the core's types.
+static MANIFEST_SCHEMA: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(bridle_core::manifest::schema::json_schema_text);
+
+/// The JSON Schema (draft 2020-12) of manifest format v1, for editors (the
+/// YAML language server's `$schema=` line) and CI checks.
+#[utoipa::path(
+    get,
+    path = "/schemas/manifest-v1.json",
+    tag = "health",
+    operation_id = "manifest_schema",
+    security(()),
+    responses(
+        (status = 200, description = "The JSON Schema of manifest format v1", body = Object, content_type = "application/schema+json"),
+    ),
+)]
+pub(crate) async fn manifest_schema() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/schema+json")],
+        MANIFEST_SCHEMA.clone(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

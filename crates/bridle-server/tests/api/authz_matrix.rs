@@ -41,6 +41,7 @@ fn expected(method: &str, path: &str) -> Option<[Class; 8]> {
     Some(match (method, path) {
         ("get", "/healthz")
         | ("get", "/openapi.json")
+        | ("get", "/schemas/manifest-v1.json")
         | ("get", "/.well-known/oauth-authorization-server")
         | ("get", "/.well-known/jwks.json")
         | ("post", "/oauth/token") => [O, O, O, O, O, O, O, O],

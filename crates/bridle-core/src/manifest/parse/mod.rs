@@ -333,6 +333,8 @@ impl Parser {
             .map(|n| self.credentials(n))
             .unwrap_or_default();
 
+        self.overlaps(&tools, &elevation);
+
         if let (Some(agent), Some(d)) = (&agent, f.get("delegation"))
             && delegation.to.contains(agent)
         {
@@ -390,4 +392,53 @@ impl Parser {
 
 fn first_line(s: &str) -> &str {
     s.lines().last().unwrap_or(s).trim()
+}
+
+impl Parser {
+    /// Grants (and elevation tools) of equal specificity that match one
+    /// name: which one governs would be a guess, so the manifest is refused.
+    fn overlaps(&mut self, tools: &[ToolGrant], elevation: &[ElevationSpec]) {
+        let globs: Vec<&crate::glob::Glob> = tools.iter().map(|g| &g.name).collect();
+        for o in crate::specific::equal_overlaps(&globs) {
+            let (Some(a), Some(b)) = (tools.get(o.first), tools.get(o.second)) else {
+                continue;
+            };
+            self.err(
+                format!("tools[{}].name", o.second),
+                b.pos,
+                format!(
+                    "`{}` and `{}` (tools[{}], line {}) are equally specific and both match `{}`: \
+                     which grant governs it would be ambiguous; make one more specific or merge them",
+                    b.name, a.name, o.first, a.pos.line, o.name
+                ),
+            );
+        }
+        let mut where_: Vec<(String, Pos)> = Vec::new();
+        let mut globs: Vec<&crate::glob::Glob> = Vec::new();
+        for (e, spec) in elevation.iter().enumerate() {
+            for (t, glob) in spec.tools.iter().enumerate() {
+                where_.push((format!("elevation[{e}].tools[{t}]"), spec.pos));
+                globs.push(glob);
+            }
+        }
+        for o in crate::specific::equal_overlaps(&globs) {
+            let (Some((first, fpos)), Some((second, spos)), Some(a), Some(b)) = (
+                where_.get(o.first),
+                where_.get(o.second),
+                globs.get(o.first),
+                globs.get(o.second),
+            ) else {
+                continue;
+            };
+            self.err(
+                second.clone(),
+                *spos,
+                format!(
+                    "`{b}` and `{a}` ({first}, line {}) are equally specific elevation tools that both match `{}`: \
+                     make one more specific or list it once",
+                    fpos.line, o.name
+                ),
+            );
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use jiff::SignedDuration;
 
 use super::*;
-use crate::cedar::{ArgType, ConditionShape, check_condition};
+use crate::cedar::{ArgType, ConditionShape, arg_refs, check_condition};
 use crate::glob::Glob;
 use crate::manifest::limits::MAX_ARGS;
 use crate::manifest::node::{Node, Pos, Value};
@@ -34,9 +34,33 @@ impl Parser {
             Some(n) => self.args(n, &f.path("args")),
             None => Some(Vec::new()),
         };
-        let shape = args
+        let mut shape = args
             .as_ref()
             .and_then(|a| self.arg_shape(a, &f.path("args"), node.pos));
+        // Arguments that a condition uses without a constraint get the type
+        // the conditions need (`context.args.a > 100`: an integer).
+        let conditions: Vec<&str> = [
+            f.get("when"),
+            f.get("approval").and_then(|a| match &a.value {
+                Value::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _, _)| k == "when")
+                    .map(|(_, _, v)| v),
+                _ => None,
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|n| match &n.value {
+            Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+        let mut inferred_args = Vec::new();
+        if let Some(ConditionShape::Action { args: known }) = &mut shape {
+            inferred_args = infer_arg_types(known, &conditions);
+            known.extend(inferred_args.iter().cloned());
+        }
         let when = f
             .get("when")
             .and_then(|n| self.condition(n, &f.path("when"), shape.as_ref()));
@@ -62,6 +86,7 @@ impl Parser {
             when,
             approval,
             sensitive: sensitive?,
+            inferred_args,
             pos: node.pos,
         })
     }
@@ -362,4 +387,46 @@ impl Parser {
             pos: node.pos,
         })
     }
+}
+
+/// Most unconstrained arguments whose types are inferred for one grant
+/// (every combination of integer, string and boolean is tried).
+const MAX_INFERRED_ARGS: usize = 4;
+
+/// The types of the arguments `conditions` use that `known` does not
+/// constrain: the first assignment (integers first, then strings, then
+/// booleans) under which every condition type-checks. Nothing is inferred
+/// when no assignment does: the conditions' own check then reports why.
+fn infer_arg_types(known: &[(String, ArgType)], conditions: &[&str]) -> Vec<(String, ArgType)> {
+    let mut free: Vec<String> = Vec::new();
+    for c in conditions {
+        for a in arg_refs(c) {
+            if !known.iter().any(|(k, _)| *k == a) && !free.contains(&a) {
+                free.push(a);
+            }
+        }
+    }
+    if free.is_empty() || free.len() > MAX_INFERRED_ARGS {
+        return Vec::new();
+    }
+    const TYPES: [ArgType; 3] = [ArgType::Long, ArgType::String, ArgType::Bool];
+    let combinations = TYPES.len().pow(u32::try_from(free.len()).unwrap_or(1));
+    for mut n in 0..combinations {
+        let mut guess = Vec::with_capacity(free.len());
+        for a in &free {
+            let ty = TYPES.get(n % TYPES.len()).copied().unwrap_or(ArgType::Long);
+            guess.push((a.clone(), ty));
+            n /= TYPES.len();
+        }
+        let mut args = known.to_vec();
+        args.extend(guess.iter().cloned());
+        let shape = ConditionShape::Action { args };
+        if conditions
+            .iter()
+            .all(|c| check_condition(c, &shape).is_ok())
+        {
+            return guess;
+        }
+    }
+    Vec::new()
 }
