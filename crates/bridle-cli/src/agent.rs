@@ -200,6 +200,14 @@ fn apply(
         }
         other => other?,
     };
+    // Warnings go to stderr, like `bridle check`'s, so `--output json` on
+    // stdout stays one document.
+    let name = file.display().to_string();
+    for w in items(&v, "warnings") {
+        if let Ok(w) = serde_json::from_value::<bridle_core::manifest::Warning>(w.clone()) {
+            eprintln!("{}", crate::check::warning_line(&name, &w));
+        }
+    }
     Ok(render(output, &v, |v| applied_text(status, v)))
 }
 

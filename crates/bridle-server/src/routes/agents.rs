@@ -133,7 +133,11 @@ pub async fn apply(
             let record = record(&state, applied.row).await?;
             Ok((
                 status,
-                Json(ApplyAnswer::Applied(Applied::new(record, applied.changes))),
+                Json(ApplyAnswer::Applied(Applied::new(
+                    record,
+                    applied.changes,
+                    applied.warnings,
+                ))),
             ))
         }
         manifest::Outcome::Proposed(proposed) => Ok((

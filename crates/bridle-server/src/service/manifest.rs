@@ -16,6 +16,7 @@ use bridle_core::audit::EventType;
 use bridle_core::change::{Change, ChangeEffect, classify, is_widening};
 use bridle_core::engine::AgentState;
 use bridle_core::id::{AgentId, ApprovalId, PrincipalId};
+use bridle_core::manifest::{Approver, Warning};
 use bridle_core::{CompiledAgent, Manifest, ManifestErrors};
 use bridle_store::{
     AgentRow, AgentVersion, Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval,
@@ -44,6 +45,8 @@ pub struct Applied {
     pub row: AgentRow,
     pub created: bool,
     pub changes: Vec<Change>,
+    /// Meaning-level mistakes the manifest may hold (it applied anyway).
+    pub warnings: Vec<Warning>,
 }
 
 /// A manifest proposed: the version it would become, its approval, what it
@@ -56,6 +59,7 @@ pub struct Proposed {
     /// Active principals other than the submitter who may approve it; empty
     /// means nobody can, and the answer says so.
     pub eligible: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Whether `caller` may apply a manifest to `id` at all, decided before its
@@ -152,6 +156,7 @@ pub async fn apply(
         Some(p) if p.active => {}
         _ => return Err(ServiceError::OwnerInactive(manifest.owner.to_string())),
     }
+    let warnings = warnings_of(state, &manifest).await?;
     let changes = match &in_force {
         None => classify(None, &manifest),
         Some(Ok(old)) => classify(Some(old), &manifest),
@@ -170,7 +175,7 @@ pub async fn apply(
         .covers(manifest.environment.as_str())
         && (in_force_row.is_none() || is_widening(&changes))
     {
-        let proposed = propose(
+        let mut proposed = propose(
             state,
             caller,
             in_force_row,
@@ -180,6 +185,7 @@ pub async fn apply(
             changes_json,
         )
         .await?;
+        proposed.warnings = warnings;
         return Ok(Outcome::Proposed(Box::new(proposed)));
     }
     let (row, created) = state
@@ -203,6 +209,7 @@ pub async fn apply(
         row,
         created,
         changes,
+        warnings,
     })))
 }
 
@@ -287,6 +294,7 @@ async fn propose(
         approval,
         changes,
         eligible,
+        warnings: Vec::new(),
     })
 }
 
@@ -401,6 +409,31 @@ fn unified_diff(old: &str, new: &str, from: i64, to: &str) -> String {
         .context_radius(3)
         .header(&format!("version {from}"), &format!("version {to}"))
         .to_string()
+}
+
+/// What `manifest` may mean by mistake: the warnings that need no store,
+/// and approver entries that resolve to no active principal or member of a
+/// group (they could never approve).
+async fn warnings_of(state: &AppState, manifest: &Manifest) -> Result<Vec<Warning>, ServiceError> {
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let mut out = bridle_core::manifest::warnings(manifest, today);
+    let active: Vec<_> = state
+        .store
+        .principals()
+        .await?
+        .into_iter()
+        .filter(|p| p.active)
+        .collect();
+    let resolves = |a: &Approver| match a {
+        Approver::Principal(id) => active.iter().any(|p| &p.id == id),
+        Approver::Group(g) => active.iter().any(|p| p.groups.contains(g)),
+    };
+    out.extend(bridle_core::manifest::approver_warnings(
+        manifest, &resolves,
+    ));
+    Ok(out)
 }
 
 /// The hex SHA-256 of a manifest's text as submitted.

@@ -3,6 +3,7 @@
 
 use bridle_core::change::{Change, ChangeEffect};
 use bridle_core::id::ApprovalId;
+use bridle_core::manifest::Warning;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -62,13 +63,42 @@ pub struct Applied {
     #[serde(flatten)]
     pub record: AgentRecord,
     pub changes: Vec<ChangeView>,
+    /// Meaning-level mistakes the manifest may hold; it applied anyway.
+    pub warnings: Vec<WarningView>,
 }
 
 impl Applied {
-    pub fn new(record: AgentRecord, changes: Vec<Change>) -> Self {
+    pub fn new(record: AgentRecord, changes: Vec<Change>, warnings: Vec<Warning>) -> Self {
         Self {
             record,
             changes: views(changes),
+            warnings: warnings.into_iter().map(WarningView::from).collect(),
+        }
+    }
+}
+
+/// A manifest warning: where, and what may be a mistake.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WarningView {
+    #[schema(example = "tools[0].approval.approvers[0]")]
+    pub path: String,
+    /// The YAML line, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl From<Warning> for WarningView {
+    fn from(w: Warning) -> Self {
+        let Warning {
+            path,
+            line,
+            message,
+        } = w;
+        Self {
+            path,
+            line,
+            message,
         }
     }
 }
@@ -98,6 +128,8 @@ pub struct Proposed {
     /// come into force until an eligible approver exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Meaning-level mistakes the manifest may hold.
+    pub warnings: Vec<WarningView>,
 }
 
 impl From<crate::service::manifest::Proposed> for Proposed {
@@ -115,6 +147,7 @@ impl From<crate::service::manifest::Proposed> for Proposed {
             eligible_approvers: p.eligible,
             expires_at: super::time::instant(p.approval.expires_at),
             warning,
+            warnings: p.warnings.into_iter().map(WarningView::from).collect(),
         }
     }
 }

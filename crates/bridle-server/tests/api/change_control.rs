@@ -332,3 +332,34 @@ async fn dev_is_not_change_controlled(s: Server) {
     s.apply(&people["alice"], &dev).await.expect(201);
 }
 on_both!(dev_is_not_change_controlled, super::controlled);
+
+/// `approvers: [finance]` (no `group:` prefix, no such principal) could
+/// never approve: the answer says so, with the path and line.
+async fn an_approver_nobody_is_is_a_warning(s: Server) {
+    let people = s.people().await;
+    let m = "agent: fin-bot\nowner: alice\npurpose: Pay\nenvironment: dev\nexpires: 2099-12-31\ntools:\n  - name: payments.wire\n    access: write\n    approval:\n      approvers: [finance]\n";
+    let r = s.apply(&people["alice"], m).await.expect(201);
+    let warnings = r["warnings"].as_array().unwrap();
+    let w = warnings
+        .iter()
+        .find(|w| w["path"].as_str().unwrap().contains("approvers"))
+        .unwrap_or_else(|| panic!("no approver warning: {}", r.text));
+    assert_eq!(w["line"], 10);
+    assert!(
+        w["message"].as_str().unwrap().contains("group:finance"),
+        "{w}"
+    );
+    // Named correctly, it resolves.
+    let fixed = m.replace("[finance]", "[group:finance-approvers]");
+    let r = s.apply(&people["alice"], &fixed).await.expect(200);
+    assert!(
+        !r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["path"].as_str().unwrap().contains("approvers")),
+        "{}",
+        r.text
+    );
+}
+on_both!(an_approver_nobody_is_is_a_warning);
