@@ -279,12 +279,17 @@ fn history_text(versions: &[Value]) -> String {
     let mut out = String::new();
     for v in versions {
         out.push_str(&format!(
-            "version {} ({}) by {} at {}\n",
+            "version {} ({}) by {} at {}",
             cell(&v["version"]),
             cell(&v["state"]),
             cell(&v["created_by"]),
             cell(&v["created_at"])
         ));
+        let approvers: Vec<String> = items(v, "approved_by").iter().map(cell).collect();
+        if !approvers.is_empty() {
+            out.push_str(&format!(", approved by {}", approvers.join(", ")));
+        }
+        out.push('\n');
         out.push_str(&changes_text(items(v, "changes")));
     }
     out

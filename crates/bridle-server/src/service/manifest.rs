@@ -475,8 +475,13 @@ pub struct Version {
     pub created_by: PrincipalId,
     pub created_at: Timestamp,
     pub changes: Vec<Change>,
-    /// The change approval of a proposal.
+    /// The change approval it waited for (a proposal, or a version that
+    /// came into force through change control).
     pub approval_id: Option<ApprovalId>,
+    /// Whether it is a proposal that never came into force.
+    pub proposal: bool,
+    /// Who approved it into force (change control's second person).
+    pub approved_by: Vec<PrincipalId>,
 }
 
 /// Every version of `row`, oldest first — those that were in force and
@@ -486,6 +491,12 @@ pub async fn history(state: &AppState, row: &AgentRow) -> Result<Vec<Version>, S
     let stored = state.store.agent_versions(&row.id).await?;
     let proposals = state.store.proposals(&row.id).await?;
     let in_force = (row.state != AgentState::Proposed).then_some(row.version);
+    // The versions that came into force through an approval.
+    let activated: std::collections::HashMap<i64, ApprovalId> = proposals
+        .iter()
+        .filter(|p| p.state == ProposalState::Activated)
+        .map(|p| (p.version, p.approval_id.clone()))
+        .collect();
     let mut out = tokio::task::spawn_blocking(move || {
         let mut previous: Option<Result<Manifest, ManifestErrors>> = None;
         let mut out = Vec::with_capacity(stored.len() + proposals.len());
@@ -516,7 +527,9 @@ pub async fn history(state: &AppState, row: &AgentRow) -> Result<Vec<Version>, S
                 created_by,
                 created_at,
                 changes,
-                approval_id: None,
+                approval_id: activated.get(&version).cloned(),
+                proposal: false,
+                approved_by: Vec::new(),
             });
         }
         // Activated proposals are versions above already.
@@ -537,12 +550,26 @@ pub async fn history(state: &AppState, row: &AgentRow) -> Result<Vec<Version>, S
                 created_at: p.created_at,
                 changes,
                 approval_id: Some(p.approval_id),
+                proposal: true,
+                approved_by: Vec::new(),
             });
         }
         out
     })
     .await
     .map_err(|e| ServiceError::Task(format!("classifying versions failed: {e}")))?;
+    for v in out.iter_mut().filter(|v| !v.proposal) {
+        if let Some(id) = &v.approval_id
+            && let Some(approval) = state.store.approval(id).await?
+        {
+            v.approved_by = approval
+                .votes
+                .into_iter()
+                .filter(|vote| vote.vote == "approve")
+                .map(|vote| vote.principal)
+                .collect();
+        }
+    }
     out.sort_by_key(|v| v.version);
     Ok(out)
 }
@@ -620,8 +647,7 @@ pub async fn diff(
         None => versions
             .iter()
             .rev()
-            .filter(|v| matches!(v.standing, Standing::Active | Standing::Superseded))
-            .filter(|v| v.approval_id.is_none())
+            .filter(|v| !v.proposal)
             .map(|v| v.version)
             .find(|v| *v < to)
             .unwrap_or(0),

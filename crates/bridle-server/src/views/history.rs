@@ -2,7 +2,7 @@
 //! versions, and diffs between them.
 
 use bridle_core::change::{Change, ChangeEffect};
-use bridle_core::id::ApprovalId;
+use bridle_core::id::{ApprovalId, PrincipalId};
 use bridle_core::manifest::Warning;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -197,9 +197,12 @@ pub struct VersionSummary {
     /// What it changed against the version before it (a proposal: against
     /// the version in force when it was proposed).
     pub changes: Vec<ChangeView>,
-    /// A proposal's change approval.
+    /// The change approval it waited for (change control).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// Who approved it into force (change control's second person).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
 }
 
 impl VersionSummary {
@@ -211,6 +214,10 @@ impl VersionSummary {
             created_by: v.created_by.to_string(),
             changes: views(std::mem::take(&mut v.changes)),
             approval_id: v.approval_id.take().map(ApprovalId::into_string),
+            approved_by: std::mem::take(&mut v.approved_by)
+                .into_iter()
+                .map(PrincipalId::into_string)
+                .collect(),
         }
     }
 }

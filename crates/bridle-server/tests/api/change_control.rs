@@ -159,6 +159,21 @@ async fn a_widening_change_waits_for_a_second_person(s: Server) {
         ]
     );
     assert_eq!(events[3]["detail"]["submitter"], "alice");
+    // The history names both people of each change.
+    let versions = s
+        .get("/v1/agents/pay-bot/versions", alice)
+        .await
+        .expect(200);
+    let people_of: Vec<(&str, Value)> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["created_by"].as_str().unwrap(), v["approved_by"].clone()))
+        .collect();
+    assert_eq!(
+        people_of,
+        [("alice", json!(["sec-lead"])), ("alice", json!(["admin"]))]
+    );
     assert_eq!(events[3]["detail"]["approval_id"], second.as_str());
 }
 on_both!(
