@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The methods an `any` route is documented with (what Envoy forwards).
 const ANY: &[&str] = &["get", "post", "put", "patch", "delete"];
@@ -498,6 +498,22 @@ fn success_bodies_are_the_types_returned() {
         }
     }
     assert!(checked >= 30, "only {checked} success bodies checked");
+}
+
+/// Two types that share a schema name collide in the document: utoipa keeps
+/// one, and the other's values then violate it (a change's `effect` once
+/// read as a decision's). Every component must be the one type its
+/// references expect: here, each response type's enums hold the values the
+/// type serialises, checked on the types this crate names twice.
+#[test]
+fn a_change_effect_is_not_a_decision_effect() {
+    let doc = document();
+    let decision = &doc["components"]["schemas"]["Effect"]["enum"];
+    let change = &doc["components"]["schemas"]["ChangeEffect"]["enum"];
+    assert_eq!(decision, &json!(["allow", "deny", "approval_required"]));
+    assert_eq!(change, &json!(["widening", "narrowing", "neutral"]));
+    let view = &doc["components"]["schemas"]["ChangeView"]["properties"]["effect"]["$ref"];
+    assert_eq!(view, "#/components/schemas/ChangeEffect");
 }
 
 /// The whole document as served: a change to a path, a parameter, a schema or

@@ -26,6 +26,7 @@ pub struct ChangeView {
 /// Anything not provably narrower is `widening`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ChangeEffect)]
 pub enum Effect {
     Widening,
     Narrowing,
