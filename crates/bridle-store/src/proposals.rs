@@ -11,7 +11,9 @@ use sqlx::Row;
 
 use crate::BeginWrite as _;
 use crate::approvals::{NewApproval, insert_approval};
-use crate::registry::{AgentRow, agent_columns, from_row as agent_from_row, write_agent};
+use crate::registry::{
+    AgentRow, agent_columns, from_row as agent_from_row, lock_agent, write_agent,
+};
 use crate::time::{Stamp, now};
 use crate::{Store, StoreError, with_pool};
 
@@ -213,16 +215,9 @@ impl ProposalStore for Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let now = Stamp(now());
-            // Lock the agent's row (when it exists) so concurrent applies and
-            // proposals of one agent serialize on both backends.
-            sqlx::query("UPDATE agents SET version = version WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let current = sqlx::query("SELECT version, state FROM agents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            // Locked (when it exists) so concurrent applies and proposals
+            // of one agent serialize on both backends.
+            let current = lock_agent!(tx, id);
             supersede_pending!(tx, id, &now);
             let version = next_version!(tx, id);
             let base_version = match current {
@@ -338,10 +333,7 @@ impl ProposalStore for Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let now = Stamp(now());
-            sqlx::query("UPDATE agents SET version = version WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            let current = lock_agent!(tx, id);
             let proposal = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
@@ -359,11 +351,7 @@ impl ProposalStore for Store {
                     p.state.as_str()
                 )));
             }
-            let current = sqlx::query("SELECT version, state FROM agents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+            let current = current.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
             let state: String = current.try_get("state")?;
             let in_force: i64 = current.try_get("version")?;
             let base_holds = match state.as_str() {

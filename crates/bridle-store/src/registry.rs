@@ -234,21 +234,32 @@ impl RegistryRead for Store {
 /// not exist or `Conflict` if it is retired (terminal).
 macro_rules! lock_live_agent {
     ($tx:ident, $id:ident) => {
-        sqlx::query("UPDATE agents SET version = version WHERE id = $1")
-            .bind($id.as_str())
-            .execute(&mut *$tx)
-            .await?;
-        let row = sqlx::query("SELECT state FROM agents WHERE id = $1")
-            .bind($id.as_str())
-            .fetch_optional(&mut *$tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound($id.to_string()))?;
+        let row =
+            lock_agent!($tx, $id.as_str()).ok_or_else(|| StoreError::NotFound($id.to_string()))?;
         let current: String = row.try_get("state")?;
         if parse_state(&current)? == AgentState::Retired {
             return Err(StoreError::Conflict(format!("agent `{}` is retired", $id)));
         }
     };
 }
+
+/// Inside a transaction: lock agent `$id`'s row (a no-op update), so
+/// concurrent applies, proposals and lifecycle changes of one agent
+/// serialize on both backends, and read its `version` and `state` (`None`
+/// when it does not exist).
+macro_rules! lock_agent {
+    ($tx:ident, $id:expr) => {{
+        sqlx::query("UPDATE agents SET version = version WHERE id = $1")
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query("SELECT version, state FROM agents WHERE id = $1")
+            .bind($id)
+            .fetch_optional(&mut *$tx)
+            .await?
+    }};
+}
+pub(crate) use lock_agent;
 
 impl RegistryWrite for Store {
     async fn apply_manifest(
@@ -265,16 +276,9 @@ impl RegistryWrite for Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let now = Stamp(now());
-            // Lock the row first (a no-op update), so concurrent applies of one
-            // agent get distinct versions on both backends.
-            sqlx::query("UPDATE agents SET version = version WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let current = sqlx::query("SELECT version, state FROM agents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            // Locked first, so concurrent applies of one agent get distinct
+            // versions on both backends.
+            let current = lock_agent!(tx, id);
             // Whatever was proposed for this agent is replaced by what is
             // applied now.
             crate::proposals::supersede_pending!(tx, id, &now);
