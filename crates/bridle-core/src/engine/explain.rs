@@ -2,11 +2,6 @@
 //! per-check `explain` policies and turns the failed ones into reasons that
 //! name the manifest line.
 
-#![expect(
-    clippy::indexing_slicing,
-    reason = "indices are policy ids compiled from this same manifest (`tools[i]`, `forbid[j]`, `limits.budgets[k]`), so always in range"
-)]
-
 use std::collections::HashSet;
 
 use cedar_policy::{PolicyId, PolicySet, Request, Response};
@@ -57,7 +52,7 @@ impl Engine {
             .into_iter()
             .filter_map(|origin| match origin {
                 Origin::Forbid(j) => {
-                    let f = &m.forbid[*j];
+                    let f = m.forbid.get(*j)?;
                     Some(reason(
                         ReasonCode::Forbidden,
                         who(format!(
@@ -88,8 +83,14 @@ impl Engine {
         let ok: HashSet<&PolicyId> = aux.diagnostics().reason().collect();
         let passed = |id: String| ok.contains(&PolicyId::new(id));
 
-        let matched: Vec<usize> = (0..m.tools.len())
-            .filter(|i| passed(format!("tools[{i}].name")))
+        // Each grant with its argument checks, compiled in the same order.
+        let matched: Vec<Matched<'_>> = m
+            .tools
+            .iter()
+            .zip(&inner.grant_checks)
+            .enumerate()
+            .filter(|(i, _)| passed(format!("tools[{i}].name")))
+            .map(|(i, (grant, checks))| (i, grant, checks.as_slice()))
             .collect();
         let elevated_match = m.elevation.iter().enumerate().any(|(e, spec)| {
             (0..spec.tools.len()).any(|t| passed(format!("elevation[{e}].tools[{t}].name")))
@@ -113,18 +114,13 @@ impl Engine {
         }
 
         // A matching grant whose arguments all pass failed on data scope.
-        let data_failure = matched.iter().copied().find(|i| {
-            inner.grant_checks[*i]
-                .iter()
-                .all(|(id, _, _)| ok.contains(id))
-        });
+        let data_failure = matched
+            .iter()
+            .copied()
+            .find(|(_, _, checks)| checks.iter().all(|(id, _, _)| ok.contains(id)));
         if data_failure.is_some() || matched.is_empty() {
             let (access, path, pos) = match data_failure {
-                Some(i) => (
-                    m.tools[i].access,
-                    format!("tools[{i}]"),
-                    Some(m.tools[i].pos),
-                ),
+                Some((i, grant, _)) => (grant.access, format!("tools[{i}]"), Some(grant.pos)),
                 None => (crate::manifest::Access::Read, "data".to_owned(), None),
             };
             return Decision::deny(reason(
@@ -138,11 +134,16 @@ impl Engine {
             ));
         }
 
-        let i = matched[0];
-        let grant = &m.tools[i];
+        let Some(&(_, grant, checks)) = matched.first() else {
+            return Decision::deny(reason(
+                ReasonCode::NotGranted,
+                who(format!("no tool grant matches `{}`", action.name)),
+                None,
+            ));
+        };
         let note =
             crate::specific::explain(m, action.name).map_or_else(String::new, |n| format!("; {n}"));
-        let reasons = inner.grant_checks[i]
+        let reasons = checks
             .iter()
             .filter(|(id, _, _)| !ok.contains(id))
             .map(|(_, path, pos)| {
@@ -200,3 +201,10 @@ fn rank(origin: &Origin) -> (u8, usize, &str) {
         _ => (2, 0, ""),
     }
 }
+
+/// A grant whose name matched: its index, the grant and its argument checks.
+type Matched<'a> = (
+    usize,
+    &'a crate::manifest::ToolGrant,
+    &'a [(PolicyId, String, Pos)],
+);

@@ -16,11 +16,6 @@
 //! the ledger: the usage a decision adds comes back with it ([`Decided`]),
 //! for the caller to commit once the decision stands.
 
-#![expect(
-    clippy::indexing_slicing,
-    reason = "indices are policy ids compiled from this same manifest (`tools[i]`, `forbid[j]`, `limits.budgets[k]`), so always in range"
-)]
-
 mod approval_key;
 mod context;
 mod elevation;
@@ -470,24 +465,26 @@ impl Engine {
             .collect();
         // Cedar reports the satisfied policies as an unordered set; take them
         // in manifest order so the same request always names the same line.
-        let mut grants: Vec<usize> = satisfied
+        let mut grants: Vec<(usize, &crate::manifest::ToolGrant)> = satisfied
             .iter()
             .filter_map(|o| match o {
-                Origin::Grant(i) => Some(*i),
+                Origin::Grant(i) => m.tools.get(*i).map(|g| (*i, g)),
                 _ => None,
             })
             .collect();
-        grants.sort_unstable();
+        grants.sort_unstable_by_key(|(i, _)| *i);
         let elevation = satisfied
             .iter()
             .filter_map(|o| match o {
-                Origin::ElevationTool { elevation, tool } => Some((*elevation, *tool)),
+                Origin::ElevationTool { elevation, tool } => m
+                    .elevation
+                    .get(*elevation)
+                    .map(|spec| (*elevation, *tool, spec)),
                 _ => None,
             })
-            .min();
+            .min_by_key(|(e, t, _)| (*e, *t));
 
-        let spend = budgets(m, input.action.args).map_err(|(i, value)| {
-            let b = &m.limits.budgets[i];
+        let spend = budgets(m, input.action.args).map_err(|(i, b, value)| {
             Decision::deny(reason(
                 ReasonCode::ArgConstraint,
                 who(format!(
@@ -500,23 +497,15 @@ impl Engine {
         // Which grant governs, when several match (for the reason's text).
         let note = crate::specific::explain(m, input.action.name);
         // A grant without an approval rule allows outright.
-        if let Some(&i) = grants.iter().find(|i| m.tools[**i].approval.is_none()) {
+        if let Some(&(i, g)) = grants.iter().find(|(_, g)| g.approval.is_none()) {
             return Ok(Pass {
                 inner,
-                reason: granted(
-                    agent,
-                    i,
-                    m.tools[i].pos,
-                    input.action.name,
-                    chain,
-                    note.as_deref(),
-                ),
+                reason: granted(agent, i, g.pos, input.action.name, chain, note.as_deref()),
                 approval: None,
                 spend,
             });
         }
-        if let Some((e, t)) = elevation {
-            let spec = &m.elevation[e];
+        if let Some((e, t, spec)) = elevation {
             return Ok(Pass {
                 inner,
                 reason: reason(
@@ -544,40 +533,30 @@ impl Engine {
                     .map(|e| evaluation_error(e).policy_id()),
             )
             .collect();
-        for &i in &grants {
+        for &(i, g) in &grants {
             let id = PolicyId::new(format!("tools[{i}].approval"));
             if !hit.contains(&id) {
                 return Ok(Pass {
                     inner,
-                    reason: granted(
-                        agent,
-                        i,
-                        m.tools[i].pos,
-                        input.action.name,
-                        chain,
-                        note.as_deref(),
-                    ),
+                    reason: granted(agent, i, g.pos, input.action.name, chain, note.as_deref()),
                     approval: None,
                     spend,
                 });
             }
         }
-        let i = grants.first().copied().unwrap_or(0);
+        // Cedar allowed, so a grant or an elevation matched; if neither can
+        // be named (an inconsistency between policies and manifest), deny.
+        let Some(&(i, g)) = grants.first() else {
+            return Err(Decision::deny(reason(
+                ReasonCode::NotGranted,
+                who(format!("no tool grant matches `{}`", input.action.name)),
+                None,
+            )));
+        };
         Ok(Pass {
             inner,
-            reason: granted(
-                agent,
-                i,
-                m.tools[i].pos,
-                input.action.name,
-                chain,
-                note.as_deref(),
-            ),
-            approval: m
-                .tools
-                .get(i)
-                .and_then(|g| g.approval.as_ref())
-                .map(|r| (r, i)),
+            reason: granted(agent, i, g.pos, input.action.name, chain, note.as_deref()),
+            approval: g.approval.as_ref().map(|r| (r, i)),
             spend,
         })
     }
@@ -668,7 +647,8 @@ fn limit_reason(agent: &CompiledAgent, hit: LimitHit, chain: bool) -> Reason {
                 .limits
                 .budgets
                 .iter()
-                .position(|b| b.arg == arg && b.per == per);
+                .enumerate()
+                .find(|(_, b)| b.arg == arg && b.per == per);
             reason(
                 ReasonCode::BudgetExceeded,
                 format!(
@@ -679,9 +659,9 @@ fn limit_reason(agent: &CompiledAgent, hit: LimitHit, chain: bool) -> Reason {
                     agent: name.to_owned(),
                     path: idx.map_or_else(
                         || "limits.budgets".into(),
-                        |i| format!("limits.budgets[{i}]"),
+                        |(i, _)| format!("limits.budgets[{i}]"),
                     ),
-                    line: idx.map(|i| m.limits.budgets[i].pos.line),
+                    line: idx.map(|(_, b)| b.pos.line),
                 }),
             )
         }
@@ -693,10 +673,10 @@ fn limit_reason(agent: &CompiledAgent, hit: LimitHit, chain: bool) -> Reason {
 /// string, a fraction, a negative or a number beyond `i64` would otherwise
 /// pass uncounted or act as a refund); the error is the budget's index and
 /// the value as sent.
-fn budgets(
-    m: &crate::manifest::Manifest,
+fn budgets<'m>(
+    m: &'m crate::manifest::Manifest,
     args: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Vec<Spend>, (usize, String)> {
+) -> Result<Vec<Spend>, (usize, &'m crate::manifest::Budget, String)> {
     let mut spend = Vec::new();
     for (i, b) in m.limits.budgets.iter().enumerate() {
         let Some(value) = args.get(&b.arg) else {
@@ -705,7 +685,7 @@ fn budgets(
         let amount = value
             .as_u64()
             .and_then(|a| i64::try_from(a).ok())
-            .ok_or_else(|| (i, value.to_string()))?;
+            .ok_or_else(|| (i, b, value.to_string()))?;
         spend.push(Spend {
             arg: b.arg.clone(),
             amount,
