@@ -18,13 +18,18 @@
 //! the same text as for an unknown id, listings omit it. A write the caller
 //! may not make stays 403 (decided by the write handlers).
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the visibility checkpoint: it reads the record to decide what a caller may see"
+)]
+
 use std::collections::HashMap;
 
 use bridle_core::audit::AuditEvent;
 use bridle_core::id::{AgentId, ApprovalId};
 use bridle_store::{
-    AgentRow, Approval, ApprovalKind, AuditFilter, AuditRead, ElevationStore, Principal,
-    RegistryRead, Role,
+    AgentRow, Approval, ApprovalKind, ApprovalState, ApprovalStore as _, AuditFilter, AuditRead,
+    CredentialStore as _, ElevationStore, Principal, RegistryRead, Role,
 };
 
 use crate::auth::Caller;
@@ -57,7 +62,7 @@ fn agent_not_found(id: &str) -> ApiError {
 /// The agent `id` if `caller` may read its record; 404 alike for an unknown
 /// agent and one the caller may not see.
 pub async fn agent(state: &AppState, caller: &Caller, id: &AgentId) -> Result<AgentRow, ApiError> {
-    let row = crate::routes::agents::load(state, id).await?;
+    let row = crate::service::agents::load(state, id).await?;
     if can_see_agent(caller, &row) {
         Ok(row)
     } else {
@@ -73,7 +78,7 @@ pub async fn principal_agent(
     id: &AgentId,
 ) -> Result<AgentRow, ApiError> {
     let p = caller.require_principal()?;
-    let row = crate::routes::agents::load(state, id).await?;
+    let row = crate::service::agents::load(state, id).await?;
     if principal_sees_agent(p, &row) {
         Ok(row)
     } else {
@@ -83,7 +88,7 @@ pub async fn principal_agent(
 
 /// Every agent the principal may read, in the registry's order.
 pub async fn agents(state: &AppState, p: &Principal) -> Result<Vec<AgentRow>, ApiError> {
-    let mut rows = state.store.agents().await?;
+    let mut rows = state.store().agents().await?;
     rows.retain(|row| principal_sees_agent(p, row));
     Ok(rows)
 }
@@ -151,7 +156,7 @@ impl PartyCache {
             Some(owner) => owner.clone(),
             None => {
                 let owner = state
-                    .store
+                    .store()
                     .agent(&a.agent)
                     .await?
                     .map(|r| r.owner.to_string());
@@ -161,7 +166,7 @@ impl PartyCache {
         };
         let submitter = match (a.kind, &a.elevation_id) {
             (ApprovalKind::Elevation, Some(eid)) => {
-                state.store.elevation(eid).await?.map(|e| e.requested_by)
+                state.store().elevation(eid).await?.map(|e| e.requested_by)
             }
             // A manifest change is submitted by the principal who applied it.
             (ApprovalKind::Change, _) => a.change_submitter().map(|p| format!("principal:{p}")),
@@ -183,7 +188,7 @@ pub async fn approval(
     caller: &Caller,
     id: &ApprovalId,
 ) -> Result<Approval, ApiError> {
-    let a = crate::routes::approvals::load(state, id).await?;
+    let a = crate::service::approvals::load(state, id).await?;
     if let Caller::Principal(p) = caller
         && sees_everything(p)
     {
@@ -195,6 +200,29 @@ pub async fn approval(
     } else {
         Err(approval_not_found(id.as_str()))
     }
+}
+
+/// The approvals (in `state`, or all) that `caller` may see.
+pub async fn approvals(
+    state: &AppState,
+    caller: &Caller,
+    filter: Option<ApprovalState>,
+) -> Result<Vec<Approval>, ApiError> {
+    let all = state
+        .store()
+        .approvals(filter, jiff::Timestamp::now())
+        .await?;
+    visible_approvals(state, caller, all).await
+}
+
+/// The credentials of agent `id`, for a principal who may see the agent.
+pub async fn credentials(
+    state: &AppState,
+    caller: &Caller,
+    id: &AgentId,
+) -> Result<Vec<bridle_store::CredentialRow>, ApiError> {
+    let row = principal_agent(state, caller, id).await?;
+    Ok(state.store().credentials(&row.id).await?)
 }
 
 /// The approvals of a listing that `caller` may see.
@@ -228,12 +256,12 @@ pub async fn audit_events(
     filter: AuditFilter,
 ) -> Result<Vec<AuditEvent>, ApiError> {
     if sees_everything(p) {
-        return Ok(state.store.audit_events(&filter).await?);
+        return Ok(state.store().audit_events(&filter).await?);
     }
     let owned: Vec<AgentId> = match &filter.agent {
         Some(id) => {
             let visible = state
-                .store
+                .store()
                 .agent(id)
                 .await?
                 .is_some_and(|row| principal_sees_agent(p, &row));
@@ -257,7 +285,7 @@ pub async fn audit_events(
             agent: Some(agent),
             ..filter.clone()
         };
-        events.extend(state.store.audit_events(&one).await?);
+        events.extend(state.store().audit_events(&one).await?);
     }
     events.sort_by_key(|e| e.seq);
     events.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));

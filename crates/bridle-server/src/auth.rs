@@ -3,6 +3,11 @@
 //! API keys and access tokens are throttled and audited here
 //! ([`crate::throttle`]).
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the authentication checkpoint: it reads tokens, keys and agents to prove who calls"
+)]
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -217,7 +222,7 @@ pub async fn verify_agent_token(
 pub(crate) async fn verify_record(state: &AppState, token: &str) -> Result<Verified, ApiError> {
     let unauth = |why: &str| ApiError::Unauthenticated(format!("invalid access token: {why}"));
     let claims = state.verify_jwt(token).await?;
-    match state.store.token(&claims.jti).await? {
+    match state.store().token(&claims.jti).await? {
         Some(t) if !t.revoked => {}
         Some(_) => return Err(unauth("revoked")),
         None => return Err(unauth("unknown token id")),
@@ -261,7 +266,7 @@ pub(crate) async fn consume_dpop(
 ) -> Result<bool, ApiError> {
     let until = jiff::Timestamp::from_second(proof.iat + DPOP_IAT_WINDOW + 5)
         .map_err(|_| ApiError::Unauthenticated("invalid DPoP proof: bad `iat`".into()))?;
-    Ok(state.store.use_jti("dpop", &proof.jti, until).await?)
+    Ok(state.store().use_jti("dpop", &proof.jti, until).await?)
 }
 
 /// The token subject, then each actor of its `act` chain (outermost first);
@@ -278,7 +283,7 @@ async fn chain_rows(state: &AppState, claims: &Claims) -> Result<Vec<AgentRow>, 
     for sub in subjects {
         let id: AgentId = sub.parse().map_err(|_| unauth("bad subject or actor"))?;
         let row = state
-            .store
+            .store()
             .agent(&id)
             .await?
             .ok_or_else(|| unauth("unknown agent"))?;
@@ -354,7 +359,7 @@ async fn authenticate_agent_token(
 /// use [`authenticate_api_key`].
 pub async fn verify_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
     state
-        .store
+        .store()
         .principal_by_key(&hash_secret(key))
         .await?
         .ok_or_else(|| ApiError::Unauthenticated("unknown or deactivated API key".into()))

@@ -14,6 +14,11 @@
 //! the store's own checkpoints were removed or re-signed with a key taken
 //! from the store.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "a background task below the transports: it signs and verifies the audit log"
+)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -142,7 +147,7 @@ pub async fn run(state: AppState) {
         .build()
         .ok();
     let mut committed = state.audit.subscribe();
-    let mut last = match state.store.latest_checkpoint().await {
+    let mut last = match state.store().latest_checkpoint().await {
         Ok(cp) => cp.map_or(0, |cp| cp.seq),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the latest audit checkpoint");
@@ -179,8 +184,8 @@ pub async fn run(state: AppState) {
 /// Sign the stored head if it moved past the latest checkpoint. `None`
 /// when there is nothing new (or another replica signed it first).
 pub async fn checkpoint(state: &AppState) -> Result<Option<SignedCheckpoint>, CheckpointError> {
-    let bridle_store::AuditHead { seq, hash: head } = state.store.audit_head().await?;
-    let previous = state.store.latest_checkpoint().await?;
+    let bridle_store::AuditHead { seq, hash: head } = state.store().audit_head().await?;
+    let previous = state.store().latest_checkpoint().await?;
     if seq == 0 || previous.as_ref().is_some_and(|p| p.seq >= seq) {
         return Ok(None);
     }
@@ -192,7 +197,7 @@ pub async fn checkpoint(state: &AppState) -> Result<Option<SignedCheckpoint>, Ch
         None => Verifier::new(),
     };
     verifier.head(seq, &head);
-    let segment = state.store.verify_audit_with(verifier).await?;
+    let segment = state.store().verify_audit_with(verifier).await?;
     if !segment.ok {
         tracing::error!(broken = ?segment.broken, "the audit chain does not verify");
     }
@@ -211,7 +216,7 @@ pub async fn checkpoint(state: &AppState) -> Result<Option<SignedCheckpoint>, Ch
         time: cp.time,
         jws,
     };
-    if !state.store.add_checkpoint(&signed).await? {
+    if !state.store().add_checkpoint(&signed).await? {
         return Ok(None);
     }
     tracing::debug!(seq, "audit checkpoint signed");

@@ -201,6 +201,12 @@ impl From<crate::service::ServiceError> for ApiError {
             ServiceError::DecisionNotFound(_) | ServiceError::VersionNotFound(_) => {
                 Self::NotFound(e.to_string())
             }
+            ServiceError::NotFound(what) => Self::NotFound(what),
+            ServiceError::Invalid {
+                title,
+                field,
+                detail,
+            } => Self::invalid(title, field, detail),
             ServiceError::Refused(why) => Self::Forbidden(why),
             ServiceError::Conflict(why) => Self::Conflict(why),
             ServiceError::Mismatch(why) => Self::BadRequest(why),
@@ -212,6 +218,7 @@ impl From<crate::service::ServiceError> for ApiError {
             ),
             ServiceError::StoredManifest { .. }
             | ServiceError::Compile(_)
+            | ServiceError::Id(_)
             | ServiceError::Task(_) => Self::Internal(e.to_string()),
         }
     }

@@ -141,6 +141,10 @@ const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(30
 /// let retired ones age out of JWKS), and forget revoked-token and one-time
 /// id records once what they guard has expired. Failures are logged and
 /// retried on the next round; nothing here is on a request's path.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a background task below the transports: it purges expired token records"
+)]
 async fn maintain(state: AppState) {
     use bridle_store::CredentialStore;
     let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
@@ -155,7 +159,7 @@ async fn maintain(state: AppState) {
         if let Err(e) = service::manifest::expire_overdue(&state).await {
             tracing::warn!(error = %e, "cannot discard expired manifest proposals");
         }
-        match state.store.purge_expired(before).await {
+        match state.store().purge_expired(before).await {
             Ok(bridle_store::Purged { tokens, jtis }) if tokens + jtis > 0 => {
                 tracing::debug!(tokens, jtis, "expired token records dropped");
             }

@@ -22,7 +22,9 @@ pub struct AppState(pub(crate) Arc<Inner>);
 
 #[derive(Debug)]
 pub struct Inner {
-    pub store: Store,
+    /// Reached through [`AppState::store`] below the transports, and by
+    /// handlers only through a capability ([`crate::capability`]).
+    store: Store,
     pub audit: AuditLog,
     /// Seals and opens the private signing keys in the store.
     kek: Kek,
@@ -95,6 +97,14 @@ impl AppState {
             throttle,
             parked_waits: std::sync::atomic::AtomicUsize::new(0),
         })))
+    }
+
+    /// The store, for the layers below the transports (services, the
+    /// authentication checkpoint, background tasks). Handlers reach it only
+    /// through a capability ([`crate::capability`]); `clippy.toml` refuses
+    /// this method anywhere that does not say why it may use it.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The current signing keys.

@@ -4,11 +4,10 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_core::id::AgentId;
 use bridle_core::manifest::limits::MAX_MANIFEST_BYTES;
-use bridle_store::{AgentRow, PrincipalStore, RegistryRead, RegistryWrite, StateBy};
+use bridle_store::AgentRow;
 
 use crate::service::manifest;
 use crate::views::history::{Applied, ApplyAnswer, Proposed};
@@ -21,7 +20,7 @@ use crate::capability::OwnerOf;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
-use crate::path::{IdPath, IdRejection, PathId as _};
+use crate::path::{IdPath, IdRejection};
 use crate::state::AppState;
 use crate::views::agent::{AgentFlag, AgentList, AgentRecord};
 
@@ -41,9 +40,8 @@ pub async fn flags(state: &AppState, row: &AgentRow) -> Result<Vec<AgentFlag>, A
             flags.push(AgentFlag::ReviewOverdue);
         }
     }
-    match state.store.principal(&row.owner).await? {
-        Some(p) if p.active => {}
-        _ => flags.push(AgentFlag::Orphaned),
+    if !crate::service::agents::owner_active(state, row).await? {
+        flags.push(AgentFlag::Orphaned);
     }
     Ok(flags)
 }
@@ -52,14 +50,6 @@ pub async fn flags(state: &AppState, row: &AgentRow) -> Result<Vec<AgentFlag>, A
 pub async fn record(state: &AppState, row: AgentRow) -> Result<AgentRecord, ApiError> {
     let flags = flags(state, &row).await?;
     Ok(AgentRecord::new(row, flags))
-}
-
-pub async fn load(state: &AppState, id: &AgentId) -> Result<AgentRow, ApiError> {
-    state
-        .store
-        .agent(id)
-        .await?
-        .ok_or_else(|| AgentId::not_found(id.as_str()))
 }
 
 /// Create or update an agent from its manifest (admin, or the agent's owner).
@@ -206,26 +196,6 @@ pub struct Reason {
     reason: String,
 }
 
-/// Why `caller` may not move `row` to `to`, when that would lift an admin's
-/// suspension and the caller is not an admin. An owner may resume only a
-/// suspension made by itself or by automatic containment; what an admin
-/// suspended "for incident INC-7" stays suspended until an admin lifts it.
-/// (Retiring it is allowed: that only takes authority away.)
-fn lifts_admin_suspension(caller: &Caller, row: &AgentRow, to: AgentState) -> Option<String> {
-    let by = row.state_by.as_ref()?;
-    if row.state != AgentState::Suspended || to != AgentState::Active || !by.admin {
-        return None;
-    }
-    if caller.is_admin() {
-        return None;
-    }
-    Some(format!(
-        "the agent was suspended by an admin ({}: {}); only an admin may resume it",
-        by.actor,
-        row.state_reason.as_deref().unwrap_or("no reason given"),
-    ))
-}
-
 async fn transition(
     state: &AppState,
     owner: Result<OwnerOf, ApiError>,
@@ -240,35 +210,8 @@ async fn transition(
             "must not be empty",
         ));
     }
-    let OwnerOf { caller, agent: row } = owner?;
-    let caller = &caller;
-    let id = &row.id;
-    if row.state == AgentState::Retired {
-        return Err(ApiError::Conflict(format!(
-            "agent `{id}` is retired; retirement is final"
-        )));
-    }
-    if let Some(why) = lifts_admin_suspension(caller, &row, to) {
-        return Err(ApiError::Forbidden(why));
-    }
-    let by = StateBy {
-        actor: caller.actor(),
-        admin: caller.is_admin(),
-    };
-    let row = match to {
-        AgentState::Retired => state.store.retire(&row.id, &body.reason).await?,
-        other => {
-            state
-                .store
-                .set_state(&row.id, other, &body.reason, &by)
-                .await?
-        }
-    };
-    state.tokens.invalidate();
-    let mut event = state.event(EventType::Lifecycle, &caller.actor());
-    event.agent = Some(row.id.to_string());
-    event.detail = Some(serde_json::json!({"state": to.as_str(), "reason": body.reason}));
-    state.audit(event).await?;
+    let owner = owner?;
+    let row = crate::service::agents::transition(state, &owner, to, &body.reason).await?;
     Ok(Json(record(state, row).await?))
 }
 
@@ -387,12 +330,8 @@ pub async fn review(
     body: Result<Option<StrictJson<Review>>, ApiError>,
 ) -> Result<Json<AgentRecord>, ApiError> {
     let body = body?;
-    let OwnerOf { caller, agent: row } = owner?;
-    let row = state.store.record_review(&row.id).await?;
-    let mut event = state.event(EventType::Lifecycle, &caller.actor());
-    event.agent = Some(row.id.to_string());
-    event.detail =
-        Some(serde_json::json!({"op": "review", "comment": body.and_then(|b| b.0.comment)}));
-    state.audit(event).await?;
+    let owner = owner?;
+    let comment = body.and_then(|b| b.0.comment);
+    let row = crate::service::agents::review(&state, &owner, comment).await?;
     Ok(Json(record(&state, row).await?))
 }

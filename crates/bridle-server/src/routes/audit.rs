@@ -106,10 +106,10 @@ pub async fn list(
     ),
 )]
 pub async fn verify(
-    State(state): State<AppState>,
-    _: AuditReader,
+    State(_state): State<AppState>,
+    reader: AuditReader,
 ) -> Result<Json<view::Verification>, ApiError> {
-    let v = crate::checkpoints::verify_log(&state.store, &[]).await?;
+    let v = crate::checkpoints::verify_log(reader.store(), &[]).await?;
     Ok(Json(v.into()))
 }
 
@@ -142,8 +142,8 @@ pub struct CheckpointQuery {
     ),
 )]
 pub async fn checkpoints(
-    State(state): State<AppState>,
-    _: AuditReader,
+    State(_state): State<AppState>,
+    reader: AuditReader,
     q: Result<Query<CheckpointQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Checkpoints>, ApiError> {
     let Query(q) = q.map_err(super::query_error)?;
@@ -159,7 +159,7 @@ pub async fn checkpoints(
         since,
         limit: Some(q.limit.unwrap_or(1000).clamp(1, 1000)),
     };
-    let checkpoints = state.store.checkpoints(&filter).await?;
+    let checkpoints = reader.store().checkpoints(&filter).await?;
     Ok(Json(Checkpoints {
         checkpoints: checkpoints
             .into_iter()

@@ -10,7 +10,7 @@ use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
 use bridle_core::id::{AgentId, ClientId};
 use bridle_core::manifest::units::parse_duration;
-use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore};
+use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore, Store};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -128,15 +128,14 @@ fn info(row: CredentialRow) -> CredentialInfo {
 
 /// One of the agent's credentials.
 async fn credential_of(
-    state: &AppState,
+    store: &Store,
     row: &AgentRow,
     client_id: &str,
 ) -> Result<CredentialRow, ApiError> {
     let not_found = || ApiError::NotFound(format!("`{}` has no credential `{client_id}`", row.id));
     // A client id that cannot be one names no credential.
     let client_id: ClientId = client_id.parse().map_err(|_| not_found())?;
-    state
-        .store
+    store
         .credential(&client_id)
         .await?
         .filter(|c| c.agent_id == row.id)
@@ -183,7 +182,8 @@ pub async fn create(
     body: Result<Option<StrictJson<NewCredential>>, ApiError>,
 ) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
     let body = body?.map(|b| b.0).unwrap_or_default();
-    let OwnerOf { caller, agent: row } = owner?;
+    let owner = owner?;
+    let (caller, row, store) = (&owner.caller, &owner.agent, owner.store());
     let id = row.id.clone();
     match row.state {
         AgentState::Retired => {
@@ -205,8 +205,7 @@ pub async fn create(
                 .map_err(|e| ApiError::invalid("unusable key", "jwk", e.to_string()))?;
             let json =
                 serde_json::to_string(&key.jwk).map_err(|e| ApiError::Internal(e.to_string()))?;
-            state
-                .store
+            store
                 .add_credential(&row.id, &client_id, &ClientAuth::PublicJwk(json))
                 .await?;
             CredentialCreated {
@@ -222,10 +221,7 @@ pub async fn create(
                 hash: hash_secret(&secret),
                 previous: None,
             };
-            state
-                .store
-                .add_credential(&row.id, &client_id, &auth)
-                .await?;
+            store.add_credential(&row.id, &client_id, &auth).await?;
             CredentialCreated {
                 client_id: client_id.into_string(),
                 client_secret: Some(secret),
@@ -236,8 +232,8 @@ pub async fn create(
     };
     audit(
         &state,
-        &caller,
-        &row,
+        caller,
+        row,
         serde_json::json!({
             "op": "create", "client_id": created.client_id,
             "method": created.token_endpoint_auth_method, "jwk_thumbprint": created.jwk_thumbprint,
@@ -271,8 +267,7 @@ pub async fn list(
     // The caller's kind is checked before the id (`principal_agent`).
     caller.require_principal()?;
     let IdPath(id) = id?;
-    let row = crate::access::principal_agent(&state, &caller, &id).await?;
-    let credentials = state.store.credentials(&row.id).await?;
+    let credentials = crate::access::credentials(&state, &caller, &id).await?;
     Ok(Json(CredentialList {
         credentials: credentials.into_iter().map(info).collect(),
     }))
@@ -323,8 +318,9 @@ pub async fn rotate(
             "at most `7d`",
         ));
     }
-    let OwnerOf { caller, agent: row } = owner?;
-    let cred = credential_of(&state, &row, &client_id).await?;
+    let owner = owner?;
+    let (caller, row, store) = (&owner.caller, &owner.agent, owner.store());
+    let cred = credential_of(store, row, &client_id).await?;
     if cred.revoked_at.is_some() {
         return Err(ApiError::Conflict(format!("`{client_id}` is revoked")));
     }
@@ -336,8 +332,7 @@ pub async fn rotate(
     let secret = format!("bcs_{}", random_token(32));
     let until_at = (!overlap.is_zero()).then(|| Timestamp::now() + overlap);
     let until = until_at.map(instant);
-    if !state
-        .store
+    if !store
         .rotate_secret(&cred.client_id, &hash_secret(&secret), until_at)
         .await?
     {
@@ -347,8 +342,8 @@ pub async fn rotate(
     }
     audit(
         &state,
-        &caller,
-        &row,
+        caller,
+        row,
         serde_json::json!({"op": "rotate", "client_id": client_id, "previous_expires_at": until}),
     )
     .await?;
@@ -381,11 +376,12 @@ pub async fn rotate(
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    OwnerOf { caller, agent: row }: OwnerOf,
+    owner: OwnerOf,
     Path((_agent, client_id)): Path<(String, String)>,
 ) -> Result<Json<CredentialInfo>, ApiError> {
-    let cred = credential_of(&state, &row, &client_id).await?;
-    let Some(tokens) = state.store.revoke_credential(&cred.client_id).await? else {
+    let (caller, row, store) = (&owner.caller, &owner.agent, owner.store());
+    let cred = credential_of(store, row, &client_id).await?;
+    let Some(tokens) = store.revoke_credential(&cred.client_id).await? else {
         return Err(ApiError::Conflict(format!(
             "`{client_id}` is already revoked"
         )));
@@ -393,11 +389,11 @@ pub async fn revoke(
     state.tokens.invalidate();
     audit(
         &state,
-        &caller,
-        &row,
+        caller,
+        row,
         serde_json::json!({"op": "revoke", "client_id": client_id, "tokens_revoked": tokens}),
     )
     .await?;
-    let cred = credential_of(&state, &row, &client_id).await?;
+    let cred = credential_of(store, row, &client_id).await?;
     Ok(Json(info(cred)))
 }

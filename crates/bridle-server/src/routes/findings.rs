@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use bridle_core::id::AgentId;
-use bridle_store::CredentialStore;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -103,8 +102,7 @@ pub async fn list(
         let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         let manifest = state.compiled(row).await?.manifest().clone();
         findings.extend(findings::for_agent(row, &manifest, &flags));
-        let credentials = state.store.credentials(&row.id).await?;
-        findings.extend(findings::for_credentials(row, &manifest, &credentials));
+        findings.extend(findings::of_credentials(&state, row, &manifest).await?);
         findings.extend(findings::for_auth_failures(&state, row).await?);
     }
     Ok(Json(FindingList {

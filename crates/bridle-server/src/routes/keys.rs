@@ -44,11 +44,11 @@ pub struct KeyList {
     keys: Vec<KeyInfo>,
 }
 
-async fn key_list(state: &AppState) -> Result<KeyList, ApiError> {
+async fn key_list(state: &AppState, admin: &Admin) -> Result<KeyList, ApiError> {
     let now = jiff::Timestamp::now();
     let current = state.keys().current_kid().to_owned();
     let mut keys = Vec::new();
-    for k in state.store.signing_keys().await? {
+    for k in admin.store().signing_keys().await? {
         let until = k.retired_at.map(|at| at + RETIRED_KEY_KEPT);
         let key_state = match until {
             _ if k.kid.as_str() == current => KeyState::Current,
@@ -80,8 +80,8 @@ async fn key_list(state: &AppState) -> Result<KeyList, ApiError> {
         (status = 503, response = doc::Unavailable),
     ),
 )]
-pub async fn list(State(state): State<AppState>, _: Admin) -> Result<Json<KeyList>, ApiError> {
-    Ok(Json(key_list(&state).await?))
+pub async fn list(State(state): State<AppState>, admin: Admin) -> Result<Json<KeyList>, ApiError> {
+    Ok(Json(key_list(&state, &admin).await?))
 }
 
 /// Rotate the token signing key (admin).
@@ -108,5 +108,5 @@ pub async fn rotate(
         "op": "rotate_signing_key", "retired_kid": old, "kid": keys.current_kid(),
     }));
     state.audit(event).await?;
-    Ok(Json(key_list(&state).await?))
+    Ok(Json(key_list(&state, &admin).await?))
 }

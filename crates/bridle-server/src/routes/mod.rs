@@ -112,14 +112,18 @@ pub struct Health {
         (status = 503, response = crate::openapi::Unavailable),
     ),
 )]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "public and read-only: it proves the store can be written, before any caller is known"
+)]
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state
-        .store
+        .store()
         .check_writable()
         .await
         .map_err(|e| ApiError::Unavailable(format!("store not writable: {e}")))?;
     let head = state
-        .store
+        .store()
         .audit_events(&bridle_store::AuditFilter {
             limit: 1,
             ..Default::default()

@@ -89,8 +89,8 @@ pub async fn create(
         roles: body.roles.into_iter().map(Into::into).collect(),
         groups,
     };
-    let created = state
-        .store
+    let created = admin
+        .store()
         .create_principal(&p, &hash_secret(&api_key))
         .await?;
     let mut event = state.event(EventType::Principal, &admin.actor());
@@ -128,9 +128,9 @@ pub async fn deactivate(
     admin: Admin,
     IdPath(id): IdPath<PrincipalId>,
 ) -> Result<Json<PrincipalDeactivated>, ApiError> {
-    let p = state.store.deactivate_principal(&id).await?;
-    let orphaned: Vec<String> = state
-        .store
+    let p = admin.store().deactivate_principal(&id).await?;
+    let orphaned: Vec<String> = admin
+        .store()
         .agents()
         .await?
         .into_iter()

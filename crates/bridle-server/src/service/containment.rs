@@ -43,7 +43,7 @@ pub async fn note_denial(
         bridle_core::manifest::units::format_duration(limit.per)
     );
     state
-        .store
+        .store()
         .set_state(
             &row.id,
             AgentState::Suspended,

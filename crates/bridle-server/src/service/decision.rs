@@ -120,7 +120,7 @@ pub async fn decide(
     let status = approval_status(state, &loaded.compiled, &key, now).await?;
     let mut decided = state.engine.decide(&input, &state.ledger, &Fixed(status));
     if let Some(id) = &decided.decision.consumes
-        && !state.store.consume_approval(id).await?
+        && !state.store().consume_approval(id).await?
     {
         // Someone consumed it first: a granted approval is single use, and
         // the decision it would have allowed never stands (nor is charged).
@@ -155,7 +155,7 @@ pub async fn decide(
                     elevation_id: None,
                     expires_at: now + jiff::SignedDuration::from_secs(need.ttl_seconds),
                 };
-                let (approval, created) = state.store.create_approval(&new).await?;
+                let (approval, created) = state.store().create_approval(&new).await?;
                 let id = approval.id.clone();
                 if created {
                     notify_requested(state, &approval);
@@ -168,7 +168,7 @@ pub async fn decide(
 
     // Usage first in the store (so a restart or another reader sees it),
     // then in memory; only the decision that stands is charged.
-    state.store.record_usage(&usage).await?;
+    state.store().record_usage(&usage).await?;
     usage.commit(&state.ledger);
 
     let decision_id = new_decision_id()?;
@@ -244,7 +244,7 @@ async fn load(state: &AppState, rows: &[AgentRow], now: Timestamp) -> Result<Loa
         elevations.push(if agent.manifest().elevation.is_empty() {
             Vec::new()
         } else {
-            state.store.active_elevations(&row.id, now).await?
+            state.store().active_elevations(&row.id, now).await?
         });
         compiled.push(agent);
     }
@@ -268,7 +268,7 @@ async fn approval_status(
     if !may_need_approval {
         return Ok(ApprovalStatus::None);
     }
-    let Some(a) = state.store.approval_for_key(key, now).await? else {
+    let Some(a) = state.store().approval_for_key(key, now).await? else {
         return Ok(ApprovalStatus::None);
     };
     let id = a.id;

@@ -32,6 +32,20 @@ pub enum ServiceError {
     /// The manifest's owner is not an active principal (422 at `owner`).
     #[error("`{0}` is not an active principal")]
     OwnerInactive(String),
+    /// No such record (404): an agent, an approval.
+    #[error("{0}")]
+    NotFound(String),
+    /// A request the record cannot satisfy, at one field (422): an unknown
+    /// elevation, a duration over its maximum.
+    #[error("{title}")]
+    Invalid {
+        title: &'static str,
+        field: &'static str,
+        detail: String,
+    },
+    /// A fresh id could not be drawn (the system's random source failed).
+    #[error(transparent)]
+    Id(#[from] bridle_core::id::IdError),
     /// No such version of the agent (404).
     #[error("version {0} not found")]
     VersionNotFound(i64),
@@ -41,6 +55,18 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    pub(crate) fn invalid(
+        title: &'static str,
+        field: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::Invalid {
+            title,
+            field,
+            detail: detail.into(),
+        }
+    }
+
     pub(crate) fn unknown_decision(id: &DecisionId) -> Self {
         Self::DecisionNotFound(id.to_string())
     }

@@ -7,7 +7,9 @@ use bridle_core::Manifest;
 use bridle_core::audit::EventType;
 use bridle_core::id::AgentId;
 use bridle_core::manifest::{Access, Environment};
-use bridle_store::{AgentRow, AuditFilter, AuditRead, ClientAuth, CredentialRow};
+use bridle_store::{
+    AgentRow, AuditFilter, AuditRead, ClientAuth, CredentialRow, CredentialStore as _,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -271,6 +273,16 @@ const SECRET_MAX_AGE: jiff::SignedDuration = jiff::SignedDuration::from_hours(90
 /// deployments.
 const MAX_ACTIVE_CLIENTS: usize = 2;
 
+/// [`for_credentials`] of the agent's credentials as stored now.
+pub async fn of_credentials(
+    state: &AppState,
+    row: &AgentRow,
+    m: &Manifest,
+) -> Result<Vec<Finding>, ServiceError> {
+    let creds = state.store().credentials(&row.id).await?;
+    Ok(for_credentials(row, m, &creds))
+}
+
 /// Credential hygiene: long-lived secrets, shared identities, secrets where
 /// keys would do.
 pub fn for_credentials(row: &AgentRow, m: &Manifest, creds: &[CredentialRow]) -> Vec<Finding> {
@@ -338,7 +350,7 @@ pub async fn for_auth_failures(
         since: Some(jiff::Timestamp::now() - AUTH_FAILURES_SINCE),
         limit: 1000,
     };
-    let events = state.store.audit_events(&filter).await?;
+    let events = state.store().audit_events(&filter).await?;
     let count = |field: &str| -> u64 {
         events
             .iter()

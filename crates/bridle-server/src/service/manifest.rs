@@ -77,7 +77,7 @@ pub async fn authorize(
     // An expired proposal no longer holds anything (a new agent's id is
     // free again once its proposal has expired).
     expire_overdue(state).await?;
-    let existing = state.store.agent(id).await?;
+    let existing = state.store().agent(id).await?;
     if let Some(row) = &existing {
         if !(caller.is_admin() || row.owner == principal.id) {
             return Err(ServiceError::Refused(
@@ -152,7 +152,7 @@ pub async fn apply(
         }
         _ => {}
     }
-    match state.store.principal(&manifest.owner).await? {
+    match state.store().principal(&manifest.owner).await? {
         Some(p) if p.active => {}
         _ => return Err(ServiceError::OwnerInactive(manifest.owner.to_string())),
     }
@@ -189,7 +189,7 @@ pub async fn apply(
         return Ok(Outcome::Proposed(Box::new(proposed)));
     }
     let (row, created) = state
-        .store
+        .store()
         .apply_manifest(&manifest, &source, &principal.id, &changes_json)
         .await?;
     state.cache_compiled(row.id.as_str(), row.version, &compiled);
@@ -260,11 +260,11 @@ async fn propose(
         expires_at: jiff::Timestamp::now() + cc.ttl(),
     };
     let proposal = state
-        .store
+        .store()
         .propose(manifest, source, &changes_json, &principal.id, &new)
         .await?;
     let approval = state
-        .store
+        .store()
         .approval(&approval_id)
         .await?
         .ok_or_else(|| ServiceError::Task(format!("approval `{approval_id}` vanished")))?;
@@ -306,7 +306,7 @@ pub async fn eligible_approvers(
     submitter: &str,
 ) -> Result<Vec<String>, ServiceError> {
     Ok(state
-        .store
+        .store()
         .principals()
         .await?
         .into_iter()
@@ -324,7 +324,7 @@ pub async fn decided(
     caller: &Caller,
     approval: &Approval,
 ) -> Result<(), ServiceError> {
-    let Some(proposal) = state.store.proposal_for_approval(&approval.id).await? else {
+    let Some(proposal) = state.store().proposal_for_approval(&approval.id).await? else {
         return Ok(());
     };
     match approval.state {
@@ -340,7 +340,7 @@ pub async fn decided(
             .await
             .map_err(|e| ServiceError::Task(format!("loading a proposal failed: {e}")))??;
             let row = state
-                .store
+                .store()
                 .activate_proposal(&manifest, proposal.version)
                 .await?;
             state.cache_compiled(row.id.as_str(), row.version, &compiled);
@@ -368,7 +368,7 @@ pub async fn decided(
 /// Discard every pending proposal whose approval expired undecided.
 pub async fn expire_overdue(state: &AppState) -> Result<(), ServiceError> {
     for proposal in state
-        .store
+        .store()
         .overdue_proposals(jiff::Timestamp::now())
         .await?
     {
@@ -384,7 +384,7 @@ async fn discard(
     to: ProposalState,
 ) -> Result<(), ServiceError> {
     if !state
-        .store
+        .store()
         .discard_proposal(&proposal.agent, proposal.version, to)
         .await?
     {
@@ -420,7 +420,7 @@ async fn warnings_of(state: &AppState, manifest: &Manifest) -> Result<Vec<Warnin
         .date();
     let mut out = bridle_core::manifest::warnings(manifest, today);
     let active: Vec<_> = state
-        .store
+        .store()
         .principals()
         .await?
         .into_iter()
@@ -488,8 +488,8 @@ pub struct Version {
 /// those proposed — each with what it changed (as stored, or classified
 /// again from the sources for versions from before changes were kept).
 pub async fn history(state: &AppState, row: &AgentRow) -> Result<Vec<Version>, ServiceError> {
-    let stored = state.store.agent_versions(&row.id).await?;
-    let proposals = state.store.proposals(&row.id).await?;
+    let stored = state.store().agent_versions(&row.id).await?;
+    let proposals = state.store().proposals(&row.id).await?;
     let in_force = (row.state != AgentState::Proposed).then_some(row.version);
     // The versions that came into force through an approval.
     let activated: std::collections::HashMap<i64, ApprovalId> = proposals
@@ -560,7 +560,7 @@ pub async fn history(state: &AppState, row: &AgentRow) -> Result<Vec<Version>, S
     .map_err(|e| ServiceError::Task(format!("classifying versions failed: {e}")))?;
     for v in out.iter_mut().filter(|v| !v.proposal) {
         if let Some(id) = &v.approval_id
-            && let Some(approval) = state.store.approval(id).await?
+            && let Some(approval) = state.store().approval(id).await?
         {
             v.approved_by = approval
                 .votes

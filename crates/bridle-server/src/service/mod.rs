@@ -12,8 +12,16 @@
 //! Nothing here knows HTTP: errors are [`ServiceError`], which the server
 //! maps to problem+json in one place.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the services are below the transports: they reach the store for the caller a capability proved"
+)]
+
+pub mod agents;
+pub mod approvals;
 pub mod containment;
 pub mod decision;
+pub mod elevation;
 mod error;
 pub mod findings;
 pub mod manifest;

@@ -41,7 +41,7 @@ pub async fn record(
     retrievals: Vec<Resource>,
 ) -> Result<(), ServiceError> {
     let head = agent.row();
-    let Some(decided) = state.store.decision_event(id).await? else {
+    let Some(decided) = state.store().decision_event(id).await? else {
         return Err(ServiceError::unknown_decision(id));
     };
     if !took_part(agent, &decided.body) {

@@ -212,7 +212,7 @@ async fn verify(
             agent: None,
         });
     };
-    let Some(cred) = state.store.credential(&client_id).await? else {
+    let Some(cred) = state.store().credential(&client_id).await? else {
         return Err(Rejected::Credentials {
             error: bad(),
             agent: None,
@@ -255,7 +255,7 @@ async fn verify(
             .map_err(|e| reject(invalid_client(&e.to_string())))?;
             let until = jiff::Timestamp::from_second(checked.exp + 5).map_err(|_| reject(bad()))?;
             if !state
-                .store
+                .store()
                 .use_jti("client_assertion", &checked.jti, until)
                 .await?
             {
@@ -278,7 +278,7 @@ async fn verify(
     };
     if cred.revoked_at.is_some() {
         let retired = state
-            .store
+            .store()
             .agent(&cred.agent_id)
             .await?
             .is_some_and(|r| r.state == AgentState::Retired);

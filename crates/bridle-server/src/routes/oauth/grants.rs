@@ -93,7 +93,7 @@ async fn active_agent(
             "unknown client or wrong credentials",
         )
     };
-    let row = state.store.agent(id).await?.ok_or_else(unknown)?;
+    let row = state.store().agent(id).await?.ok_or_else(unknown)?;
     if row.state != AgentState::Active {
         return Err(bad_request(
             "unauthorized_client",
@@ -193,7 +193,7 @@ async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
         .mint(&claims)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     state
-        .store
+        .store()
         .record_token(&NewToken {
             jti: &claims.jti,
             agent: m.sub,

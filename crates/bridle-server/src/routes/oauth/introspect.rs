@@ -226,7 +226,7 @@ pub async fn revoke(
                 "the token was not issued to this client",
             ));
         }
-        let revoked = state.store.revoke_token(&claims.jti).await?;
+        let revoked = state.store().revoke_token(&claims.jti).await?;
         state.tokens.invalidate();
         if revoked > 0 {
             let mut event = state.event(EventType::Token, &asker.actor());
@@ -249,7 +249,7 @@ async fn owns(state: &AppState, p: &Principal, agent: &str) -> Result<bool, OAut
         return Ok(false);
     };
     Ok(state
-        .store
+        .store()
         .agent(&id)
         .await?
         .is_some_and(|row| row.owner == p.id))

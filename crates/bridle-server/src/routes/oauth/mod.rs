@@ -6,6 +6,11 @@
 //! metadata (RFC 8414). Errors use the OAuth error format, not
 //! problem+json, as clients expect.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the OAuth endpoints are their own authentication checkpoint: a client is authenticated (secret, assertion, DPoP) from the store before anything else"
+)]
+
 pub mod client;
 pub mod grants;
 pub mod introspect;
