@@ -219,6 +219,7 @@ impl From<crate::service::ServiceError> for ApiError {
             ServiceError::StoredManifest { .. }
             | ServiceError::Compile(_)
             | ServiceError::Id(_)
+            | ServiceError::Internal(_)
             | ServiceError::Task(_) => Self::Internal(e.to_string()),
         }
     }

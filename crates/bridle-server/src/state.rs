@@ -136,7 +136,7 @@ impl AppState {
 
     /// Sign with a new key from now on; the old one keeps verifying until
     /// its last token has expired.
-    pub async fn rotate_keys(&self) -> Result<Arc<Keys>, ApiError> {
+    pub async fn rotate_keys(&self) -> Result<Arc<Keys>, crate::kek::KekError> {
         let keys = Keys::rotate(&self.store, &self.kek).await?;
         self.set_keys(keys);
         Ok(self.keys())

@@ -6,11 +6,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bridle_core::audit::EventType;
-use bridle_core::engine::AgentState;
-use bridle_core::id::{AgentId, ClientId};
+use bridle_core::id::AgentId;
 use bridle_core::manifest::units::parse_duration;
-use bridle_store::{AgentRow, ClientAuth, CredentialRow, CredentialStore, Store};
+use bridle_store::{ClientAuth, CredentialRow};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,8 +20,8 @@ use crate::jose::PublicKey;
 use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::path::{IdPath, IdRejection};
+use crate::service::credentials;
 use crate::state::AppState;
-use crate::tokens::{hash_secret, new_id, random_token};
 use crate::views::time::instant;
 
 /// Longest overlap a rotated secret may keep working.
@@ -126,35 +124,6 @@ fn info(row: CredentialRow) -> CredentialInfo {
     }
 }
 
-/// One of the agent's credentials.
-async fn credential_of(
-    store: &Store,
-    row: &AgentRow,
-    client_id: &str,
-) -> Result<CredentialRow, ApiError> {
-    let not_found = || ApiError::NotFound(format!("`{}` has no credential `{client_id}`", row.id));
-    // A client id that cannot be one names no credential.
-    let client_id: ClientId = client_id.parse().map_err(|_| not_found())?;
-    store
-        .credential(&client_id)
-        .await?
-        .filter(|c| c.agent_id == row.id)
-        .ok_or_else(not_found)
-}
-
-async fn audit(
-    state: &AppState,
-    caller: &Caller,
-    row: &AgentRow,
-    detail: serde_json::Value,
-) -> Result<(), ApiError> {
-    let mut event = state.event(EventType::Credential, &caller.actor());
-    event.agent = Some(row.id.to_string());
-    event.detail = Some(detail);
-    state.audit(event).await?;
-    Ok(())
-}
-
 /// Create an OAuth client credential for the agent (admin or owner): a
 /// secret, or with `jwk` a registered public key for `private_key_jwt`.
 #[utoipa::path(
@@ -183,63 +152,13 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CredentialCreated>), ApiError> {
     let body = body?.map(|b| b.0).unwrap_or_default();
     let owner = owner?;
-    let (caller, row, store) = (&owner.caller, &owner.agent, owner.store());
-    let id = row.id.clone();
-    match row.state {
-        AgentState::Retired => {
-            return Err(ApiError::Conflict(format!("agent `{id}` is retired")));
-        }
-        // Nothing is issued for an agent that does not exist yet.
-        AgentState::Proposed => {
-            return Err(ApiError::Conflict(format!(
-                "agent `{id}` is proposed: credentials are issued once its first version is approved"
-            )));
-        }
-        AgentState::Active | AgentState::Suspended => {}
-    }
-    let client_id: ClientId =
-        new_id(&format!("{}.", row.id), 9).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let created = match body.jwk {
-        Some(jwk) => {
-            let key = PublicKey::from_json(&jwk)
-                .map_err(|e| ApiError::invalid("unusable key", "jwk", e.to_string()))?;
-            let json =
-                serde_json::to_string(&key.jwk).map_err(|e| ApiError::Internal(e.to_string()))?;
-            store
-                .add_credential(&row.id, &client_id, &ClientAuth::PublicJwk(json))
-                .await?;
-            CredentialCreated {
-                client_id: client_id.into_string(),
-                client_secret: None,
-                token_endpoint_auth_method: "private_key_jwt",
-                jwk_thumbprint: Some(key.thumbprint),
-            }
-        }
-        None => {
-            let secret = format!("bcs_{}", random_token(32));
-            let auth = ClientAuth::Secret {
-                hash: hash_secret(&secret),
-                previous: None,
-            };
-            store.add_credential(&row.id, &client_id, &auth).await?;
-            CredentialCreated {
-                client_id: client_id.into_string(),
-                client_secret: Some(secret),
-                token_endpoint_auth_method: "client_secret_basic",
-                jwk_thumbprint: None,
-            }
-        }
+    let issued = credentials::issue(&state, &owner, body.jwk.as_ref()).await?;
+    let created = CredentialCreated {
+        token_endpoint_auth_method: issued.method(),
+        client_id: issued.client_id.into_string(),
+        client_secret: issued.secret,
+        jwk_thumbprint: issued.thumbprint,
     };
-    audit(
-        &state,
-        caller,
-        row,
-        serde_json::json!({
-            "op": "create", "client_id": created.client_id,
-            "method": created.token_endpoint_auth_method, "jwk_thumbprint": created.jwk_thumbprint,
-        }),
-    )
-    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -319,38 +238,11 @@ pub async fn rotate(
         ));
     }
     let owner = owner?;
-    let (caller, row, store) = (&owner.caller, &owner.agent, owner.store());
-    let cred = credential_of(store, row, &client_id).await?;
-    if cred.revoked_at.is_some() {
-        return Err(ApiError::Conflict(format!("`{client_id}` is revoked")));
-    }
-    if matches!(cred.auth, ClientAuth::PublicJwk(_)) {
-        return Err(ApiError::Conflict(format!(
-            "`{client_id}` uses `private_key_jwt`: register a new key as a new credential instead"
-        )));
-    }
-    let secret = format!("bcs_{}", random_token(32));
-    let until_at = (!overlap.is_zero()).then(|| Timestamp::now() + overlap);
-    let until = until_at.map(instant);
-    if !store
-        .rotate_secret(&cred.client_id, &hash_secret(&secret), until_at)
-        .await?
-    {
-        return Err(ApiError::Conflict(format!(
-            "`{client_id}` cannot be rotated"
-        )));
-    }
-    audit(
-        &state,
-        caller,
-        row,
-        serde_json::json!({"op": "rotate", "client_id": client_id, "previous_expires_at": until}),
-    )
-    .await?;
+    let rotated = credentials::rotate(&state, &owner, &client_id, overlap).await?;
     Ok(Json(Rotated {
         client_id,
-        client_secret: secret,
-        previous_secret_expires_at: until,
+        client_secret: rotated.secret,
+        previous_secret_expires_at: rotated.previous_until.map(instant),
     }))
 }
 
@@ -379,21 +271,6 @@ pub async fn revoke(
     owner: OwnerOf,
     Path((_agent, client_id)): Path<(String, String)>,
 ) -> Result<Json<CredentialInfo>, ApiError> {
-    let (caller, row, store) = (&owner.caller, &owner.agent, owner.store());
-    let cred = credential_of(store, row, &client_id).await?;
-    let Some(tokens) = store.revoke_credential(&cred.client_id).await? else {
-        return Err(ApiError::Conflict(format!(
-            "`{client_id}` is already revoked"
-        )));
-    };
-    state.tokens.invalidate();
-    audit(
-        &state,
-        caller,
-        row,
-        serde_json::json!({"op": "revoke", "client_id": client_id, "tokens_revoked": tokens}),
-    )
-    .await?;
-    let cred = credential_of(store, row, &client_id).await?;
+    let cred = credentials::revoke(&state, &owner, &client_id).await?;
     Ok(Json(info(cred)))
 }

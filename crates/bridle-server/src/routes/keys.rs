@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use bridle_core::audit::EventType;
 use bridle_store::CredentialStore;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -101,12 +100,6 @@ pub async fn rotate(
     State(state): State<AppState>,
     admin: Admin,
 ) -> Result<Json<KeyList>, ApiError> {
-    let old = state.keys().current_kid().to_owned();
-    let keys = state.rotate_keys().await?;
-    let mut event = state.event(EventType::Credential, &admin.actor());
-    event.detail = Some(serde_json::json!({
-        "op": "rotate_signing_key", "retired_kid": old, "kid": keys.current_kid(),
-    }));
-    state.audit(event).await?;
+    crate::service::principals::rotate_keys(&state, &admin).await?;
     Ok(Json(key_list(&state, &admin).await?))
 }

@@ -3,9 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bridle_core::audit::EventType;
 use bridle_core::id::{GroupName, PrincipalId};
-use bridle_store::{NewPrincipal, PrincipalStore, RegistryRead};
+use bridle_store::NewPrincipal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -14,8 +13,8 @@ use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
 use crate::path::IdPath;
+use crate::service::principals;
 use crate::state::AppState;
-use crate::tokens::{hash_secret, random_token};
 use crate::views::principal::Role;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -82,22 +81,13 @@ pub async fn create(
             ApiError::invalid("invalid principal", &format!("groups[{i}]"), e.to_string())
         })?);
     }
-    let api_key = format!("bk_{}", random_token(32));
     let p = NewPrincipal {
         name: body.name.unwrap_or_else(|| id.to_string()),
         id,
         roles: body.roles.into_iter().map(Into::into).collect(),
         groups,
     };
-    let created = admin
-        .store()
-        .create_principal(&p, &hash_secret(&api_key))
-        .await?;
-    let mut event = state.event(EventType::Principal, &admin.actor());
-    event.detail = Some(
-        serde_json::json!({"op": "create", "principal": created.id, "roles": created.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "groups": created.groups}),
-    );
-    state.audit(event).await?;
+    let (created, api_key) = principals::create(&state, &admin, &p).await?;
     Ok((
         StatusCode::CREATED,
         Json(PrincipalCreated {
@@ -128,23 +118,10 @@ pub async fn deactivate(
     admin: Admin,
     IdPath(id): IdPath<PrincipalId>,
 ) -> Result<Json<PrincipalDeactivated>, ApiError> {
-    let p = admin.store().deactivate_principal(&id).await?;
-    let orphaned: Vec<String> = admin
-        .store()
-        .agents()
-        .await?
-        .into_iter()
-        .filter(|a| a.owner == id)
-        .map(|a| a.id.to_string())
-        .collect();
-    let mut event = state.event(EventType::Principal, &admin.actor());
-    event.detail = Some(
-        serde_json::json!({"op": "deactivate", "principal": p.id, "orphaned_agents": orphaned}),
-    );
-    state.audit(event).await?;
+    let (p, orphaned) = principals::deactivate(&state, &admin, &id).await?;
     Ok(Json(PrincipalDeactivated {
         id: p.id,
         active: p.active,
-        orphaned_agents: orphaned,
+        orphaned_agents: orphaned.into_iter().map(|a| a.to_string()).collect(),
     }))
 }

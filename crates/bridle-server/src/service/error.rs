@@ -46,12 +46,24 @@ pub enum ServiceError {
     /// A fresh id could not be drawn (the system's random source failed).
     #[error(transparent)]
     Id(#[from] bridle_core::id::IdError),
+    /// A step that cannot fail in practice failed (500, text logged only).
+    #[error("{0}")]
+    Internal(String),
     /// No such version of the agent (404).
     #[error("version {0} not found")]
     VersionNotFound(i64),
     /// A blocking task (parsing, compiling) did not finish.
     #[error("a background task failed: {0}")]
     Task(String),
+}
+
+impl From<crate::kek::KekError> for ServiceError {
+    fn from(e: crate::kek::KekError) -> Self {
+        match e {
+            crate::kek::KekError::Store(e) => Self::Store(e),
+            other => Self::Internal(other.to_string()),
+        }
+    }
 }
 
 impl ServiceError {

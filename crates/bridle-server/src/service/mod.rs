@@ -20,12 +20,15 @@
 pub mod agents;
 pub mod approvals;
 pub mod containment;
+pub mod credentials;
 pub mod decision;
 pub mod elevation;
 mod error;
 pub mod findings;
 pub mod manifest;
 pub mod outcome;
+pub mod principals;
+pub mod tokens;
 
 pub use decision::{ActionCall, Answer, Via};
 pub use error::ServiceError;

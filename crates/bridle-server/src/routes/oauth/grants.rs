@@ -4,12 +4,11 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bridle_core::audit::EventType;
 use bridle_core::delegation::{self, DelegationError};
 use bridle_core::engine::AgentState;
 use bridle_core::id::Jti;
 use bridle_core::{CompiledAgent, id::AgentId};
-use bridle_store::{AgentRow, CredentialStore, NewToken, RegistryRead};
+use bridle_store::{AgentRow, RegistryRead};
 use jiff::Timestamp;
 
 use super::client::{self, Client};
@@ -19,8 +18,9 @@ use super::{
 };
 use crate::error::ApiError;
 use crate::jose;
+use crate::service::tokens;
 use crate::state::AppState;
-use crate::tokens::{Claims, Confirmation, new_id};
+use crate::tokens::Confirmation;
 
 fn bad_request(error: &'static str, d: impl Into<String>) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, error, d)
@@ -176,41 +176,23 @@ struct Mint<'a> {
 /// Sign, record (for revocation), audit, and answer.
 async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
     let now = Timestamp::now();
-    let claims = Claims {
-        iss: state.config.issuer(),
-        sub: m.sub.to_string(),
-        aud: m.aud,
-        client_id: m.client.client_id.to_string(),
-        iat: now.as_second(),
-        exp: m.exp.as_second(),
-        jti: new_id("", 16).map_err(|e| ApiError::Internal(e.to_string()))?,
-        scope: m.scope.clone(),
-        act: m.act,
-        cnf: m.cnf,
-    };
-    let jwt = state
-        .keys()
-        .mint(&claims)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    state
-        .store()
-        .record_token(&NewToken {
-            jti: &claims.jti,
-            agent: m.sub,
+    let (jwt, claims) = tokens::issue(
+        state,
+        tokens::Issue {
             client_id: &m.client.client_id,
-            expires_at: m.exp,
+            client_agent: &m.client.agent,
+            client_auth: m.client.method,
+            grant: m.grant,
+            sub: m.sub,
+            aud: m.aud,
+            exp: m.exp,
+            scope: m.scope,
+            act: m.act,
+            cnf: m.cnf,
             parent_jti: m.parent_jti,
-        })
-        .await?;
-    let mut event = state.event(EventType::Token, &format!("agent:{}", m.client.agent));
-    event.agent = Some(m.sub.to_string());
-    event.detail = Some(serde_json::json!({
-        "op": "issue", "grant_type": m.grant, "client_id": m.client.client_id,
-        "client_auth": m.client.method, "jti": claims.jti, "aud": claims.aud,
-        "exp": claims.exp, "scope": m.scope, "act": claims.act,
-        "parent_jti": m.parent_jti, "dpop_jkt": claims.cnf.as_ref().map(|c| &c.jkt),
-    }));
-    state.audit(event).await?;
+        },
+    )
+    .await?;
     Ok(no_store(TokenResponse {
         access_token: jwt,
         token_type: if claims.cnf.is_some() {
@@ -219,7 +201,7 @@ async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
             "Bearer"
         },
         expires_in: (claims.exp - now.as_second()).max(0),
-        scope: m.scope,
+        scope: claims.scope,
         issued_token_type: m.exchange.then_some(ACCESS_TOKEN_TYPE),
     }))
 }

@@ -6,9 +6,8 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bridle_core::audit::EventType;
 use bridle_core::engine::AgentState;
-use bridle_store::{CredentialStore, Principal, Role};
+use bridle_store::{Principal, Role};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -226,17 +225,7 @@ pub async fn revoke(
                 "the token was not issued to this client",
             ));
         }
-        let revoked = state.store().revoke_token(&claims.jti).await?;
-        state.tokens.invalidate();
-        if revoked > 0 {
-            let mut event = state.event(EventType::Token, &asker.actor());
-            event.agent = Some(claims.sub.clone());
-            event.detail = Some(serde_json::json!({
-                "op": "revoke", "jti": claims.jti, "client_id": claims.client_id,
-                "revoked": revoked,
-            }));
-            state.audit(event).await?;
-        }
+        crate::service::tokens::revoke(&state, &asker.actor(), &claims).await?;
         Ok(StatusCode::OK.into_response())
     }
     .await;

@@ -144,6 +144,12 @@ impl From<ApiError> for OAuthError {
     }
 }
 
+impl From<crate::service::ServiceError> for OAuthError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl From<bridle_store::StoreError> for OAuthError {
     fn from(e: bridle_store::StoreError) -> Self {
         crate::error::ApiError::from(e).into()
