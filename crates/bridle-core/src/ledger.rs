@@ -72,16 +72,116 @@ impl Charge {
     /// then `(argument, amount)` once per budgeted argument (several budgets
     /// may watch one argument over different windows; it is spent once).
     pub fn entries(&self) -> Vec<(String, i64)> {
-        let mut entries: Vec<(String, i64)> = Vec::new();
-        if self.rate.is_some() {
-            entries.push((String::new(), 1));
+        self.kept_entries()
+            .into_iter()
+            .map(|(arg, amount, _)| (arg, amount))
+            .collect()
+    }
+
+    /// [`Self::entries`], each with how long it must be kept: the window of
+    /// the rate limit, or the longest window of the budgets on its argument.
+    pub fn kept_entries(&self) -> Vec<(String, i64, SignedDuration)> {
+        let mut entries: Vec<(String, i64, SignedDuration)> = Vec::new();
+        if let Some(rate) = self.rate {
+            entries.push((String::new(), 1, rate.per));
         }
         for s in &self.spend {
-            if !entries.iter().any(|(arg, _)| arg == &s.arg) {
-                entries.push((s.arg.clone(), s.amount));
+            match entries.iter_mut().find(|(arg, _, _)| arg == &s.arg) {
+                Some(e) => e.2 = e.2.max(s.per),
+                None => entries.push((s.arg.clone(), s.amount, s.per)),
             }
         }
         entries
+    }
+}
+
+/// What the store holds of one agent's usage within the windows its limits
+/// look back over, read just before a decision: the actions counted against
+/// its rate limit, and the amount spent on each budget (argument, window).
+/// The store re-checks atomically when the usage is committed, so a
+/// snapshot that is stale by a concurrent decision is caught there.
+#[derive(Debug, Default, Clone)]
+pub struct UsageSnapshot {
+    agents: HashMap<AgentId, SnapshotEntry>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SnapshotEntry {
+    /// Actions within the rate limit's window.
+    actions: u64,
+    /// Amount spent per (argument, window).
+    spent: Vec<(String, SignedDuration, i64)>,
+}
+
+impl UsageSnapshot {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `agent` made `actions` counted actions within its rate window.
+    pub fn set_actions(&mut self, agent: &AgentId, actions: u64) {
+        self.agents.entry(agent.clone()).or_default().actions = actions;
+    }
+
+    /// `agent` spent `used` on `arg` within the last `per`.
+    pub fn set_spent(&mut self, agent: &AgentId, arg: &str, per: SignedDuration, used: i64) {
+        self.agents
+            .entry(agent.clone())
+            .or_default()
+            .spent
+            .push((arg.to_owned(), per, used));
+    }
+}
+
+/// Whether `used` actions in the window leave room for one more under
+/// `limit`, and whether each `spend` fits its budget given what was spent:
+/// the one rule both the in-process ledger and the store apply.
+pub fn over_limit(
+    rate: Option<(Rate, u64)>,
+    spend: impl IntoIterator<Item = (Spend, i64)>,
+) -> Option<LimitHit> {
+    if let Some((limit, used)) = rate
+        && used >= u64::from(limit.count)
+    {
+        return Some(LimitHit::Rate { limit, used });
+    }
+    for (s, used) in spend {
+        if used.saturating_add(s.amount) > s.max {
+            return Some(LimitHit::Budget {
+                arg: s.arg,
+                max: s.max,
+                per: s.per,
+                used,
+                amount: s.amount,
+            });
+        }
+    }
+    None
+}
+
+impl LedgerRead for UsageSnapshot {
+    fn check(
+        &self,
+        agent: &AgentId,
+        _now: Timestamp,
+        rate: Option<Rate>,
+        spend: &[Spend],
+    ) -> Option<LimitHit> {
+        let entry = self.agents.get(agent);
+        let actions = entry.map_or(0, |e| e.actions);
+        let spent = |s: &Spend| {
+            entry
+                .and_then(|e| {
+                    e.spent
+                        .iter()
+                        .find(|(arg, per, _)| *arg == s.arg && *per == s.per)
+                })
+                .map_or(0, |(_, _, used)| *used)
+        };
+        over_limit(
+            rate.map(|r| (r, actions)),
+            spend.iter().map(|s| (s.clone(), spent(s))),
+        )
     }
 }
 
@@ -171,33 +271,23 @@ impl LedgerRead for MemoryLedger {
     ) -> Option<LimitHit> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let usage = state.get(agent);
-        if let Some(limit) = rate {
+        let actions = rate.map(|limit| {
             let from = since(now, limit.per);
             let used = usage.map_or(0, |u| {
                 u.actions.iter().filter(|t| **t > from).count() as u64
             });
-            if used >= u64::from(limit.count) {
-                return Some(LimitHit::Rate { limit, used });
-            }
-        }
-        for s in spend {
+            (limit, used)
+        });
+        let spent = spend.iter().map(|s| {
             let from = since(now, s.per);
             let used: i64 = usage.and_then(|u| u.spend.get(&s.arg)).map_or(0, |q| {
                 q.iter()
                     .filter(|(t, _)| *t > from)
                     .fold(0, |sum, (_, a)| sum.saturating_add(*a))
             });
-            if used.saturating_add(s.amount) > s.max {
-                return Some(LimitHit::Budget {
-                    arg: s.arg.clone(),
-                    max: s.max,
-                    per: s.per,
-                    used,
-                    amount: s.amount,
-                });
-            }
-        }
-        None
+            (s.clone(), used)
+        });
+        over_limit(actions, spent)
     }
 }
 

@@ -24,7 +24,7 @@ pub mod tokens;
 pub mod views;
 pub mod webhooks;
 
-use bridle_store::{PrincipalStore, Store};
+use bridle_store::{PrincipalStore, Store, UsageStore as _};
 
 pub use config::{Config, Secret};
 pub use state::AppState;
@@ -158,6 +158,11 @@ async fn maintain(state: AppState) {
         let before = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5);
         if let Err(e) = service::manifest::expire_overdue(&state).await {
             tracing::warn!(error = %e, "cannot discard expired manifest proposals");
+        }
+        match state.store().purge_usage(jiff::Timestamp::now()).await {
+            Ok(rows) if rows > 0 => tracing::debug!(rows, "usage outside every window dropped"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot drop old usage"),
         }
         match state.store().purge_expired(before).await {
             Ok(bridle_store::Purged { tokens, jtis }) if tokens + jtis > 0 => {

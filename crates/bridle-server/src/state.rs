@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bridle_core::audit::{AuditEvent, EventBody, EventType};
-use bridle_core::ledger::MemoryLedger;
 use bridle_core::{CompiledAgent, Engine, Guardrails, Manifest};
-use bridle_store::{AgentRow, AuditLog, Store, UsageStore};
+use bridle_store::{AgentRow, AuditLog, Store};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -39,8 +38,6 @@ pub struct Inner {
     pub guardrails: Guardrails,
     /// Compiled manifests by agent id, tagged with their version.
     pub compiled: RwLock<HashMap<String, (i64, CompiledAgent)>>,
-    /// Rate-limit and budget usage; persisted in the store, reloaded at start.
-    pub ledger: MemoryLedger,
     /// Key for hashing sensitive argument values in the audit log.
     pub hmac_key: AuditKey,
     pub http: crate::webhooks::Notifier,
@@ -63,18 +60,10 @@ impl std::ops::Deref for AppState {
 /// Least time between two key reloads caused by unknown `kid`s.
 const KEY_RELOAD_MIN: Duration = Duration::from_secs(5);
 
-/// The longest window a budget may look back over when reloading usage.
-const USAGE_RELOAD: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 31);
-
 impl AppState {
     pub async fn new(store: Store, config: Config, kek: Kek) -> Result<Self, crate::StartError> {
         let keys = Keys::load_or_create(&store, &kek).await?;
         let hmac_key = keys.audit_hmac_key().clone();
-        let ledger = MemoryLedger::new();
-        let since = jiff::Timestamp::now() - USAGE_RELOAD;
-        for e in store.usage_since(since.as_millisecond()).await? {
-            ledger.replay(e.agent.as_str(), e.at_ms, &e.arg, e.amount);
-        }
         let audit = AuditLog::start(store.clone());
         let tokens = TokenCache::new(Duration::from_millis(config.token_cache_ms));
         let http = crate::webhooks::Notifier::start(config.webhooks.clone());
@@ -90,7 +79,6 @@ impl AppState {
             config,
             guardrails: Guardrails::new(),
             compiled: RwLock::new(HashMap::new()),
-            ledger,
             hmac_key,
             http,
             denials: Mutex::new(HashMap::new()),

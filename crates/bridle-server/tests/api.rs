@@ -47,6 +47,8 @@ mod fuzz;
 mod history;
 #[path = "api/language.rs"]
 mod language;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/oauth.rs"]
 mod oauth;
 #[path = "api/path_ids.rs"]

@@ -160,6 +160,9 @@ pub trait ApprovalStore {
     ) -> Result<Approval, StoreError>;
     /// Consume a granted approval once; false if someone else did first.
     async fn consume_approval(&self, id: &ApprovalId) -> Result<bool, StoreError>;
+    /// Give back an approval this caller consumed for an action that then
+    /// did not stand (its usage broke a limit at commit): approved again.
+    async fn restore_approval(&self, id: &ApprovalId) -> Result<(), StoreError>;
 }
 
 /// Inside a transaction `$tx`: insert the pending approval `$a`
@@ -502,6 +505,19 @@ impl ApprovalStore for Store {
             .execute(pool)
             .await?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn restore_approval(&self, id: &ApprovalId) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE approvals SET state = 'approved', consumed_at = NULL \
+                 WHERE id = $1 AND state = 'consumed'",
+            )
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(())
         })
     }
 }

@@ -11,6 +11,7 @@ use bridle_core::audit::{
     AuditEvent, EventBody, EventType, HashFormat, StoredEvent, Verification, Verifier,
 };
 use bridle_core::id::{AgentId, DecisionId};
+use bridle_core::ledger::{LimitHit, Usage};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -23,12 +24,24 @@ const MAX_BATCH: usize = 512;
 /// Rows per INSERT statement (bounded by the backends' parameter limits).
 const ROWS_PER_INSERT: usize = 100;
 
-type Reply = oneshot::Sender<Result<AuditEvent, StoreError>>;
+type Reply = oneshot::Sender<Result<Appended, StoreError>>;
+
+/// One event to append, with the usage its decision charges (if any).
+type Item = (EventBody, Option<Usage>, Reply);
+
+/// What an append with usage came to.
+#[derive(Debug, Clone)]
+pub enum Appended {
+    /// The usage was within every limit: it and the event are durable.
+    Event(Box<AuditEvent>),
+    /// The usage would break `agent`'s limit `hit`: nothing was written.
+    Limited { agent: AgentId, hit: LimitHit },
+}
 
 /// The writer handle. Cheap to clone; all clones feed one writer task.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<(EventBody, Reply)>,
+    tx: mpsc::Sender<Item>,
     /// The `seq` of the last event this writer committed.
     committed: watch::Receiver<u64>,
 }
@@ -50,20 +63,39 @@ impl AuditLog {
 
     /// Append one event; returns once it is durable, with its place in the chain.
     pub async fn append(&self, body: EventBody) -> Result<AuditEvent, StoreError> {
+        match self.send(body, None).await? {
+            Appended::Event(event) => Ok(*event),
+            // Nothing was charged, so no limit can be hit.
+            Appended::Limited { agent, .. } => Err(StoreError::Corrupt(format!(
+                "an event without usage was refused for a limit of `{agent}`"
+            ))),
+        }
+    }
+
+    /// Append a decision's event together with the usage it charges: the
+    /// usage is checked against the stored usage of every limit and, when
+    /// it fits, recorded in the same transaction as the event. Returns once
+    /// both are durable, or [`Appended::Limited`] with nothing written.
+    pub async fn append_charged(
+        &self,
+        body: EventBody,
+        usage: Usage,
+    ) -> Result<Appended, StoreError> {
+        let usage = (!usage.is_empty()).then_some(usage);
+        self.send(body, usage).await
+    }
+
+    async fn send(&self, body: EventBody, usage: Option<Usage>) -> Result<Appended, StoreError> {
         let (reply, wait) = oneshot::channel();
         self.tx
-            .send((body, reply))
+            .send((body, usage, reply))
             .await
             .map_err(|_| StoreError::AuditUnavailable)?;
         wait.await.map_err(|_| StoreError::AuditUnavailable)?
     }
 }
 
-async fn writer(
-    store: Store,
-    mut rx: mpsc::Receiver<(EventBody, Reply)>,
-    committed: watch::Sender<u64>,
-) {
+async fn writer(store: Store, mut rx: mpsc::Receiver<Item>, committed: watch::Sender<u64>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -73,19 +105,25 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let bodies: Vec<EventBody> = batch.iter().map(|(b, _)| b.clone()).collect();
-        match store.append_batch(bodies).await {
-            Ok(events) => {
-                if let Some(last) = events.last() {
-                    committed.send_replace(last.seq);
+        let items: Vec<(EventBody, Option<Usage>)> = batch
+            .iter()
+            .map(|(b, u, _)| (b.clone(), u.clone()))
+            .collect();
+        match store.append_batch(items).await {
+            Ok(outcomes) => {
+                if let Some(last) = outcomes.iter().rev().find_map(|o| match o {
+                    Appended::Event(e) => Some(e.seq),
+                    Appended::Limited { .. } => None,
+                }) {
+                    committed.send_replace(last);
                 }
-                for ((_, reply), event) in batch.drain(..).zip(events) {
-                    let _ = reply.send(Ok(event));
+                for ((_, _, reply), outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit append failed");
-                for (_, reply) in batch.drain(..) {
+                for (_, _, reply) in batch.drain(..) {
                     let _ = reply.send(Err(StoreError::AuditUnavailable));
                 }
             }
@@ -93,7 +131,6 @@ async fn writer(
     }
 }
 
-/// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub agent: Option<AgentId>,
@@ -157,7 +194,13 @@ where
 
 impl Store {
     /// Chain and write `bodies` in one transaction, after the current head.
-    async fn append_batch(&self, bodies: Vec<EventBody>) -> Result<Vec<AuditEvent>, StoreError> {
+    /// Write a batch in one transaction: each item's usage is checked and
+    /// recorded first (an item whose usage breaks a limit is left out, and
+    /// answered [`Appended::Limited`]); the others' events are chained.
+    async fn append_batch(
+        &self,
+        items: Vec<(EventBody, Option<Usage>)>,
+    ) -> Result<Vec<Appended>, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // Take the write lock on the head before reading it.
@@ -169,8 +212,16 @@ impl Store {
                 .await?;
             let mut seq = u64::try_from(head.try_get::<i64, _>("seq")?).unwrap_or(0);
             let mut prev: String = head.try_get("hash")?;
-            let mut sealed = Vec::with_capacity(bodies.len());
-            for body in bodies {
+            let mut sealed = Vec::with_capacity(items.len());
+            let mut outcomes: Vec<Option<(AgentId, LimitHit)>> = Vec::with_capacity(items.len());
+            for (body, usage) in items {
+                if let Some(usage) = &usage
+                    && let Some(limited) = crate::usage::charge!(tx, usage).await?
+                {
+                    outcomes.push(Some(limited));
+                    continue;
+                }
+                outcomes.push(None);
                 seq += 1;
                 let stored = StoredEvent::seal(seq, &body, &prev)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -200,15 +251,24 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(sealed
+            let mut events = sealed.into_iter().map(|(body, e)| AuditEvent {
+                seq: e.seq,
+                body,
+                prev_hash: e.prev_hash,
+                hash: e.hash,
+            });
+            outcomes
                 .into_iter()
-                .map(|(body, e)| AuditEvent {
-                    seq: e.seq,
-                    body,
-                    prev_hash: e.prev_hash,
-                    hash: e.hash,
+                .map(|o| match o {
+                    Some((agent, hit)) => Ok(Appended::Limited { agent, hit }),
+                    None => events
+                        .next()
+                        .map(|e| Appended::Event(Box::new(e)))
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("an appended event went missing".into())
+                        }),
                 })
-                .collect())
+                .collect()
         })
     }
 }

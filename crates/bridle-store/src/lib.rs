@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 };
 
 pub use approvals::{Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval, Vote};
-pub use audit::{AuditFilter, AuditHead, AuditLog, AuditRead};
+pub use audit::{Appended, AuditFilter, AuditHead, AuditLog, AuditRead};
 pub use checkpoints::{CheckpointFilter, CheckpointStore};
 pub use credentials::{
     ClientAuth, CredentialRow, CredentialStore, KekCheck, NewToken, Purged, Revoked, SealedKey,
@@ -38,7 +38,7 @@ pub use error::StoreError;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
 pub use proposals::{Proposal, ProposalState, ProposalStore};
 pub use registry::{AgentRow, AgentVersion, RegistryRead, RegistryWrite, StateBy};
-pub use usage::{UsageEvent, UsageStore};
+pub use usage::{LimitNeed, UsageStore};
 
 #[derive(Debug, Clone)]
 enum Pool {

@@ -614,6 +614,14 @@ fn granted(
     )
 }
 
+/// The denial for an action that would break `agent`'s limit `hit` (found
+/// when the store commits usage atomically, after a decision that read a
+/// snapshot stale by a concurrent one). `chain`: the agent is one of a
+/// delegation chain, named in the reason.
+pub fn limit_denial(agent: &CompiledAgent, hit: LimitHit, chain: bool) -> Decision {
+    Decision::deny(limit_reason(agent, hit, chain))
+}
+
 fn limit_reason(agent: &CompiledAgent, hit: LimitHit, chain: bool) -> Reason {
     let m = agent.manifest();
     let name = m.agent.as_str();

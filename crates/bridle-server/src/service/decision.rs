@@ -8,10 +8,12 @@ use bridle_core::audit::{EventBody, EventType, redact_args};
 use bridle_core::decision::Effect;
 use bridle_core::engine::{ActionRequest, ApprovalStatus, DecisionInput, Subject, approval_key};
 use bridle_core::id::{ApprovalId, DecisionId, PrincipalId, ToolName};
+use bridle_core::ledger::UsageSnapshot;
 use bridle_core::resource::Resource;
 use bridle_core::{ApprovalLookup, CompiledAgent, Decided, Decision};
 use bridle_store::{
-    AgentRow, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, NewApproval, UsageStore,
+    AgentRow, Appended, ApprovalKind, ApprovalState, ApprovalStore, ElevationStore, LimitNeed,
+    NewApproval, UsageStore,
 };
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
@@ -118,7 +120,8 @@ pub async fn decide(
     };
     let key = approval_key(&input);
     let status = approval_status(state, &loaded.compiled, &key, now).await?;
-    let mut decided = state.engine.decide(&input, &state.ledger, &Fixed(status));
+    let used = usage_snapshot(state, &loaded.compiled, now).await?;
+    let mut decided = state.engine.decide(&input, &used, &Fixed(status));
     if let Some(id) = &decided.decision.consumes
         && !state.store().consume_approval(id).await?
     {
@@ -126,7 +129,7 @@ pub async fn decide(
         // the decision it would have allowed never stands (nor is charged).
         decided = state
             .engine
-            .decide(&input, &state.ledger, &Fixed(ApprovalStatus::None));
+            .decide(&input, &used, &Fixed(ApprovalStatus::None));
     }
     let Decided { decision, usage } = decided;
 
@@ -166,28 +169,47 @@ pub async fn decide(
         _ => None,
     };
 
-    // Usage first in the store (so a restart or another reader sees it),
-    // then in memory; only the decision that stands is charged.
-    state.store().record_usage(&usage).await?;
-    usage.commit(&state.ledger);
-
     let decision_id = new_decision_id()?;
-    let mut detail = Map::new();
-    detail.insert("decision_id".into(), json!(decision_id));
-    detail.insert("jti".into(), json!(agent.claims.jti));
-    detail.insert(
-        "chain".into(),
-        json!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()),
-    );
-    detail.insert("approval_id".into(), json!(approval_id));
-    detail.insert("consumed_approval".into(), json!(decision.consumes));
-    via.note(&mut detail);
-    let mut event = decision_event(state, head, &decision);
-    event.action = Some(call.action.to_string());
-    event.args = Some(Value::Object(logged_args));
-    event.resource = resource;
-    event.detail = Some(Value::Object(detail));
-    state.audit.append(event).await?;
+    let record = Record {
+        state,
+        head,
+        rows,
+        agent,
+        via,
+        action: &call.action,
+        logged_args,
+        resource,
+        decision_id: &decision_id,
+    };
+    // The usage is checked again and recorded with the audit record, in
+    // one durable unit: only the decision that stands is charged, and a
+    // concurrent decision (on any replica) that took the room first makes
+    // this one a denial.
+    let (decision, approval_id) = match state
+        .audit
+        .append_charged(record.event(&decision, approval_id.as_ref()), usage)
+        .await?
+    {
+        Appended::Event(_) => (decision, approval_id),
+        Appended::Limited { agent: over, hit } => {
+            if let Some(id) = &decision.consumes {
+                state.store().restore_approval(id).await?;
+            }
+            let chain = rows.len() > 1;
+            let limited = rows
+                .iter()
+                .zip(&loaded.compiled)
+                .find(|(row, _)| row.id == over)
+                .map(|(_, c)| bridle_core::engine::limit_denial(c, hit, chain))
+                .ok_or_else(|| {
+                    ServiceError::Task(format!("a limit of `{over}` outside the chain"))
+                })?;
+            let mut limited = limited;
+            limited.obligations.clone_from(&decision.obligations);
+            state.audit.append(record.event(&limited, None)).await?;
+            (limited, None)
+        }
+    };
 
     if decision.effect == Effect::Deny
         && let Some(compiled) = loaded.compiled.first()
@@ -278,6 +300,70 @@ async fn approval_status(
         ApprovalState::Pending => ApprovalStatus::Pending(id),
         _ => ApprovalStatus::None,
     })
+}
+
+/// What the decision's audit record is made of, besides the decision.
+struct Record<'a> {
+    state: &'a AppState,
+    head: &'a AgentRow,
+    rows: &'a [AgentRow],
+    agent: &'a AgentCaller,
+    via: &'a Via,
+    action: &'a ToolName,
+    logged_args: Map<String, Value>,
+    resource: Option<String>,
+    decision_id: &'a DecisionId,
+}
+
+impl Record<'_> {
+    fn event(&self, decision: &Decision, approval_id: Option<&ApprovalId>) -> EventBody {
+        let mut detail = Map::new();
+        detail.insert("decision_id".into(), json!(self.decision_id));
+        detail.insert("jti".into(), json!(self.agent.claims.jti));
+        detail.insert(
+            "chain".into(),
+            json!(self.rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()),
+        );
+        detail.insert("approval_id".into(), json!(approval_id));
+        detail.insert("consumed_approval".into(), json!(decision.consumes));
+        self.via.note(&mut detail);
+        let mut event = decision_event(self.state, self.head, decision);
+        event.action = Some(self.action.to_string());
+        event.args = Some(Value::Object(self.logged_args.clone()));
+        event.resource.clone_from(&self.resource);
+        event.detail = Some(Value::Object(detail));
+        event
+    }
+}
+
+/// What the chain's agents used within the windows of their limits, read
+/// from the store (only agents with limits need it asked).
+async fn usage_snapshot(
+    state: &AppState,
+    compiled: &[CompiledAgent],
+    now: Timestamp,
+) -> Result<UsageSnapshot, ServiceError> {
+    let needs: Vec<LimitNeed<'_>> = compiled
+        .iter()
+        .map(|c| {
+            let m = c.manifest();
+            LimitNeed {
+                agent: &m.agent,
+                rate: m.limits.rate,
+                budgets: m
+                    .limits
+                    .budgets
+                    .iter()
+                    .map(|b| (b.arg.as_str(), b.per))
+                    .collect(),
+            }
+        })
+        .filter(|n| n.rate.is_some() || !n.budgets.is_empty())
+        .collect();
+    if needs.is_empty() {
+        return Ok(UsageSnapshot::new());
+    }
+    Ok(state.store().usage_snapshot(&needs, now).await?)
 }
 
 /// The approval status the service read, for the engine.

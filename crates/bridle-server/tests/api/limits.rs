@@ -1,0 +1,172 @@
+//! Rate limits and budgets are decided in the store: with several replicas
+//! on one database, concurrent decisions never spend more than the budget
+//! nor act more often than the rate, and any window survives a restart.
+
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN_KEY, Server, assert_decision, effect, sql};
+
+/// A second replica: another server on the same database, under the same
+/// issuer (as behind one load balancer).
+async fn replica(s: &Server) -> Server {
+    let db = s.db_url.clone();
+    let issuer = s.base.clone();
+    Server::start(s.backend, move |c| {
+        c.db = db;
+        c.issuer = Some(issuer);
+    })
+    .await
+}
+
+/// `n` decisions of `action` at once, alternating between `a` and `b`.
+async fn across(
+    a: &Server,
+    b: &Server,
+    token: &str,
+    n: usize,
+    action: &str,
+    args: Value,
+) -> Vec<Value> {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let s = if i % 2 == 0 { a } else { b };
+        let req = s
+            .req(reqwest::Method::POST, "/v1/decisions", token)
+            .json(&json!({"action": action, "args": args}));
+        set.spawn(async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        });
+    }
+    set.join_all().await
+}
+
+fn count(answers: &[Value], decision: &str) -> usize {
+    answers.iter().filter(|d| effect(d) == decision).count()
+}
+
+async fn spender(s: &Server, limits: &str) -> String {
+    let _people = s.people().await;
+    let yaml = crate::common::manifest(
+        "spender",
+        "alice",
+        &format!(
+            "tools:\n  - name: ping\n  - name: pay\n    args:\n      amount: {{ min: 1, max: 1000 }}\n{limits}"
+        ),
+    );
+    s.apply(ADMIN_KEY, &yaml).await.expect(201);
+    s.agent_token("spender").await
+}
+
+/// 40 payments of 10 against a budget of 100, half on each of two
+/// replicas: exactly 10 stand, every other is denied for the budget, and
+/// the usage recorded is the 100 that was allowed.
+async fn budget_holds_across_replicas(s: Server) {
+    let token = spender(
+        &s,
+        "limits:\n  budgets:\n    - { arg: amount, max: 100, per: 24h }\n",
+    )
+    .await;
+    let other = replica(&s).await;
+    let answers = across(&s, &other, &token, 40, "pay", json!({"amount": 10})).await;
+    assert_eq!(count(&answers, "allow"), 10, "{answers:?}");
+    for d in answers.iter().filter(|d| effect(d) == "deny") {
+        assert_decision(d, "deny", "budget_exceeded");
+    }
+    let spent = crate::common::sql_text(
+        &s.db_url,
+        s.backend,
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_events WHERE arg = 'amount'",
+    )
+    .await;
+    assert_eq!(spent, "100");
+    // Every answer is in the log, as answered, on the one chain.
+    let events = s.audit(ADMIN_KEY, "type=decision&agent=spender").await;
+    assert_eq!(events.len(), 40);
+    let allowed = events.iter().filter(|e| e["decision"] == "allow").count();
+    assert_eq!(allowed, 10);
+    let v = other.get("/v1/audit/verify", ADMIN_KEY).await.expect(200);
+    assert_eq!(v["ok"], true, "{}", v.text);
+}
+on_both!(budget_holds_across_replicas);
+
+/// A rate limit of 5 a minute holds for 30 concurrent calls on two replicas.
+async fn rate_holds_across_replicas(s: Server) {
+    let token = spender(&s, "limits:\n  rate: 5/min\n").await;
+    let other = replica(&s).await;
+    let answers = across(&s, &other, &token, 30, "ping", json!({})).await;
+    assert_eq!(count(&answers, "allow"), 5, "{answers:?}");
+    for d in answers.iter().filter(|d| effect(d) == "deny") {
+        assert_decision(d, "deny", "rate_limited");
+    }
+}
+on_both!(rate_holds_across_replicas);
+
+/// A budget over 90 days still counts spending from 40 days ago after a
+/// restart (the store is asked; nothing is replayed from a bounded window).
+async fn long_windows_survive_a_restart(s: Server) {
+    let token = spender(
+        &s,
+        "limits:\n  budgets:\n    - { arg: amount, max: 100, per: 90d }\n",
+    )
+    .await;
+    assert_decision(
+        &s.decide(&token, "pay", json!({"amount": 90})).await,
+        "allow",
+        "granted",
+    );
+    // The payment was made 40 days ago.
+    let forty_days_ms: i64 = 40 * 24 * 3600 * 1000;
+    sql(
+        &s.db_url,
+        s.backend,
+        &format!("UPDATE usage_events SET at_ms = at_ms - {forty_days_ms}"),
+    )
+    .await;
+    let again = replica(&s).await;
+    let token = again.agent_token("spender").await;
+    assert_decision(
+        &again.decide(&token, "pay", json!({"amount": 20})).await,
+        "deny",
+        "budget_exceeded",
+    );
+    assert_decision(
+        &again.decide(&token, "pay", json!({"amount": 10})).await,
+        "allow",
+        "granted",
+    );
+}
+on_both!(long_windows_survive_a_restart);
+
+/// Usage outside every window is purged; usage a window still counts is
+/// kept however old it is.
+async fn purge_keeps_what_a_window_counts(s: Server) {
+    use bridle_store::UsageStore as _;
+    let token = spender(
+        &s,
+        "limits:\n  rate: 100/min\n  budgets:\n    - { arg: amount, max: 1000, per: 30d }\n",
+    )
+    .await;
+    assert_decision(
+        &s.decide(&token, "pay", json!({"amount": 5})).await,
+        "allow",
+        "granted",
+    );
+    let store = bridle_store::Store::connect(&s.db_url).await.unwrap();
+    // An hour later: the rate's row (1 minute) is gone, the budget's kept.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    assert_eq!(store.purge_usage(later).await.unwrap(), 1);
+    let rows = crate::common::sql_text(
+        &s.db_url,
+        s.backend,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM usage_events WHERE arg = 'amount'",
+    )
+    .await;
+    assert_eq!(rows, "1");
+    // Past the 30 days, nothing is left.
+    let much_later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(31 * 24);
+    assert_eq!(store.purge_usage(much_later).await.unwrap(), 1);
+    store.close().await;
+}
+on_both!(purge_keeps_what_a_window_counts);
