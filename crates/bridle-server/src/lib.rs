@@ -6,6 +6,7 @@
 pub mod access;
 pub mod auth;
 pub mod capability;
+pub mod changes;
 pub mod checkpoints;
 pub mod config;
 pub mod error;
@@ -127,6 +128,7 @@ pub async fn serve_on(
 ) -> Result<(), StartError> {
     tracing::info!(addr = ?listener.local_addr().ok(), "bridle listening");
     tokio::spawn(maintain(state.clone()));
+    tokio::spawn(changes::listen(state.clone()));
     tokio::spawn(checkpoints::run(state.clone()));
     tokio::spawn(throttle::report_loop(state.clone()));
     // The peer address is the source failed authentications are counted by.

@@ -36,6 +36,11 @@ impl Notifier {
         }
     }
 
+    /// Wake every waiter (an approval was decided on another replica).
+    pub fn poke(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// A receiver that sees every later notification.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()

@@ -55,6 +55,8 @@ mod oauth;
 mod path_ids;
 #[path = "api/principals.rs"]
 mod principals;
+#[path = "api/replicas.rs"]
+mod replicas;
 #[path = "api/scenarios.rs"]
 mod scenarios;
 #[path = "api/shape_service.rs"]

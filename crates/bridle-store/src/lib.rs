@@ -13,6 +13,7 @@ mod checkpoints;
 mod credentials;
 mod elevations;
 mod error;
+mod notify;
 mod principals;
 mod proposals;
 mod registry;
@@ -35,6 +36,7 @@ pub use credentials::{
 };
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
+pub use notify::Change;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
 pub use proposals::{Proposal, ProposalState, ProposalStore};
 pub use registry::{AgentRow, AgentVersion, RegistryRead, RegistryWrite, StateBy};

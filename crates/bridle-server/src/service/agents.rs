@@ -75,7 +75,7 @@ pub async fn transition(
         AgentState::Retired => state.store().retire(id, reason).await?,
         other => state.store().set_state(id, other, reason, &by).await?,
     };
-    state.tokens.invalidate();
+    state.changed(bridle_store::Change::Tokens).await;
     let mut event = state.event(EventType::Lifecycle, &caller.actor());
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({"state": to.as_str(), "reason": reason}));

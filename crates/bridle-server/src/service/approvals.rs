@@ -79,6 +79,7 @@ pub async fn vote(
         super::manifest::decided(state, caller, &updated).await?;
     }
     if updated.state != ApprovalState::Pending {
+        state.changed(bridle_store::Change::Approval).await;
         let view = crate::views::approval::Approval::from(updated.clone());
         state.http.notify(
             "dev.bridle.approval.decided",

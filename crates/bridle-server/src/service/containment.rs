@@ -54,7 +54,7 @@ pub async fn note_denial(
             },
         )
         .await?;
-    state.tokens.invalidate();
+    state.changed(bridle_store::Change::Tokens).await;
     let mut event = state.event(EventType::Lifecycle, "system");
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({"state": "suspended", "reason": reason}));

@@ -191,7 +191,7 @@ pub async fn revoke(
             "`{client_id}` is already revoked"
         )));
     };
-    state.tokens.invalidate();
+    state.changed(bridle_store::Change::Tokens).await;
     audit(
         state,
         owner,

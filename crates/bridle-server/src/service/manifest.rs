@@ -194,7 +194,7 @@ pub async fn apply(
         .await?;
     state.cache_compiled(row.id.as_str(), row.version, &compiled);
     // Delegation rules and DPoP requirements may have changed.
-    state.tokens.invalidate();
+    state.changed(bridle_store::Change::Tokens).await;
     let mut event = state.event(EventType::Manifest, &caller.actor());
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({
@@ -344,7 +344,7 @@ pub async fn decided(
                 .activate_proposal(&manifest, proposal.version)
                 .await?;
             state.cache_compiled(row.id.as_str(), row.version, &compiled);
-            state.tokens.invalidate();
+            state.changed(bridle_store::Change::Tokens).await;
             let mut event = state.event(EventType::Manifest, &caller.actor());
             event.agent = Some(row.id.to_string());
             event.detail = Some(serde_json::json!({

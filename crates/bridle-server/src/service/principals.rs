@@ -61,6 +61,7 @@ pub async fn deactivate(
 pub async fn rotate_keys(state: &AppState, admin: &Admin) -> Result<(), ServiceError> {
     let old = state.keys().current_kid().to_owned();
     let keys = state.rotate_keys().await?;
+    state.changed(bridle_store::Change::Keys).await;
     let mut event = state.event(EventType::Credential, &admin.actor());
     event.detail = Some(serde_json::json!({
         "op": "rotate_signing_key", "retired_kid": old, "kid": keys.current_kid(),

@@ -76,7 +76,7 @@ pub async fn issue(state: &AppState, i: Issue<'_>) -> Result<(String, Claims), S
 /// `actor`; audited when anything was revoked. Answers how many were.
 pub async fn revoke(state: &AppState, actor: &str, claims: &Claims) -> Result<u64, ServiceError> {
     let revoked = state.store().revoke_token(&claims.jti).await?;
-    state.tokens.invalidate();
+    state.changed(bridle_store::Change::Tokens).await;
     if revoked > 0 {
         let mut event = state.event(EventType::Token, actor);
         event.agent = Some(claims.sub.clone());
