@@ -16,6 +16,7 @@ pub mod containment;
 pub mod decision;
 mod error;
 pub mod findings;
+pub mod health;
 pub mod manifest;
 pub mod outcome;
 
