@@ -321,7 +321,7 @@ mod tests {
     use bridle_core::audit::{EventBody, EventType};
 
     use super::*;
-    use crate::{AuditLog, AuditRead as _};
+    use crate::AuditLog;
 
     /// A write transaction that fails so that SQLite rolls it back on its
     /// own (here a full database: `max_page_count`, as a full disk does)

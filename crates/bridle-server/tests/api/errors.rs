@@ -23,12 +23,12 @@ async fn healthz_fails_with_the_audit_append(s: Server) {
     let r = s.get("/readyz", "").await.expect(200);
     assert_eq!(r.json, json!({"status": "ok"}));
     let (install, drop): (&[&str], &str) = match s.backend {
-        bridle_store::Backend::Sqlite => (
+        crate::common::Backend::Sqlite => (
             &["CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
                BEGIN SELECT RAISE(ABORT, 'injected: audit insert refused'); END"],
             "DROP TRIGGER refuse",
         ),
-        bridle_store::Backend::Postgres => (
+        crate::common::Backend::Postgres => (
             &[
                 "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
                  $$BEGIN RAISE EXCEPTION 'injected: audit insert refused'; END$$",
