@@ -3,17 +3,18 @@
 # (Python standard library only) against a real `bridle serve`:
 #
 #   - SQLite in a small loop-mounted ext4 file system: kill -9 under load,
-#     the disk filled, the file system remounted read-only, the database
-#     files made immutable (chattr +i), an audit insert that fails (a
-#     trigger that raises, then dropped);
+#     the disk filled, the file system turned read-only (an ext4 error:
+#     Linux refuses `remount,ro` while files are open for writing), the
+#     database files made immutable (chattr +i), an audit insert that fails
+#     (a trigger that raises, then dropped);
 #   - a throwaway PostgreSQL cluster of its own (scripts/pg-cluster.sh):
 #     kill -9 under load, a failing audit insert, PostgreSQL stopped, and
 #     PostgreSQL made read-only (default_transaction_read_only).
 #
 # Each case checks that no answered decision is missing from the audit
 # table, that decisions and /healthz are 503 while faulted, that the server
-# recovers by itself (the time is printed; > 5 s fails) and that the chain
-# verifies. Cases that need root (mount, chattr) are reported as SKIPPED,
+# recovers by itself (the time is printed; > 5 s fails; the read-only file
+# system needs a remount, so a restart) and that the chain verifies. Cases that need root (mount, chattr) are reported as SKIPPED,
 # never as passed. About two minutes.
 #
 #   scripts/faults.sh                              # build if needed, run all

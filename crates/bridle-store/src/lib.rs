@@ -111,12 +111,14 @@ impl Default for StoreTimeouts {
 async fn sqlite_released_clean(conn: &mut sqlx::SqliteConnection) -> bool {
     // Runs after the ROLLBACK a dropped transaction queued on this
     // connection, so the checks below see its outcome.
-    if sqlx::raw_sql("BEGIN").execute(&mut *conn).await.is_err() {
+    // One round trip: `BEGIN` fails inside a transaction the database
+    // still holds; `ROLLBACK` ends the one it just began.
+    if sqlx::raw_sql("BEGIN; ROLLBACK")
+        .execute(&mut *conn)
+        .await
+        .is_err()
+    {
         tracing::warn!("closing a database connection left inside a transaction");
-        return false;
-    }
-    if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
-        tracing::warn!("closing a database connection that cannot roll back");
         return false;
     }
     if conn.is_in_transaction() {
