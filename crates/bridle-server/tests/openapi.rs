@@ -42,6 +42,7 @@ fn routes() -> BTreeSet<(String, String)> {
 /// Operations that take no bearer token.
 const PUBLIC: &[&str] = &[
     "/healthz",
+    "/readyz",
     "/openapi.json",
     "/schemas/manifest-v1.json",
     "/.well-known/oauth-authorization-server",

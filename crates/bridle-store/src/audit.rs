@@ -193,6 +193,43 @@ where
 }
 
 impl Store {
+    /// Whether an audit append reaches the disk right now (for `/healthz`):
+    /// the path every decision takes — lock the head, insert a row into the
+    /// audit table — then the row is deleted again and the transaction
+    /// committed, which on SQLite writes and syncs the WAL and on
+    /// PostgreSQL flushes its WAL. A full disk, a read-only file system, an
+    /// immutable file or a failing insert (a trigger, a constraint) fails
+    /// it; the chain is unchanged either way.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            let seq = head.try_get::<i64, _>("seq")?.saturating_add(1);
+            let hash: String = head.try_get("hash")?;
+            sqlx::query(
+                "INSERT INTO audit_events (seq, time, type, agent, body, prev_hash, hash, format, decision_id) \
+                 VALUES ($1, $2, 'health_probe', NULL, '{}', $3, $3, $4, NULL)",
+            )
+            .bind(seq)
+            .bind(Stamp(jiff::Timestamp::now()))
+            .bind(&hash)
+            .bind(HashFormat::Exact.number())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM audit_events WHERE seq = $1 AND type = 'health_probe'")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Chain and write `bodies` in one transaction, after the current head.
     /// Write a batch in one transaction: each item's usage is checked and
     /// recorded first (an item whose usage breaks a limit is left out, and

@@ -349,6 +349,66 @@ async fn reopening_continues_the_chain(db: Db) {
 }
 on_both!(reopening_continues_the_chain);
 
+/// The write check behind `/healthz` takes the path of an audit append:
+/// while an insert into the audit table fails (a trigger raising here, as a
+/// full disk or a broken file would), it fails like the append does; once
+/// the cause is gone, both succeed again on the same store, and the check
+/// leaves the chain as it was.
+async fn the_write_check_fails_with_a_failing_audit_insert(db: Db) {
+    let log = AuditLog::start(db.store.clone());
+    log.append(event(1)).await.unwrap();
+    db.store.check_writable().await.unwrap();
+    if db.url.starts_with("sqlite://") {
+        execute(
+            &db,
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                .into(),
+        )
+        .await;
+    } else {
+        execute(
+            &db,
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$BEGIN RAISE EXCEPTION 'refused'; END$$"
+                .into(),
+        )
+        .await;
+        execute(
+            &db,
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse()"
+                .into(),
+        )
+        .await;
+    }
+    assert!(db.store.check_writable().await.is_err());
+    assert!(log.append(event(2)).await.is_err());
+    let sql = if db.url.starts_with("sqlite://") {
+        "DROP TRIGGER refuse"
+    } else {
+        "DROP TRIGGER refuse ON audit_events"
+    };
+    execute(&db, sql.into()).await;
+    db.store.check_writable().await.unwrap();
+    let e = log.append(event(3)).await.unwrap();
+    assert_eq!(
+        e.seq, 2,
+        "neither the check nor the refused append took a place"
+    );
+    let all = db
+        .store
+        .audit_events(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(db.store.verify_audit().await.unwrap().ok);
+}
+on_both!(the_write_check_fails_with_a_failing_audit_insert);
+
 #[tokio::test]
 async fn a_database_from_a_newer_bridle_is_refused() {
     let db = sqlite().await;

@@ -39,6 +39,7 @@ pub(crate) use responses::{
     ),
     paths(
         routes::health,
+        routes::ready,
         serve,
         routes::manifest_schema,
         routes::oauth::metadata,

@@ -19,7 +19,6 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{any, get, post, put};
-use bridle_store::AuditRead;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -41,6 +40,7 @@ macro_rules! routes {
 
 routes! {
     get "/healthz" => health,
+    get "/readyz" => ready,
     get "/openapi.json" => crate::openapi::serve,
     get "/schemas/manifest-v1.json" => manifest_schema,
     get "/.well-known/oauth-authorization-server" => oauth::metadata,
@@ -100,7 +100,8 @@ pub struct Health {
     status: &'static str,
 }
 
-/// 200 when the store and the audit log accept writes; 503 otherwise.
+/// 200 when an audit record reaches the disk (what every decision needs);
+/// 503 otherwise (a full disk, a read-only file system, a failing write).
 #[utoipa::path(
     get,
     path = "/healthz",
@@ -108,28 +109,34 @@ pub struct Health {
     operation_id = "health",
     security(()),
     responses(
-        (status = 200, description = "The store and the audit log are writable", body = Health),
+        (status = 200, description = "An audit append reaches the disk", body = Health),
         (status = 503, response = crate::openapi::Unavailable),
     ),
 )]
-#[expect(
-    clippy::disallowed_methods,
-    reason = "public and read-only: it proves the store can be written, before any caller is known"
-)]
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state
-        .store()
-        .check_writable()
+    crate::service::health::healthy(&state)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("store not writable: {e}")))?;
-    let head = state
-        .store()
-        .audit_events(&bridle_store::AuditFilter {
-            limit: 1,
-            ..Default::default()
-        })
-        .await;
-    head.map_err(|e| ApiError::Unavailable(format!("audit log unreadable: {e}")))?;
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(Health { status: "ok" }))
+}
+
+/// 200 when the server is ready to take traffic: the store answers with
+/// every migration applied, the signing keys are loaded; 503 otherwise.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "ready",
+    security(()),
+    responses(
+        (status = 200, description = "Ready to take traffic", body = Health),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
+async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    crate::service::health::ready(&state)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(Health { status: "ok" }))
 }
 

@@ -25,6 +25,7 @@ pub mod decision;
 pub mod elevation;
 mod error;
 pub mod findings;
+pub mod health;
 pub mod manifest;
 pub mod outcome;
 pub mod principals;

@@ -40,6 +40,7 @@ fn expected(method: &str, path: &str) -> Option<[Class; 8]> {
     //                        none agent other pep appr  aud  owner admin
     Some(match (method, path) {
         ("get", "/healthz")
+        | ("get", "/readyz")
         | ("get", "/openapi.json")
         | ("get", "/schemas/manifest-v1.json")
         | ("get", "/.well-known/oauth-authorization-server")

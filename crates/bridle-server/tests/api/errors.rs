@@ -11,6 +11,51 @@ async fn healthz(s: Server) {
 }
 on_both!(healthz);
 
+/// `/healthz` tests what a decision needs, an audit append that reaches
+/// the database: while inserts into the audit table fail, it is 503 with an
+/// opaque body, as decisions are; once they succeed again, both recover
+/// without a restart. `/readyz` says ready throughout (the store answers,
+/// its migrations are applied, the keys are loaded).
+async fn healthz_fails_with_the_audit_append(s: Server) {
+    s.principal("bob", &[], &[]).await;
+    s.load("swe-bot").await;
+    let token = s.agent_token("swe-bot").await;
+    let r = s.get("/readyz", "").await.expect(200);
+    assert_eq!(r.json, json!({"status": "ok"}));
+    let (install, drop): (&[&str], &str) = match s.backend {
+        crate::common::Backend::Sqlite => (
+            &["CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+               BEGIN SELECT RAISE(ABORT, 'injected: audit insert refused'); END"],
+            "DROP TRIGGER refuse",
+        ),
+        crate::common::Backend::Postgres => (
+            &[
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$BEGIN RAISE EXCEPTION 'injected: audit insert refused'; END$$",
+                "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+                 FOR EACH ROW EXECUTE FUNCTION refuse()",
+            ],
+            "DROP TRIGGER refuse ON audit_events",
+        ),
+    };
+    for statement in install {
+        sql(&s.db_url, s.backend, statement).await;
+    }
+    let r = s.get("/healthz", "").await.problem(503);
+    assert_opaque(&r.text);
+    assert!(!r.text.contains("injected"), "{}", r.text);
+    s.post("/v1/decisions", &token, json!({"action": "ci.run_tests"}))
+        .await
+        .problem(503);
+    s.get("/readyz", "").await.expect(200);
+    sql(&s.db_url, s.backend, drop).await;
+    s.get("/healthz", "").await.expect(200);
+    s.post("/v1/decisions", &token, json!({"action": "ci.run_tests"}))
+        .await
+        .expect(200);
+}
+on_both!(healthz_fails_with_the_audit_append);
+
 async fn malformed_requests(s: Server) {
     s.principal("bob", &[], &[]).await;
     s.load("swe-bot").await;
