@@ -112,6 +112,23 @@ pub struct CompiledAgent {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl CompiledAgent {
+    /// About how many bytes this compiled record holds (its policies, their
+    /// per-tool slices and the manifest), for a cache bounded by memory.
+    /// Calibrated against resident memory (`docs/benchmarks.md`, P9): a fixed
+    /// part per record and a part per grant-like entry.
+    pub fn estimated_bytes(&self) -> u64 {
+        const BASE: u64 = 24 * 1024;
+        const PER_ENTRY: u64 = 6 * 1024;
+        let m = &self.inner.manifest;
+        let entries = m.tools.len()
+            + m.data.len()
+            + m.forbid.len()
+            + m.elevation.iter().map(|e| e.tools.len()).sum::<usize>();
+        BASE + PER_ENTRY * u64::try_from(entries).unwrap_or(u64::MAX / PER_ENTRY)
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub manifest: Manifest,

@@ -31,6 +31,9 @@ pub struct Config {
     /// again, in milliseconds (0 turns the cache off). Revocations and
     /// suspensions made on another replica take at most this long to show.
     pub token_cache_ms: u64,
+    /// Memory for compiled manifests, in MiB (estimated; least recently used
+    /// out first). A record not cached is compiled again on its next use.
+    pub compiled_cache_mib: u64,
     /// The Envoy ext_authz endpoint's route table ([`crate::ext_authz`]).
     pub ext_authz: crate::ext_authz::ExtAuthzConfig,
     /// Signed audit checkpoints and their witnesses ([`crate::checkpoints`]).
@@ -64,6 +67,7 @@ impl Default for Config {
             body_limit: 1 << 20,
             webhooks: Vec::new(),
             token_cache_ms: 500,
+            compiled_cache_mib: 256,
             ext_authz: crate::ext_authz::ExtAuthzConfig::default(),
             audit: AuditConfig::default(),
             auth_throttle: crate::throttle::ThrottleConfig::default(),
@@ -84,6 +88,7 @@ const KEYS: &[&str] = &[
     "body_limit",
     "webhooks",
     "token_cache_ms",
+    "compiled_cache_mib",
     "ext_authz",
     "audit",
     "auth_throttle",

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bridle_core::audit::{AuditEvent, EventBody, EventType};
+use bridle_core::id::AgentId;
 use bridle_core::{CompiledAgent, Engine, Guardrails, Manifest};
 use bridle_store::{AgentRow, AuditLog, Store};
 
@@ -36,8 +37,9 @@ pub struct Inner {
     pub engine: Engine,
     pub config: Config,
     pub guardrails: Guardrails,
-    /// Compiled manifests by agent id, tagged with their version.
-    pub compiled: RwLock<HashMap<String, (i64, CompiledAgent)>>,
+    /// Compiled manifests by agent id, tagged with their version; bounded by
+    /// estimated memory (`compiled_cache_mib`), least recently used first out.
+    compiled: quick_cache::sync::Cache<AgentId, Compiled, ByMemory>,
     /// Key for hashing sensitive argument values in the audit log.
     pub hmac_key: AuditKey,
     pub http: crate::webhooks::Notifier,
@@ -65,6 +67,7 @@ impl AppState {
         let keys = Keys::load_or_create(&store, &kek).await?;
         let hmac_key = keys.audit_hmac_key().clone();
         let audit = AuditLog::start(store.clone());
+        let compiled = compiled_cache(config.compiled_cache_mib);
         let tokens = TokenCache::new(Duration::from_millis(config.token_cache_ms));
         let http = crate::webhooks::Notifier::start(config.webhooks.clone());
         let throttle = crate::throttle::Throttle::new(config.auth_throttle.clone());
@@ -78,7 +81,7 @@ impl AppState {
             engine: Engine::new(),
             config,
             guardrails: Guardrails::new(),
-            compiled: RwLock::new(HashMap::new()),
+            compiled,
             hmac_key,
             http,
             denials: Mutex::new(HashMap::new()),
@@ -177,25 +180,33 @@ impl AppState {
         })
         .await
         .map_err(|e| ServiceError::Task(format!("compiling a manifest: {e}")))??;
-        self.cache_compiled(row.id.as_str(), row.version, &agent);
+        self.cache_compiled(&row.id, row.version, &agent);
         Ok(agent)
     }
 
     fn cached(&self, row: &AgentRow) -> Option<CompiledAgent> {
-        let cache = self.compiled.read().ok()?;
-        let (version, agent) = cache.get(row.id.as_str())?;
-        (*version == row.version).then(|| agent.clone())
+        let entry = self.compiled.get(&row.id)?;
+        (entry.version == row.version).then_some(entry.agent)
+    }
+
+    /// How many compiled records are cached now, and their estimated bytes.
+    pub fn compiled_cached(&self) -> (usize, u64) {
+        (self.compiled.len(), self.compiled.weight())
     }
 
     /// Remember `agent` as the compiled form of version `version` of `id`
     /// (an apply hands over what it compiled, so no decision compiles it
     /// again).
-    pub fn cache_compiled(&self, id: &str, version: i64, agent: &CompiledAgent) {
-        if let Ok(mut cache) = self.compiled.write() {
-            let newer = cache.get(id).is_some_and(|(v, _)| *v > version);
-            if !newer {
-                cache.insert(id.to_owned(), (version, agent.clone()));
-            }
+    pub fn cache_compiled(&self, id: &AgentId, version: i64, agent: &CompiledAgent) {
+        let newer = self.compiled.get(id).is_some_and(|e| e.version > version);
+        if !newer {
+            self.compiled.insert(
+                id.clone(),
+                Compiled {
+                    version,
+                    agent: agent.clone(),
+                },
+            );
         }
     }
 
@@ -207,4 +218,30 @@ impl AppState {
     pub fn event(&self, kind: EventType, actor: &str) -> EventBody {
         EventBody::new(kind, jiff::Timestamp::now(), actor)
     }
+}
+
+/// A cached compiled record and the version it was compiled from.
+#[derive(Debug, Clone)]
+struct Compiled {
+    version: i64,
+    agent: CompiledAgent,
+}
+
+/// Weighs a cached record by its estimated memory.
+#[derive(Debug, Clone, Copy)]
+struct ByMemory;
+
+impl quick_cache::Weighter<AgentId, Compiled> for ByMemory {
+    fn weight(&self, _id: &AgentId, entry: &Compiled) -> u64 {
+        entry.agent.estimated_bytes()
+    }
+}
+
+fn compiled_cache(mib: u64) -> quick_cache::sync::Cache<AgentId, Compiled, ByMemory> {
+    let bytes = mib.saturating_mul(1024 * 1024).max(1);
+    // The estimated count only sizes the table; the weight bounds it.
+    let items = usize::try_from(bytes / (64 * 1024))
+        .unwrap_or(usize::MAX)
+        .max(16);
+    quick_cache::sync::Cache::with_weighter(items, bytes, ByMemory)
 }

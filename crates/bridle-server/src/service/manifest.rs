@@ -192,7 +192,7 @@ pub async fn apply(
         .store()
         .apply_manifest(&manifest, &source, &principal.id, &changes_json)
         .await?;
-    state.cache_compiled(row.id.as_str(), row.version, &compiled);
+    state.cache_compiled(&row.id, row.version, &compiled);
     // Delegation rules and DPoP requirements may have changed.
     state.changed(bridle_store::Change::Tokens).await;
     let mut event = state.event(EventType::Manifest, &caller.actor());
@@ -343,7 +343,7 @@ pub async fn decided(
                 .store()
                 .activate_proposal(&manifest, proposal.version)
                 .await?;
-            state.cache_compiled(row.id.as_str(), row.version, &compiled);
+            state.cache_compiled(&row.id, row.version, &compiled);
             state.changed(bridle_store::Change::Tokens).await;
             let mut event = state.event(EventType::Manifest, &caller.actor());
             event.agent = Some(row.id.to_string());

@@ -170,3 +170,36 @@ async fn purge_keeps_what_a_window_counts(s: Server) {
     store.close().await;
 }
 on_both!(purge_keeps_what_a_window_counts);
+
+/// The cache of compiled manifests is bounded by memory: with 1 MiB for it,
+/// 40 agents that each decided leave at most 1 MiB cached, and an evicted
+/// agent still decides (compiled again).
+async fn compiled_records_are_bounded(s: Server) {
+    let _people = s.people().await;
+    let mut tokens = Vec::new();
+    for i in 0..40 {
+        let id = format!("worker-{i}");
+        let yaml = crate::common::manifest(
+            &id,
+            "alice",
+            "tools:\n  - name: ping\n  - name: pong\n  - name: 'read.*'\n",
+        );
+        s.apply(ADMIN_KEY, &yaml).await.expect(201);
+        let token = s.agent_token(&id).await;
+        assert_eq!(effect(&s.decide(&token, "ping", json!({})).await), "allow");
+        tokens.push(token);
+    }
+    let (count, bytes) = s.state.compiled_cached();
+    assert!(bytes <= 1024 * 1024, "{bytes} bytes cached");
+    assert!(count < 40, "{count} records cached: nothing was evicted");
+    for token in &tokens {
+        assert_eq!(effect(&s.decide(token, "pong", json!({})).await), "allow");
+        assert_eq!(effect(&s.decide(token, "write", json!({})).await), "deny");
+    }
+}
+on_both!(
+    compiled_records_are_bounded,
+    |c: &mut bridle_server::Config| {
+        c.compiled_cache_mib = 1;
+    }
+);
