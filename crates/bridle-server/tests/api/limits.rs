@@ -203,3 +203,37 @@ on_both!(
         c.compiled_cache_mib = 1;
     }
 );
+
+/// One approved approval, 40 identical decisions at once on two replicas:
+/// exactly one is allowed (single use holds across replicas), and the
+/// budget counts that one only.
+async fn a_single_use_approval_holds_across_replicas(s: Server) {
+    let people = s.people().await;
+    s.load("procurement-bot").await;
+    let token = s.agent_token("procurement-bot").await;
+    let big = json!({"vendor": "acme", "amount": 6000});
+    let d = s
+        .decide(&token, "procurement.create_purchase_request", big.clone())
+        .await;
+    let approval = d["approval_id"].as_str().unwrap().to_owned();
+    s.approve(&approval, &people["frank"]).await.expect(200);
+    let other = replica(&s).await;
+    let answers = across(
+        &s,
+        &other,
+        &token,
+        40,
+        "procurement.create_purchase_request",
+        big,
+    )
+    .await;
+    assert_eq!(count(&answers, "allow"), 1, "{answers:?}");
+    let spent = crate::common::sql_text(
+        &s.db_url,
+        s.backend,
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_events WHERE arg = 'amount'",
+    )
+    .await;
+    assert_eq!(spent, "6000");
+}
+on_both!(a_single_use_approval_holds_across_replicas);
