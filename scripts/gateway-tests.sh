@@ -3,7 +3,10 @@
 # the official MCP Python SDK (pinned in scripts/requirements-gateway.txt,
 # installed into the project-local .venv) as the agent, through
 # `bridle gateway`, to @modelcontextprotocol/server-everything over stdio
-# (pinned in tests/mcp/package-lock.json, installed into tests/mcp/node_modules).
+# (pinned in tests/mcp/package-lock.json, installed into tests/mcp/node_modules)
+# and to tests/mcp/ledger_server.py (a tool whose side effect the test sees),
+# in the SDK's default mode (MCP 2026-07-28) and in legacy mode (2025-11-25);
+# then `bridle serve --gateway` on an empty database.
 #
 #   scripts/gateway-tests.sh
 #
