@@ -227,6 +227,16 @@ async def main(tmp: Path, procs: list) -> None:
                 a = admin.get(f"/v1/approvals/{held['id']}").json()
                 check(a["state"] == "consumed", f"the approval was used once, by the retry: {a['state']}")
 
+    # The TypeScript SDK (1.x: 2025-11-25) as the agent.
+    print("-- TypeScript SDK")
+    ts = await asyncio.to_thread(
+        subprocess.run, ["node", str(ROOT / "tests/mcp/ts_client_test.mjs")], cwd=ROOT / "tests/mcp",
+        env=dict(os.environ, MCP_URL=mcp_url, TOKEN=token, BRIDLE_URL=bridle, ADMIN=ADMIN,
+                 APPROVER=approver, LEDGER_FILE=str(ledger)),
+        capture_output=True, text=True, timeout=180)
+    print(ts.stdout, end="")
+    check(ts.returncode == 0, f"the TypeScript SDK client passed {ts.stderr[-2000:]}")
+
     # The stdio upstream dies; the gateway restarts it.
     def everything_upstream() -> list:
         return [c for c in children(gateway.pid)
