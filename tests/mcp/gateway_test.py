@@ -9,7 +9,8 @@ with the SDK's `Client` in its default mode (it negotiates 2026-07-28:
 `resultType` on results) and in `mode="legacy"` (the 2025-11-25 initialize
 handshake): the list shows only granted tools; an allowed call returns the
 upstream's result; a forbidden call fails with its reason; a call that needs
-approval completes once an approver approves while it waits; a held call the
+approval gets progress notifications while it waits and completes once an
+approver approves; a held call the
 agent cancels is never executed and leaves its approval for the retry, which
 pays exactly once; no token gets a 401 challenge; a killed upstream restarts.
 
@@ -197,9 +198,20 @@ async def main(tmp: Path, procs: list) -> None:
                     check(e.code == DENIED and e.data["reason"] == "data_scope",
                           f"a resource outside the data scope is refused: {e.message}")
 
-                call = asyncio.create_task(s.call_tool("everything.get-sum", {"a": 2, "b": 3}))
+                progress: list = []
+
+                async def on_progress(value, total, message):
+                    progress.append(message)
+
+                call = asyncio.create_task(s.call_tool("everything.get-sum", {"a": 2, "b": 3},
+                                                       progress_callback=on_progress))
                 held = await pending_approval("everything.get-sum")
                 check(not call.done(), "the approval-required call waits")
+                deadline = time.monotonic() + 20
+                while not progress and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                check(bool(progress) and held["id"] in progress[0],
+                      f"the held call keeps the client alive with progress: {progress[:1]}")
                 approve(held["id"])
                 result = await asyncio.wait_for(call, 60)
                 check("5" in result.content[0].text,
