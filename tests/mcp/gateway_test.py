@@ -10,9 +10,12 @@ with the SDK's `Client` in its default mode (it negotiates 2026-07-28:
 handshake): the list shows only granted tools; an allowed call returns the
 upstream's result; a forbidden call fails with its reason; a call that needs
 approval gets progress notifications while it waits and completes once an
-approver approves; a held call the
-agent cancels is never executed and leaves its approval for the retry, which
-pays exactly once; no token gets a 401 challenge; a killed upstream restarts.
+approver approves; a held call the agent cancels is never executed and
+leaves its approval for the retry, which pays exactly once; no token gets a
+401 challenge. The same with the TypeScript SDK (tests/mcp/ts_client_test.mjs).
+Then: a killed upstream restarts; a wrong pep key stops `bridle gateway`
+naming its variable; `bridle serve --gateway` works on an empty database and
+its gateway's /healthz says so.
 
 Run by scripts/gateway-tests.sh (which installs the pinned packages).
 """
