@@ -93,6 +93,8 @@ fn still_pending(approval: &str, waited: Duration) -> McpError {
     )
 }
 
+/// A held call the agent gave up on while it waited for `approval`, which
+/// stays unused.
 fn abandoned(approval: &str) -> McpError {
     McpError::new(
         ErrorCode(ABANDONED),
@@ -100,6 +102,15 @@ fn abandoned(approval: &str) -> McpError {
             "the call was cancelled while it waited for approval `{approval}`; it was not forwarded and the approval was not used"
         ),
         Some(json!({"reason": "cancelled", "approval_id": approval})),
+    )
+}
+
+/// A call the agent gave up on after its decision, before the forward.
+fn cancelled() -> McpError {
+    McpError::new(
+        ErrorCode(ABANDONED),
+        "the call was cancelled before it was forwarded; it was not forwarded",
+        Some(json!({"reason": "cancelled"})),
     )
 }
 
@@ -130,9 +141,9 @@ impl Held {
     }
 
     /// Refuse to go on for an agent that gave up.
-    fn check(&self, approval: Option<&str>) -> Result<(), McpError> {
+    fn check(&self) -> Result<(), McpError> {
         if self.ctx.ct.is_cancelled() {
-            return Err(abandoned(approval.unwrap_or("none")));
+            return Err(cancelled());
         }
         Ok(())
     }
@@ -226,7 +237,9 @@ impl Proxy {
             round += 1;
             held.still_waiting(&approval, round).await;
         }
-        held.check(Some(&approval))?;
+        if held.ctx.ct.is_cancelled() {
+            return Err(abandoned(&approval));
+        }
         let again = bridle
             .decide(agent, action, args, resource)
             .await
@@ -414,7 +427,7 @@ impl ServerHandler for Proxy {
         let args = request.arguments.clone().unwrap_or_default();
         let held = Held::of(&ctx);
         let decision = self.decide(&agent, &action, &args, None, &held).await?;
-        held.check(decision.approval_id.as_deref())?;
+        held.check()?;
         let mut forward = request;
         forward.name = tool.to_owned().into();
         let result = upstream
@@ -471,7 +484,7 @@ impl ServerHandler for Proxy {
         let args = request.arguments.clone().unwrap_or_default();
         let held = Held::of(&ctx);
         let decision = self.decide(&agent, &action, &args, None, &held).await?;
-        held.check(decision.approval_id.as_deref())?;
+        held.check()?;
         let mut forward = request;
         forward.name = prompt.to_owned();
         let result = upstream
@@ -538,7 +551,7 @@ impl ServerHandler for Proxy {
         let decision = self
             .decide(&agent, &action, &Map::new(), Some(&uri), &held)
             .await?;
-        held.check(decision.approval_id.as_deref())?;
+        held.check()?;
         let result = upstream
             .call(|p| async move { p.read_resource_once(request).await })
             .await
