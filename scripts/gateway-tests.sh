@@ -3,7 +3,12 @@
 # the official MCP Python SDK (pinned in scripts/requirements-gateway.txt,
 # installed into the project-local .venv) as the agent, through
 # `bridle gateway`, to @modelcontextprotocol/server-everything over stdio
-# (pinned in tests/mcp/package-lock.json, installed into tests/mcp/node_modules).
+# (pinned in tests/mcp/package-lock.json, installed into tests/mcp/node_modules)
+# and to tests/mcp/ledger_server.py (a tool whose side effect the test sees),
+# in the SDK's default mode (MCP 2026-07-28) and in legacy mode (2025-11-25);
+# the official TypeScript SDK client (@modelcontextprotocol/sdk, pinned in
+# tests/mcp, tests/mcp/ts_client_test.mjs; 1.x speaks 2025-11-25); then
+# `bridle serve --gateway` on an empty database.
 #
 #   scripts/gateway-tests.sh
 #
@@ -19,7 +24,8 @@ if ! .venv/bin/python -c "import mcp" 2>/dev/null ||
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-gateway.txt
 fi
-if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] || [ ! -x tests/mcp/node_modules/.bin/conformance ]; then
+if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] || [ ! -x tests/mcp/node_modules/.bin/conformance ] ||
+    [ ! -f tests/mcp/node_modules/@modelcontextprotocol/sdk/package.json ]; then
     (cd tests/mcp && npm ci --no-audit --no-fund --silent)
 fi
 

@@ -2,10 +2,20 @@
 the Bridle gateway to @modelcontextprotocol/server-everything (stdio).
 
 Starts `bridle serve` on a throwaway SQLite file, loads tests/mcp/mcp-bot.yaml,
-starts `bridle gateway` with the npm-installed upstream, then checks: the list
-shows only granted tools; an allowed call returns the upstream's result; a
-forbidden call fails with its reason; a call that needs approval completes
-once an approver approves while it waits; no token gets a 401 challenge.
+starts `bridle gateway` with the npm-installed upstream and a ledger upstream
+(tests/mcp/ledger_server.py, whose `pay` leaves a line in a file), then checks,
+with the SDK's `Client` in its default mode (it negotiates 2026-07-28:
+`server/discover`, stateless requests, `Mcp-Method`/`Mcp-Name` headers,
+`resultType` on results) and in `mode="legacy"` (the 2025-11-25 initialize
+handshake): the list shows only granted tools; an allowed call returns the
+upstream's result; a forbidden call fails with its reason; a call that needs
+approval gets progress notifications while it waits and completes once an
+approver approves; a held call the agent cancels is never executed and
+leaves its approval for the retry, which pays exactly once; no token gets a
+401 challenge. The same with the TypeScript SDK (tests/mcp/ts_client_test.mjs).
+Then: a killed upstream restarts; a wrong pep key stops `bridle gateway`
+naming its variable; `bridle serve --gateway` works on an empty database and
+its gateway's /healthz says so.
 
 Run by scripts/gateway-tests.sh (which installs the pinned packages).
 """
@@ -20,13 +30,15 @@ import time
 from pathlib import Path
 
 import httpx2
-from mcp import ClientSession
+from importlib.metadata import version as package_version
+from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("BRIDLE_BIN", str(ROOT / "target/debug/bridle"))
 ADMIN = "bk_gateway-interop-admin-0123456789"
+mcp_version = package_version("mcp")
 DENIED = -32001
 
 
@@ -101,9 +113,14 @@ async def main(tmp: Path, procs: list) -> None:
         "upstreams:\n"
         "  - name: everything\n"
         f"    command: [node, \"{server_everything}\", stdio]\n"
-        "    prefix: everything.\n")
+        "    prefix: everything.\n"
+        "  - name: ledger\n"
+        f"    command: [\"{sys.executable}\", \"{ROOT / 'tests/mcp/ledger_server.py'}\"]\n"
+        "    prefix: ledger.\n")
+    ledger = tmp / "ledger.txt"
     gateway = subprocess.Popen([BIN, "gateway", "--config", str(config)],
-                               env=dict(env, BRIDLE_PEP_KEY=pep), stdout=subprocess.DEVNULL)
+                               env=dict(env, BRIDLE_PEP_KEY=pep, LEDGER_FILE=str(ledger)),
+                               stdout=subprocess.DEVNULL)
     procs.append(gateway)
     wait_http(f"http://127.0.0.1:{gw_port}/.well-known/oauth-protected-resource")
 
@@ -112,18 +129,42 @@ async def main(tmp: Path, procs: list) -> None:
           "no token: 401 with a resource_metadata challenge")
 
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
-        async with streamable_http_client(mcp_url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as s:
-                await s.initialize()
-                # The upstream starts in the background: list until it is there.
+
+    def approvals(state: str) -> list:
+        return admin.get("/v1/approvals", params={"state": state}).json()["approvals"]
+
+    async def pending_approval(tool: str) -> dict:
+        deadline = time.monotonic() + 30
+        while True:
+            for a in approvals("pending"):
+                if a["action"] == tool:
+                    return a
+            if time.monotonic() > deadline:
+                raise SystemExit(f"FAIL: no pending approval for {tool}")
+            await asyncio.sleep(0.1)
+
+    def approve(approval_id: str) -> None:
+        r = httpx2.post(f"{bridle}/v1/approvals/{approval_id}/approve", json={},
+                        headers={"Authorization": f"Bearer {approver}"})
+        assert r.is_success, r.text
+
+    def ledger_lines() -> list:
+        return ledger.read_text().splitlines() if ledger.exists() else []
+
+    for mode, version in (("auto", "2026-07-28"), ("legacy", "2025-11-25")):
+        print(f"-- Python mcp {mcp_version}, mode={mode!r}")
+        async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
+            async with Client(streamable_http_client(mcp_url, http_client=http), mode=mode) as s:
+                check(s.protocol_version == version, f"negotiated {s.protocol_version}")
+                # The upstreams start in the background: list until they are there.
                 deadline = time.monotonic() + 60
                 while True:
                     names = sorted(t.name for t in (await s.list_tools()).tools)
-                    if names or time.monotonic() > deadline:
+                    if len(names) >= 4 or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.2)
-                check(names == ["everything.echo", "everything.get-sum", "everything.get-tiny-image"],
+                check(names == ["everything.echo", "everything.get-sum", "everything.get-tiny-image",
+                                "ledger.pay"],
                       f"exactly the granted tools are listed: {names}")
 
                 r = await s.call_tool("everything.echo", {"message": "hello"})
@@ -160,41 +201,110 @@ async def main(tmp: Path, procs: list) -> None:
                     check(e.code == DENIED and e.data["reason"] == "data_scope",
                           f"a resource outside the data scope is refused: {e.message}")
 
-                call = asyncio.create_task(s.call_tool("everything.get-sum", {"a": 2, "b": 3}))
-                deadline = time.monotonic() + 30
-                while True:
-                    pending = admin.get("/v1/approvals", params={"state": "pending"}).json()["approvals"]
-                    if pending:
-                        break
-                    if time.monotonic() > deadline:
-                        raise SystemExit("FAIL: no pending approval")
-                    await asyncio.sleep(0.1)
+                progress: list = []
+
+                async def on_progress(value, total, message):
+                    progress.append(message)
+
+                call = asyncio.create_task(s.call_tool("everything.get-sum", {"a": 2, "b": 3},
+                                                       progress_callback=on_progress))
+                held = await pending_approval("everything.get-sum")
                 check(not call.done(), "the approval-required call waits")
-                r = httpx2.post(f"{bridle}/v1/approvals/{pending[0]['id']}/approve", json={},
-                                headers={"Authorization": f"Bearer {approver}"})
-                assert r.is_success, r.text
+                deadline = time.monotonic() + 20
+                while not progress and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                check(bool(progress) and held["id"] in progress[0],
+                      f"the held call keeps the client alive with progress: {progress[:1]}")
+                approve(held["id"])
                 result = await asyncio.wait_for(call, 60)
                 check("5" in result.content[0].text,
                       f"approved call completes: {result.content[0].text!r}")
 
-                # The stdio upstream dies; the gateway restarts it.
-                upstream = children(gateway.pid)
-                check(len(upstream) == 1, f"one upstream process: {upstream}")
-                os.kill(upstream[0], 9)
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        r = await s.call_tool("everything.echo", {"message": "again"})
-                        if not r.is_error:
-                            break
-                    except MCPError as e:
-                        check(e.code != DENIED, f"an upstream failure is not a denial: {e.message}")
-                    if time.monotonic() > deadline:
-                        raise SystemExit("FAIL: the upstream was not restarted")
-                    await asyncio.sleep(0.2)
-                restarted = children(gateway.pid)
-                check(restarted and restarted != upstream,
-                      f"a killed stdio upstream is restarted ({upstream} -> {restarted})")
+                # Held, then abandoned by the agent: never executed, and the
+                # approval given later is still there for the agent's retry.
+                before = ledger_lines()
+                payee = f"bob-{mode}"
+                call = asyncio.create_task(s.call_tool("ledger.pay", {"to": payee, "amount": 7}))
+                held = await pending_approval("ledger.pay")
+                call.cancel()
+                try:
+                    await call
+                except asyncio.CancelledError:
+                    pass
+                await asyncio.sleep(1)  # let the cancellation reach the gateway
+                approve(held["id"])
+                r = await asyncio.wait_for(s.call_tool("ledger.pay", {"to": payee, "amount": 7}), 60)
+                check(not r.is_error and payee in r.content[0].text,
+                      f"the retried call runs on the approval the abandoned one left: {r.content[0].text!r}")
+                await asyncio.sleep(2)  # a late forward of the abandoned call would land by now
+                added = ledger_lines()[len(before):]
+                check(added == [f"{payee} 7"], f"the payment was made exactly once: {added}")
+                a = admin.get(f"/v1/approvals/{held['id']}").json()
+                check(a["state"] == "consumed", f"the approval was used once, by the retry: {a['state']}")
+
+    # The TypeScript SDK (1.x: 2025-11-25) as the agent.
+    print("-- TypeScript SDK")
+    ts = await asyncio.to_thread(
+        subprocess.run, ["node", str(ROOT / "tests/mcp/ts_client_test.mjs")], cwd=ROOT / "tests/mcp",
+        env=dict(os.environ, MCP_URL=mcp_url, TOKEN=token, BRIDLE_URL=bridle, ADMIN=ADMIN,
+                 APPROVER=approver, LEDGER_FILE=str(ledger)),
+        capture_output=True, text=True, timeout=180)
+    print(ts.stdout, end="")
+    check(ts.returncode == 0, f"the TypeScript SDK client passed {ts.stderr[-2000:]}")
+
+    # The stdio upstream dies; the gateway restarts it.
+    def everything_upstream() -> list:
+        return [c for c in children(gateway.pid)
+                if b"server-everything" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
+        async with Client(streamable_http_client(mcp_url, http_client=http)) as s:
+            upstream = everything_upstream()
+            check(len(upstream) == 1, f"one everything upstream process: {upstream}")
+            os.kill(upstream[0], 9)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    r = await s.call_tool("everything.echo", {"message": "again"})
+                    if not r.is_error:
+                        break
+                except MCPError as e:
+                    check(e.code != DENIED, f"an upstream failure is not a denial: {e.message}")
+                if time.monotonic() > deadline:
+                    raise SystemExit("FAIL: the upstream was not restarted")
+                await asyncio.sleep(0.2)
+            restarted = everything_upstream()
+            check(restarted and restarted != upstream,
+                  f"a killed stdio upstream is restarted ({upstream} -> {restarted})")
+
+    # A wrong pep key stops `bridle gateway` at start-up, naming the variable.
+    bad = subprocess.run([BIN, "gateway", "--config", str(config)], capture_output=True, text=True,
+                         env=dict(env, BRIDLE_PEP_KEY="bk_not-a-key-of-anyone-0123456789"), timeout=60)
+    check(bad.returncode != 0 and "`BRIDLE_PEP_KEY`" in bad.stderr,
+          f"a wrong pep key stops the gateway: {bad.stderr.strip()}")
+
+    # `serve --gateway` on an empty database: no key to give, and it works.
+    port2, gw2 = free_port(), free_port()
+    config2 = tmp / "gateway2.yaml"
+    config2.write_text(
+        f"listen: 127.0.0.1:{gw2}\n"
+        f"bridle_url: http://127.0.0.1:{port2}\n"
+        "upstreams:\n"
+        "  - name: ledger\n"
+        f"    command: [\"{sys.executable}\", \"{ROOT / 'tests/mcp/ledger_server.py'}\"]\n"
+        "    prefix: ledger.\n")
+    first = {k: v for k, v in env.items() if k not in ("BRIDLE_PEP_KEY", "BRIDLE_ADMIN_TOKEN")}
+    serve = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port2}",
+                              "--db", f"sqlite://{tmp}/first.db", "--gateway", str(config2)],
+                             env=first, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(serve)
+    wait_http(f"http://127.0.0.1:{gw2}/healthz", 60)
+    health = httpx2.get(f"http://127.0.0.1:{gw2}/healthz").json()
+    check(serve.poll() is None and health == {"status": "ok", "bridle": "reachable",
+                                               "upstreams": {"ledger": "connected"}},
+          f"serve --gateway works on a first start; /healthz: {health}")
+    r = httpx2.post(f"http://127.0.0.1:{gw2}/mcp", json={}, headers={"Authorization": "Bearer nope"})
+    check(r.status_code == 401, "its gateway checks tokens with the in-process key")
 
 
 if __name__ == "__main__":

@@ -17,17 +17,25 @@ pub(crate) struct GatewayArgs {
     json_logs: bool,
 }
 
-/// Load the configuration and start the upstreams (needs a runtime).
-pub(crate) fn start(path: &Path) -> anyhow::Result<Gateway> {
+/// Load the configuration, check the `pep` key with the server, start the
+/// upstreams (needs a runtime).
+pub(crate) async fn start(path: &Path) -> anyhow::Result<Gateway> {
     let config = Config::load(path)?;
-    Ok(Gateway::start(config)?)
+    Ok(Gateway::start(config).await?)
+}
+
+/// The gateway inside the server's process: its key is the one the server
+/// gave its in-process `pep` principal, not one from the environment.
+pub(crate) fn start_in_process(path: &Path, key: String) -> anyhow::Result<Gateway> {
+    let config = Config::load(path)?;
+    Ok(Gateway::with_key(config, key)?)
 }
 
 pub(crate) fn run(args: &GatewayArgs) -> ExitCode {
     crate::serve::init_tracing(args.json_logs);
     let result = crate::serve::runtime().and_then(|rt| {
         rt.block_on(async {
-            let gateway = start(&args.config)?;
+            let gateway = start(&args.config).await?;
             println!("Bridle MCP gateway at {}", gateway.config.resource());
             Ok(gateway.serve().await?)
         })

@@ -71,17 +71,19 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
     init_tracing(args.json_logs);
     let result = load_config(args).and_then(|config| {
         runtime()?.block_on(async {
-            let started = bridle_server::start(config).await?;
+            let started = match &args.gateway {
+                None => bridle_server::start(config).await?,
+                Some(_) => bridle_server::start_with_gateway(config).await?,
+            };
             if let Some(key) = &started.generated_admin_key {
                 println!(
                     "Generated the bootstrap admin `admin`; its API key (shown once):\n  {key}"
                 );
             }
             println!("Bridle listening on http://{}", started.state.config.listen);
-            match &args.gateway {
-                None => Ok(bridle_server::serve(started.state).await?),
-                Some(path) => {
-                    let gateway = crate::gateway::start(path)?;
+            match (&args.gateway, started.gateway_key) {
+                (Some(path), Some(key)) => {
+                    let gateway = crate::gateway::start_in_process(path, key.expose().clone())?;
                     println!("Bridle MCP gateway at {}", gateway.config.resource());
                     tokio::try_join!(
                         async {
@@ -91,6 +93,7 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
                     )
                     .map(drop)
                 }
+                _ => Ok(bridle_server::serve(started.state).await?),
             }
         })
     });

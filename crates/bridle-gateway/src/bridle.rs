@@ -129,6 +129,25 @@ impl Bridle {
             .await
     }
 
+    /// Whether the server answers its health check.
+    pub async fn healthy(&self) -> bool {
+        let url = format!("{}/healthz", self.base);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Whether the server accepts the `pep` key: an introspection of a
+    /// token that cannot exist answers `active: false` to a `pep`, 401 to
+    /// a wrong key and 403 to a principal without the role.
+    pub async fn check_key(&self) -> Result<(), BridleError> {
+        self.introspect("bridle-gateway-start-up-check")
+            .await
+            .map(drop)
+    }
+
     /// The OAuth issuer (for the protected-resource metadata).
     pub async fn issuer(&self) -> Result<String, BridleError> {
         let url = format!("{}/.well-known/oauth-authorization-server", self.base);

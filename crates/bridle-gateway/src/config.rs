@@ -25,7 +25,9 @@ pub struct Config {
     /// The environment variable holding the API key of a `pep` principal.
     #[serde(default = "default_pep_key_env")]
     pub pep_key_env: String,
-    /// How long a call that needs an approval is held (default 60s).
+    /// How long a call that needs an approval is held (default 45s: below
+    /// the 60 s request timeout of the TypeScript SDK, so the agent gets the
+    /// approval id instead of giving up on a call it cannot see again).
     #[serde(default, with = "duration")]
     pub approval_wait: Option<Duration>,
     /// How long one upstream request may take (default 30s).
@@ -55,6 +57,9 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub headers_from_env: BTreeMap<String, String>,
 }
+
+/// Below common client request timeouts (the TypeScript SDK's is 60 s).
+pub const DEFAULT_APPROVAL_WAIT: Duration = Duration::from_secs(45);
 
 fn default_pep_key_env() -> String {
     "BRIDLE_PEP_KEY".into()
@@ -157,7 +162,7 @@ impl Config {
     }
 
     pub fn approval_wait(&self) -> Duration {
-        self.approval_wait.unwrap_or(Duration::from_secs(60))
+        self.approval_wait.unwrap_or(DEFAULT_APPROVAL_WAIT)
     }
 
     pub fn call_timeout(&self) -> Duration {

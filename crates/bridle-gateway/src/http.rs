@@ -9,7 +9,9 @@
 //! cache keeps it cheap. Decisions check the token again, with the same
 //! audience. The token is never sent upstream.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -20,20 +22,30 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
 use crate::bridle::{AgentToken, Bridle, BridleError};
 use crate::proxy::{Proxy, Shared};
 
+/// How long a positive `reachable` answer lets calls of one token to one
+/// action past the header check. Only the decision lets a call through, so
+/// a stale answer never admits anything; negative answers are not kept.
+const REACHABLE_TTL: Duration = Duration::from_secs(30);
+const REACHABLE_KEEP: usize = 4096;
+/// The largest request body the header check reads to answer a refusal.
+const BODY_LIMIT: usize = 4 << 20;
+
 #[derive(Debug)]
 struct Auth {
+    shared: Arc<Shared>,
     bridle: Bridle,
     /// The gateway's `/mcp` URL (the resource, and the first audience).
     resource: String,
     audiences: Vec<String>,
     metadata_url: String,
     issuer: OnceCell<String>,
+    reachable: Mutex<HashMap<(String, String), Instant>>,
 }
 
 /// `http://host:port/mcp` → `http://host:port`.
@@ -59,11 +71,13 @@ pub fn router(shared: Arc<Shared>, resource: String, accept: Vec<String>) -> Rou
     let mut audiences = vec![resource.clone()];
     audiences.extend(accept);
     let auth = Arc::new(Auth {
+        shared: shared.clone(),
         bridle: shared.bridle.clone(),
         resource: resource.clone(),
         audiences,
         metadata_url,
         issuer: OnceCell::new(),
+        reachable: Mutex::new(HashMap::new()),
     });
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(host_of(&resource));
@@ -84,6 +98,7 @@ pub fn router(shared: Arc<Shared>, resource: String, accept: Vec<String>) -> Rou
     Router::new()
         .route("/.well-known/oauth-protected-resource", get(metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(metadata))
+        .route("/healthz", get(healthz))
         .with_state(auth)
         .merge(mcp)
 }
@@ -106,6 +121,131 @@ async fn metadata(State(auth): State<Arc<Auth>>) -> Response {
                 "the authorization server is unavailable",
             )
                 .into_response()
+        }
+    }
+}
+
+/// Public: which upstreams are connected and whether the server answers;
+/// 503 when any is not. No internal detail.
+async fn healthz(State(auth): State<Arc<Auth>>) -> Response {
+    let upstreams: Map<String, Value> = auth
+        .shared
+        .upstreams
+        .all
+        .iter()
+        .map(|u| {
+            let state = if u.connected() {
+                "connected"
+            } else {
+                "disconnected"
+            };
+            (u.name.clone(), Value::from(state))
+        })
+        .collect();
+    let server = auth.bridle.healthy().await;
+    let ok = server && upstreams.values().all(|v| v == "connected");
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "bridle": if server { "reachable" } else { "unreachable" },
+        "upstreams": upstreams,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// The action a request names in its `Mcp-Method`/`Mcp-Name` headers
+/// (2026-07-28), when it is a call the gateway decides by name.
+fn header_action(shared: &Shared, req: &Request) -> Option<String> {
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let method = header("mcp-method")?;
+    let name = header("mcp-name")?;
+    // Base64-wrapped names are never tool names; the handler decides them.
+    if name.starts_with("=?") {
+        return None;
+    }
+    match method {
+        "tools/call" => Some(name.to_owned()),
+        "prompts/get" => {
+            let (u, prompt) = shared.upstreams.route(name)?;
+            Some(format!("{}prompt.{prompt}", u.prefix))
+        }
+        _ => None,
+    }
+}
+
+impl Auth {
+    fn known_reachable(&self, agent: &AgentToken, action: &str) -> bool {
+        let Ok(map) = self.reachable.lock() else {
+            return false;
+        };
+        map.get(&(agent.token.clone(), action.to_owned()))
+            .is_some_and(|at| at.elapsed() < REACHABLE_TTL)
+    }
+
+    fn remember_reachable(&self, agent: &AgentToken, action: &str) {
+        if let Ok(mut map) = self.reachable.lock() {
+            if map.len() >= REACHABLE_KEEP {
+                map.retain(|_, at| at.elapsed() < REACHABLE_TTL);
+                if map.len() >= REACHABLE_KEEP {
+                    map.clear();
+                }
+            }
+            map.insert((agent.token.clone(), action.to_owned()), Instant::now());
+        }
+    }
+
+    /// Refuse a call its headers show the agent cannot reach, before its
+    /// body enters the MCP session (let alone an upstream). The refusal is a
+    /// decision like any other (audited, with its reason); a call that is
+    /// reachable, or that the headers do not name, goes on to be decided
+    /// by the handler.
+    async fn gate(&self, agent: &AgentToken, req: Request) -> Result<Request, Response> {
+        let Some(action) = header_action(&self.shared, &req) else {
+            return Ok(req);
+        };
+        if self.known_reachable(agent, &action) {
+            return Ok(req);
+        }
+        match self.bridle.reachable(agent, vec![action.clone()]).await {
+            Ok(r) if r.contains(&action) => {
+                self.remember_reachable(agent, &action);
+                return Ok(req);
+            }
+            Ok(_) => {}
+            // The handler's decision fails closed on the same error.
+            Err(_) => return Ok(req),
+        }
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            )
+                .into_response());
+        };
+        let message: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let args = message
+            .pointer("/params/arguments")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let rebuilt = || Request::from_parts(parts.clone(), axum::body::Body::from(bytes.clone()));
+        let Some(id) = message.get("id").cloned() else {
+            return Ok(rebuilt());
+        };
+        match self.bridle.decide(agent, &action, &args, None).await {
+            Ok(d) if d.decision == "deny" => {
+                let error = crate::proxy::denied(&d);
+                let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
+                Err(Json(body).into_response())
+            }
+            // Reachable after all (the record changed meanwhile), or no
+            // answer: the handler decides again.
+            _ => Ok(rebuilt()),
         }
     }
 }
@@ -145,12 +285,16 @@ async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next: Nex
             if !auth.audiences.contains(&aud) {
                 return challenge(&auth, Some("the token was issued for another audience"));
             }
-            req.extensions_mut().insert(AgentToken {
+            let agent = AgentToken {
                 token,
                 audience: aud,
                 agent: i.sub.unwrap_or_default(),
-            });
-            next.run(req).await
+            };
+            req.extensions_mut().insert(agent.clone());
+            match auth.gate(&agent, req).await {
+                Ok(req) => next.run(req).await,
+                Err(refused) => refused,
+            }
         }
         Ok(_) | Err(BridleError::Unauthenticated(_)) => {
             challenge(&auth, Some("the token is not active"))

@@ -29,24 +29,39 @@ pub enum GatewayError {
     Serve(std::io::Error),
     #[error(transparent)]
     Upstream(#[from] upstream::UpstreamError),
+    /// The `pep` key does not work against the server.
+    #[error("the Bridle server at {url} refused the key in `{var}`: {why}")]
+    PepKey {
+        var: String,
+        url: String,
+        why: String,
+    },
+    #[error("cannot check the key in `{var}`: {why}")]
+    PepKeyUnchecked { var: String, why: String },
 }
 
 /// A configured gateway: upstream supervisors started, router built.
 #[derive(Debug)]
 pub struct Gateway {
     pub config: Config,
+    bridle: bridle::Bridle,
     router: axum::Router,
 }
 
 impl Gateway {
     /// Read the `pep` key from the environment, start the upstreams.
-    pub fn start(config: Config) -> Result<Self, GatewayError> {
+    /// The key is checked against the server first (before any upstream
+    /// starts): a wrong one is an error naming its variable.
+    pub async fn start(config: Config) -> Result<Self, GatewayError> {
         let key = std::env::var(&config.pep_key_env).map_err(|_| {
             GatewayError::Config(format!(
                 "environment variable `{}` (the API key of a `pep` principal) is not set",
                 config.pep_key_env
             ))
         })?;
+        let bridle = bridle::Bridle::new(&config.bridle_url, key.clone(), config.call_timeout())
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        check_key(&config, &bridle).await?;
         Self::with_key(config, key)
     }
 
@@ -60,7 +75,7 @@ impl Gateway {
             .map(|u| upstream::Upstream::start(u, config.call_timeout()))
             .collect::<Result<Vec<_>, _>>()?;
         let shared = Arc::new(proxy::Shared {
-            bridle,
+            bridle: bridle.clone(),
             upstreams: upstream::Upstreams {
                 all,
                 resource_owner: Arc::new(std::sync::RwLock::new(HashMap::new())),
@@ -68,7 +83,17 @@ impl Gateway {
             approval_wait: config.approval_wait(),
         });
         let router = http::router(shared, config.resource(), config.accept_audiences.clone());
-        Ok(Self { config, router })
+        Ok(Self {
+            config,
+            bridle,
+            router,
+        })
+    }
+
+    /// Ask the server whether it accepts the `pep` key, so that a wrong key
+    /// stops the gateway at start-up instead of refusing every agent later.
+    pub async fn check_key(&self) -> Result<(), GatewayError> {
+        check_key(&self.config, &self.bridle).await
     }
 
     /// Serve on `config.listen` until the process stops.
@@ -86,5 +111,27 @@ impl Gateway {
         axum::serve(listener, self.router)
             .await
             .map_err(GatewayError::Serve)
+    }
+}
+
+async fn check_key(config: &Config, bridle: &bridle::Bridle) -> Result<(), GatewayError> {
+    let var = config.pep_key_env.clone();
+    let refused = |why: &str| GatewayError::PepKey {
+        var: var.clone(),
+        url: config.bridle_url.clone(),
+        why: why.to_owned(),
+    };
+    match bridle.check_key().await {
+        Ok(()) => Ok(()),
+        Err(bridle::BridleError::Unauthenticated(_)) => {
+            Err(refused("it is not the API key of an active principal"))
+        }
+        Err(bridle::BridleError::Status { status: 403, .. }) => {
+            Err(refused("its principal does not have the role `pep`"))
+        }
+        Err(e) => Err(GatewayError::PepKeyUnchecked {
+            var: var.clone(),
+            why: e.to_string(),
+        }),
     }
 }

@@ -13,10 +13,10 @@ use std::time::Duration;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptRequestParams, GetPromptResponse,
     Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, ReadResourceRequestParams, ReadResourceResponse, ResultType, ServerCapabilities,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
@@ -27,6 +27,12 @@ use crate::upstream::{Upstream, Upstreams};
 pub const DENIED: i32 = -32001;
 /// JSON-RPC error code of a call whose approval did not come in time.
 pub const APPROVAL_PENDING: i32 = -32003;
+/// JSON-RPC error code of a held call the agent gave up on (never forwarded).
+pub const ABANDONED: i32 = -32800;
+
+/// How often a held call tells the agent it is still waiting (a progress
+/// notification, when the request carried a progress token).
+const KEEPALIVE: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct Shared {
@@ -60,7 +66,7 @@ fn bridle_error(e: BridleError) -> McpError {
     }
 }
 
-fn denied(d: &Decision) -> McpError {
+pub(crate) fn denied(d: &Decision) -> McpError {
     let (code, message) = d
         .reasons
         .first()
@@ -87,6 +93,86 @@ fn still_pending(approval: &str, waited: Duration) -> McpError {
     )
 }
 
+/// A held call the agent gave up on while it waited for `approval`, which
+/// stays unused.
+fn abandoned(approval: &str) -> McpError {
+    McpError::new(
+        ErrorCode(ABANDONED),
+        format!(
+            "the call was cancelled while it waited for approval `{approval}`; it was not forwarded and the approval was not used"
+        ),
+        Some(json!({"reason": "cancelled", "approval_id": approval})),
+    )
+}
+
+/// A call the agent gave up on after its decision, before the forward.
+fn cancelled() -> McpError {
+    McpError::new(
+        ErrorCode(ABANDONED),
+        "the call was cancelled before it was forwarded; it was not forwarded",
+        Some(json!({"reason": "cancelled"})),
+    )
+}
+
+/// What a held call needs from its request: whether the agent still waits
+/// (cancelled by `notifications/cancelled` or by a closed connection), and
+/// where to send keep-alive progress.
+pub(crate) struct Held {
+    ctx: RequestContext<RoleServer>,
+    progress: Option<(Peer<RoleServer>, ProgressToken)>,
+}
+
+impl Held {
+    fn of(ctx: &RequestContext<RoleServer>) -> Self {
+        Self {
+            ctx: ctx.clone(),
+            progress: ctx.meta.get_progress_token().map(|t| (ctx.peer.clone(), t)),
+        }
+    }
+
+    async fn still_waiting(&self, approval: &str, n: u32) {
+        if let Some((peer, token)) = &self.progress {
+            let p = ProgressNotificationParam::new(token.clone(), f64::from(n))
+                .with_message(format!("waiting for approval `{approval}`"));
+            if let Err(e) = peer.notify_progress(p).await {
+                tracing::debug!(error = %e, "progress not delivered");
+            }
+        }
+    }
+
+    /// Refuse to go on for an agent that gave up.
+    fn check(&self) -> Result<(), McpError> {
+        if self.ctx.ct.is_cancelled() {
+            return Err(cancelled());
+        }
+        Ok(())
+    }
+}
+
+/// 2026-07-28 requires `resultType` on every result; an upstream on an
+/// older revision leaves it out. rmcp strips it again for agents that
+/// negotiated an older revision.
+fn complete_call(mut r: CallToolResponse) -> CallToolResponse {
+    if let CallToolResponse::Complete(c) = &mut r {
+        c.result_type.get_or_insert(ResultType::COMPLETE);
+    }
+    r
+}
+
+fn complete_prompt(mut r: GetPromptResponse) -> GetPromptResponse {
+    if let GetPromptResponse::Complete(c) = &mut r {
+        c.result_type.get_or_insert(ResultType::COMPLETE);
+    }
+    r
+}
+
+fn complete_read(mut r: ReadResourceResponse) -> ReadResourceResponse {
+    if let ReadResourceResponse::Complete(c) = &mut r {
+        c.result_type.get_or_insert(ResultType::COMPLETE);
+    }
+    r
+}
+
 /// URL-like words (`scheme://…`) anywhere in the arguments that fit the
 /// resource grammar: what a call retrieves from, for the audit log with the
 /// outcome (which refuses anything else). Public only for the fuzz targets
@@ -108,13 +194,16 @@ pub fn retrievals(value: &Value, out: &mut Vec<String>) {
 
 impl Proxy {
     /// Decide; hold an `approval_required` call until it is approved (woken
-    /// by the server's long poll), then decide again, consuming it.
+    /// by the server's long poll), then decide again, consuming it. A call
+    /// the agent gave up on while held is never decided again, so its
+    /// approval stays unused, and never forwarded.
     async fn decide(
         &self,
         agent: &AgentToken,
         action: &str,
         args: &Map<String, Value>,
         resource: Option<&str>,
+        held: &Held,
     ) -> Result<Decision, McpError> {
         let bridle = &self.0.bridle;
         let d = bridle
@@ -131,18 +220,25 @@ impl Proxy {
         };
         let wait = self.0.approval_wait;
         let deadline = tokio::time::Instant::now() + wait;
+        let mut round = 0;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 return Err(still_pending(&approval, wait));
             }
-            let state = bridle
-                .wait_approval(&approval, left)
-                .await
-                .map_err(bridle_error)?;
+            let state = tokio::select! {
+                biased;
+                () = held.ctx.ct.cancelled() => return Err(abandoned(&approval)),
+                s = bridle.wait_approval(&approval, left.min(KEEPALIVE)) => s.map_err(bridle_error)?,
+            };
             if state != "pending" {
                 break;
             }
+            round += 1;
+            held.still_waiting(&approval, round).await;
+        }
+        if held.ctx.ct.is_cancelled() {
+            return Err(abandoned(&approval));
         }
         let again = bridle
             .decide(agent, action, args, resource)
@@ -206,7 +302,35 @@ impl Proxy {
             return ups.all.first().cloned();
         }
         let _ = self.list_resources_for(agent).await;
-        lookup()
+        if let Some(u) = lookup() {
+            return Some(u);
+        }
+        self.template_owner(uri).await
+    }
+
+    /// The upstream with a resource template whose literal start (up to its
+    /// first `{`) is the longest start of `uri`: a URI no listing names.
+    async fn template_owner(&self, uri: &str) -> Option<Arc<Upstream>> {
+        let mut best: Option<(usize, Arc<Upstream>)> = None;
+        for u in &self.0.upstreams.all {
+            let Ok(templates) = u
+                .call(|p| async move { p.list_all_resource_templates().await })
+                .await
+            else {
+                continue;
+            };
+            for t in templates {
+                let literal = t.uri_template.split('{').next().unwrap_or_default().len();
+                let fits = t
+                    .uri_template
+                    .get(..literal)
+                    .is_some_and(|l| uri.starts_with(l));
+                if fits && literal > 0 && best.as_ref().is_none_or(|(n, _)| literal > *n) {
+                    best = Some((literal, u.clone()));
+                }
+            }
+        }
+        best.map(|(_, u)| u)
     }
 
     async fn list_resources_for(
@@ -301,12 +425,15 @@ impl ServerHandler for Proxy {
         let action = request.name.to_string();
         let (upstream, tool) = self.route(&action)?;
         let args = request.arguments.clone().unwrap_or_default();
-        let decision = self.decide(&agent, &action, &args, None).await?;
+        let held = Held::of(&ctx);
+        let decision = self.decide(&agent, &action, &args, None, &held).await?;
+        held.check()?;
         let mut forward = request;
         forward.name = tool.to_owned().into();
         let result = upstream
             .call(|p| async move { p.call_tool_once(forward).await })
-            .await;
+            .await
+            .map(complete_call);
         let ok = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true));
         let mut seen = Vec::new();
         retrievals(&Value::Object(args), &mut seen);
@@ -355,12 +482,15 @@ impl ServerHandler for Proxy {
         let (upstream, prompt) = self.route(&name)?;
         let action = format!("{}prompt.{prompt}", upstream.prefix);
         let args = request.arguments.clone().unwrap_or_default();
-        let decision = self.decide(&agent, &action, &args, None).await?;
+        let held = Held::of(&ctx);
+        let decision = self.decide(&agent, &action, &args, None, &held).await?;
+        held.check()?;
         let mut forward = request;
         forward.name = prompt.to_owned();
         let result = upstream
             .call(|p| async move { p.get_prompt_once(forward).await })
-            .await;
+            .await
+            .map(complete_prompt);
         self.report(agent, &decision, result.is_ok(), Vec::new());
         result
     }
@@ -417,12 +547,15 @@ impl ServerHandler for Proxy {
             McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
         })?;
         let action = format!("{}resources.read", upstream.prefix);
+        let held = Held::of(&ctx);
         let decision = self
-            .decide(&agent, &action, &Map::new(), Some(&uri))
+            .decide(&agent, &action, &Map::new(), Some(&uri), &held)
             .await?;
+        held.check()?;
         let result = upstream
             .call(|p| async move { p.read_resource_once(request).await })
-            .await;
+            .await
+            .map(complete_read);
         self.report(agent, &decision, result.is_ok(), vec![uri]);
         result
     }

@@ -76,6 +76,11 @@ impl Upstream {
         }))
     }
 
+    /// Whether the upstream is connected now.
+    pub fn connected(&self) -> bool {
+        self.peer.borrow().is_some()
+    }
+
     /// The live client, waiting at most the call timeout for a (re)connection.
     async fn peer(&self) -> Result<Peer<RoleClient>, McpError> {
         let mut rx = self.peer.clone();

@@ -9,6 +9,8 @@
     reason = "a test fails by panicking: an unexpected shape should abort it loudly"
 )]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridle_gateway::{Config, Gateway};
@@ -35,6 +37,7 @@ environment: dev
 expires: 2099-01-01
 tools:
   - name: up.echo
+  - name: up.bare
   - name: up.add
     approval:
       approvers: [group:approvers]
@@ -43,9 +46,12 @@ tools:
 forbid: [up.secret_*]
 "#;
 
-/// The upstream: `echo`, `add`, `secret_dump` and `delete` tools.
+/// The upstream: `echo`, `add`, `bare`, `secret_dump` and `delete` tools.
+/// It counts the `add` calls it runs (the side effect a test observes).
 #[derive(Debug, Clone)]
-struct Upstream;
+struct Upstream {
+    adds: Arc<AtomicUsize>,
+}
 
 fn schema(props: Value) -> serde_json::Map<String, Value> {
     json!({"type": "object", "properties": props})
@@ -75,6 +81,11 @@ impl ServerHandler for Upstream {
                 "Adds a and b",
                 schema(json!({"a": {"type": "number"}, "b": {"type": "number"}})),
             ),
+            Tool::new(
+                "bare",
+                "Answers as a pre-2026 server does",
+                schema(json!({})),
+            ),
             Tool::new("secret_dump", "Dumps secrets", schema(json!({}))),
             Tool::new("delete", "Deletes everything", schema(json!({}))),
         ]))
@@ -94,6 +105,15 @@ impl ServerHandler for Upstream {
             ));
         }
         let args = req.arguments.unwrap_or_default();
+        if req.name == "add" {
+            self.adds.fetch_add(1, Ordering::SeqCst);
+        }
+        if req.name == "bare" {
+            // An upstream on 2025-11-25 sends no `resultType`.
+            let mut r = CallToolResult::success(vec![ContentBlock::text("bare")]);
+            r.result_type = None;
+            return Ok(CallToolResponse::Complete(r));
+        }
         let text = match req.name.as_ref() {
             "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
             "add" => format!(
@@ -112,6 +132,7 @@ struct Env {
     bridle: String,
     mcp: String,
     http: reqwest::Client,
+    adds: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
@@ -197,8 +218,14 @@ async fn start_waiting(approval_wait: &str) -> Env {
     let started = bridle_server::start(config).await.unwrap();
     tokio::spawn(bridle_server::serve_on(listener, started.state));
 
+    let adds = Arc::new(AtomicUsize::new(0));
+    let up_adds = adds.clone();
     let upstream = StreamableHttpService::new(
-        || Ok(Upstream),
+        move || {
+            Ok(Upstream {
+                adds: up_adds.clone(),
+            })
+        },
         std::sync::Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
@@ -209,6 +236,7 @@ async fn start_waiting(approval_wait: &str) -> Env {
         bridle: bridle.clone(),
         mcp: String::new(),
         http,
+        adds,
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -257,6 +285,64 @@ async fn start_waiting(approval_wait: &str) -> Env {
     }
 }
 
+/// One JSON-RPC request on 2026-07-28 (stateless, no handshake), as a
+/// current client sends it: the request headers name the method and target.
+fn modern(env: &Env, token: &str, id: u64, method: &str, params: Value) -> reqwest::RequestBuilder {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let mut req = env
+        .http
+        .post(&env.mcp)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = params["name"].as_str().or(params["uri"].as_str()) {
+        req = req.header("mcp-name", name);
+    }
+    req.json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+}
+
+/// The JSON-RPC response in a JSON or SSE answer.
+async fn response(r: reqwest::Response) -> Value {
+    let text = r.text().await.unwrap();
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        return v;
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|m| m.get("id").is_some())
+        .unwrap_or_else(|| panic!("no response in {text}"))
+}
+
+async fn pending_approval(env: &Env) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let pending = env.get("/v1/approvals?state=pending", ADMIN).await;
+        if let Some(a) = pending["approvals"].as_array().and_then(|a| a.first()) {
+            return a["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no pending approval");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn approver(env: &Env) -> String {
+    env.post(
+        "/v1/principals",
+        ADMIN,
+        json!({"id": "carol", "groups": ["approvers"]}),
+    )
+    .await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn text(r: &CallToolResult) -> String {
     serde_json::to_value(r).unwrap()["content"][0]["text"]
         .as_str()
@@ -290,7 +376,7 @@ async fn tools_are_listed_decided_and_forwarded() {
     names.sort();
     assert_eq!(
         names,
-        ["up.add", "up.echo"],
+        ["up.add", "up.bare", "up.echo"],
         "only reachable tools are listed"
     );
 
@@ -429,7 +515,7 @@ async fn only_active_tokens_for_this_gateway_get_in() {
     // A revoked token is refused.
     let token = env.token(&env.mcp).await;
     let client = env.client(&token).await;
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 3);
     let r = http
         .post(format!("{}/oauth/revoke", env.bridle))
         .bearer_auth(ADMIN)
@@ -465,4 +551,144 @@ async fn an_approval_not_granted_in_time_names_the_approval() {
     let a = env.get(&format!("/v1/approvals/{id}"), ADMIN).await;
     assert_eq!(a["state"], "pending", "{a}");
     client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_07_28_result_has_its_result_type_even_from_an_older_upstream() {
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    let r = modern(
+        &env,
+        &token,
+        1,
+        "tools/call",
+        json!({"name": "up.bare", "arguments": {}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = response(r).await;
+    assert_eq!(v["result"]["content"][0]["text"], "bare", "{v}");
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_headers_refuse_an_ungranted_call_before_the_body_is_read() {
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    // The body lacks what 2026-07-28 requires of a request (`_meta`); only a
+    // refusal on the headers answers it with the decision.
+    let r = env
+        .http
+        .post(&env.mcp)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "up.secret_dump")
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "up.secret_dump"}}))
+        .send()
+        .await
+        .unwrap();
+    let v = response(r).await;
+    assert_eq!(v["id"], 7, "{v}");
+    assert_eq!(v["error"]["code"], bridle_gateway::proxy::DENIED, "{v}");
+    assert_eq!(v["error"]["data"]["reason"], "forbidden", "{v}");
+    // The refusal is a decision: it is in the audit log.
+    let audit = env.get("/v1/audit?type=decision", ADMIN).await;
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.to_string().contains("up.secret_dump")),
+        "{audit}"
+    );
+    // A granted call with the same headers goes on to be decided and run.
+    let r = modern(
+        &env,
+        &token,
+        8,
+        "tools/call",
+        json!({"name": "up.echo", "arguments": {"message": "hi"}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let v = response(r).await;
+    assert_eq!(v["result"]["content"][0]["text"], "Echo: hi", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_the_agent_abandons_never_runs_and_leaves_its_approval() {
+    let env = start().await;
+    let approver = approver(&env).await;
+    let token = env.token(&env.mcp).await;
+    let add = json!({"name": "up.add", "arguments": {"a": 2, "b": 3}});
+    // The agent sends the call and goes away while it is held.
+    let held = tokio::spawn(modern(&env, &token, 1, "tools/call", add.clone()).send());
+    let id = pending_approval(&env).await;
+    held.abort();
+    let _ = held.await;
+    // Approved after the agent left: the abandoned call is not forwarded.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    env.post(&format!("/v1/approvals/{id}/approve"), &approver, json!({}))
+        .await;
+    while Instant::now() < deadline {
+        let a = env.get(&format!("/v1/approvals/{id}"), ADMIN).await;
+        assert_eq!(
+            a["state"], "approved",
+            "the abandoned call used the approval: {a}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.adds.load(Ordering::SeqCst), 0, "the abandoned call ran");
+    // The agent's retry runs on that approval, once.
+    let r = modern(&env, &token, 2, "tools/call", add)
+        .send()
+        .await
+        .unwrap();
+    let v = response(r).await;
+    assert_eq!(v["result"]["content"][0]["text"], "5", "{v}");
+    assert_eq!(env.adds.load(Ordering::SeqCst), 1);
+    let a = env.get(&format!("/v1/approvals/{id}"), ADMIN).await;
+    assert_eq!(a["state"], "consumed", "{a}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_public_and_names_upstreams_and_the_server() {
+    let env = start().await;
+    let url = env.mcp.replace("/mcp", "/healthz");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let r = env.http.get(&url).send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        if status == 200 {
+            break v;
+        }
+        assert_eq!(status, 503, "{v}");
+        assert!(Instant::now() < deadline, "never healthy: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        v,
+        json!({"status": "ok", "bridle": "reachable", "upstreams": {"up": "connected"}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pep_key_is_named_at_start_up() {
+    let env = start().await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nbridle_url: {}\nupstreams:\n  - name: up\n    url: http://127.0.0.1:9/mcp\n    prefix: up.\n",
+        env.bridle
+    );
+    let config = Config::parse(&yaml, "test.yaml").unwrap();
+    let gateway = Gateway::with_key(config, "bk_not-a-key-of-anyone-0123456789".into()).unwrap();
+    let e = gateway.check_key().await.unwrap_err().to_string();
+    assert!(e.contains("`BRIDLE_PEP_KEY`"), "{e}");
+    assert!(e.contains("refused"), "{e}");
 }

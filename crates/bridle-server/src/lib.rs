@@ -36,7 +36,14 @@ pub struct Started {
     pub state: AppState,
     /// Set when no `BRIDLE_ADMIN_TOKEN` was given and a key was generated.
     pub generated_admin_key: Option<String>,
+    /// The key of the `pep` principal [`IN_PROCESS_GATEWAY`], when
+    /// [`start_with_gateway`] started the server.
+    pub gateway_key: Option<Secret>,
 }
+
+/// The `pep` principal of the MCP gateway that runs inside the server's
+/// process (`bridle serve --gateway`).
+pub const IN_PROCESS_GATEWAY: &str = "gateway-in-process";
 
 /// Why the server could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +67,17 @@ pub enum StartError {
 /// is written: a wrong or missing key changes nothing), bootstrap the admin,
 /// build the state.
 pub async fn start(config: Config) -> Result<Started, StartError> {
+    start_inner(config, false).await
+}
+
+/// [`start`], and give the `pep` principal [`IN_PROCESS_GATEWAY`] a fresh
+/// key for the gateway running beside the server: a first start needs no
+/// key from anyone, each start replaces the last key, and it is never shown.
+pub async fn start_with_gateway(config: Config) -> Result<Started, StartError> {
+    start_inner(config, true).await
+}
+
+async fn start_inner(config: Config, gateway: bool) -> Result<Started, StartError> {
     let store = Store::connect_with(&config.db, config.database.timeouts()).await?;
     let kek = kek::open_store(&config, &store).await?;
     let admin = "admin".parse()?;
@@ -79,11 +97,26 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         }
         None => None,
     };
+    let gateway_key = if gateway {
+        let key = format!("bk_{}", tokens::random_token(32));
+        store
+            .ensure_builtin(
+                &IN_PROCESS_GATEWAY.parse()?,
+                "In-process MCP gateway",
+                &[bridle_store::Role::Pep],
+                &tokens::hash_secret(&key),
+            )
+            .await?;
+        Some(Secret::new(key))
+    } else {
+        None
+    };
     warn_if_one_person(&store, &config).await?;
     let state = AppState::new(store, config, kek).await?;
     Ok(Started {
         state,
         generated_admin_key,
+        gateway_key,
     })
 }
 

@@ -72,6 +72,16 @@ pub trait PrincipalStore {
     /// Create or refresh the bootstrap admin so that `key_hash` is its key.
     async fn ensure_admin(&self, id: &PrincipalId, key_hash: &str)
     -> Result<Principal, StoreError>;
+    /// Create or refresh a principal the server runs itself (the bootstrap
+    /// admin, the in-process gateway's `pep`): active, with exactly `roles`,
+    /// and `key_hash` as its one key.
+    async fn ensure_builtin(
+        &self,
+        id: &PrincipalId,
+        name: &str,
+        roles: &[Role],
+        key_hash: &str,
+    ) -> Result<Principal, StoreError>;
     /// The active principal holding this key.
     async fn principal_by_key(&self, key_hash: &str) -> Result<Option<Principal>, StoreError>;
     async fn principal(&self, id: &PrincipalId) -> Result<Option<Principal>, StoreError>;
@@ -178,6 +188,17 @@ impl PrincipalStore for Store {
         id: &PrincipalId,
         key_hash: &str,
     ) -> Result<Principal, StoreError> {
+        self.ensure_builtin(id, "Bootstrap administrator", &[Role::Admin], key_hash)
+            .await
+    }
+
+    async fn ensure_builtin(
+        &self,
+        id: &PrincipalId,
+        name: &str,
+        roles: &[Role],
+        key_hash: &str,
+    ) -> Result<Principal, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let now = now();
@@ -189,7 +210,7 @@ impl PrincipalStore for Store {
             if exists {
                 sqlx::query("UPDATE principals SET active = $1, roles = $2 WHERE id = $3")
                     .bind(true)
-                    .bind(roles_json(&[Role::Admin]))
+                    .bind(roles_json(roles))
                     .bind(id.as_str())
                     .execute(&mut *tx)
                     .await?;
@@ -198,15 +219,15 @@ impl PrincipalStore for Store {
                     "INSERT INTO principals (id, name, roles, groups_json, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(id.as_str())
-                .bind("Bootstrap administrator")
-                .bind(roles_json(&[Role::Admin]))
+                .bind(name)
+                .bind(roles_json(roles))
                 .bind("[]")
                 .bind(true)
                 .bind(Stamp(now))
                 .execute(&mut *tx)
                 .await?;
             }
-            // The bootstrap key replaces any earlier one.
+            // The given key replaces any earlier one.
             sqlx::query("DELETE FROM api_keys WHERE principal_id = $1")
                 .bind(id.as_str())
                 .execute(&mut *tx)
