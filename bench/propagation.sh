@@ -14,6 +14,7 @@ cargo build --release -q -p bridle
 WORK="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PG_PORT="$(free_port)"; A_PORT="$(free_port)"; B_PORT="$(free_port)"
+while [ "$B_PORT" = "$A_PORT" ] || [ "$B_PORT" = "$PG_PORT" ]; do B_PORT="$(free_port)"; done
 PG_DIR="$(mktemp -d /tmp/bridle-pg.XXXXXX)"
 scripts/pg-cluster.sh start "$PG_DIR" "$PG_PORT"
 DB="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
@@ -30,6 +31,9 @@ for _ in $(seq 600); do curl -sf "http://127.0.0.1:$A_PORT/healthz" >/dev/null &
 B_PID="$(run "$B_PORT")"
 trap 'kill $A_PID $B_PID 2>/dev/null; scripts/pg-cluster.sh stop "$PG_DIR"; rm -rf "$WORK"' EXIT
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$B_PORT/healthz" >/dev/null && break; sleep 0.05; done
+for p in "$A_PORT" "$B_PORT"; do
+  curl -sf "http://127.0.0.1:$p/healthz" >/dev/null || { echo "replica on $p did not start:" >&2; cat "$WORK/serve-$p.log" >&2; exit 1; }
+done
 
 python3 - "$A_PORT" "$B_PORT" "$ADMIN" "$ROUNDS" <<'PY'
 import base64, http.client, json, statistics, sys, time
@@ -46,8 +50,16 @@ def call(port, method, path, token=None, body=None, ctype="application/json", ba
         data = "&".join(f"{k}={v}" for k, v in form.items()); headers["content-type"] = "application/x-www-form-urlencoded"
     elif body is not None:
         data = body if isinstance(body, str) else json.dumps(body); headers["content-type"] = ctype
-    c.request(method, path, body=data, headers=headers)
-    r = c.getresponse(); text = r.read().decode()
+    try:
+        c.request(method, path, body=data, headers=headers)
+        r = c.getresponse()
+    except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+        # The server closed an idle keep-alive connection: open a new one.
+        c.close()
+        c = conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request(method, path, body=data, headers=headers)
+        r = c.getresponse()
+    text = r.read().decode()
     return r.status, (json.loads(text) if text.startswith(("{", "[")) else text)
 
 call(a_port, "POST", "/v1/principals", admin, {"id": "owner"})
