@@ -192,6 +192,19 @@ where
     })
 }
 
+/// Inside the write transaction `$tx`: take the write lock on the audit
+/// head (every writer of every replica takes it in turn), then read it.
+macro_rules! locked_head {
+    ($tx:ident) => {{
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *$tx)
+            .await?
+    }};
+}
+
 impl Store {
     /// Whether an audit append reaches the disk right now (for `/healthz`):
     /// the path every decision takes — lock the head, insert a row into the
@@ -203,12 +216,7 @@ impl Store {
     pub async fn check_writable(&self) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-                .execute(&mut *tx)
-                .await?;
-            let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
+            let head = locked_head!(tx);
             let seq = head.try_get::<i64, _>("seq")?.saturating_add(1);
             let hash: String = head.try_get("hash")?;
             sqlx::query(
@@ -230,7 +238,6 @@ impl Store {
         })
     }
 
-    /// Chain and write `bodies` in one transaction, after the current head.
     /// Write a batch in one transaction: each item's usage is checked and
     /// recorded first (an item whose usage breaks a limit is left out, and
     /// answered [`Appended::Limited`]); the others' events are chained.
@@ -240,13 +247,7 @@ impl Store {
     ) -> Result<Vec<Appended>, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            // Take the write lock on the head before reading it.
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-                .execute(&mut *tx)
-                .await?;
-            let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
+            let head = locked_head!(tx);
             let mut seq = u64::try_from(head.try_get::<i64, _>("seq")?).unwrap_or(0);
             let mut prev: String = head.try_get("hash")?;
             let mut sealed = Vec::with_capacity(items.len());
