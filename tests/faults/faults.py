@@ -46,6 +46,24 @@ RECOVERY_LIMIT = 5.0
 OUTAGE_ANSWER_LIMIT = 2.0
 
 
+# Every server a case started, for the evidence printed when it fails.
+SERVERS = []
+
+
+def evidence():
+    """Each server's exit status and the end of its log."""
+    for server in SERVERS:
+        code = None if server.proc is None else server.proc.poll()
+        print(f"  server on port {server.port}: exit status {code}", flush=True)
+        try:
+            with open(server.log_path, "rb") as f:
+                tail = f.read()[-3000:].decode(errors="replace")
+        except OSError as e:
+            tail = f"(no log: {e})"
+        for line in tail.splitlines()[-25:]:
+            print(f"    | {line}", flush=True)
+
+
 class Skip(Exception):
     """The case cannot run here (not root, a tool missing)."""
 
@@ -82,6 +100,8 @@ class Server:
         self.port = free_port()
         self.proc = None
         self.log = None
+        self.log_path = os.path.join(work, f"serve-{self.port}.log")
+        SERVERS.append(self)
 
     def start(self):
         env = dict(os.environ)
@@ -91,7 +111,7 @@ class Server:
             BRIDLE_KEY_ENCRYPTION_KEY=KEK,
             RUST_LOG=env.get("RUST_LOG", "warn"),
         )
-        self.log = open(os.path.join(self.work, f"serve-{self.port}.log"), "ab")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db],
             stdout=self.log,
@@ -283,8 +303,14 @@ class LoopFs:
         self.img = os.path.join(work, "fs.img")
         self.mnt = os.path.join(work, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
+        # The image's blocks are allocated now, so that filling the file
+        # system inside it never depends on the free space of the disk
+        # beneath (a sparse image on a nearly full disk fails with EIO).
         with open(self.img, "wb") as f:
-            f.truncate(size_mb << 20)
+            try:
+                os.posix_fallocate(f.fileno(), 0, size_mb << 20)
+            except OSError as e:
+                raise Skip(f"cannot allocate a {size_mb} MiB image: {e}") from e
         self.dev = None
         try:
             self.dev = run("losetup", "-f", "--show", self.img).stdout.strip()
@@ -426,6 +452,8 @@ def fault_case(ctx, name, db, audited, inject, lift, checks):
         time.sleep(2.0)
         results = load.finish()
         samples = health.finish()
+        if server.proc.poll() is not None:
+            raise Failed(f"bridle serve exited with {server.proc.returncode} during the fault")
         stats = summarize(name, results, audited(), fault_at, lifted_at, samples)
         final = request(server.port, "GET", "/healthz")[0]
         stats["healthz_after"] = final
@@ -698,6 +726,7 @@ def main():
             if wanted and name not in wanted:
                 continue
             started = time.monotonic()
+            SERVERS.clear()
             try:
                 fn()
                 passed.append(name)
@@ -709,6 +738,7 @@ def main():
                 failed.append(name)
                 detail = e.stderr if isinstance(e, subprocess.CalledProcessError) else e
                 print(f"FAIL    {name}: {detail}", flush=True)
+                evidence()
             finally:
                 while ctx.cleanup:
                     ctx.cleanup.pop()()
