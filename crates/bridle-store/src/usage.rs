@@ -1,5 +1,15 @@
 //! Usage behind rate limits and budgets, decided in the store.
 //!
+//! Usage is kept as counters: per agent and argument (`""` for the actions
+//! a rate limit counts), one row per bucket of a second, a minute, an hour
+//! and a day, all four upserted together when a charge is recorded. A
+//! window sums its whole days, then the whole hours, minutes and seconds at
+//! its two edges ([`window_slots`]): at most eight index ranges and a few
+//! hundred rows for any window length, however many decisions it saw. The
+//! oldest second of a window is counted whole (a window of `per` counts up
+//! to a second more, never less), and a manifest that changes a window's
+//! length is counted right at once, since every bucket size is always kept.
+//!
 //! Before a decision, [`UsageStore::usage_snapshot`] reads what the chain's
 //! agents used within their windows (the engine decides against it). When
 //! the decision's usage is committed, it is checked again and recorded in
@@ -28,44 +38,82 @@ pub struct LimitNeed<'a> {
     pub budgets: Vec<(&'a str, SignedDuration)>,
 }
 
-/// The first instant outside a window of `per` ending at `now`, in Unix ms.
-pub(crate) fn window_start(now: Timestamp, per: SignedDuration) -> i64 {
-    now.checked_sub(per)
-        .unwrap_or(Timestamp::MIN)
-        .as_millisecond()
+/// The bucket sizes counters are kept in, in seconds, largest first. Each
+/// divides the one before, so a range of whole buckets of one size ends on
+/// a bucket boundary of every smaller size.
+pub(crate) const TIERS: [i64; 4] = [86_400, 3_600, 60, 1];
+
+/// Bucket ranges `(lo, hi)`, inclusive, that together cover a window: two
+/// per tier of [`TIERS`], in that order (an unused one is `(1, 0)`, which
+/// matches nothing). The SQL that sums them has a fixed shape.
+pub(crate) type Slots = [(i64, i64); 2 * TIERS.len()];
+
+/// The bucket ranges covering the window of `per` ending at `now`: from
+/// the second holding `now - per` (counted whole) to the second holding
+/// `now`. Whole buckets of the largest size that fits come first, then
+/// the edges left over on each side in smaller ones.
+pub(crate) fn window_slots(now: Timestamp, per: SignedDuration) -> Slots {
+    let from = now.checked_sub(per).unwrap_or(Timestamp::MIN);
+    let mut slots: Slots = [(1, 0); 2 * TIERS.len()];
+    // Seconds still to cover, inclusive: the window, then its edges. Once
+    // split, the left edge ends and the right edge starts on a boundary of
+    // every smaller size, so there are never more than two.
+    let mut pieces = vec![(
+        from.as_millisecond().div_euclid(1000),
+        now.as_millisecond().div_euclid(1000),
+    )];
+    for (i, tier) in TIERS.iter().enumerate() {
+        let mut rest = Vec::with_capacity(2);
+        for (k, &(a, b)) in pieces.iter().enumerate() {
+            let lo = a.div_euclid(*tier) + i64::from(a.rem_euclid(*tier) != 0);
+            let hi = (b + 1).div_euclid(*tier) - 1;
+            match slots.get_mut(2 * i + k) {
+                Some(slot) if lo <= hi => *slot = (lo, hi),
+                _ => {
+                    rest.push((a, b));
+                    continue;
+                }
+            }
+            if a < lo * tier {
+                rest.push((a, lo * tier - 1));
+            }
+            if (hi + 1) * tier <= b {
+                rest.push(((hi + 1) * tier, b));
+            }
+        }
+        pieces = rest;
+    }
+    slots
 }
 
-/// Counted actions of `$agent` after `$from_ms`, on transaction or pool `$ex`.
-macro_rules! actions_since {
-    ($ex:expr, $agent:expr, $from_ms:expr) => {
-        sqlx::query(
-            "SELECT COUNT(*) AS n FROM usage_events WHERE agent_id = $1 AND arg = '' AND at_ms > $2",
-        )
-        .bind($agent.clone())
-        .bind($from_ms)
-        .fetch_one($ex)
-        .await?
-        .try_get::<i64, _>("n")
-        .map(|n| u64::try_from(n).unwrap_or(0))
-    };
+/// What `$agent` used of `$arg` (`""`: counted actions) within the window
+/// of `$per` ending at `$now`, on transaction or pool `$ex`: the sum of the
+/// counters in [`window_slots`], eight index ranges of one statement.
+macro_rules! used_within {
+    ($ex:expr, $agent:expr, $arg:expr, $now:expr, $per:expr) => {{
+        let slots = $crate::usage::window_slots($now, $per);
+        let mut q = sqlx::query($crate::usage::USED_WITHIN_SQL)
+            .bind($agent.clone())
+            .bind($arg);
+        for (lo, hi) in slots {
+            q = q.bind(lo).bind(hi);
+        }
+        q.fetch_one($ex).await?.try_get::<i64, _>("n")
+    }};
 }
 
-/// Amount `$agent` spent on `$arg` after `$from_ms`, on `$ex`. Negative
-/// amounts (written by an older version) are no refund.
-macro_rules! spent_since {
-    ($ex:expr, $agent:expr, $arg:expr, $from_ms:expr) => {
-        sqlx::query(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS n FROM usage_events \
-             WHERE agent_id = $1 AND arg = $2 AND at_ms > $3 AND amount >= 0",
-        )
-        .bind($agent.clone())
-        .bind($arg)
-        .bind($from_ms)
-        .fetch_one($ex)
-        .await?
-        .try_get::<i64, _>("n")
-    };
-}
+/// The statement of [`used_within!`]: one sum per slot of [`Slots`], each
+/// an index range on the primary key (tier, then bucket).
+pub(crate) const USED_WITHIN_SQL: &str = "SELECT CAST(\
+     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 86400 AND bucket BETWEEN $3 AND $4), 0) + \
+     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 86400 AND bucket BETWEEN $5 AND $6), 0) + \
+     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 3600 AND bucket BETWEEN $7 AND $8), 0) + \
+     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 3600 AND bucket BETWEEN $9 AND $10), 0) + \
+     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 60 AND bucket BETWEEN $11 AND $12), 0) + \
+     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 60 AND bucket BETWEEN $13 AND $14), 0) + \
+     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 1 AND bucket BETWEEN $15 AND $16), 0) + \
+     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 1 AND bucket BETWEEN $17 AND $18), 0) \
+     AS BIGINT) AS n";
 
 /// Check `$usage` (a [`bridle_core::ledger::Usage`]) against what is stored
 /// and, when every charge of it fits, record it, inside the write
@@ -80,48 +128,88 @@ macro_rules! charge {
             for c in &usage.charges {
                 let rate = match c.rate {
                     Some(r) => {
-                        let from = $crate::usage::window_start(now, r.per);
-                        Some((r, $crate::usage::actions_since!(&mut *$tx, c.agent, from)?))
+                        let n = $crate::usage::used_within!(&mut *$tx, c.agent, "", now, r.per)?;
+                        Some((r, u64::try_from(n).unwrap_or(0)))
                     }
                     None => None,
                 };
                 let mut spent = Vec::with_capacity(c.spend.len());
                 for s in &c.spend {
-                    let from = $crate::usage::window_start(now, s.per);
-                    spent.push((
-                        s.clone(),
-                        $crate::usage::spent_since!(&mut *$tx, c.agent, &s.arg, from)?,
-                    ));
+                    let used = $crate::usage::used_within!(&mut *$tx, c.agent, &s.arg, now, s.per)?;
+                    spent.push((s.clone(), used));
                 }
                 if let Some(hit) = bridle_core::ledger::over_limit(rate, spent) {
                     return Ok::<_, $crate::StoreError>(Some((c.agent.clone(), hit)));
                 }
             }
-            let at_ms = now.as_millisecond();
             for c in &usage.charges {
-                for (arg, amount, keep) in c.kept_entries() {
-                    let keep_until = now
-                        .checked_add(keep)
-                        .unwrap_or(jiff::Timestamp::MAX)
-                        .as_millisecond();
-                    sqlx::query(
-                        "INSERT INTO usage_events (agent_id, at_ms, arg, amount, keep_until_ms) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(c.agent.clone())
-                    .bind(at_ms)
-                    .bind(arg)
-                    .bind(amount)
-                    .bind(keep_until)
-                    .execute(&mut *$tx)
-                    .await?;
-                }
+                let entries = c.kept_entries();
+                let rows = $crate::usage::counter_rows(now, &entries);
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO usage_counters (agent_id, arg, tier, bucket, amount, keep_until_ms) ",
+                );
+                q.push_values(&rows, |mut b, row| {
+                    b.push_bind(c.agent.clone())
+                        .push_bind(row.arg)
+                        .push_bind(row.tier)
+                        .push_bind(row.bucket)
+                        .push_bind(row.amount)
+                        .push_bind(row.keep_until_ms);
+                });
+                q.push($crate::usage::UPSERT_SQL);
+                q.build().execute(&mut *$tx).await?;
             }
             Ok(None)
         }
     };
 }
-pub(crate) use {actions_since, charge, spent_since};
+pub(crate) use {charge, used_within};
+
+/// How a counter row already there takes a charge: amounts add (saturating
+/// at the largest integer), the row is kept as long as the longest need.
+pub(crate) const UPSERT_SQL: &str = " ON CONFLICT (agent_id, arg, tier, bucket) DO UPDATE SET \
+     amount = CASE WHEN usage_counters.amount > 9223372036854775807 - excluded.amount \
+         THEN 9223372036854775807 ELSE usage_counters.amount + excluded.amount END, \
+     keep_until_ms = CASE WHEN excluded.keep_until_ms > usage_counters.keep_until_ms \
+         THEN excluded.keep_until_ms ELSE usage_counters.keep_until_ms END";
+
+/// One counter increment: a charge entry in one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CounterRow<'a> {
+    pub arg: &'a str,
+    pub tier: i64,
+    pub bucket: i64,
+    pub amount: i64,
+    pub keep_until_ms: i64,
+}
+
+/// The counter increments of a charge's entries `(argument, amount, kept
+/// for)` at `now`: each entry in the bucket of every size holding `now`.
+/// A bucket is read only while it lies wholly inside a window, so it need
+/// be kept no longer than an entry in it. Negative amounts are no refund.
+pub(crate) fn counter_rows(
+    now: Timestamp,
+    entries: &[(String, i64, SignedDuration)],
+) -> Vec<CounterRow<'_>> {
+    let second = now.as_millisecond().div_euclid(1000);
+    let mut rows = Vec::with_capacity(entries.len() * TIERS.len());
+    for (arg, amount, keep) in entries {
+        let keep_until_ms = now
+            .checked_add(*keep)
+            .unwrap_or(Timestamp::MAX)
+            .as_millisecond();
+        for tier in TIERS {
+            rows.push(CounterRow {
+                arg,
+                tier,
+                bucket: second.div_euclid(tier),
+                amount: (*amount).max(0),
+                keep_until_ms,
+            });
+        }
+    }
+    rows
+}
 
 #[expect(
     async_fn_in_trait,
@@ -134,7 +222,7 @@ pub trait UsageStore {
         needs: &[LimitNeed<'_>],
         now: Timestamp,
     ) -> Result<UsageSnapshot, StoreError>;
-    /// Drop usage no window counts any more; returns how many rows.
+    /// Drop usage no window counts any more; returns how many counter rows.
     async fn purge_usage(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
@@ -148,11 +236,11 @@ impl UsageStore for Store {
         with_pool!(self, |pool| {
             for need in needs {
                 if let Some(r) = need.rate {
-                    let n = actions_since!(pool, need.agent, window_start(now, r.per))?;
-                    snapshot.set_actions(need.agent, n);
+                    let n = used_within!(pool, need.agent, "", now, r.per)?;
+                    snapshot.set_actions(need.agent, u64::try_from(n).unwrap_or(0));
                 }
                 for (arg, per) in &need.budgets {
-                    let used = spent_since!(pool, need.agent, *arg, window_start(now, *per))?;
+                    let used = used_within!(pool, need.agent, *arg, now, *per)?;
                     snapshot.set_spent(need.agent, arg, *per, used);
                 }
             }
@@ -163,12 +251,103 @@ impl UsageStore for Store {
     async fn purge_usage(&self, now: Timestamp) -> Result<u64, StoreError> {
         with_pool!(self, |pool| {
             Ok(
-                sqlx::query("DELETE FROM usage_events WHERE keep_until_ms < $1")
+                sqlx::query("DELETE FROM usage_counters WHERE keep_until_ms < $1")
                     .bind(now.as_millisecond())
                     .execute(pool)
                     .await?
                     .rows_affected(),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// Every second of the window is covered exactly once, by buckets
+    /// wholly inside it: checked second by second for windows of many
+    /// lengths and alignments.
+    #[test]
+    fn slots_cover_each_second_of_the_window_once() {
+        let nows = [
+            "2026-12-01T22:47:13.250Z",
+            "2026-12-01T00:00:00Z",
+            "2026-12-01T23:59:59.999Z",
+            "2026-12-02T00:59:00Z",
+        ];
+        let pers = [
+            0, 1, 59, 60, 61, 3_599, 3_600, 3_601, 7_322, 86_399, 86_400, 90_061, 200_000,
+        ];
+        for now in nows {
+            let now = at(now);
+            for per_s in pers {
+                let per = SignedDuration::from_secs(per_s);
+                let slots = window_slots(now, per);
+                let first = (now - per).as_millisecond().div_euclid(1000);
+                let last = now.as_millisecond().div_euclid(1000);
+                let mut covered = std::collections::BTreeMap::<i64, u32>::new();
+                for (i, (lo, hi)) in slots.iter().enumerate() {
+                    let tier = TIERS[i / 2];
+                    for bucket in *lo..=*hi {
+                        for s in bucket * tier..(bucket + 1) * tier {
+                            *covered.entry(s).or_default() += 1;
+                        }
+                    }
+                }
+                let expected: Vec<i64> = (first..=last).collect();
+                let got: Vec<i64> = covered.keys().copied().collect();
+                assert_eq!(got, expected, "now {now}, per {per_s}s");
+                assert!(
+                    covered.values().all(|n| *n == 1),
+                    "now {now}, per {per_s}s: a second twice"
+                );
+            }
+        }
+    }
+
+    /// A 30-day window reads a few hundred buckets, not one per decision.
+    #[test]
+    fn a_long_window_reads_few_buckets() {
+        let slots = window_slots(
+            at("2026-12-01T22:47:13.250Z"),
+            SignedDuration::from_hours(30 * 24),
+        );
+        let buckets: i64 = slots.iter().map(|(lo, hi)| (hi - lo + 1).max(0)).sum();
+        assert!(buckets <= 30 + 2 * (23 + 59 + 59), "{buckets} buckets");
+    }
+
+    /// A charge lands in the bucket of every size holding its instant,
+    /// kept as long as its entry; a negative amount counts nothing.
+    #[test]
+    fn a_charge_is_counted_in_every_bucket_size() {
+        let now = at("2026-12-01T22:47:13.250Z");
+        let entries = vec![
+            (String::new(), 1, SignedDuration::from_mins(1)),
+            ("amount".to_owned(), -5, SignedDuration::from_hours(24)),
+        ];
+        let rows = counter_rows(now, &entries);
+        assert_eq!(rows.len(), 8);
+        let s = now.as_millisecond() / 1000;
+        let buckets: Vec<(i64, i64)> = rows.iter().take(4).map(|r| (r.tier, r.bucket)).collect();
+        assert_eq!(
+            buckets,
+            vec![
+                (86_400, s / 86_400),
+                (3_600, s / 3_600),
+                (60, s / 60),
+                (1, s)
+            ]
+        );
+        assert!(
+            rows[..4]
+                .iter()
+                .all(|r| r.keep_until_ms == now.as_millisecond() + 60_000)
+        );
+        assert!(rows[4..].iter().all(|r| r.amount == 0 && r.arg == "amount"));
     }
 }

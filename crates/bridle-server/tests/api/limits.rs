@@ -77,7 +77,7 @@ async fn budget_holds_across_replicas(s: Server) {
     let spent = crate::common::sql_text(
         &s.db_url,
         s.backend,
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_events WHERE arg = 'amount'",
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_counters WHERE arg = 'amount' AND tier = 1",
     )
     .await;
     assert_eq!(spent, "100");
@@ -116,12 +116,12 @@ async fn long_windows_survive_a_restart(s: Server) {
         "allow",
         "granted",
     );
-    // The payment was made 40 days ago.
-    let forty_days_ms: i64 = 40 * 24 * 3600 * 1000;
+    // The payment was made 40 days ago (its counters moved back 40 days).
+    let forty_days_s: i64 = 40 * 24 * 3600;
     sql(
         &s.db_url,
         s.backend,
-        &format!("UPDATE usage_events SET at_ms = at_ms - {forty_days_ms}"),
+        &format!("UPDATE usage_counters SET bucket = bucket - {forty_days_s} / tier"),
     )
     .await;
     let again = replica(&s).await;
@@ -139,6 +139,50 @@ async fn long_windows_survive_a_restart(s: Server) {
 }
 on_both!(long_windows_survive_a_restart);
 
+/// A window's length changed by a new manifest counts right at once: 90
+/// spent a day ago under a 2-day budget counts under a 30-day one (read in
+/// whole days) and not under a budget of one hour.
+async fn a_changed_window_counts_right(s: Server) {
+    let limits =
+        |per: &str| format!("limits:\n  budgets:\n    - {{ arg: amount, max: 100, per: {per} }}\n");
+    let token = spender(&s, &limits("2d")).await;
+    assert_decision(
+        &s.decide(&token, "pay", json!({"amount": 90})).await,
+        "allow",
+        "granted",
+    );
+    // The payment was made a day ago (a day is whole buckets of every size).
+    sql(
+        &s.db_url,
+        s.backend,
+        "UPDATE usage_counters SET bucket = bucket - 86400 / tier",
+    )
+    .await;
+    let manifest = |per: &str| {
+        crate::common::manifest(
+            "spender",
+            "alice",
+            &format!(
+                "tools:\n  - name: ping\n  - name: pay\n    args:\n      amount: {{ min: 1, max: 1000 }}\n{}",
+                limits(per)
+            ),
+        )
+    };
+    s.apply(ADMIN_KEY, &manifest("30d")).await.expect(200);
+    assert_decision(
+        &s.decide(&token, "pay", json!({"amount": 20})).await,
+        "deny",
+        "budget_exceeded",
+    );
+    s.apply(ADMIN_KEY, &manifest("1h")).await.expect(200);
+    assert_decision(
+        &s.decide(&token, "pay", json!({"amount": 20})).await,
+        "allow",
+        "granted",
+    );
+}
+on_both!(a_changed_window_counts_right);
+
 /// Usage outside every window is purged; usage a window still counts is
 /// kept however old it is.
 async fn purge_keeps_what_a_window_counts(s: Server) {
@@ -154,19 +198,20 @@ async fn purge_keeps_what_a_window_counts(s: Server) {
         "granted",
     );
     let store = bridle_store::Store::connect(&s.db_url).await.unwrap();
-    // An hour later: the rate's row (1 minute) is gone, the budget's kept.
+    // An hour later: the rate's counters (1 minute; one per bucket size)
+    // are gone, the budget's kept.
     let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
-    assert_eq!(store.purge_usage(later).await.unwrap(), 1);
+    assert_eq!(store.purge_usage(later).await.unwrap(), 4);
     let rows = crate::common::sql_text(
         &s.db_url,
         s.backend,
-        "SELECT CAST(COUNT(*) AS TEXT) FROM usage_events WHERE arg = 'amount'",
+        "SELECT CAST(COUNT(*) AS TEXT) FROM usage_counters WHERE arg = 'amount'",
     )
     .await;
-    assert_eq!(rows, "1");
+    assert_eq!(rows, "4");
     // Past the 30 days, nothing is left.
     let much_later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(31 * 24);
-    assert_eq!(store.purge_usage(much_later).await.unwrap(), 1);
+    assert_eq!(store.purge_usage(much_later).await.unwrap(), 4);
     store.close().await;
 }
 on_both!(purge_keeps_what_a_window_counts);
@@ -231,7 +276,7 @@ async fn a_single_use_approval_holds_across_replicas(s: Server) {
     let spent = crate::common::sql_text(
         &s.db_url,
         s.backend,
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_events WHERE arg = 'amount'",
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_counters WHERE arg = 'amount' AND tier = 1",
     )
     .await;
     assert_eq!(spent, "6000");
