@@ -86,38 +86,94 @@ pub(crate) fn window_slots(now: Timestamp, per: SignedDuration) -> Slots {
     slots
 }
 
-/// What `$agent` used of `$arg` (`""`: counted actions) within the window
-/// of `$per` ending at `$now`, on transaction or pool `$ex`: the sum of the
-/// counters in [`window_slots`], eight index ranges of one statement.
-macro_rules! used_within {
-    ($ex:expr, $agent:expr, $arg:expr, $now:expr, $per:expr) => {{
-        let slots = $crate::usage::window_slots($now, $per);
-        let mut q = sqlx::query($crate::usage::USED_WITHIN_SQL)
-            .bind($agent.clone())
-            .bind($arg);
-        for (lo, hi) in slots {
-            q = q.bind(lo).bind(hi);
+/// One window to sum: what `agent` used of `arg` (`""`: counted actions)
+/// within the last `per`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window<'a> {
+    pub agent: &'a AgentId,
+    pub arg: &'a str,
+    pub per: SignedDuration,
+}
+
+/// The statement summing `n` windows, one column each (`n0`, `n1`, …): per
+/// window, one sum per slot of [`Slots`], each an index range on the
+/// primary key (agent, argument, tier, then bucket). Its text depends on
+/// `n` alone, so it is prepared once per shape.
+pub(crate) fn used_within_sql(n: usize) -> String {
+    use std::fmt::Write as _;
+    let per_window = 2 + 2 * 2 * TIERS.len();
+    let mut sql = String::with_capacity(n * 1200 + 16);
+    sql.push_str("SELECT ");
+    for w in 0..n {
+        let p = w * per_window;
+        if w > 0 {
+            sql.push_str(", ");
         }
-        q.fetch_one($ex).await?.try_get::<i64, _>("n")
+        sql.push_str("CAST(");
+        for (slot, tier) in TIERS.iter().flat_map(|t| [t, t]).enumerate() {
+            if slot > 0 {
+                sql.push_str(" + ");
+            }
+            let lo = p + 3 + 2 * slot;
+            let _ = write!(
+                sql,
+                "COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = ${} \
+                 AND arg = ${} AND tier = {tier} AND bucket BETWEEN ${lo} AND ${}), 0)",
+                p + 1,
+                p + 2,
+                lo + 1
+            );
+        }
+        let _ = write!(sql, " AS BIGINT) AS n{w}");
+    }
+    sql
+}
+
+/// What each of `$windows` (a slice of [`Window`]) used by `$now`, in
+/// order, on transaction or connection `$ex`: one statement.
+macro_rules! used_within {
+    ($ex:expr, $windows:expr, $now:expr) => {{
+        let windows: &[$crate::usage::Window<'_>] = $windows;
+        let now: jiff::Timestamp = $now;
+        let mut used = Vec::with_capacity(windows.len());
+        if !windows.is_empty() {
+            let sql = $crate::usage::used_within_sql(windows.len());
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for w in windows {
+                q = q.bind(w.agent.clone()).bind(w.arg);
+                for (lo, hi) in $crate::usage::window_slots(now, w.per) {
+                    q = q.bind(lo).bind(hi);
+                }
+            }
+            let row = q.fetch_one($ex).await?;
+            for i in 0..windows.len() {
+                used.push(row.try_get::<i64, _>(i)?);
+            }
+        }
+        Ok::<_, $crate::StoreError>(used)
     }};
 }
 
-/// The statement of [`used_within!`]: one sum per slot of [`Slots`], each
-/// an index range on the primary key (tier, then bucket).
-pub(crate) const USED_WITHIN_SQL: &str = "SELECT CAST(\
-     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 86400 AND bucket BETWEEN $3 AND $4), 0) + \
-     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 86400 AND bucket BETWEEN $5 AND $6), 0) + \
-     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 3600 AND bucket BETWEEN $7 AND $8), 0) + \
-     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 3600 AND bucket BETWEEN $9 AND $10), 0) + \
-     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 60 AND bucket BETWEEN $11 AND $12), 0) + \
-     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 60 AND bucket BETWEEN $13 AND $14), 0) + \
-     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 1 AND bucket BETWEEN $15 AND $16), 0) + \
-     COALESCE((SELECT SUM(amount) FROM usage_counters WHERE agent_id = $1 AND arg = $2 AND tier = 1 AND bucket BETWEEN $17 AND $18), 0) \
-     AS BIGINT) AS n";
+/// The windows a charge is checked against: its rate's, then each budget's.
+pub(crate) fn charge_windows(c: &bridle_core::ledger::Charge) -> Vec<Window<'_>> {
+    let rate = c.rate.map(|r| Window {
+        agent: &c.agent,
+        arg: "",
+        per: r.per,
+    });
+    rate.into_iter()
+        .chain(c.spend.iter().map(|s| Window {
+            agent: &c.agent,
+            arg: &s.arg,
+            per: s.per,
+        }))
+        .collect()
+}
 
 /// Check `$usage` (a [`bridle_core::ledger::Usage`]) against what is stored
 /// and, when every charge of it fits, record it, inside the write
-/// transaction `$tx`. Evaluates to `Ok(None)` when recorded, or
+/// transaction `$tx`: one statement reads every window of every charge,
+/// one upserts every counter. Evaluates to `Ok(None)` when recorded, or
 /// `Ok(Some((agent, hit)))` for the first limit it would break (nothing is
 /// recorded then).
 macro_rules! charge {
@@ -125,31 +181,44 @@ macro_rules! charge {
         async {
             let usage: &bridle_core::ledger::Usage = $usage;
             let now = usage.at;
+            let windows: Vec<_> = usage
+                .charges
+                .iter()
+                .flat_map($crate::usage::charge_windows)
+                .collect();
+            let mut used = $crate::usage::used_within!(&mut *$tx, &windows, now)?.into_iter();
             for c in &usage.charges {
-                let rate = match c.rate {
-                    Some(r) => {
-                        let n = $crate::usage::used_within!(&mut *$tx, c.agent, "", now, r.per)?;
-                        Some((r, u64::try_from(n).unwrap_or(0)))
-                    }
-                    None => None,
-                };
-                let mut spent = Vec::with_capacity(c.spend.len());
-                for s in &c.spend {
-                    let used = $crate::usage::used_within!(&mut *$tx, c.agent, &s.arg, now, s.per)?;
-                    spent.push((s.clone(), used));
-                }
+                let rate = c
+                    .rate
+                    .map(|r| (r, u64::try_from(used.next().unwrap_or(0)).unwrap_or(0)));
+                let spent: Vec<_> = c
+                    .spend
+                    .iter()
+                    .map(|s| (s.clone(), used.next().unwrap_or(0)))
+                    .collect();
                 if let Some(hit) = bridle_core::ledger::over_limit(rate, spent) {
                     return Ok::<_, $crate::StoreError>(Some((c.agent.clone(), hit)));
                 }
             }
-            for c in &usage.charges {
-                let entries = c.kept_entries();
-                let rows = $crate::usage::counter_rows(now, &entries);
+            let entries: Vec<_> = usage
+                .charges
+                .iter()
+                .map(|c| (&c.agent, c.kept_entries()))
+                .collect();
+            let rows: Vec<_> = entries
+                .iter()
+                .flat_map(|(agent, e)| {
+                    $crate::usage::counter_rows(now, e)
+                        .into_iter()
+                        .map(move |row| (*agent, row))
+                })
+                .collect();
+            if !rows.is_empty() {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO usage_counters (agent_id, arg, tier, bucket, amount, keep_until_ms) ",
                 );
-                q.push_values(&rows, |mut b, row| {
-                    b.push_bind(c.agent.clone())
+                q.push_values(&rows, |mut b, (agent, row)| {
+                    b.push_bind((*agent).clone())
                         .push_bind(row.arg)
                         .push_bind(row.tier)
                         .push_bind(row.bucket)
@@ -233,19 +302,35 @@ impl UsageStore for Store {
         now: Timestamp,
     ) -> Result<UsageSnapshot, StoreError> {
         let mut snapshot = UsageSnapshot::new();
-        with_pool!(self, |pool| {
-            for need in needs {
-                if let Some(r) = need.rate {
-                    let n = used_within!(pool, need.agent, "", now, r.per)?;
-                    snapshot.set_actions(need.agent, u64::try_from(n).unwrap_or(0));
-                }
-                for (arg, per) in &need.budgets {
-                    let used = used_within!(pool, need.agent, *arg, now, *per)?;
-                    snapshot.set_spent(need.agent, arg, *per, used);
-                }
+        let mut windows = Vec::new();
+        for need in needs {
+            if let Some(r) = need.rate {
+                windows.push(Window {
+                    agent: need.agent,
+                    arg: "",
+                    per: r.per,
+                });
             }
-            Ok(snapshot)
-        })
+            for (arg, per) in &need.budgets {
+                windows.push(Window {
+                    agent: need.agent,
+                    arg,
+                    per: *per,
+                });
+            }
+        }
+        if windows.is_empty() {
+            return Ok(snapshot);
+        }
+        let used = with_pool!(self, |pool| used_within!(pool, &windows, now))?;
+        for (w, used) in windows.iter().zip(used) {
+            if w.arg.is_empty() {
+                snapshot.set_actions(w.agent, u64::try_from(used).unwrap_or(0));
+            } else {
+                snapshot.set_spent(w.agent, w.arg, w.per, used);
+            }
+        }
+        Ok(snapshot)
     }
 
     async fn purge_usage(&self, now: Timestamp) -> Result<u64, StoreError> {

@@ -1,7 +1,8 @@
 -- Usage is kept as counters per bucket of a second, a minute, an hour and a
 -- day (`tier`, in seconds; `bucket` is the bucket's start divided by it), so
 -- a window sums a few hundred rows whatever it saw. Each row is kept as long
--- as the longest window that counts what it holds.
+-- as the longest window that counts what it holds. Without a rowid, the
+-- primary key is the table: one B-tree to update and read.
 CREATE TABLE usage_counters (
     agent_id TEXT NOT NULL,
     arg TEXT NOT NULL,
@@ -10,7 +11,7 @@ CREATE TABLE usage_counters (
     amount BIGINT NOT NULL,
     keep_until_ms BIGINT NOT NULL,
     PRIMARY KEY (agent_id, arg, tier, bucket)
-);
+) WITHOUT ROWID;
 CREATE INDEX usage_counters_keep ON usage_counters(keep_until_ms);
 -- The usage recorded before, one row per charge, counted the same way
 -- (negative amounts were never counted).
