@@ -48,9 +48,11 @@ pub(crate) const TIERS: [i64; 4] = [86_400, 3_600, 60, 1];
 /// matches nothing). The SQL that sums them has a fixed shape.
 pub(crate) type Slots = [(i64, i64); 2 * TIERS.len()];
 
+/// The last second a window covers: none is ever recorded after it.
+pub(crate) const OPEN_END: i64 = i64::MAX / 4;
+
 /// The bucket ranges covering the window of `per` ending at `now`: from
-/// the second holding `now - per` (counted whole) to the second holding
-/// `now`. Whole buckets of the largest size that fits come first, then
+/// the second holding `now - per` (counted whole) on, with no end. Whole buckets of the largest size that fits come first, then
 /// the edges left over on each side in smaller ones.
 pub(crate) fn window_slots(now: Timestamp, per: SignedDuration) -> Slots {
     let from = now.checked_sub(per).unwrap_or(Timestamp::MIN);
@@ -58,10 +60,12 @@ pub(crate) fn window_slots(now: Timestamp, per: SignedDuration) -> Slots {
     // Seconds still to cover, inclusive: the window, then its edges. Once
     // split, the left edge ends and the right edge starts on a boundary of
     // every smaller size, so there are never more than two.
-    let mut pieces = vec![(
-        from.as_millisecond().div_euclid(1000),
-        now.as_millisecond().div_euclid(1000),
-    )];
+    //
+    // The window has no end: usage recorded after `now` counts too. A
+    // decision committed after another replica's later one (their clocks,
+    // or the order the writers took the lock in) must still see it.
+    let _ = now;
+    let mut pieces = vec![(from.as_millisecond().div_euclid(1000), OPEN_END)];
     for (i, tier) in TIERS.iter().enumerate() {
         let mut rest = Vec::with_capacity(2);
         for (k, &(a, b)) in pieces.iter().enumerate() {
@@ -354,9 +358,9 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// Every second of the window is covered exactly once, by buckets
-    /// wholly inside it: checked second by second for windows of many
-    /// lengths and alignments.
+    /// Every second from the window's start on is covered exactly once,
+    /// by buckets wholly inside it, and none before it: checked for
+    /// windows of many lengths and alignments.
     #[test]
     fn slots_cover_each_second_of_the_window_once() {
         let nows = [
@@ -372,27 +376,52 @@ mod tests {
             let now = at(now);
             for per_s in pers {
                 let per = SignedDuration::from_secs(per_s);
-                let slots = window_slots(now, per);
                 let first = (now - per).as_millisecond().div_euclid(1000);
-                let last = now.as_millisecond().div_euclid(1000);
-                let mut covered = std::collections::BTreeMap::<i64, u32>::new();
-                for (i, (lo, hi)) in slots.iter().enumerate() {
-                    let tier = TIERS[i / 2];
-                    for bucket in *lo..=*hi {
-                        for s in bucket * tier..(bucket + 1) * tier {
-                            *covered.entry(s).or_default() += 1;
-                        }
-                    }
+                let mut spans: Vec<(i64, i64)> = window_slots(now, per)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (lo, hi))| lo <= hi)
+                    .map(|(i, (lo, hi))| {
+                        let tier = TIERS[i / 2];
+                        (
+                            lo * tier,
+                            hi.saturating_add(1).saturating_mul(tier).saturating_sub(1),
+                        )
+                    })
+                    .collect();
+                spans.sort_unstable();
+                assert_eq!(
+                    spans[0].0, first,
+                    "now {now}, per {per_s}s: starts elsewhere"
+                );
+                for pair in spans.windows(2) {
+                    assert_eq!(
+                        pair[1].0,
+                        pair[0].1 + 1,
+                        "now {now}, per {per_s}s: {spans:?}"
+                    );
                 }
-                let expected: Vec<i64> = (first..=last).collect();
-                let got: Vec<i64> = covered.keys().copied().collect();
-                assert_eq!(got, expected, "now {now}, per {per_s}s");
                 assert!(
-                    covered.values().all(|n| *n == 1),
-                    "now {now}, per {per_s}s: a second twice"
+                    spans.last().unwrap().1 >= OPEN_END,
+                    "now {now}, per {per_s}s: ends"
                 );
             }
         }
+    }
+
+    /// Usage recorded in a later second than `now` (a replica ahead, or a
+    /// writer that took the lock first) is counted.
+    #[test]
+    fn the_window_has_no_end() {
+        let now = at("2026-12-01T22:47:13.250Z");
+        let later = (now.as_millisecond() / 1000) + 5;
+        let slots = window_slots(now, SignedDuration::from_mins(1));
+        assert!(
+            slots
+                .iter()
+                .enumerate()
+                .any(|(i, (lo, hi))| (*lo..=*hi).contains(&later.div_euclid(TIERS[i / 2])))
+        );
     }
 
     /// A 30-day window reads a few hundred buckets, not one per decision.
@@ -403,7 +432,14 @@ mod tests {
             SignedDuration::from_hours(30 * 24),
         );
         let buckets: i64 = slots.iter().map(|(lo, hi)| (hi - lo + 1).max(0)).sum();
-        assert!(buckets <= 30 + 2 * (23 + 59 + 59), "{buckets} buckets");
+        // Past the current day, buckets are future days, which hold nothing.
+        let near: i64 = slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| TIERS[i / 2] < 86_400)
+            .map(|(_, (lo, hi))| (hi - lo + 1).max(0))
+            .sum();
+        assert!(near <= 2 * (23 + 59 + 59) + 1, "{near} buckets");
     }
 
     /// A charge lands in the bucket of every size holding its instant,

@@ -35,8 +35,10 @@ async fn across(
             .json(&json!({"action": action, "args": args}));
         set.spawn(async move {
             let r = req.send().await.unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-            r.json::<Value>().await.unwrap()
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<Value>(&body).unwrap()
         });
     }
     set.join_all().await
