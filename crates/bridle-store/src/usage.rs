@@ -64,7 +64,6 @@ pub(crate) fn window_slots(now: Timestamp, per: SignedDuration) -> Slots {
     // The window has no end: usage recorded after `now` counts too. A
     // decision committed after another replica's later one (their clocks,
     // or the order the writers took the lock in) must still see it.
-    let _ = now;
     let mut pieces = vec![(from.as_millisecond().div_euclid(1000), OPEN_END)];
     for (i, tier) in TIERS.iter().enumerate() {
         let mut rest = Vec::with_capacity(2);
@@ -431,7 +430,6 @@ mod tests {
             at("2026-12-01T22:47:13.250Z"),
             SignedDuration::from_hours(30 * 24),
         );
-        let buckets: i64 = slots.iter().map(|(lo, hi)| (hi - lo + 1).max(0)).sum();
         // Past the current day, buckets are future days, which hold nothing.
         let near: i64 = slots
             .iter()
