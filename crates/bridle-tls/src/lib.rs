@@ -6,6 +6,8 @@
 //! path, so a slow or failed handshake neither blocks nor stops the server.
 //! The peer's `SocketAddr` is kept for `ConnectInfo` ([`serve`]).
 
+pub use rustls;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
