@@ -255,9 +255,15 @@ upstreams:
         let c = Config::parse(&text, "gw.yaml").unwrap();
         assert_eq!(c.resource(), "https://127.0.0.1:8090/mcp");
         assert_eq!(c.bridle_ca_file.as_deref(), Some(Path::new("ca.pem")));
-        let text = GOOD.replace("approval_wait: 2m\n", "approval_wait: 2m\ntls:\n  cert_file: gw.pem\n");
+        let text = GOOD.replace(
+            "approval_wait: 2m\n",
+            "approval_wait: 2m\ntls:\n  cert_file: gw.pem\n",
+        );
         let e = Config::parse(&text, "gw.yaml").unwrap_err().to_string();
-        assert!(e.starts_with("gw.yaml:6:3: missing field `key_file`"), "{e}");
+        assert!(
+            e.starts_with("gw.yaml:6:3: missing field `key_file`"),
+            "{e}"
+        );
         let text = GOOD.replace(
             "approval_wait: 2m\n",
             "approval_wait: 2m\ntls: {cert_file: a, key_file: b, ca_file: c}\n",

@@ -238,7 +238,10 @@ impl TestCa {
             .unwrap()
             .signed_by(&key, &self.issuer)
             .unwrap();
-        let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c, k)
@@ -767,7 +770,10 @@ async fn over_tls_end_to_end_the_gateway_initializes_lists_and_decides() {
     // The protected-resource metadata names the https resource.
     let meta: Value = env
         .http
-        .get(env.mcp.replacen("/mcp", "/.well-known/oauth-protected-resource/mcp", 1))
+        .get(
+            env.mcp
+                .replacen("/mcp", "/.well-known/oauth-protected-resource/mcp", 1),
+        )
         .send()
         .await
         .unwrap()

@@ -284,7 +284,10 @@ mod tests {
             key_file: write(dir.path(), "k.pem", &key),
         };
         let config = server_config(&files).unwrap();
-        assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
     }
 
     #[test]
@@ -306,15 +309,30 @@ mod tests {
             .to_string()
         };
         let e = err(&missing, &k);
-        assert!(e.starts_with("cannot read `") && e.contains("missing.pem"), "{e}");
+        assert!(
+            e.starts_with("cannot read `") && e.contains("missing.pem"),
+            "{e}"
+        );
         let e = err(&junk, &k);
-        assert!(e.contains("junk.pem") && e.contains("no PEM certificate"), "{e}");
+        assert!(
+            e.contains("junk.pem") && e.contains("no PEM certificate"),
+            "{e}"
+        );
         let e = err(&c, &junk);
-        assert!(e.contains("junk.pem") && e.contains("no PEM private key"), "{e}");
+        assert!(
+            e.contains("junk.pem") && e.contains("no PEM private key"),
+            "{e}"
+        );
         // A certificate given as the key.
         let e = err(&c, &c);
-        assert!(e.contains("c.pem") && e.contains("no PEM private key"), "{e}");
+        assert!(
+            e.contains("c.pem") && e.contains("no PEM private key"),
+            "{e}"
+        );
         let e = err(&other, &k);
-        assert!(e.contains("does not suit") && e.contains("other.pem"), "{e}");
+        assert!(
+            e.contains("does not suit") && e.contains("other.pem"),
+            "{e}"
+        );
     }
 }
