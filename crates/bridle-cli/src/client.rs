@@ -60,13 +60,10 @@ pub(crate) enum ClientError {
     Setup(String),
 }
 
-/// With the `tls` feature, install ring as the process's TLS provider
-/// (reqwest is built without one, so no C toolchain beyond ring's is
-/// needed). Idempotent.
+/// Install ring as the process's TLS provider (reqwest is built without
+/// one, so no C toolchain beyond ring's is needed). Idempotent.
 pub(crate) fn install_tls_provider() {
-    // An `Err` only says a provider is installed already.
-    #[cfg(feature = "tls")]
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    bridle_tls::install_provider();
 }
 
 /// A blocking client for one Bridle server.
@@ -208,11 +205,6 @@ fn parse_base(raw: &str) -> Result<Url, ClientError> {
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() || url.host().is_none() {
         return Err(bad("expected `http://HOST[:PORT]` or `https://…`"));
     }
-    if url.scheme() == "https" && !cfg!(feature = "tls") {
-        return Err(bad(
-            "this build speaks plain http only; build with `--features bridle-cli/tls` for https",
-        ));
-    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a server URL has no query or fragment"));
     }
@@ -285,15 +277,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[cfg(not(feature = "tls"))]
-    #[test]
-    fn https_without_the_tls_feature_says_how_to_get_it() {
-        let Err(e) = parse_base("https://bridle.example") else {
-            panic!("https accepted without tls");
-        };
-        assert!(e.to_string().contains("--features bridle-cli/tls"), "{e}");
     }
 
     #[test]

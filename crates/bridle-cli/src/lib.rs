@@ -70,8 +70,8 @@ enum Command {
 /// Parse the command line, run the command, and map the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    // With the `tls` feature, before any HTTP client is built (`serve`'s
-    // webhooks and `demo` build one too); a no-op without it.
+    // Before any HTTP client is built (`serve`'s webhooks and `demo` build
+    // one too).
     client::install_tls_provider();
     match cli.command {
         Command::Check(args) => check::run(&args),

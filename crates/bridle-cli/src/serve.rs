@@ -14,7 +14,7 @@ pub(crate) struct ServeArgs {
     /// `sqlite://PATH` (default `./bridle-data/bridle.db`) or `postgres://…` (also `BRIDLE_DB`).
     #[arg(long)]
     db: Option<String>,
-    /// A TOML configuration file (keys: listen, db, issuer, audience, body_limit, webhooks,
+    /// A TOML configuration file (keys: listen, db, tls, issuer, audience, body_limit, webhooks,
     /// token_cache_ms, key_encryption_key_file).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -24,6 +24,14 @@ pub(crate) struct ServeArgs {
     /// database defaults to `<database>.kek`, generated on first start.
     #[arg(long, value_name = "FILE")]
     key_encryption_key_file: Option<PathBuf>,
+    /// Serve https with this PEM certificate chain (with `--tls-key`; also
+    /// `BRIDLE_TLS_CERT_FILE`, `[tls] cert_file`).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of `--tls-cert` (also
+    /// `BRIDLE_TLS_KEY_FILE`, `[tls] key_file`).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Also run the MCP gateway of this YAML file, on its own listener.
     #[arg(long, value_name = "FILE")]
     gateway: Option<PathBuf>,
@@ -54,6 +62,12 @@ pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(db) = &args.db {
         config.db.clone_from(db);
     }
+    if let Some(file) = &args.tls_cert {
+        config.tls.cert_file = Some(file.clone());
+    }
+    if let Some(file) = &args.tls_key {
+        config.tls.key_file = Some(file.clone());
+    }
     if let Some(file) = &args.key_encryption_key_file {
         config.key_encryption_key_file = Some(file.clone());
     }
@@ -80,7 +94,7 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
                     "Generated the bootstrap admin `admin`; its API key (shown once):\n  {key}"
                 );
             }
-            println!("Bridle listening on http://{}", started.state.config.listen);
+            println!("Bridle listening on {}", started.state.config.base_url());
             match (&args.gateway, started.gateway_key) {
                 (Some(path), Some(key)) => {
                     let gateway = crate::gateway::start_in_process(path, key.expose().clone())?;

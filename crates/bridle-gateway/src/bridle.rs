@@ -73,9 +73,20 @@ pub struct AgentToken {
 }
 
 impl Bridle {
-    pub fn new(base: &str, key: String, timeout: Duration) -> Result<Self, BridleError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
+    /// `roots`: CA certificates trusted besides the system's.
+    pub fn new(
+        base: &str,
+        key: String,
+        timeout: Duration,
+        roots: Vec<bridle_tls::rustls::pki_types::CertificateDer<'static>>,
+    ) -> Result<Self, BridleError> {
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        for der in roots {
+            let cert = reqwest::Certificate::from_der(&der)
+                .map_err(|e| BridleError::Unreachable(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
             .build()
             .map_err(|e| BridleError::Unreachable(e.to_string()))?;
         Ok(Self {
@@ -227,10 +238,12 @@ mod tests {
 
     #[test]
     fn the_pep_key_never_prints() {
+        bridle_tls::install_provider();
         let b = Bridle::new(
             "http://127.0.0.1:1",
             "bk_pep_do_not_print".into(),
             Duration::from_secs(1),
+            Vec::new(),
         )
         .unwrap();
         let shown = format!("{b:?}");

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,14 +14,23 @@ use crate::upstream::UpstreamError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where agents connect: `http://LISTEN/mcp`.
+    /// Where agents connect: `http://LISTEN/mcp` (`https://` with `tls`).
     pub listen: SocketAddr,
+    /// Serve https with this PEM certificate chain and key:
+    /// `{cert_file, key_file}`, both required. Read at start-up.
+    #[serde(default)]
+    pub tls: Option<bridle_tls::TlsFiles>,
     /// The URL agents use for the gateway's `/mcp` endpoint, when it is not
-    /// `http://LISTEN/mcp` (behind a proxy). It is the OAuth resource: tokens
-    /// must be issued for it (`aud`).
+    /// `http(s)://LISTEN/mcp` (behind a proxy). It is the OAuth resource:
+    /// tokens must be issued for it (`aud`).
     #[serde(default)]
     pub public_url: Option<String>,
     pub bridle_url: String,
+    /// A PEM file of CA certificates trusted, besides the system's roots,
+    /// for an `https://` `bridle_url` (a server whose certificate a private
+    /// CA signed).
+    #[serde(default)]
+    pub bridle_ca_file: Option<PathBuf>,
     /// The environment variable holding the API key of a `pep` principal.
     #[serde(default = "default_pep_key_env")]
     pub pep_key_env: String,
@@ -157,8 +166,13 @@ impl Config {
     pub fn resource(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}/mcp", self.listen),
+            None => format!("{}://{}/mcp", self.scheme(), self.listen),
         }
+    }
+
+    /// `https` when the gateway serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     pub fn approval_wait(&self) -> Duration {
@@ -230,6 +244,32 @@ upstreams:
         let text = GOOD.replace("    url: http://127.0.0.1:9000/mcp\n", "");
         let e = Config::parse(&text, "gw.yaml").unwrap_err().to_string();
         assert!(e.contains("upstreams[1]"), "{e}");
+    }
+
+    #[test]
+    fn tls_makes_the_resource_https_and_needs_both_files() {
+        let text = GOOD.replace(
+            "approval_wait: 2m\n",
+            "approval_wait: 2m\ntls: {cert_file: gw.pem, key_file: gw.key}\nbridle_ca_file: ca.pem\n",
+        );
+        let c = Config::parse(&text, "gw.yaml").unwrap();
+        assert_eq!(c.resource(), "https://127.0.0.1:8090/mcp");
+        assert_eq!(c.bridle_ca_file.as_deref(), Some(Path::new("ca.pem")));
+        let text = GOOD.replace(
+            "approval_wait: 2m\n",
+            "approval_wait: 2m\ntls:\n  cert_file: gw.pem\n",
+        );
+        let e = Config::parse(&text, "gw.yaml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("gw.yaml:6:3: missing field `key_file`"),
+            "{e}"
+        );
+        let text = GOOD.replace(
+            "approval_wait: 2m\n",
+            "approval_wait: 2m\ntls: {cert_file: a, key_file: b, ca_file: c}\n",
+        );
+        let e = Config::parse(&text, "gw.yaml").unwrap_err().to_string();
+        assert!(e.contains("unknown field `ca_file`"), "{e}");
     }
 
     #[test]

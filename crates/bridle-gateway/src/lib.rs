@@ -25,6 +25,8 @@ pub enum GatewayError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] bridle_tls::TlsError),
     #[error("gateway stopped: {0}")]
     Serve(std::io::Error),
     #[error(transparent)]
@@ -46,6 +48,8 @@ pub struct Gateway {
     pub config: Config,
     bridle: bridle::Bridle,
     router: axum::Router,
+    /// The listener's TLS, read at start-up (`tls`).
+    tls: Option<Arc<bridle_tls::rustls::ServerConfig>>,
 }
 
 impl Gateway {
@@ -59,16 +63,19 @@ impl Gateway {
                 config.pep_key_env
             ))
         })?;
-        let bridle = bridle::Bridle::new(&config.bridle_url, key.clone(), config.call_timeout())
-            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        let bridle = bridle_client(&config, key.clone())?;
         check_key(&config, &bridle).await?;
         Self::with_key(config, key)
     }
 
     /// Start with the `pep` key given directly.
     pub fn with_key(config: Config, key: String) -> Result<Self, GatewayError> {
-        let bridle = bridle::Bridle::new(&config.bridle_url, key, config.call_timeout())
-            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(bridle_tls::server_config)
+            .transpose()?;
+        let bridle = bridle_client(&config, key)?;
         let all = config
             .upstreams
             .iter()
@@ -87,6 +94,7 @@ impl Gateway {
             config,
             bridle,
             router,
+            tls,
         })
     }
 
@@ -108,10 +116,23 @@ impl Gateway {
     /// Serve on an already bound listener (tests bind port 0).
     pub async fn serve_on(self, listener: tokio::net::TcpListener) -> Result<(), GatewayError> {
         tracing::info!(addr = ?listener.local_addr().ok(), resource = %self.config.resource(), "bridle gateway listening");
-        axum::serve(listener, self.router)
+        bridle_tls::serve(listener, self.tls, self.router)
             .await
             .map_err(GatewayError::Serve)
     }
+}
+
+/// The client of the Bridle server, trusting `bridle_ca_file` too.
+fn bridle_client(config: &Config, key: String) -> Result<bridle::Bridle, GatewayError> {
+    // reqwest is built with rustls but no provider of its own; upstream
+    // clients need it as well.
+    bridle_tls::install_provider();
+    let roots = match &config.bridle_ca_file {
+        Some(path) => bridle_tls::load_certs(path)?,
+        None => Vec::new(),
+    };
+    bridle::Bridle::new(&config.bridle_url, key, config.call_timeout(), roots)
+        .map_err(|e| GatewayError::Config(e.to_string()))
 }
 
 async fn check_key(config: &Config, bridle: &bridle::Bridle) -> Result<(), GatewayError> {

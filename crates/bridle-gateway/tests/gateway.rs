@@ -186,9 +186,13 @@ impl Env {
     async fn client(&self, token: &str) -> RunningService<RoleClient, ()> {
         let config =
             StreamableHttpClientTransportConfig::with_uri(self.mcp.as_str()).auth_header(token);
-        ().serve(StreamableHttpClientTransport::from_config(config))
-            .await
-            .unwrap()
+        // The test's own client: it trusts the test CA under TLS.
+        ().serve(StreamableHttpClientTransport::with_client(
+            self.http.clone(),
+            config,
+        ))
+        .await
+        .unwrap()
     }
 }
 
@@ -204,17 +208,77 @@ async fn start() -> Env {
 }
 
 async fn start_waiting(approval_wait: &str) -> Env {
+    start_with(approval_wait, None).await
+}
+
+/// A CA made for one test, and certificates it signed for `127.0.0.1`.
+struct TestCa {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self {
+            pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// Write a certificate for `127.0.0.1` and its key as `NAME.pem` and
+    /// `NAME.key` in `dir`: the YAML/TOML `tls` of a listener.
+    fn issue(&self, dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+}
+
+/// The environment, every listener over https when `ca` is given: the
+/// server and the gateway with certificates of that CA, the gateway
+/// trusting it for the server (`bridle_ca_file`), the test's client too.
+async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let bridle = format!("http://{addr}");
-    let config = bridle_server::Config {
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    let bridle = format!("{scheme}://{addr}");
+    let mut config = bridle_server::Config {
         listen: addr,
         db: format!("sqlite://{}/bridle.db", dir.path().display()),
         issuer: Some(bridle.clone()),
         admin_token: Some(bridle_server::Secret::new(ADMIN)),
         ..bridle_server::Config::default()
     };
+    let mut gateway_tls = String::new();
+    if let Some(ca) = ca {
+        let (cert, key) = ca.issue(dir.path(), "server");
+        config.tls.cert_file = Some(cert);
+        config.tls.key_file = Some(key);
+        let (cert, key) = ca.issue(dir.path(), "gateway");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca.pem).unwrap();
+        gateway_tls = format!(
+            "tls:\n  cert_file: {}\n  key_file: {}\nbridle_ca_file: {}\n",
+            cert.display(),
+            key.display(),
+            ca_file.display()
+        );
+    }
     let started = bridle_server::start(config).await.unwrap();
     tokio::spawn(bridle_server::serve_on(listener, started.state));
 
@@ -231,7 +295,11 @@ async fn start_waiting(approval_wait: &str) -> Env {
     );
     let up = serve(axum::Router::new().route_service("/mcp", upstream)).await;
 
-    let http = reqwest::Client::new();
+    let mut http = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        http = http.tls_certs_only([reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap()]);
+    }
+    let http = http.build().unwrap();
     let env0 = Env {
         bridle: bridle.clone(),
         mcp: String::new(),
@@ -274,13 +342,14 @@ async fn start_waiting(approval_wait: &str) -> Env {
     let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = gw_listener.local_addr().unwrap();
     let yaml = format!(
-        "listen: {gw}\nbridle_url: {bridle}\napproval_wait: {approval_wait}\nupstreams:\n  - name: up\n    url: http://{up}/mcp\n    prefix: up.\n"
+        "listen: {gw}\nbridle_url: {bridle}\napproval_wait: {approval_wait}\n{gateway_tls}upstreams:\n  - name: up\n    url: http://{up}/mcp\n    prefix: up.\n"
     );
     let config = Config::parse(&yaml, "test.yaml").unwrap();
     let gateway = Gateway::with_key(config, pep["api_key"].as_str().unwrap().to_owned()).unwrap();
+    assert_eq!(gateway.config.resource(), format!("{scheme}://{gw}/mcp"));
     tokio::spawn(gateway.serve_on(gw_listener));
     Env {
-        mcp: format!("http://{gw}/mcp"),
+        mcp: format!("{scheme}://{gw}/mcp"),
         ..env0
     }
 }
@@ -691,4 +760,45 @@ async fn a_wrong_pep_key_is_named_at_start_up() {
     let e = gateway.check_key().await.unwrap_err().to_string();
     assert!(e.contains("`BRIDLE_PEP_KEY`"), "{e}");
     assert!(e.contains("refused"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_end_to_end_the_gateway_initializes_lists_and_decides() {
+    let ca = TestCa::new();
+    let env = start_with("20s", Some(&ca)).await;
+    assert!(env.mcp.starts_with("https://"), "{}", env.mcp);
+    // The protected-resource metadata names the https resource.
+    let meta: Value = env
+        .http
+        .get(
+            env.mcp
+                .replacen("/mcp", "/.well-known/oauth-protected-resource/mcp", 1),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], env.mcp.as_str(), "{meta}");
+    let token = env.token(&env.mcp).await;
+    // `initialize` over https; listing and calling ask the https server.
+    let client = env.client(&token).await;
+    assert!(client.peer_info().is_some(), "no initialize result");
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "up.echo"), "{tools:?}");
+    let echo = CallToolRequestParams::new("up.echo")
+        .with_arguments(json!({"message": "over tls"}).as_object().unwrap().clone());
+    let r = client.call_tool(echo).await.unwrap();
+    assert_eq!(text(&r), "Echo: over tls");
+    client.cancel().await.unwrap();
+    // A gateway that does not trust the server's CA cannot reach it.
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nbridle_url: {}\nupstreams:\n  - name: up\n    url: http://127.0.0.1:1/mcp\n    prefix: up.\n",
+        env.bridle
+    );
+    let config = Config::parse(&yaml, "untrusting.yaml").unwrap();
+    let untrusting = Gateway::with_key(config, "bk_whatever-0123456789abcdef".into()).unwrap();
+    let e = untrusting.check_key().await.unwrap_err().to_string();
+    assert!(e.contains("cannot check the key"), "{e}");
 }

@@ -19,7 +19,10 @@ pub struct Config {
     /// How long the store waits on the database before a request is
     /// answered 503 ([`DatabaseConfig`]).
     pub database: DatabaseConfig,
-    /// The `iss` of every token; defaults to `http://{listen}`.
+    /// TLS for the listener (`[tls]`; [`TlsConfig`]).
+    pub tls: TlsConfig,
+    /// The `iss` of every token; defaults to `http://{listen}`
+    /// (`https://{listen}` with TLS).
     pub issuer: Option<String>,
     /// The default `aud` when a token request names no `resource`.
     pub audience: Option<String>,
@@ -62,6 +65,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             db: "sqlite://./bridle-data/bridle.db".into(),
             database: DatabaseConfig::default(),
+            tls: TlsConfig::default(),
             issuer: None,
             audience: None,
             body_limit: 1 << 20,
@@ -83,6 +87,7 @@ const KEYS: &[&str] = &[
     "listen",
     "db",
     "database",
+    "tls",
     "issuer",
     "audience",
     "body_limit",
@@ -235,6 +240,44 @@ impl DatabaseConfig {
     }
 }
 
+/// `[tls]`: serve https with this certificate chain and key (PEM files;
+/// also `BRIDLE_TLS_CERT_FILE`, `BRIDLE_TLS_KEY_FILE`, `--tls-cert`,
+/// `--tls-key`). Both or neither; without them the server speaks plain
+/// http. The files are read at start-up: a new certificate needs a restart.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The files to serve TLS with, or `None` for plain http; one given
+    /// without the other is an error naming the missing one.
+    pub fn files(&self) -> Result<Option<bridle_tls::TlsFiles>, ConfigError> {
+        match (&self.cert_file, &self.key_file) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(bridle_tls::TlsFiles {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+            })),
+            (Some(_), None) => Err(ConfigError::TlsHalf {
+                given: "certificate",
+                missing: "key: `tls.key_file`, `BRIDLE_TLS_KEY_FILE` or `--tls-key`",
+            }),
+            (None, Some(_)) => Err(ConfigError::TlsHalf {
+                given: "key",
+                missing: "certificate: `tls.cert_file`, `BRIDLE_TLS_CERT_FILE` or `--tls-cert`",
+            }),
+        }
+    }
+
+    /// Whether the listener is meant to speak https.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some() || self.key_file.is_some()
+    }
+}
+
 /// `[audit]`: how often the chain's head is signed, and who else keeps a copy.
 /// Unknown keys here are errors: a mistyped witness must not silently
 /// disappear.
@@ -321,6 +364,11 @@ pub enum ConfigError {
     EmptyWitness,
     #[error("[change_control] {0}")]
     ChangeControl(String),
+    #[error("TLS: a {given} is given but no {missing}")]
+    TlsHalf {
+        given: &'static str,
+        missing: &'static str,
+    },
 }
 
 impl Config {
@@ -396,6 +444,16 @@ impl Config {
             }
         }
         config.database.validate()?;
+        if let Ok(v) = std::env::var("BRIDLE_TLS_CERT_FILE")
+            && !v.is_empty()
+        {
+            config.tls.cert_file = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var("BRIDLE_TLS_KEY_FILE")
+            && !v.is_empty()
+        {
+            config.tls.key_file = Some(PathBuf::from(v));
+        }
         if let Ok(v) = std::env::var("BRIDLE_ISSUER") {
             config.issuer = Some(v);
         }
@@ -459,10 +517,18 @@ impl Config {
         Ok(config)
     }
 
+    /// `https` when the listener speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.enabled() { "https" } else { "http" }
+    }
+
+    /// The listener's own URL: `http://{listen}` or `https://{listen}`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.listen)
+    }
+
     pub fn issuer(&self) -> String {
-        self.issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+        self.issuer.clone().unwrap_or_else(|| self.base_url())
     }
 
     pub fn audience(&self) -> String {

@@ -59,6 +59,10 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("TLS: {0}")]
+    Tls(#[from] bridle_tls::TlsError),
     #[error("{0}")]
     Serve(std::io::Error),
 }
@@ -78,6 +82,11 @@ pub async fn start_with_gateway(config: Config) -> Result<Started, StartError> {
 }
 
 async fn start_inner(config: Config, gateway: bool) -> Result<Started, StartError> {
+    // A half-given or unreadable certificate stops the start before the
+    // store is touched (and is read again, the same way, by `serve_on`).
+    tls_config(&config)?;
+    // reqwest is built with rustls but no provider (webhooks, witnesses).
+    bridle_tls::install_provider();
     let store = Store::connect_with(&config.db, config.database.timeouts()).await?;
     let kek = kek::open_store(&config, &store).await?;
     let admin = "admin".parse()?;
@@ -159,14 +168,27 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     state: AppState,
 ) -> Result<(), StartError> {
-    tracing::info!(addr = ?listener.local_addr().ok(), "bridle listening");
+    let tls = tls_config(&state.config)?;
+    tracing::info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "bridle listening");
     tokio::spawn(maintain(state.clone()));
     tokio::spawn(changes::listen(state.clone()));
     tokio::spawn(checkpoints::run(state.clone()));
     tokio::spawn(throttle::report_loop(state.clone()));
-    // The peer address is the source failed authentications are counted by.
-    let app = routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).await.map_err(StartError::Serve)
+    // The peer address (`ConnectInfo`, kept under TLS) is the source failed
+    // authentications are counted by.
+    bridle_tls::serve(listener, tls, routes::router(state))
+        .await
+        .map_err(StartError::Serve)
+}
+
+/// The rustls configuration of `[tls]`, or `None` for plain http.
+fn tls_config(
+    config: &Config,
+) -> Result<Option<std::sync::Arc<bridle_tls::rustls::ServerConfig>>, StartError> {
+    match config.tls.files()? {
+        Some(files) => Ok(Some(bridle_tls::server_config(&files)?)),
+        None => Ok(None),
+    }
 }
 
 /// How often keys are re-read and expired token records dropped.

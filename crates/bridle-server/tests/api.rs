@@ -61,6 +61,8 @@ mod replicas;
 mod scenarios;
 #[path = "api/shape_service.rs"]
 mod shape_service;
+#[path = "api/tls.rs"]
+mod tls;
 #[path = "api/trust_audit.rs"]
 mod trust_audit;
 #[path = "api/trust_authn.rs"]

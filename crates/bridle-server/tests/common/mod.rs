@@ -57,6 +57,8 @@ pub struct Server {
     pub http: reqwest::Client,
     pub backend: Backend,
     pub db_url: String,
+    /// The certificate the server speaks https with ([`Server::start_https`]).
+    pub tls: Option<TestCert>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -178,9 +180,28 @@ impl Server {
         dir: Option<tempfile::TempDir>,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_with(backend, db_url, dir, None, tweak).await
+    }
+
+    /// Start the real server over https, with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a CA made for this test; `http`
+    /// trusts that CA.
+    pub async fn start_https(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let (db_url, dir) = fresh_db(backend).await;
+        Self::start_with(backend, db_url, dir, Some(TestCert::new()), tweak).await
+    }
+
+    async fn start_with(
+        backend: Backend,
+        db_url: String,
+        dir: Option<tempfile::TempDir>,
+        tls: Option<TestCert>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let base = format!("http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{addr}");
         let mut config = Config {
             listen: addr,
             db: db_url.clone(),
@@ -189,6 +210,10 @@ impl Server {
             key_encryption_key: Some(Secret::new(KEK)),
             ..Config::default()
         };
+        if let Some(cert) = &tls {
+            config.tls.cert_file = Some(cert.cert_file.clone());
+            config.tls.key_file = Some(cert.key_file.clone());
+        }
         // The suite's tests load prod reference agents as the one admin to
         // exercise enforcement; change control, which would hold each of
         // them for a second person, is tested on its own
@@ -198,15 +223,17 @@ impl Server {
         let started = bridle_server::start(config).await.unwrap();
         let state = started.state.clone();
         tokio::spawn(bridle_server::serve_on(listener, started.state));
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(cert) = &tls {
+            http = http.tls_certs_only([cert.ca()]);
+        }
         let server = Self {
             state,
             base,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            http: http.build().unwrap(),
             backend,
             db_url,
+            tls,
             _dir: dir,
         };
         server.wait_ready().await;
@@ -538,3 +565,47 @@ pub fn b64(v: &Value) -> String {
 }
 
 pub mod keys;
+
+/// A CA made for one test and a server certificate it signed, for
+/// `localhost` and `127.0.0.1`, in PEM files of a temporary directory.
+#[derive(Debug)]
+pub struct TestCert {
+    pub ca_pem: String,
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCert {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "Bridle test CA");
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cert_file = dir.path().join("server.pem");
+        let key_file = dir.path().join("server.key");
+        std::fs::write(&cert_file, leaf.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        Self {
+            ca_pem,
+            cert_file,
+            key_file,
+            dir,
+        }
+    }
+
+    /// The CA as a root for reqwest.
+    pub fn ca(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap()
+    }
+}
