@@ -27,6 +27,9 @@ pub mod webhooks;
 
 use bridle_store::{PrincipalStore, Store, UsageStore as _};
 
+/// Install ring as the process's rustls provider, which HTTP clients need
+/// (reqwest is built without one); [`start`] does it too.
+pub use bridle_tls::install_provider as install_tls_provider;
 pub use config::{Config, Secret};
 pub use state::AppState;
 

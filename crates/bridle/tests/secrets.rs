@@ -202,6 +202,7 @@ async fn no_secret_reaches_the_logs_the_audit_log_or_the_database() {
         &[("BRIDLE_KEY_ENCRYPTION_KEY", kek.as_str())],
         "r7",
     );
+    bridle_server::install_tls_provider();
     let api = Api {
         http: reqwest::Client::new(),
         base: server.base.clone(),
