@@ -69,7 +69,7 @@ const PEOPLE: &[(&str, &str, &[&str], &[&str])] = &[
 ];
 
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
-    init_tracing(false);
+    let _telemetry = init_tracing(false);
     match runtime().and_then(|rt| rt.block_on(demo(args))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -32,14 +32,15 @@ pub(crate) fn start_in_process(path: &Path, key: String) -> anyhow::Result<Gatew
 }
 
 pub(crate) fn run(args: &GatewayArgs) -> ExitCode {
-    crate::serve::init_tracing(args.json_logs);
+    let telemetry = crate::telemetry::init(args.json_logs, "bridle-gateway");
     let result = crate::serve::runtime().and_then(|rt| {
         rt.block_on(async {
             let gateway = start(&args.config).await?;
             println!("Bridle MCP gateway at {}", gateway.config.resource());
-            Ok(gateway.serve().await?)
+            crate::telemetry::until_stopped(&telemetry, async { Ok(gateway.serve().await?) }).await
         })
     });
+    drop(telemetry);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,6 +15,7 @@ mod output;
 mod principal;
 mod problem;
 mod serve;
+mod telemetry;
 
 use std::process::ExitCode;
 

@@ -40,18 +40,10 @@ pub(crate) struct ServeArgs {
     json_logs: bool,
 }
 
-pub(crate) fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDLE_LOG")
-        // rmcp logs every JSON-RPC error answer (each denial) as a warning.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=error"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
+/// Logs, and traces when OTLP export is configured (service `bridle`);
+/// keep the guard until exit, outside the runtime.
+pub(crate) fn init_tracing(json: bool) -> crate::telemetry::Telemetry {
+    crate::telemetry::init(json, "bridle")
 }
 
 pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -82,7 +74,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub(crate) fn run(args: &ServeArgs) -> ExitCode {
-    init_tracing(args.json_logs);
+    let telemetry = init_tracing(args.json_logs);
     let result = load_config(args).and_then(|config| {
         runtime()?.block_on(async {
             let started = match &args.gateway {
@@ -95,22 +87,26 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
                 );
             }
             println!("Bridle listening on {}", started.state.config.base_url());
-            match (&args.gateway, started.gateway_key) {
-                (Some(path), Some(key)) => {
-                    let gateway = crate::gateway::start_in_process(path, key.expose().clone())?;
-                    println!("Bridle MCP gateway at {}", gateway.config.resource());
-                    tokio::try_join!(
-                        async {
-                            Ok::<_, anyhow::Error>(bridle_server::serve(started.state).await?)
-                        },
-                        async { Ok(gateway.serve().await?) }
-                    )
-                    .map(drop)
+            let serving = async {
+                match (&args.gateway, started.gateway_key) {
+                    (Some(path), Some(key)) => {
+                        let gateway = crate::gateway::start_in_process(path, key.expose().clone())?;
+                        println!("Bridle MCP gateway at {}", gateway.config.resource());
+                        tokio::try_join!(
+                            async {
+                                Ok::<_, anyhow::Error>(bridle_server::serve(started.state).await?)
+                            },
+                            async { Ok(gateway.serve().await?) }
+                        )
+                        .map(drop)
+                    }
+                    _ => Ok(bridle_server::serve(started.state).await?),
                 }
-                _ => Ok(bridle_server::serve(started.state).await?),
-            }
+            };
+            crate::telemetry::until_stopped(&telemetry, serving).await
         })
     });
+    drop(telemetry);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

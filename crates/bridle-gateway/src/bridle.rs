@@ -6,6 +6,7 @@ use std::time::Duration;
 use bridle_core::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 /// A failure to get an answer from Bridle. The gateway fails closed on it.
 #[derive(Debug, thiserror::Error)]
@@ -96,12 +97,20 @@ impl Bridle {
         })
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, BridleError> {
-        let res = req
+    /// Send `req` (of `route`, the path template a span is named by).
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        route: &'static str,
+    ) -> Result<reqwest::Response, BridleError> {
+        let mut request = req
             .bearer_auth(self.key.expose())
-            .send()
-            .await
+            .build()
             .map_err(|e| BridleError::Unreachable(e.to_string()))?;
+        let span = crate::telemetry::http_client(&mut request, route);
+        let res = self.http.execute(request).instrument(span.clone()).await;
+        crate::telemetry::http_ended(&span, res.as_ref().ok().map(|r| r.status().as_u16()));
+        let res = res.map_err(|e| BridleError::Unreachable(e.to_string()))?;
         let status = res.status();
         if status.is_success() {
             return Ok(res);
@@ -124,8 +133,9 @@ impl Bridle {
     async fn json<T: serde::de::DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
+        route: &'static str,
     ) -> Result<T, BridleError> {
-        self.send(req)
+        self.send(req, route)
             .await?
             .json()
             .await
@@ -136,8 +146,11 @@ impl Bridle {
     /// the server's to check.
     pub async fn introspect(&self, token: &str) -> Result<Introspection, BridleError> {
         let url = format!("{}/oauth/introspect", self.base);
-        self.json(self.http.post(url).form(&[("token", token)]))
-            .await
+        self.json(
+            self.http.post(url).form(&[("token", token)]),
+            "/oauth/introspect",
+        )
+        .await
     }
 
     /// Whether the server answers its health check.
@@ -162,7 +175,12 @@ impl Bridle {
     /// The OAuth issuer (for the protected-resource metadata).
     pub async fn issuer(&self) -> Result<String, BridleError> {
         let url = format!("{}/.well-known/oauth-authorization-server", self.base);
-        let meta: Value = self.json(self.http.get(url)).await?;
+        let meta: Value = self
+            .json(
+                self.http.get(url),
+                "/.well-known/oauth-authorization-server",
+            )
+            .await?;
         meta.get("issuer")
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -180,7 +198,9 @@ impl Bridle {
         let url = format!("{}/v1/decisions/reachable", self.base);
         let body =
             json!({"agent_token": agent.token, "audience": agent.audience, "actions": actions});
-        let r: Reachable = self.json(self.http.post(url).json(&body)).await?;
+        let r: Reachable = self
+            .json(self.http.post(url).json(&body), "/v1/decisions/reachable")
+            .await?;
         Ok(r.reachable)
     }
 
@@ -199,7 +219,8 @@ impl Bridle {
         if let (Some(r), Some(obj)) = (resource, body.as_object_mut()) {
             obj.insert("resource".into(), Value::String(r.to_owned()));
         }
-        self.json(self.http.post(url).json(&body)).await
+        self.json(self.http.post(url).json(&body), "/v1/decisions")
+            .await
     }
 
     pub async fn outcome(
@@ -214,7 +235,12 @@ impl Bridle {
             "agent_token": agent.token, "audience": agent.audience,
             "status": if ok { "ok" } else { "error" }, "retrievals": retrievals,
         });
-        self.send(self.http.post(url).json(&body)).await.map(drop)
+        self.send(
+            self.http.post(url).json(&body),
+            "/v1/decisions/{id}/outcome",
+        )
+        .await
+        .map(drop)
     }
 
     /// Wait (long poll) until the approval leaves `pending` or `timeout`
@@ -227,7 +253,7 @@ impl Bridle {
             .get(url)
             .query(&[("timeout", format!("{secs}s"))])
             .timeout(timeout + Duration::from_secs(10));
-        let a: Approval = self.json(req).await?;
+        let a: Approval = self.json(req, "/v1/approvals/{id}/wait").await?;
         Ok(a.state)
     }
 }

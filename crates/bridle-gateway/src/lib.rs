@@ -9,6 +9,7 @@ pub mod bridle;
 pub mod config;
 pub mod http;
 pub mod proxy;
+pub mod telemetry;
 pub mod upstream;
 
 use std::collections::HashMap;

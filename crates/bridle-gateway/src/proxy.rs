@@ -19,8 +19,10 @@ use rmcp::model::{
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
+use tracing::Instrument as _;
 
 use crate::bridle::{AgentToken, Bridle, BridleError, Decision};
+use crate::telemetry::{self, Target};
 use crate::upstream::{Upstream, Upstreams};
 
 /// JSON-RPC error code of a call Bridle denied.
@@ -258,11 +260,16 @@ impl Proxy {
     fn report(&self, agent: AgentToken, decision: &Decision, ok: bool, retrievals: Vec<String>) {
         let bridle = self.0.bridle.clone();
         let id = decision.decision_id.clone();
-        tokio::spawn(async move {
-            if let Err(e) = bridle.outcome(&agent, &id, ok, retrievals).await {
-                tracing::warn!(decision = %id, error = %e, "outcome not recorded");
+        // Still part of the call's trace, though the answer does not wait.
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                if let Err(e) = bridle.outcome(&agent, &id, ok, retrievals).await {
+                    tracing::warn!(decision = %id, error = %e, "outcome not recorded");
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     async fn reachable(
@@ -275,6 +282,127 @@ impl Proxy {
             .reachable(agent, actions)
             .await
             .map_err(bridle_error)
+    }
+
+    async fn list_tools_in(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let agent = agent(ctx)?;
+        let mut tools = Vec::new();
+        for u in &self.0.upstreams.all {
+            match u.call(|p| async move { p.list_all_tools().await }).await {
+                Ok(list) => tools.extend(list.into_iter().map(|mut t| {
+                    t.name = format!("{}{}", u.prefix, t.name).into();
+                    t
+                })),
+                Err(e) => {
+                    tracing::warn!(upstream = %u.name, error = %e.message, "tools/list failed")
+                }
+            }
+        }
+        let names = tools.iter().map(|t| t.name.to_string()).collect();
+        let reach = self.reachable(&agent, names).await?;
+        tools.retain(|t| reach.iter().any(|r| r == t.name.as_ref()));
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool_in(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let agent = agent(&ctx)?;
+        let action = request.name.to_string();
+        let (upstream, tool) = self.route(&action)?;
+        let args = request.arguments.clone().unwrap_or_default();
+        let held = Held::of(&ctx);
+        let decision = self.decide(&agent, &action, &args, None, &held).await?;
+        held.check()?;
+        let mut forward = request;
+        forward.name = tool.to_owned().into();
+        let span = telemetry::mcp_client(
+            "tools/call",
+            Target::Tool(tool),
+            &upstream.name,
+            &mut forward.meta,
+        );
+        let result = upstream
+            .call(|p| async move { p.call_tool_once(forward).await })
+            .instrument(span.clone())
+            .await
+            .map(complete_call);
+        let tool_error =
+            matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
+        telemetry::ended(&span, &result, tool_error);
+        let ok = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true));
+        let mut seen = Vec::new();
+        retrievals(&Value::Object(args), &mut seen);
+        self.report(agent, &decision, ok, seen);
+        result
+    }
+
+    async fn get_prompt_in(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let agent = agent(&ctx)?;
+        let name = request.name.clone();
+        let (upstream, prompt) = self.route(&name)?;
+        let action = format!("{}prompt.{prompt}", upstream.prefix);
+        let args = request.arguments.clone().unwrap_or_default();
+        let held = Held::of(&ctx);
+        let decision = self.decide(&agent, &action, &args, None, &held).await?;
+        held.check()?;
+        let mut forward = request;
+        forward.name = prompt.to_owned();
+        let span = telemetry::mcp_client(
+            "prompts/get",
+            Target::Prompt(prompt),
+            &upstream.name,
+            &mut forward.meta,
+        );
+        let result = upstream
+            .call(|p| async move { p.get_prompt_once(forward).await })
+            .instrument(span.clone())
+            .await
+            .map(complete_prompt);
+        telemetry::ended(&span, &result, false);
+        self.report(agent, &decision, result.is_ok(), Vec::new());
+        result
+    }
+
+    async fn read_resource_in(
+        &self,
+        mut request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let agent = agent(&ctx)?;
+        let uri = request.uri.clone();
+        let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
+            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
+        })?;
+        let action = format!("{}resources.read", upstream.prefix);
+        let held = Held::of(&ctx);
+        let decision = self
+            .decide(&agent, &action, &Map::new(), Some(&uri), &held)
+            .await?;
+        held.check()?;
+        let span = telemetry::mcp_client(
+            "resources/read",
+            Target::None,
+            &upstream.name,
+            &mut request.meta,
+        );
+        let result = upstream
+            .call(|p| async move { p.read_resource_once(request).await })
+            .instrument(span.clone())
+            .await
+            .map(complete_read);
+        telemetry::ended(&span, &result, false);
+        self.report(agent, &decision, result.is_ok(), vec![uri]);
+        result
     }
 
     fn route<'a>(&self, name: &'a str) -> Result<(Arc<Upstream>, &'a str), McpError> {
@@ -397,23 +525,10 @@ impl ServerHandler for Proxy {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let agent = agent(&ctx)?;
-        let mut tools = Vec::new();
-        for u in &self.0.upstreams.all {
-            match u.call(|p| async move { p.list_all_tools().await }).await {
-                Ok(list) => tools.extend(list.into_iter().map(|mut t| {
-                    t.name = format!("{}{}", u.prefix, t.name).into();
-                    t
-                })),
-                Err(e) => {
-                    tracing::warn!(upstream = %u.name, error = %e.message, "tools/list failed")
-                }
-            }
-        }
-        let names = tools.iter().map(|t| t.name.to_string()).collect();
-        let reach = self.reachable(&agent, names).await?;
-        tools.retain(|t| reach.iter().any(|r| r == t.name.as_ref()));
-        Ok(ListToolsResult::with_all_items(tools))
+        let span = telemetry::mcp_server("tools/list", Target::None, &ctx);
+        let result = self.list_tools_in(&ctx).instrument(span.clone()).await;
+        telemetry::ended(&span, &result, false);
+        result
     }
 
     async fn call_tool(
@@ -421,23 +536,14 @@ impl ServerHandler for Proxy {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let agent = agent(&ctx)?;
-        let action = request.name.to_string();
-        let (upstream, tool) = self.route(&action)?;
-        let args = request.arguments.clone().unwrap_or_default();
-        let held = Held::of(&ctx);
-        let decision = self.decide(&agent, &action, &args, None, &held).await?;
-        held.check()?;
-        let mut forward = request;
-        forward.name = tool.to_owned().into();
-        let result = upstream
-            .call(|p| async move { p.call_tool_once(forward).await })
-            .await
-            .map(complete_call);
-        let ok = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true));
-        let mut seen = Vec::new();
-        retrievals(&Value::Object(args), &mut seen);
-        self.report(agent, &decision, ok, seen);
+        let span = telemetry::mcp_server("tools/call", Target::Tool(&request.name), &ctx);
+        let result = self
+            .call_tool_in(request, ctx)
+            .instrument(span.clone())
+            .await;
+        let tool_error =
+            matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
+        telemetry::ended(&span, &result, tool_error);
         result
     }
 
@@ -477,21 +583,12 @@ impl ServerHandler for Proxy {
         request: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let agent = agent(&ctx)?;
-        let name = request.name.clone();
-        let (upstream, prompt) = self.route(&name)?;
-        let action = format!("{}prompt.{prompt}", upstream.prefix);
-        let args = request.arguments.clone().unwrap_or_default();
-        let held = Held::of(&ctx);
-        let decision = self.decide(&agent, &action, &args, None, &held).await?;
-        held.check()?;
-        let mut forward = request;
-        forward.name = prompt.to_owned();
-        let result = upstream
-            .call(|p| async move { p.get_prompt_once(forward).await })
-            .await
-            .map(complete_prompt);
-        self.report(agent, &decision, result.is_ok(), Vec::new());
+        let span = telemetry::mcp_server("prompts/get", Target::Prompt(&request.name), &ctx);
+        let result = self
+            .get_prompt_in(request, ctx)
+            .instrument(span.clone())
+            .await;
+        telemetry::ended(&span, &result, false);
         result
     }
 
@@ -541,22 +638,12 @@ impl ServerHandler for Proxy {
         request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let agent = agent(&ctx)?;
-        let uri = request.uri.clone();
-        let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
-            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
-        })?;
-        let action = format!("{}resources.read", upstream.prefix);
-        let held = Held::of(&ctx);
-        let decision = self
-            .decide(&agent, &action, &Map::new(), Some(&uri), &held)
-            .await?;
-        held.check()?;
-        let result = upstream
-            .call(|p| async move { p.read_resource_once(request).await })
-            .await
-            .map(complete_read);
-        self.report(agent, &decision, result.is_ok(), vec![uri]);
+        let span = telemetry::mcp_server("resources/read", Target::None, &ctx);
+        let result = self
+            .read_resource_in(request, ctx)
+            .instrument(span.clone())
+            .await;
+        telemetry::ended(&span, &result, false);
         result
     }
 

@@ -19,6 +19,7 @@ pub mod path;
 pub mod routes;
 pub mod service;
 pub mod state;
+pub mod telemetry;
 pub mod throttle;
 pub mod token_cache;
 pub mod tokens;

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         // After every route: a known path with another method is a 405 problem.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::telemetry::http_span))
         .with_state(state)
 }
 

@@ -17,6 +17,7 @@ use bridle_store::{
 };
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
+use tracing::Instrument as _;
 
 use super::ServiceError;
 use super::containment;
@@ -79,6 +80,20 @@ struct Loaded {
 /// Decide `call` for an authenticated agent (its token's chain), with every
 /// consequence; returns only once the audit record is durable.
 pub async fn decide(
+    state: &AppState,
+    agent: &AgentCaller,
+    via: &Via,
+    call: ActionCall,
+) -> Result<Answer, ServiceError> {
+    let span = crate::telemetry::decision_span(agent.row().id.as_str(), call.action.as_str(), via);
+    let answer = decide_in_span(state, agent, via, call)
+        .instrument(span.clone())
+        .await;
+    crate::telemetry::decided(&span, &answer);
+    answer
+}
+
+async fn decide_in_span(
     state: &AppState,
     agent: &AgentCaller,
     via: &Via,
@@ -190,7 +205,11 @@ pub async fn decide(
         .append_charged(record.event(&decision, approval_id.as_ref()), usage)
         .await?
     {
-        Appended::Event(_) => (decision, approval_id),
+        Appended::Event(event) => {
+            // As i64: OpenTelemetry has no unsigned integers.
+            tracing::Span::current().record("bridle.audit.seq", i64::try_from(event.seq).ok());
+            (decision, approval_id)
+        }
         Appended::Limited { agent: over, hit } => {
             if let Some(id) = &decision.consumes {
                 state.store().restore_approval(id).await?;
