@@ -23,6 +23,10 @@ pub(crate) struct Remote {
     /// Your API key, sent as `Authorization: Bearer …`.
     #[arg(long, env = "BRIDLE_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<Token>,
+    /// PEM certificates to trust for an https `--url` besides the system's
+    /// (a private CA, or the server's own certificate).
+    #[arg(long, env = "BRIDLE_CA_FILE", value_name = "PEM", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// An API key. Its `Debug` never shows the key.
@@ -94,10 +98,21 @@ impl Client {
     pub(crate) fn new(remote: &Remote) -> Result<Self, ClientError> {
         let base = parse_base(&remote.url)?;
         install_tls_provider();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("bridle-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(60));
+        if let Some(path) = &remote.ca_file {
+            let certs = bridle_tls::load_certs(path)
+                .map_err(|e| ClientError::Local(format!("--ca-file: {e}")))?;
+            for der in certs {
+                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+                    ClientError::Local(format!("--ca-file {}: {}", path.display(), causes(&e)))
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Setup(causes(&e)))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -247,6 +262,7 @@ mod tests {
         Remote {
             url: url.into(),
             token: Some(Token("bk_secret".into())),
+            ca_file: None,
         }
     }
 

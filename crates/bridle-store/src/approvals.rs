@@ -163,6 +163,10 @@ pub trait ApprovalStore {
     /// Give back an approval this caller consumed for an action that then
     /// did not stand (its usage broke a limit at commit): approved again.
     async fn restore_approval(&self, id: &ApprovalId) -> Result<(), StoreError>;
+    /// Withdraw a pending approval this caller created for a request that
+    /// then did not stand (its rate limit was broken at commit), so nobody
+    /// is asked to approve what was refused: cancelled, if still pending.
+    async fn withdraw_approval(&self, id: &ApprovalId, now: Timestamp) -> Result<(), StoreError>;
 }
 
 /// Inside a transaction `$tx`: insert the pending approval `$a`
@@ -514,6 +518,20 @@ impl ApprovalStore for Store {
                 "UPDATE approvals SET state = 'approved', consumed_at = NULL \
                  WHERE id = $1 AND state = 'consumed'",
             )
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn withdraw_approval(&self, id: &ApprovalId, now: Timestamp) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE approvals SET state = 'cancelled', decided_at = $1 \
+                 WHERE id = $2 AND state = 'pending'",
+            )
+            .bind(Stamp(now))
             .bind(id)
             .execute(pool)
             .await?;

@@ -251,15 +251,14 @@ impl Store {
             let mut seq = u64::try_from(head.try_get::<i64, _>("seq")?).unwrap_or(0);
             let mut prev: String = head.try_get("hash")?;
             let mut sealed = Vec::with_capacity(items.len());
-            let mut outcomes: Vec<Option<(AgentId, LimitHit)>> = Vec::with_capacity(items.len());
-            for (body, usage) in items {
-                if let Some(usage) = &usage
-                    && let Some(limited) = crate::usage::charge!(tx, usage).await?
-                {
-                    outcomes.push(Some(limited));
+            let usages: Vec<Option<&Usage>> = items.iter().map(|(_, u)| u.as_ref()).collect();
+            let outcomes: Vec<Option<(AgentId, LimitHit)>> =
+                crate::usage::charge_batch!(tx, &usages).await?;
+            drop(usages);
+            for ((body, _), outcome) in items.into_iter().zip(&outcomes) {
+                if outcome.is_some() {
                     continue;
                 }
-                outcomes.push(None);
                 seq += 1;
                 let stored = StoredEvent::seal(seq, &body, &prev)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;

@@ -135,8 +135,19 @@ async fn decide_in_span(
     };
     let key = approval_key(&input);
     let status = approval_status(state, &loaded.compiled, &key, now).await?;
-    let used = usage_snapshot(state, &loaded.compiled, now).await?;
-    let mut decided = state.engine.decide(&input, &used, &Fixed(status));
+    // Optimistic on limits: the store checks every window again when it
+    // commits the usage, atomically and for all replicas, so a plain allow
+    // needs no read of the usage first (a limit it breaks makes it a
+    // denial at commit). A decision that asks for or consumes an approval
+    // reads it first, so nobody is asked to approve what a limit refuses.
+    let mut used = UsageSnapshot::new();
+    let mut decided = state.engine.decide(&input, &used, &Fixed(status.clone()));
+    let plain_allow =
+        decided.decision.effect == Effect::Allow && decided.decision.consumes.is_none();
+    if !decided.usage.is_empty() && !plain_allow {
+        used = usage_snapshot(state, &loaded.compiled, now).await?;
+        decided = state.engine.decide(&input, &used, &Fixed(status));
+    }
     if let Some(id) = &decided.decision.consumes
         && !state.store().consume_approval(id).await?
     {
@@ -154,6 +165,9 @@ async fn decide_in_span(
         .flat_map(|c| c.manifest().sensitive_args(call.action.as_str()))
         .collect();
     let logged_args = redact_args(&call.args, &sensitive, &state.hmac_key);
+    // An approval this request creates; its approvers are told once the
+    // decision stands.
+    let mut created_approval = None;
     let approval_id = match (&decision.effect, &decision.approval) {
         (Effect::ApprovalRequired, Some(need)) => Some(match &need.pending {
             Some(id) => id.clone(),
@@ -176,7 +190,7 @@ async fn decide_in_span(
                 let (approval, created) = state.store().create_approval(&new).await?;
                 let id = approval.id.clone();
                 if created {
-                    notify_requested(state, &approval);
+                    created_approval = Some(approval);
                 }
                 id
             }
@@ -208,11 +222,17 @@ async fn decide_in_span(
         Appended::Event(event) => {
             // As i64: OpenTelemetry has no unsigned integers.
             tracing::Span::current().record("bridle.audit.seq", i64::try_from(event.seq).ok());
+            if let Some(approval) = &created_approval {
+                notify_requested(state, approval);
+            }
             (decision, approval_id)
         }
         Appended::Limited { agent: over, hit } => {
             if let Some(id) = &decision.consumes {
                 state.store().restore_approval(id).await?;
+            }
+            if let Some(approval) = &created_approval {
+                state.store().withdraw_approval(&approval.id, now).await?;
             }
             let chain = rows.len() > 1;
             let limited = rows

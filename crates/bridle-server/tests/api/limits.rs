@@ -284,3 +284,45 @@ async fn a_single_use_approval_holds_across_replicas(s: Server) {
     assert_eq!(spent, "6000");
 }
 on_both!(a_single_use_approval_holds_across_replicas);
+
+/// A rate limit of 1 a minute on an action that always asks a person: 20
+/// different requests at once on two replicas. Those that lose the race
+/// at commit are denied for the rate and leave no approval behind, so the
+/// approvers are asked exactly as often as an answer said
+/// `approval_required` (before, the losers' approvals stayed pending).
+async fn a_request_refused_at_commit_leaves_no_approval(s: Server) {
+    let _people = s.people().await;
+    let yaml = crate::common::manifest(
+        "asker",
+        "alice",
+        "tools:\n  - name: wire\n    args:\n      n: { min: 0, max: 1000 }\n    approval:\n      approvers: [frank]\n      ttl: 1h\nlimits:\n  rate: 1/min\n",
+    );
+    s.apply(ADMIN_KEY, &yaml).await.expect(201);
+    let token = s.agent_token("asker").await;
+    let other = replica(&s).await;
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let srv = if n % 2 == 0 { &s } else { &other };
+        let req = srv
+            .req(reqwest::Method::POST, "/v1/decisions", &token)
+            .json(&json!({"action": "wire", "args": {"n": n}}));
+        set.spawn(async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        });
+    }
+    let answers = set.join_all().await;
+    assert_eq!(count(&answers, "approval_required"), 1, "{answers:?}");
+    for d in answers.iter().filter(|d| effect(d) == "deny") {
+        assert_decision(d, "deny", "rate_limited");
+    }
+    let pending = crate::common::sql_text(
+        &s.db_url,
+        s.backend,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM approvals WHERE agent_id = 'asker' AND state = 'pending'",
+    )
+    .await;
+    assert_eq!(pending, "1", "{answers:?}");
+}
+on_both!(a_request_refused_at_commit_leaves_no_approval);
