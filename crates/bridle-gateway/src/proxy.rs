@@ -6,15 +6,20 @@
 //! `everything.echo`; its prompt `greet` is listed as `everything.greet` and
 //! decided as `everything.prompt.greet`; reading any of its resources is
 //! `everything.resources.read`, with the URI as the decision's `resource`.
+//!
+//! Lists and completions reveal names and values but act on nothing: they
+//! are filtered by what the agent can reach at all (`reachable`), not
+//! decided one by one, and are not audited as decisions.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptRequestParams, GetPromptResponse,
-    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProgressToken, ReadResourceRequestParams, ReadResourceResponse, ResultType, ServerCapabilities,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, ResultType, ServerCapabilities,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -405,6 +410,69 @@ impl Proxy {
         result
     }
 
+    /// `completion/complete` for a prompt's or a resource template's
+    /// argument: relayed to the upstream that has it when the agent can
+    /// reach the prompt (`{prefix}prompt.{name}`) or the upstream's
+    /// resources (`{prefix}resources.read`) at all; otherwise refused as
+    /// not granted, so completion reveals no values of what the agent may
+    /// not use.
+    async fn completion_in(
+        &self,
+        mut request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let agent = agent(&ctx)?;
+        let (upstream, action) = match &mut request.r#ref {
+            Reference::Prompt(p) => {
+                let name = p.name.clone();
+                let (upstream, prompt) = self.route(&name)?;
+                p.name = prompt.to_owned();
+                let action = format!("{}prompt.{prompt}", upstream.prefix);
+                (upstream, action)
+            }
+            Reference::Resource(r) => {
+                let upstream = self.template_owner(&r.uri).await.ok_or_else(|| {
+                    McpError::resource_not_found(
+                        format!("no upstream has the resource template `{}`", r.uri),
+                        None,
+                    )
+                })?;
+                let action = format!("{}resources.read", upstream.prefix);
+                (upstream, action)
+            }
+            _ => {
+                return Err(McpError::invalid_params(
+                    "a completion reference of an unknown type",
+                    None,
+                ));
+            }
+        };
+        let reach = self.reachable(&agent, vec![action.clone()]).await?;
+        if !reach.contains(&action) {
+            return Err(McpError::new(
+                ErrorCode(DENIED),
+                format!("denied by Bridle (not_granted): `{action}` is not granted to this agent"),
+                Some(json!({"reason": "not_granted", "action": action})),
+            ));
+        }
+        let span = telemetry::mcp_client(
+            "completion/complete",
+            Target::None,
+            &upstream.name,
+            &mut request.meta,
+        );
+        let result = upstream
+            .call(|p| async move { p.complete(request).await })
+            .instrument(span.clone())
+            .await
+            .map(|mut r| {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                r
+            });
+        telemetry::ended(&span, &result, false);
+        result
+    }
+
     fn route<'a>(&self, name: &'a str) -> Result<(Arc<Upstream>, &'a str), McpError> {
         self.0
             .upstreams
@@ -509,6 +577,7 @@ impl ServerHandler for Proxy {
             .enable_resources()
             .enable_prompts()
             .enable_logging()
+            .enable_completions()
             .build();
         InitializeResult::new(caps)
             .with_server_info(Implementation::new(
@@ -641,6 +710,20 @@ impl ServerHandler for Proxy {
         let span = telemetry::mcp_server("resources/read", Target::None, &ctx);
         let result = self
             .read_resource_in(request, ctx)
+            .instrument(span.clone())
+            .await;
+        telemetry::ended(&span, &result, false);
+        result
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let span = telemetry::mcp_server("completion/complete", Target::None, &ctx);
+        let result = self
+            .completion_in(request, ctx)
             .instrument(span.clone())
             .await;
         telemetry::ended(&span, &result, false);

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use bridle_gateway::{Config, Gateway};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
+    ArgumentInfo, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, CompletionInfo, ContentBlock, ErrorCode, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, Reference, ServerCapabilities, Tool,
 };
 use rmcp::service::{RequestContext, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -43,14 +44,18 @@ tools:
       approvers: [group:approvers]
       ttl: 1h
   - name: up.secret_*
+  - name: up.prompt.greet
 forbid: [up.secret_*]
 "#;
 
-/// The upstream: `echo`, `add`, `bare`, `secret_dump` and `delete` tools.
-/// It counts the `add` calls it runs (the side effect a test observes).
+/// The upstream: `echo`, `add`, `bare`, `secret_dump` and `delete` tools,
+/// and completion of the `name` argument of its prompts. It counts the
+/// `add` calls it runs and the completions it answers (the side effects a
+/// test observes).
 #[derive(Debug, Clone)]
 struct Upstream {
     adds: Arc<AtomicUsize>,
+    completions: Arc<AtomicUsize>,
 }
 
 fn schema(props: Value) -> serde_json::Map<String, Value> {
@@ -62,7 +67,34 @@ fn schema(props: Value) -> serde_json::Map<String, Value> {
 
 impl ServerHandler for Upstream {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_completions()
+                .build(),
+        )
+    }
+
+    async fn complete(
+        &self,
+        req: CompleteRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        self.completions.fetch_add(1, Ordering::SeqCst);
+        let names: &[&str] = match &req.r#ref {
+            Reference::Prompt(p) if p.name == "greet" => &["alice", "alfred", "bob"],
+            Reference::Prompt(p) if p.name == "vault" => &["master-key"],
+            _ => &[],
+        };
+        let values = names
+            .iter()
+            .filter(|n| n.starts_with(req.argument.value.as_str()))
+            .map(|n| (*n).to_owned())
+            .collect();
+        let mut r = CompleteResult::new(CompletionInfo::new(values).unwrap());
+        // An upstream on 2025-11-25 sends no `resultType`.
+        r.result_type = None;
+        Ok(r)
     }
 
     async fn list_tools(
@@ -144,6 +176,7 @@ struct Env {
     mcp: String,
     http: reqwest::Client,
     adds: Arc<AtomicUsize>,
+    completions: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
@@ -295,10 +328,13 @@ async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env {
 
     let adds = Arc::new(AtomicUsize::new(0));
     let up_adds = adds.clone();
+    let completions = Arc::new(AtomicUsize::new(0));
+    let up_completions = completions.clone();
     let upstream = StreamableHttpService::new(
         move || {
             Ok(Upstream {
                 adds: up_adds.clone(),
+                completions: up_completions.clone(),
             })
         },
         std::sync::Arc::new(LocalSessionManager::default()),
@@ -316,6 +352,7 @@ async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env {
         mcp: String::new(),
         http,
         adds,
+        completions,
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1000,4 +1037,42 @@ async fn a_call_is_one_trace_from_the_agent_through_the_decision_to_the_upstream
         "{:?}",
         denied.status
     );
+}
+
+/// `completion/complete` reaches the upstream for a prompt the agent may
+/// get, answered in the negotiated revision's shape; for a prompt it may
+/// not, it is refused as not granted and never asked upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_is_relayed_only_for_what_the_agent_may_reach() {
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+    let r = client
+        .complete(CompleteRequestParams::new(
+            Reference::for_prompt("up.greet"),
+            ArgumentInfo::new("name", "al"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.completion.values, vec!["alice", "alfred"]);
+    assert_eq!(env.completions.load(Ordering::SeqCst), 1);
+
+    let e = client
+        .complete(CompleteRequestParams::new(
+            Reference::for_prompt("up.vault"),
+            ArgumentInfo::new("name", ""),
+        ))
+        .await
+        .unwrap_err();
+    let ServiceError::McpError(e) = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(e.code, ErrorCode(-32001), "{e:?}");
+    assert!(e.message.contains("up.prompt.vault"), "{}", e.message);
+    assert_eq!(
+        env.completions.load(Ordering::SeqCst),
+        1,
+        "an ungranted completion was asked upstream"
+    );
+    client.cancel().await.unwrap();
 }
