@@ -12,6 +12,7 @@
 //! decided one by one, and are not audited as decisions.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -28,7 +29,7 @@ use tracing::Instrument as _;
 
 use crate::bridle::{AgentToken, Bridle, BridleError, Decision};
 use crate::telemetry::{self, Target};
-use crate::upstream::{Upstream, Upstreams};
+use crate::upstream::{Listener, Upstream, Upstreams};
 
 /// JSON-RPC error code of a call Bridle denied.
 pub const DENIED: i32 = -32001;
@@ -127,6 +128,8 @@ fn cancelled() -> McpError {
 pub(crate) struct Held {
     ctx: RequestContext<RoleServer>,
     progress: Option<(Peer<RoleServer>, ProgressToken)>,
+    /// The last keep-alive progress sent on the agent's token.
+    sent: AtomicU32,
 }
 
 impl Held {
@@ -134,11 +137,25 @@ impl Held {
         Self {
             ctx: ctx.clone(),
             progress: ctx.meta.get_progress_token().map(|t| (ctx.peer.clone(), t)),
+            sent: AtomicU32::new(0),
         }
+    }
+
+    /// Where the upstream's progress on the forwarded request goes: the
+    /// agent's token, counted on from the keep-alives already sent on it;
+    /// none when the agent asked for no progress.
+    fn listener(&self) -> Option<Listener> {
+        let (peer, token) = self.progress.clone()?;
+        Some(Listener::new(
+            peer,
+            token,
+            self.sent.load(Ordering::Relaxed),
+        ))
     }
 
     async fn still_waiting(&self, approval: &str, n: u32) {
         if let Some((peer, token)) = &self.progress {
+            self.sent.fetch_max(n, Ordering::Relaxed);
             let p = ProgressNotificationParam::new(token.clone(), f64::from(n))
                 .with_message(format!("waiting for approval `{approval}`"));
             if let Err(e) = peer.notify_progress(p).await {
@@ -333,7 +350,7 @@ impl Proxy {
             &mut forward.meta,
         );
         let result = upstream
-            .call(|p| async move { p.call_tool_once(forward).await })
+            .call_tool(forward, held.listener())
             .instrument(span.clone())
             .await
             .map(complete_call);

@@ -5,15 +5,19 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use rmcp::ErrorData as McpError;
-use rmcp::ServiceExt;
-use rmcp::model::ErrorCode;
-use rmcp::service::{Peer, RoleClient, ServiceError};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CancelledNotificationParam,
+    ClientRequest, ErrorCode, ProgressNotificationParam, ProgressToken, RequestId, ServerResult,
+};
+use rmcp::service::{
+    NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer, ServiceError,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
 use tokio::sync::watch;
 
 use crate::config::{Transport, UpstreamConfig};
@@ -58,6 +62,172 @@ pub struct Upstream {
     pub prefix: String,
     peer: watch::Receiver<Option<Peer<RoleClient>>>,
     timeout: Duration,
+    relay: Arc<Relay>,
+}
+
+/// Where the progress an upstream reports for a forwarded request goes.
+/// Upstreams are shared by every agent's session, and the gateway's
+/// client gives each forwarded request a progress token of its own (the
+/// agent's never goes upstream): progress on it is relayed to the agent
+/// that sent the request, on the agent's token. Progress that comes in
+/// before its request is registered (the upstream was quicker than the
+/// send returned) is kept a little while for it.
+#[derive(Debug, Default)]
+struct Relay {
+    state: Mutex<RelayState>,
+}
+
+#[derive(Debug, Default)]
+struct RelayState {
+    listeners: HashMap<ProgressToken, Listener>,
+    early: HashMap<ProgressToken, (Instant, Vec<ProgressNotificationParam>)>,
+}
+
+/// Early progress kept per token, for how long, and for how many tokens.
+const EARLY_KEEP: Duration = Duration::from_secs(5);
+const EARLY_PER_TOKEN: usize = 16;
+const EARLY_TOKENS: usize = 256;
+
+/// The agent a forwarded request's progress goes to.
+#[derive(Debug, Clone)]
+pub(crate) struct Listener {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+    /// Progress already reported to the agent on this token (a held call's
+    /// keep-alives): the upstream's is counted on from there.
+    offset: f64,
+    /// The last progress sent on the token (none yet: any). A token's
+    /// progress must only increase, and rmcp handles each notification in
+    /// a task of its own, so one overtaken by a later one is stale and
+    /// dropped.
+    last: Arc<tokio::sync::Mutex<Option<f64>>>,
+}
+
+impl Listener {
+    /// `sent`: the keep-alives already sent on `token` (0: none).
+    pub(crate) fn new(peer: Peer<RoleServer>, token: ProgressToken, sent: u32) -> Self {
+        let offset = f64::from(sent);
+        Self {
+            peer,
+            token,
+            offset,
+            last: Arc::new(tokio::sync::Mutex::new((sent > 0).then_some(offset))),
+        }
+    }
+
+    async fn relay(&self, p: ProgressNotificationParam) {
+        let progress = self.offset + p.progress;
+        let mut last = self.last.lock().await;
+        if last.is_some_and(|l| progress <= l) {
+            return;
+        }
+        let mut relayed = ProgressNotificationParam::new(self.token.clone(), progress);
+        relayed.total = p.total.map(|t| self.offset + t);
+        relayed.message = p.message;
+        match self.peer.notify_progress(relayed).await {
+            Ok(()) => *last = Some(progress),
+            Err(e) => tracing::debug!(error = %e, "relayed progress not delivered"),
+        }
+    }
+}
+
+impl Relay {
+    /// Start relaying `token`'s progress to `to`, first what came early.
+    async fn listen(self: &Arc<Self>, token: ProgressToken, to: Listener) -> Registered {
+        let early = match self.state.lock() {
+            Ok(mut s) => {
+                s.listeners.insert(token.clone(), to.clone());
+                s.early.remove(&token).map(|(_, e)| e).unwrap_or_default()
+            }
+            Err(_) => Vec::new(),
+        };
+        for p in early {
+            to.relay(p).await;
+        }
+        Registered {
+            relay: self.clone(),
+            token,
+        }
+    }
+
+    async fn progress(&self, p: ProgressNotificationParam) {
+        let to = match self.state.lock() {
+            Ok(mut s) => match s.listeners.get(&p.progress_token) {
+                Some(to) => Some(to.clone()),
+                None => {
+                    let now = Instant::now();
+                    s.early
+                        .retain(|_, (at, _)| now.duration_since(*at) < EARLY_KEEP);
+                    if s.early.len() < EARLY_TOKENS || s.early.contains_key(&p.progress_token) {
+                        let (_, kept) = s
+                            .early
+                            .entry(p.progress_token.clone())
+                            .or_insert_with(|| (now, Vec::new()));
+                        if kept.len() < EARLY_PER_TOKEN {
+                            kept.push(p.clone());
+                        }
+                    }
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        if let Some(to) = to {
+            to.relay(p).await;
+        }
+    }
+}
+
+/// A request's relay: its listener goes when this is dropped (after the
+/// answer, progress reaches nobody).
+#[derive(Debug)]
+struct Registered {
+    relay: Arc<Relay>,
+    token: ProgressToken,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.relay.state.lock() {
+            s.listeners.remove(&self.token);
+        }
+    }
+}
+
+/// Tells the upstream a request was abandoned (`notifications/cancelled`)
+/// if dropped before its answer came: the agent went away.
+struct CancelOnDrop {
+    peer: Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let peer = self.peer.clone();
+        tokio::spawn(async move {
+            let p = CancelledNotificationParam::new(Some(id), Some("the agent went away".into()));
+            if let Err(e) = peer.notify_cancelled(p).await {
+                tracing::debug!(error = %e, "upstream not told of a cancelled request");
+            }
+        });
+    }
+}
+
+/// The gateway as the upstream's MCP client: relays progress.
+#[derive(Debug, Clone)]
+struct Client {
+    relay: Arc<Relay>,
+}
+
+impl ClientHandler for Client {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.relay.progress(params).await;
+    }
 }
 
 impl Upstream {
@@ -67,13 +237,52 @@ impl Upstream {
         let headers = upstream_headers(cfg)?;
         let (tx, rx) = watch::channel(None);
         let name = cfg.name.clone();
-        tokio::spawn(supervise(name.clone(), transport, headers, tx));
+        let relay = Arc::new(Relay::default());
+        let client = Client {
+            relay: relay.clone(),
+        };
+        tokio::spawn(supervise(name.clone(), transport, headers, client, tx));
         Ok(Arc::new(Self {
             name,
             prefix: cfg.prefix.clone(),
             peer: rx,
             timeout,
+            relay,
         }))
+    }
+
+    /// `tools/call` upstream, with the progress the upstream reports on it
+    /// relayed to `to` (when the agent asked for progress), bounded by the
+    /// call timeout, and cancelled upstream if the caller goes away first.
+    pub(crate) async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+        to: Option<Listener>,
+    ) -> Result<CallToolResponse, McpError> {
+        let relay = self.relay.clone();
+        self.call(|peer| async move {
+            let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+            let handle = peer
+                .send_request_with_option(request, PeerRequestOptions::no_options())
+                .await?;
+            let mut cancel = CancelOnDrop {
+                peer: peer.clone(),
+                id: Some(handle.id.clone()),
+            };
+            let _listening = match to {
+                Some(to) => Some(relay.listen(handle.progress_token.clone(), to).await),
+                None => None,
+            };
+            let result = handle.await_response().await;
+            cancel.id = None;
+            match result? {
+                ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+                ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+                ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+                _ => Err(ServiceError::UnexpectedResponse),
+            }
+        })
+        .await
     }
 
     /// Whether the upstream is connected now.
@@ -158,11 +367,12 @@ async fn supervise(
     name: String,
     transport: Transport,
     headers: reqwest::header::HeaderMap,
+    client: Client,
     tx: watch::Sender<Option<Peer<RoleClient>>>,
 ) {
     let mut backoff = BACKOFF_START;
     loop {
-        match connect(&transport, &headers).await {
+        match connect(&transport, &headers, client.clone()).await {
             Ok(running) => {
                 tracing::info!(upstream = %name, "upstream connected");
                 backoff = BACKOFF_START;
@@ -183,11 +393,12 @@ async fn supervise(
     }
 }
 
-type Running = rmcp::service::RunningService<RoleClient, ()>;
+type Running = rmcp::service::RunningService<RoleClient, Client>;
 
 async fn connect(
     transport: &Transport,
     headers: &reqwest::header::HeaderMap,
+    handler: Client,
 ) -> Result<Running, UpstreamError> {
     match transport {
         Transport::Stdio { program, args } => {
@@ -200,7 +411,8 @@ async fn connect(
                     program: program.clone(),
                     error,
                 })?;
-            ().serve(child)
+            handler
+                .serve(child)
                 .await
                 .map_err(|e| UpstreamError::Handshake(e.to_string()))
         }
@@ -211,7 +423,8 @@ async fn connect(
                 .map_err(UpstreamError::Client)?;
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
             let t = StreamableHttpClientTransport::with_client(client, config);
-            ().serve(t)
+            handler
+                .serve(t)
                 .await
                 .map_err(|e| UpstreamError::Handshake(e.to_string()))
         }

@@ -17,7 +17,7 @@ use bridle_gateway::{Config, Gateway};
 use rmcp::model::{
     ArgumentInfo, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
     CompleteResult, CompletionInfo, ContentBlock, ErrorCode, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, Reference, ServerCapabilities, Tool,
+    PaginatedRequestParams, ProgressNotificationParam, Reference, ServerCapabilities, Tool,
 };
 use rmcp::service::{RequestContext, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -25,7 +25,9 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{
     StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
 };
-use rmcp::{ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt};
+use rmcp::{
+    ClientHandler, ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt,
+};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "bk_gateway-test-admin-0123456789";
@@ -158,6 +160,25 @@ impl ServerHandler for Upstream {
                     .and_then(Value::as_str)
                     .unwrap_or("none")
             ),
+            // Progress for an agent that asked for it, on the token the
+            // gateway sent; the token is in the answer.
+            "echo" if args["message"] == "with progress" => {
+                let token = ctx.meta.get_progress_token();
+                if let Some(t) = &token {
+                    for i in 0..=2 {
+                        let p = ProgressNotificationParam::new(t.clone(), f64::from(i))
+                            .with_total(2.0)
+                            .with_message(format!("upstream step {i}"));
+                        ctx.peer.notify_progress(p).await.unwrap();
+                    }
+                    // Work that takes a while after its last progress, as
+                    // real work does: progress sent in the instant before
+                    // an answer can be overtaken by it (rmcp handles each
+                    // notification in a task of its own).
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                format!("Echo: progress token {}", json!(token))
+            }
             "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
             "add" => format!(
                 "{}",
@@ -228,15 +249,24 @@ impl Env {
     }
 
     async fn client(&self, token: &str) -> RunningService<RoleClient, ()> {
+        self.client_with(token, ()).await
+    }
+
+    async fn client_with<H: ClientHandler>(
+        &self,
+        token: &str,
+        handler: H,
+    ) -> RunningService<RoleClient, H> {
         let config =
             StreamableHttpClientTransportConfig::with_uri(self.mcp.as_str()).auth_header(token);
         // The test's own client: it trusts the test CA under TLS.
-        ().serve(StreamableHttpClientTransport::with_client(
-            self.http.clone(),
-            config,
-        ))
-        .await
-        .unwrap()
+        handler
+            .serve(StreamableHttpClientTransport::with_client(
+                self.http.clone(),
+                config,
+            ))
+            .await
+            .unwrap()
     }
 }
 
@@ -1075,4 +1105,94 @@ async fn completion_is_relayed_only_for_what_the_agent_may_reach() {
         "an ungranted completion was asked upstream"
     );
     client.cancel().await.unwrap();
+}
+
+/// An agent that records the progress notifications it gets.
+#[derive(Debug, Clone, Default)]
+struct Progress(Arc<std::sync::Mutex<Vec<ProgressNotificationParam>>>);
+
+impl ClientHandler for Progress {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.0.lock().unwrap().push(params);
+    }
+}
+
+/// Progress an upstream reports during a call reaches the agent that
+/// made the call, on the agent's own token; the upstream sees a token of
+/// the gateway's client, never the agent's. Upstreams are shared by every
+/// agent's session: two sessions that chose the same token (rmcp's client
+/// numbers its requests' tokens from 0) each get their own progress, never
+/// the other's. (rmcp handles each notification in a task of its own, on
+/// the gateway and in the agent, so the order they arrive in is not
+/// guaranteed; the gateway drops progress a later one overtook.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_progress_reaches_the_agent_on_its_own_token() {
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    // rmcp's client gives every request a progress token of its own.
+    let call = || {
+        CallToolRequestParams::new("up.echo").with_arguments(
+            json!({"message": "with progress"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+    };
+    let (one, two) = (Progress::default(), Progress::default());
+    let a = env.client_with(&token, one.clone()).await;
+    let b = env.client_with(&token, two.clone()).await;
+    let (ra, rb) = tokio::join!(a.call_tool(call()), b.call_tool(call()));
+    let upstream_saw: Vec<String> = [ra.unwrap(), rb.unwrap()]
+        .iter()
+        .map(|r| r.content[0].as_text().unwrap().text.clone())
+        .collect();
+    assert_ne!(
+        upstream_saw[0], upstream_saw[1],
+        "one token upstream for two requests"
+    );
+    assert!(
+        upstream_saw.iter().all(|t| !t.ends_with("null")),
+        "{upstream_saw:?}"
+    );
+
+    // The last step is never stale: it always arrives.
+    let last = |seen: &Progress| seen.0.lock().unwrap().iter().any(|p| p.progress == 2.0);
+    for seen in [&one, &two] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !last(seen) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Anything relayed twice, or to the other session, has come by now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let agents = one.0.lock().unwrap()[0].progress_token.clone();
+    assert_eq!(
+        two.0.lock().unwrap()[0].progress_token,
+        agents,
+        "the two sessions' tokens differ: no collision tested"
+    );
+    for seen in [&one, &two] {
+        let mut got = seen.0.lock().unwrap().clone();
+        got.sort_by(|a, b| a.progress.total_cmp(&b.progress));
+        // Each step at most once: the other session's would double one.
+        assert!(
+            got.windows(2).all(|w| w[0].progress < w[1].progress),
+            "{got:?}"
+        );
+        assert_eq!(got.last().map(|p| p.progress), Some(2.0), "{got:?}");
+        for p in &got {
+            assert_eq!(p.progress_token, agents);
+            assert_eq!(p.total, Some(2.0));
+            assert_eq!(
+                p.message.as_deref(),
+                Some(format!("upstream step {}", p.progress).as_str())
+            );
+        }
+    }
+    a.cancel().await.unwrap();
+    b.cancel().await.unwrap();
 }
