@@ -4,7 +4,9 @@
 # installed into the project-local .venv) as the agent, through
 # `bridle gateway`, to @modelcontextprotocol/server-everything over stdio
 # (pinned in tests/mcp/package-lock.json, installed into tests/mcp/node_modules)
-# and to tests/mcp/ledger_server.py (a tool whose side effect the test sees),
+# and to tests/mcp/ledger_server.py (a tool whose side effect the test sees;
+# also over streamable HTTP, with a key header from `headers_from_env`,
+# killed and restarted to check the gateway reconnects),
 # in the SDK's default mode (MCP 2026-07-28) and in legacy mode (2025-11-25);
 # the official TypeScript SDK client (@modelcontextprotocol/sdk, pinned in
 # tests/mcp, tests/mcp/ts_client_test.mjs; 1.x speaks 2025-11-25); then

@@ -306,6 +306,60 @@ async def main(tmp: Path, procs: list) -> None:
     r = httpx2.post(f"http://127.0.0.1:{gw2}/mcp", json={}, headers={"Authorization": "Bearer nope"})
     check(r.status_code == 401, "its gateway checks tokens with the in-process key")
 
+    # A streamable-HTTP upstream that wants a key: `headers_from_env` sends
+    # it (the upstream refuses anything else), and when the upstream goes
+    # away and comes back on its port, the gateway reconnects by itself.
+    up_port, gw3 = free_port(), free_port()
+    key = "ledger-key-5d1c9a"
+
+    def ledger_http() -> subprocess.Popen:
+        p = subprocess.Popen([sys.executable, str(ROOT / "tests/mcp/ledger_server.py"), "http",
+                              str(up_port)], env=dict(env, LEDGER_KEY=key, LEDGER_FILE=str(ledger)))
+        procs.append(p)
+        return p
+
+    def upstream_state(gw: int) -> str:
+        return httpx2.get(f"http://127.0.0.1:{gw}/healthz").json()["upstreams"]["ledger"]
+
+    def gateway_http(gw: int, sent_key: str) -> None:
+        cfg = tmp / f"gateway-{gw}.yaml"
+        cfg.write_text(
+            f"listen: 127.0.0.1:{gw}\n"
+            f"bridle_url: {bridle}\n"
+            "upstreams:\n"
+            "  - name: ledger\n"
+            f"    url: http://127.0.0.1:{up_port}/mcp\n"
+            "    prefix: ledger.\n"
+            "    headers_from_env: { X-Ledger-Key: LEDGER_UPSTREAM_KEY }\n")
+        procs.append(subprocess.Popen([BIN, "gateway", "--config", str(cfg)],
+                                      env=dict(env, BRIDLE_PEP_KEY=pep, LEDGER_UPSTREAM_KEY=sent_key),
+                                      stdout=subprocess.DEVNULL))
+        wait_http(f"http://127.0.0.1:{gw}/healthz", 30, ok=(200, 503))
+
+    def wait_state(gw: int, want: str, seconds: float) -> str:
+        deadline = time.monotonic() + seconds
+        while (state := upstream_state(gw)) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return state
+
+    up = ledger_http()
+    wait_http(f"http://127.0.0.1:{up_port}/mcp", 30, ok=(401,))
+    gateway_http(gw3, key)
+    check(wait_state(gw3, "connected", 30) == "connected",
+          "an HTTP upstream is reached with the header headers_from_env names")
+    gw_wrong = free_port()
+    gateway_http(gw_wrong, "not-the-key")
+    time.sleep(2)
+    check(upstream_state(gw_wrong) == "disconnected",
+          "with the wrong value in that variable the upstream refuses the gateway")
+    up.terminate()
+    up.wait(10)
+    check(wait_state(gw3, "disconnected", 30) == "disconnected",
+          "an upstream that goes away is reported disconnected on /healthz")
+    ledger_http()
+    check(wait_state(gw3, "connected", 45) == "connected",
+          "the gateway reconnects by itself once the upstream is back")
+
 
 if __name__ == "__main__":
     procs: list = []

@@ -55,6 +55,12 @@ pub enum UpstreamError {
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often a connected upstream is pinged, and how long it has to
+/// answer. A streamable-HTTP upstream that went away is otherwise noticed
+/// by nothing: its client keeps the session it had, `/healthz` says
+/// connected, and every call fails until the gateway restarts.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct Upstream {
@@ -377,7 +383,13 @@ async fn supervise(
                 tracing::info!(upstream = %name, "upstream connected");
                 backoff = BACKOFF_START;
                 tx.send_replace(Some(running.peer().clone()));
+                let watchdog = tokio::spawn(watch_liveness(
+                    name.clone(),
+                    running.peer().clone(),
+                    running.cancellation_token(),
+                ));
                 let reason = running.waiting().await;
+                watchdog.abort();
                 tx.send_replace(None);
                 tracing::warn!(upstream = %name, ?reason, "upstream connection ended; reconnecting");
             }
@@ -390,6 +402,33 @@ async fn supervise(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Ping the upstream every [`PING_EVERY`]; one that does not answer in
+/// [`PING_TIMEOUT`] (any answer counts, an error too) has its connection
+/// ended, so the supervisor reconnects.
+async fn watch_liveness(
+    name: String,
+    peer: Peer<RoleClient>,
+    stop: rmcp::service::RunningServiceCancellationToken,
+) {
+    loop {
+        tokio::time::sleep(PING_EVERY).await;
+        let ping = peer.send_request(ClientRequest::PingRequest(Default::default()));
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(Ok(_) | Err(ServiceError::McpError(_))) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = %name, error = %e, "upstream did not answer a ping");
+                stop.cancel();
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(upstream = %name, "upstream did not answer a ping in time");
+                stop.cancel();
+                return;
+            }
+        }
     }
 }
 
