@@ -15,7 +15,8 @@
 #   scripts/gateway-tests.sh
 #
 # Then the official MCP conformance suite (server scenarios, also pinned in
-# tests/mcp) against the gateway (I3).
+# tests/mcp, on the Node 22 it needs, from the npm `node` package) against
+# the gateway in front of an upstream with the suite's fixtures (I3).
 #
 # Needs python3 (with venv), node and npm, and the registries the first time.
 set -euo pipefail
@@ -27,6 +28,7 @@ if ! .venv/bin/python -c "import mcp" 2>/dev/null ||
     .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-gateway.txt
 fi
 if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] || [ ! -x tests/mcp/node_modules/.bin/conformance ] ||
+    [ ! -x tests/mcp/node_modules/.bin/node ] ||
     [ ! -f tests/mcp/node_modules/@modelcontextprotocol/sdk/package.json ]; then
     (cd tests/mcp && npm ci --no-audit --no-fund --silent)
 fi

@@ -1,6 +1,8 @@
-"""I3: the official MCP conformance suite (server scenarios) against the
-gateway in front of @modelcontextprotocol/server-everything, through
-token_proxy.py (the suite cannot send a token). The gateway runs inside the
+"""I3: the official MCP conformance suite (server scenarios, pinned in
+package.json, run on the Node 22 it needs from node_modules) against the
+gateway in front of conformance_fixtures.py (an upstream with the fixtures
+the scenarios look for, so what they check is what the gateway relays),
+through token_proxy.py (the suite cannot send a token). The gateway runs inside the
 server (`bridle serve --gateway FILE`). Expected failures, with
 their reasons, are in conformance-baseline.yml; the suite fails on any
 other failure. Run by scripts/gateway-tests.sh.
@@ -62,8 +64,8 @@ def main(tmp: Path, procs: list) -> int:
     config = tmp / "gateway.yaml"
     config.write_text(
         f"listen: 127.0.0.1:{gw_port}\nbridle_url: {bridle}\nupstreams:\n"
-        "  - name: everything\n"
-        f"    command: [node, \"{HERE}/node_modules/.bin/mcp-server-everything\", stdio]\n"
+        "  - name: fixtures\n"
+        f"    command: [\"{sys.executable}\", \"{HERE}/conformance_fixtures.py\"]\n"
         "    prefix: \"\"\n")
     # This time the gateway runs inside the server process: `serve --gateway`.
     first.terminate()
@@ -78,7 +80,8 @@ def main(tmp: Path, procs: list) -> int:
     wait_http(f"http://127.0.0.1:{proxy_port}/.well-known/oauth-protected-resource")
     # The upstream starts in the background; the first listing waits for it.
     return subprocess.run(
-        [str(HERE / "node_modules/.bin/conformance"), "server",
+        [str(HERE / "node_modules/.bin/node"),
+         str(HERE / "node_modules/@modelcontextprotocol/conformance/dist/index.js"), "server",
          "--url", f"http://127.0.0.1:{proxy_port}/mcp",
          "--expected-failures", str(HERE / "conformance-baseline.yml"),
          "-o", os.environ.get("CONFORMANCE_OUT", str(tmp / "results")), *os.environ.get("CONFORMANCE_ARGS", "").split()],

@@ -1,0 +1,143 @@
+"""An upstream MCP server (stdio) with the fixtures the MCP conformance
+suite's server scenarios look for: the tools, prompts, resources and
+completion each scenario's description names. The suite runs against the
+gateway in front of it (tests/mcp/conformance_test.py), so what it checks
+is what the gateway relays: image, audio and embedded content, progress,
+prompts with arguments, text and binary resources, templates and
+completion.
+
+Run by the gateway as `python conformance_fixtures.py`.
+"""
+
+import base64
+import json
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.types import (
+    AudioContent,
+    Completion,
+    EmbeddedResource,
+    ImageContent,
+    TextContent,
+    TextResourceContents,
+)
+
+server = MCPServer("conformance-fixtures")
+
+# A 1x1 red PNG, and a few bytes of WAV, as the scenarios ask.
+PNG = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c4944415408d763f8cfc0000003010100c9fe92ef0000000049454e44ae426082")).decode()
+WAV = base64.b64encode(b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00"
+                       b"D\xac\x00\x00\x88X\x01\x00\x02\x00\x10\x00data\x00\x00\x00\x00").decode()
+
+
+@server.tool()
+def test_simple_text() -> str:
+    """Returns a fixed text."""
+    return "This is a simple text response for testing."
+
+
+@server.tool()
+def test_image_content() -> list:
+    """Returns an image."""
+    return [ImageContent(type="image", data=PNG, mime_type="image/png")]
+
+
+@server.tool()
+def test_audio_content() -> list:
+    """Returns audio."""
+    return [AudioContent(type="audio", data=WAV, mime_type="audio/wav")]
+
+
+@server.tool()
+def test_embedded_resource() -> list:
+    """Returns an embedded resource."""
+    return [EmbeddedResource(type="resource", resource=TextResourceContents(
+        uri="test://embedded-resource", mime_type="text/plain",
+        text="This is an embedded resource content."))]
+
+
+@server.tool()
+def test_multiple_content_types() -> list:
+    """Returns text, an image and an embedded resource."""
+    return [
+        TextContent(type="text", text="Multiple content types test:"),
+        ImageContent(type="image", data=PNG, mime_type="image/png"),
+        EmbeddedResource(type="resource", resource=TextResourceContents(
+            uri="test://mixed-content-resource", mime_type="application/json",
+            text=json.dumps({"test": "data", "value": 123}))),
+    ]
+
+
+@server.tool()
+async def test_tool_with_progress(ctx: Context) -> str:
+    """Reports progress 0, 50 and 100 of 100."""
+    import asyncio
+    for p in (0, 50, 100):
+        await ctx.report_progress(p, 100)
+        await asyncio.sleep(0.05)
+    return "Progress test completed"
+
+
+@server.tool()
+def test_error_handling() -> str:
+    """Always fails."""
+    raise ValueError("This tool intentionally returns an error for testing")
+
+
+@server.prompt()
+def test_simple_prompt() -> list:
+    """A prompt without arguments."""
+    return [UserMessage("This is a simple prompt for testing.")]
+
+
+@server.prompt()
+def test_prompt_with_arguments(arg1: str, arg2: str) -> list:
+    """A prompt with two arguments."""
+    return [UserMessage(f"Prompt with arguments: arg1='{arg1}', arg2='{arg2}'")]
+
+
+@server.prompt()
+def test_prompt_with_embedded_resource(resourceUri: str) -> list:  # noqa: N803 (the suite's name)
+    """A prompt embedding a resource."""
+    return [
+        UserMessage(EmbeddedResource(type="resource", resource=TextResourceContents(
+            uri=resourceUri, mime_type="text/plain", text="Embedded resource content for testing."))),
+        UserMessage("Please process the embedded resource above."),
+    ]
+
+
+@server.prompt()
+def test_prompt_with_image() -> list:
+    """A prompt with an image."""
+    return [
+        UserMessage(ImageContent(type="image", data=PNG, mime_type="image/png")),
+        UserMessage("Please analyze the image above."),
+    ]
+
+
+@server.resource("test://static-text", mime_type="text/plain")
+def static_text() -> str:
+    return "This is the content of the static text resource."
+
+
+@server.resource("test://static-binary", mime_type="image/png")
+def static_binary() -> bytes:
+    return base64.b64decode(PNG)
+
+
+@server.resource("test://template/{id}/data", mime_type="application/json")
+def template_data(id: str) -> str:  # noqa: A002 (the template's name)
+    return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
+
+
+@server.completion()
+async def complete(ref, argument, context):
+    values = [v for v in ("paris", "park", "party") if v.startswith(argument.value)]
+    return Completion(values=values, total=len(values), has_more=False)
+
+
+if __name__ == "__main__":
+    server.run("stdio")
