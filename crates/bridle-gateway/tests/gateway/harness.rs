@@ -157,32 +157,43 @@ impl ServerHandler for Upstream {
             // gateway sent; the token is in the answer.
             "echo" if args["message"] == "with progress" => {
                 let token = ctx.meta.get_progress_token();
-                if let Some(t) = &token {
-                    for i in 0..=2 {
-                        let p = ProgressNotificationParam::new(t.clone(), f64::from(i))
-                            .with_total(2.0)
-                            .with_message(format!("upstream step {i}"));
-                        ctx.peer.notify_progress(p).await.unwrap();
-                    }
-                    // Work that takes a while after its last progress, as
-                    // real work does: progress sent in the instant before
-                    // an answer can be overtaken by it (rmcp handles each
-                    // notification in a task of its own).
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                report_progress(&ctx).await;
                 format!("Echo: progress token {}", json!(token))
             }
             "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
-            "add" => format!(
-                "{}",
-                args["a"].as_f64().unwrap_or(0.0) + args["b"].as_f64().unwrap_or(0.0)
-            ),
+            "add" => {
+                // 40 + b: with progress (a held call's test).
+                if args["a"] == 40 {
+                    report_progress(&ctx).await;
+                }
+                format!(
+                    "{}",
+                    args["a"].as_f64().unwrap_or(0.0) + args["b"].as_f64().unwrap_or(0.0)
+                )
+            }
             other => format!("ran {other}"),
         };
         Ok(CallToolResponse::Complete(CallToolResult::success(vec![
             ContentBlock::text(text),
         ])))
     }
+}
+
+/// Progress 0, 1 and 2 of 2 on the request's token ("upstream step N"),
+/// for an agent that asked for it, then a little more work: progress sent
+/// in the instant before an answer can be overtaken by it (rmcp handles
+/// each notification in a task of its own).
+async fn report_progress(ctx: &RequestContext<RoleServer>) {
+    let Some(t) = ctx.meta.get_progress_token() else {
+        return;
+    };
+    for i in 0..=2 {
+        let p = ProgressNotificationParam::new(t.clone(), f64::from(i))
+            .with_total(2.0)
+            .with_message(format!("upstream step {i}"));
+        ctx.peer.notify_progress(p).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 pub(crate) struct Env {

@@ -142,3 +142,71 @@ async fn upstream_progress_reaches_the_agent_on_its_own_token() {
     a.cancel().await.unwrap();
     b.cancel().await.unwrap();
 }
+
+/// A held call's keep-alives, then the upstream's progress, on the
+/// agent's one token: the upstream's is counted on from the last
+/// keep-alive, so the agent sees progress that only rises, and the total
+/// moves with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_calls_progress_rises_from_the_keep_alives_through_the_upstream() {
+    let env = start().await;
+    let approver = approver(&env).await;
+    let token = env.token(&env.mcp).await;
+    let seen = Progress::default();
+    let client = env.client_with(&token, seen.clone()).await;
+    let add = CallToolRequestParams::new("up.add")
+        .with_arguments(json!({"a": 40, "b": 2}).as_object().unwrap().clone());
+    let call = tokio::spawn({
+        let peer = client.peer().clone();
+        async move { peer.call_tool(add).await }
+    });
+    let id = pending_approval(&env).await;
+    let has = |what: &str| {
+        seen.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.message.as_deref().is_some_and(|m| m.contains(what)))
+    };
+    // Keep-alives come every 5 s while the call is held.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !has("waiting for approval") {
+        assert!(Instant::now() < deadline, "no keep-alive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.post(&format!("/v1/approvals/{id}/approve"), &approver, json!({}))
+        .await;
+    let r = call.await.unwrap().unwrap();
+    assert_eq!(text(&r), "42");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !has("upstream step 2") {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream's last step never came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let got = seen.0.lock().unwrap().clone();
+    let kept_alive = got
+        .iter()
+        .filter(|p| p.message.as_deref().is_some_and(|m| m.contains("waiting")))
+        .map(|p| p.progress)
+        .fold(0.0, f64::max);
+    let relayed: Vec<_> = got
+        .iter()
+        .filter(|p| {
+            p.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("upstream"))
+        })
+        .collect();
+    assert!(kept_alive >= 1.0, "{got:?}");
+    for p in &relayed {
+        assert!(p.progress > kept_alive, "below a keep-alive: {got:?}");
+        assert_eq!(p.total, Some(kept_alive + 2.0), "{got:?}");
+    }
+    let last = relayed.iter().map(|p| p.progress).fold(0.0, f64::max);
+    assert_eq!(last, kept_alive + 2.0, "{got:?}");
+    client.cancel().await.unwrap();
+}
