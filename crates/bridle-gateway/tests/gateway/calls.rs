@@ -85,16 +85,7 @@ async fn tools_are_listed_decided_and_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_required_call_completes_once_approved() {
     let env = start().await;
-    let approver = env
-        .post(
-            "/v1/principals",
-            ADMIN,
-            json!({"id": "carol", "groups": ["approvers"]}),
-        )
-        .await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let approver = approver(&env).await;
     let token = env.token(&env.mcp).await;
     let client = env.client(&token).await;
     let add = CallToolRequestParams::new("up.add")
