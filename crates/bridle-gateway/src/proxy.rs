@@ -122,6 +122,15 @@ fn cancelled() -> McpError {
     )
 }
 
+/// A forwarded call the agent gave up on while the upstream ran it.
+fn cancelled_upstream() -> McpError {
+    McpError::new(
+        ErrorCode(ABANDONED),
+        "the call was cancelled while the upstream ran it; the upstream was told to stop",
+        Some(json!({"reason": "cancelled"})),
+    )
+}
+
 /// What a held call needs from its request: whether the agent still waits
 /// (cancelled by `notifications/cancelled` or by a closed connection), and
 /// where to send keep-alive progress.
@@ -170,6 +179,18 @@ impl Held {
             return Err(cancelled());
         }
         Ok(())
+    }
+
+    /// The forwarded request, unless the agent gives up first: then it is
+    /// dropped, which cancels it upstream (`notifications/cancelled`).
+    async fn unless_abandoned<T>(
+        &self,
+        forwarded: impl Future<Output = Result<T, McpError>>,
+    ) -> Result<T, McpError> {
+        tokio::select! {
+            r = forwarded => r,
+            () = self.ctx.ct.cancelled() => Err(cancelled_upstream()),
+        }
     }
 }
 
@@ -349,9 +370,12 @@ impl Proxy {
             &upstream.name,
             &mut forward.meta,
         );
-        let result = upstream
-            .call_tool(forward, held.listener())
-            .instrument(span.clone())
+        let result = held
+            .unless_abandoned(
+                upstream
+                    .call_tool(forward, held.listener())
+                    .instrument(span.clone()),
+            )
             .await
             .map(complete_call);
         let tool_error =

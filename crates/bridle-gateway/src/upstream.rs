@@ -210,8 +210,12 @@ struct CancelOnDrop {
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
+        // Dropped outside a runtime (the process is ending): nobody to tell.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let peer = self.peer.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let p = CancelledNotificationParam::new(Some(id), Some("the agent went away".into()));
             if let Err(e) = peer.notify_cancelled(p).await {
                 tracing::debug!(error = %e, "upstream not told of a cancelled request");

@@ -231,3 +231,40 @@ async fn a_held_call_the_agent_abandons_never_runs_and_leaves_its_approval() {
     let a = env.get(&format!("/v1/approvals/{id}"), ADMIN).await;
     assert_eq!(a["state"], "consumed", "{a}");
 }
+
+/// A forwarded call the agent gives up on (`notifications/cancelled`)
+/// while the upstream runs it: the upstream is told and stops, rather than
+/// finishing work nobody waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_call_the_agent_cancels_is_cancelled_upstream() {
+    use rmcp::model::{CallToolRequest, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+    let slow = CallToolRequestParams::new("up.echo")
+        .with_arguments(json!({"message": "slow"}).as_object().unwrap().clone());
+    let call = client
+        .peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(slow)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.slow.0.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    call.cancel(Some("the agent gave up".into())).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while env.slow.1.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the upstream was never told");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.cancel().await.unwrap();
+}

@@ -51,6 +51,8 @@ forbid: [up.secret_*]
 pub(crate) struct Upstream {
     pub(crate) adds: Arc<AtomicUsize>,
     pub(crate) completions: Arc<AtomicUsize>,
+    /// `echo` of "slow": started, and stopped by a cancellation.
+    pub(crate) slow: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 pub(crate) fn schema(props: Value) -> serde_json::Map<String, Value> {
@@ -155,6 +157,17 @@ impl ServerHandler for Upstream {
             ),
             // Progress for an agent that asked for it, on the token the
             // gateway sent; the token is in the answer.
+            // Runs until cancelled, or for 10 s.
+            "echo" if args["message"] == "slow" => {
+                self.slow.0.fetch_add(1, Ordering::SeqCst);
+                tokio::select! {
+                    () = ctx.ct.cancelled() => {
+                        self.slow.1.fetch_add(1, Ordering::SeqCst);
+                        "cancelled".to_owned()
+                    }
+                    () = tokio::time::sleep(Duration::from_secs(10)) => "slow".to_owned(),
+                }
+            }
             "echo" if args["message"] == "with progress" => {
                 let token = ctx.meta.get_progress_token();
                 report_progress(&ctx).await;
@@ -202,6 +215,7 @@ pub(crate) struct Env {
     pub(crate) http: reqwest::Client,
     pub(crate) adds: Arc<AtomicUsize>,
     pub(crate) completions: Arc<AtomicUsize>,
+    pub(crate) slow: Arc<(AtomicUsize, AtomicUsize)>,
     pub(crate) _dir: tempfile::TempDir,
 }
 
@@ -368,11 +382,14 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
     let up_adds = adds.clone();
     let completions = Arc::new(AtomicUsize::new(0));
     let up_completions = completions.clone();
+    let slow = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+    let up_slow = slow.clone();
     let upstream = StreamableHttpService::new(
         move || {
             Ok(Upstream {
                 adds: up_adds.clone(),
                 completions: up_completions.clone(),
+                slow: up_slow.clone(),
             })
         },
         std::sync::Arc::new(LocalSessionManager::default()),
@@ -391,6 +408,7 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
         http,
         adds,
         completions,
+        slow,
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
