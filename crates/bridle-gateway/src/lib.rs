@@ -7,6 +7,7 @@
 
 pub mod bridle;
 pub mod config;
+mod held;
 pub mod http;
 pub mod proxy;
 pub mod telemetry;
