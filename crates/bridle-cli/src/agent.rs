@@ -64,6 +64,31 @@ enum AgentCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// What the agent actually did with each grant over a window: decisions
+    /// allowed and denied, approvals asked, last use, the argument values
+    /// seen; the grants never used; the actions no grant covers.
+    Usage {
+        id: String,
+        /// How far back (`30d`, `7d`, `12h`).
+        #[arg(long, default_value = "30d")]
+        window: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Decide the agent's recorded decisions again against a candidate
+    /// manifest, and show what would change (allow -> deny would break the
+    /// agent; deny -> allow would widen it). Changes nothing.
+    Replay {
+        id: String,
+        /// The candidate manifest.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// How far back (`7d`, `24h`).
+        #[arg(long, default_value = "7d")]
+        since: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Suspend an agent: every decision is denied until it is resumed.
     Suspend(Transition),
     /// Resume a suspended agent.
@@ -133,6 +158,27 @@ fn execute(args: &AgentArgs) -> Result<String, ClientError> {
             }
             let v = client()?.get(&["v1", "agents", id, "diff"], &query)?;
             Ok(render(*output, &v, diff_text))
+        }
+        AgentCommand::Usage { id, window, output } => {
+            let query = [("window", window.clone())];
+            let v = client()?.get(&["v1", "agents", id, "usage"], &query)?;
+            Ok(render(*output, &v, crate::usage::usage_text))
+        }
+        AgentCommand::Replay {
+            id,
+            file,
+            since,
+            output,
+        } => {
+            let (_, source) = read_manifest(file)?;
+            let ct = content_type(file, &source);
+            let v = client()?.post_raw(
+                &["v1", "agents", id, "replay"],
+                &[("since", since.clone())],
+                ct,
+                source,
+            )?;
+            Ok(render(*output, &v, crate::usage::replay_text))
         }
         AgentCommand::Suspend(t) => transition(&client()?, "suspend", t),
         AgentCommand::Resume(t) => transition(&client()?, "resume", t),

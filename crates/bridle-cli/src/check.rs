@@ -18,8 +18,8 @@ pub(crate) struct CheckArgs {
     #[arg(short = 'f', long = "file")]
     file: PathBuf,
     /// The tool (action) name, e.g. `procurement.create_purchase_request`.
-    #[arg(long)]
-    action: String,
+    #[arg(long, required_unless_present = "replay")]
+    action: Option<String>,
     /// The action's arguments as a JSON object.
     #[arg(long, default_value = "{}")]
     args: String,
@@ -35,6 +35,21 @@ pub(crate) struct CheckArgs {
     /// Organisation guardrail policies (Cedar `forbid`s) to apply (repeatable).
     #[arg(long = "guardrails")]
     guardrails: Vec<PathBuf>,
+    /// Instead of deciding one action: decide every recorded decision of
+    /// `--agent` since `--since` again against the manifest, reading the
+    /// audit log of the database `--db` (offline; changes nothing). Exit
+    /// code 0 when none would change, 2 when some would.
+    #[arg(long, requires_all = ["db", "agent"], conflicts_with_all = ["action", "resource", "at", "elevations"])]
+    replay: bool,
+    /// The database to replay from (`sqlite://PATH`, `postgres://…`).
+    #[arg(long, requires = "replay")]
+    db: Option<String>,
+    /// The agent whose decisions are replayed.
+    #[arg(long, requires = "replay")]
+    agent: Option<String>,
+    /// How far back to replay (`7d`, `24h`).
+    #[arg(long, default_value = "7d")]
+    since: String,
     #[arg(long, value_enum, default_value_t)]
     output: Output,
 }
@@ -69,6 +84,9 @@ enum CheckError {
 }
 
 pub(crate) fn run(args: &CheckArgs) -> ExitCode {
+    if args.replay {
+        return replay(args);
+    }
     match decide(args) {
         Ok((decision, source)) => {
             match args.output {
@@ -94,6 +112,43 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     }
 }
 
+/// `--replay`: the same report as `bridle agent replay`, made offline.
+fn replay(args: &CheckArgs) -> ExitCode {
+    let (Some(db), Some(agent)) = (&args.db, &args.agent) else {
+        eprintln!("error: --replay needs --db and --agent");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    let report = guardrails(&args.guardrails)
+        .map_err(|e| crate::client::ClientError::Local(e.to_string()))
+        .and_then(|g| crate::usage::replay_offline(db, agent, &args.since, &args.file, &g));
+    match report {
+        Ok(v) => {
+            print!(
+                "{}",
+                crate::output::render(args.output, &v, crate::usage::replay_text)
+            );
+            let changed = v
+                .get("changed")
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|c| !c.is_empty());
+            ExitCode::from(if changed { 2 } else { 0 })
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn guardrails(paths: &[PathBuf]) -> Result<Guardrails, CheckError> {
+    let mut guardrails = Guardrails::new();
+    for path in paths {
+        let text = read(path)?;
+        guardrails.add(&path.display().to_string(), &text)?;
+    }
+    Ok(guardrails)
+}
+
 fn read(path: &Path) -> Result<String, CheckError> {
     std::fs::read_to_string(path).map_err(|source| CheckError::Read {
         path: path.display().to_string(),
@@ -106,18 +161,15 @@ fn decide(args: &CheckArgs) -> Result<(Decision, String), CheckError> {
     let file = args.file.display();
     let manifest = Manifest::from_source(&source)
         .map_err(|errs| CheckError::Manifest(manifest_errors(&file.to_string(), &errs)))?;
-    let mut guardrails = Guardrails::new();
-    for path in &args.guardrails {
-        let text = read(path)?;
-        guardrails.add(&path.display().to_string(), &text)?;
-    }
+    let guardrails = guardrails(&args.guardrails)?;
+    let action = args.action.as_deref().unwrap_or_default();
     let call_args = match serde_json::from_str::<serde_json::Value>(&args.args) {
         Ok(serde_json::Value::Object(map)) => map,
         Ok(other) => return Err(CheckError::ArgsNotObject(other)),
         Err(e) => return Err(CheckError::ArgsJson(e)),
     };
-    if !bridle_core::id::is_tool_name(&args.action) {
-        return Err(CheckError::Action(args.action.clone()));
+    if !bridle_core::id::is_tool_name(action) {
+        return Err(CheckError::Action(action.to_owned()));
     }
     let now = match &args.at {
         Some(at) => at.parse::<Timestamp>().map_err(|source| CheckError::At {
@@ -152,7 +204,7 @@ fn decide(args: &CheckArgs) -> Result<(Decision, String), CheckError> {
         subjects: &subjects,
         scope: None,
         action: ActionRequest {
-            name: &args.action,
+            name: action,
             args: &call_args,
             resource: args.resource.as_deref(),
         },

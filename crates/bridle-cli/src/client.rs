@@ -145,6 +145,18 @@ impl Client {
             .map(|(_, v)| v)
     }
 
+    /// `POST` a raw body with query pairs.
+    pub(crate) fn post_raw(
+        &self,
+        path: &[&str],
+        query: &[(&str, String)],
+        content_type: &'static str,
+        body: String,
+    ) -> Result<Value, ClientError> {
+        self.send(Method::POST, path, query, Body::Raw(content_type, body))
+            .map(|(_, v)| v)
+    }
+
     /// `PUT` a raw body; returns the status too (201 created, 200 updated).
     pub(crate) fn put(
         &self,

@@ -16,6 +16,7 @@ mod principal;
 mod problem;
 mod serve;
 mod telemetry;
+mod usage;
 
 use std::process::ExitCode;
 

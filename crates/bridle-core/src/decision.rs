@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::ApprovalId;
 use crate::manifest::Approver;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
     Allow,

@@ -1,6 +1,7 @@
 //! Bridle's domain core: ids, the agent manifest, its compilation to Cedar,
 //! the decision engine, and the audit record format. Pure: no I/O, no async.
 
+pub mod activity;
 pub mod audit;
 pub mod cedar;
 pub mod change;
@@ -13,6 +14,7 @@ pub mod id;
 pub mod ledger;
 pub mod manifest;
 pub mod reach;
+pub mod replay;
 pub mod resource;
 pub mod secret;
 pub mod specific;

@@ -437,6 +437,9 @@ fn spec() -> impl Strategy<Value = Spec> {
 enum Edit {
     RemoveGrant(usize),
     AddGrant(Grant),
+    /// A glob grant replaced by copies named by the literal names within it
+    /// (what a least-privilege suggestion does).
+    Split(usize),
     Max(usize, Option<i64>),
     Min(usize, Option<i64>),
     Vendors(usize, Option<Vec<&'static str>>),
@@ -457,6 +460,7 @@ fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         2 => i.clone().prop_map(Edit::RemoveGrant),
         1 => select(NAMES).prop_flat_map(grant_for).prop_map(Edit::AddGrant),
+        2 => i.clone().prop_map(Edit::Split),
         4 => (i.clone(), proptest::option::weighted(0.9, 5i64..20))
             .prop_map(|(i, v)| Edit::Max(i, v)),
         3 => (i.clone(), proptest::option::weighted(0.9, 0i64..6))
@@ -491,6 +495,22 @@ impl Spec {
                 Edit::AddGrant(new) => {
                     if !s.grants.iter().any(|x| x.name == new.name) {
                         s.grants.push(new.clone());
+                    }
+                }
+                Edit::Split(i) => {
+                    if let Some(i) = g(i)
+                        && s.grants[i].name.contains('*')
+                    {
+                        let glob = bridle_core::glob::Glob::tool(s.grants[i].name).unwrap();
+                        let old = s.grants.remove(i);
+                        for name in NAMES.iter().filter(|n| !n.contains('*') && glob.matches(n)) {
+                            if !s.grants.iter().any(|x| x.name == *name) {
+                                s.grants.push(Grant {
+                                    name,
+                                    ..old.clone()
+                                });
+                            }
+                        }
                     }
                 }
                 Edit::Max(i, v) => g(i).into_iter().for_each(|i| s.grants[i].max = *v),
@@ -666,4 +686,39 @@ fn only_narrowings_never_allow_what_was_not_allowed() {
         narrowing_pairs.get(),
         allowed_before.get()
     );
+}
+
+#[test]
+fn a_glob_split_into_the_names_used_is_not_widening() {
+    let glob = |tools: &str| {
+        format!(
+            "agent: split-bot\nowner: alice\npurpose: t\nenvironment: dev\nexpires: 2027-12-31\ntools:\n{tools}"
+        )
+    };
+    let before = glob("  - name: repo.*\n    args:\n      n: { max: 10 }\n");
+    // The same constraints on the names used: what was allowed for them
+    // stays allowed, the rest is gone.
+    let after = glob(
+        "  - name: repo.read\n    args:\n      n: { max: 10 }\n  - name: repo.list\n    args:\n      n: { max: 5 }\n",
+    );
+    let c = changes(&before, &after);
+    assert!(!is_widening(&c), "{c:#?}");
+    assert_eq!(effect_at(&c, "tools[repo.*]"), ChangeEffect::Narrowing);
+    assert_eq!(effect_at(&c, "tools[repo.read]"), ChangeEffect::Neutral);
+    assert_eq!(effect_at(&c, "tools[repo.list]"), ChangeEffect::Narrowing);
+    // A split-out name looser than the glob it came from widens.
+    let looser = glob("  - name: repo.read\n    args:\n      n: { max: 50 }\n");
+    let c = changes(&before, &looser);
+    assert!(is_widening(&c), "{c:#?}");
+    // A name no grant governed before is new authority.
+    let other = glob("  - name: repo.*\n    args:\n      n: { max: 10 }\n  - name: ci.run\n");
+    assert!(is_widening(&changes(&before, &other)));
+    // A literal taking over from a stricter, more specific grant widens.
+    let specific = glob(
+        "  - name: repo.*\n    args:\n      n: { max: 10 }\n  - name: repo.re*\n    args:\n      n: { max: 2 }\n",
+    );
+    let takeover = glob(
+        "  - name: repo.*\n    args:\n      n: { max: 10 }\n  - name: repo.re*\n    args:\n      n: { max: 2 }\n  - name: repo.read\n    args:\n      n: { max: 10 }\n",
+    );
+    assert!(is_widening(&changes(&specific, &takeover)));
 }

@@ -73,5 +73,7 @@ mod trust_input;
 mod trust_kek;
 #[path = "api/trust_manifest.rs"]
 mod trust_manifest;
+#[path = "api/usage.rs"]
+mod usage;
 #[path = "api/webhooks.rs"]
 mod webhooks;

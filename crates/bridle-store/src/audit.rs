@@ -265,6 +265,7 @@ impl Store {
                 prev.clone_from(&stored.hash);
                 sealed.push((body, stored));
             }
+            crate::activity::record_activity!(tx, sealed.iter().map(|(body, _)| body)).await?;
             for chunk in sealed.chunks(ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO audit_events (seq, time, type, agent, body, prev_hash, hash, format, decision_id) ",

@@ -7,6 +7,7 @@
 //! Migrations are versioned per dialect under `migrations/` and run at
 //! connect; a database migrated by a newer Bridle is refused.
 
+mod activity;
 mod approvals;
 mod audit;
 mod checkpoints;

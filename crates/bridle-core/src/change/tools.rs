@@ -36,10 +36,31 @@ pub(super) fn compare_tools(old: &Manifest, new: &Manifest, out: &mut Changes) {
             None => {
                 // With the most specific grant governing, the names this
                 // grant governed fall to any other grant that matches them:
-                // a removal narrows only when no remaining grant overlaps.
-                let fallback = new.tools.iter().find(|g| g.name.overlaps(&og.name));
+                // a removal narrows only when every remaining grant that
+                // overlaps it lies within it and is no looser than it (its
+                // names are then governed by something no looser, or by
+                // nothing).
+                let fallback = new.tools.iter().find(|g| {
+                    g.name.overlaps(&og.name) && !(g.name.is_within(&og.name) && no_looser(og, g))
+                });
+                let within: Vec<&str> = new
+                    .tools
+                    .iter()
+                    .filter(|g| g.name.overlaps(&og.name))
+                    .map(|g| g.name.as_str())
+                    .collect();
                 match fallback {
-                    None => out.narrow(path, format!("grant `{}` removed", og.name.as_str())),
+                    None if within.is_empty() => {
+                        out.narrow(path, format!("grant `{}` removed", og.name.as_str()));
+                    }
+                    None => out.narrow(
+                        path,
+                        format!(
+                            "grant `{}` removed: only `{}` within it, no looser, remain",
+                            og.name.as_str(),
+                            within.join("`, `")
+                        ),
+                    ),
                     Some(g) => out.widen(
                         path,
                         format!(
@@ -52,11 +73,50 @@ pub(super) fn compare_tools(old: &Manifest, new: &Manifest, out: &mut Changes) {
             }
         }
     }
+    let old_names: Vec<&Glob> = old.tools.iter().map(|g| &g.name).collect();
     for (k, ng) in &n {
-        if !o.contains_key(k) {
-            out.widen(format!("tools[{}]", label(k)), describe_tool(ng));
+        if o.contains_key(k) {
+            continue;
+        }
+        let path = format!("tools[{}]", label(k));
+        // A literal name split out of the grant that governed it before
+        // (the most specific that matched it) and no looser than that grant
+        // decides that name no more loosely; a literal governs only itself.
+        let before = ng
+            .name
+            .is_literal()
+            .then(|| crate::specific::governing(&old_names, ng.name.as_str()))
+            .flatten()
+            .and_then(|i| old.tools.get(i));
+        match before {
+            Some(og) if no_looser(og, ng) => {
+                let mut probe = Changes(Vec::new());
+                compare_grant(&path, og, ng, &mut probe);
+                let detail = format!(
+                    "grant `{}` split out of `{}`",
+                    ng.name.as_str(),
+                    og.name.as_str()
+                );
+                if probe.0.is_empty() {
+                    out.neutral(path, format!("{detail}, as it was"));
+                } else {
+                    out.narrow(path, format!("{detail}, narrower"));
+                }
+            }
+            _ => out.widen(path, describe_tool(ng)),
         }
     }
+}
+
+/// Whether `g` decides no more loosely than `than` would: comparing the one
+/// with the other finds nothing widening.
+fn no_looser(than: &ToolGrant, g: &ToolGrant) -> bool {
+    let mut probe = Changes(Vec::new());
+    compare_grant("", than, g, &mut probe);
+    !probe
+        .0
+        .iter()
+        .any(|c| c.effect == super::ChangeEffect::Widening)
 }
 
 pub(super) fn compare_grant(path: &str, old: &ToolGrant, new: &ToolGrant, out: &mut Changes) {

@@ -179,7 +179,7 @@ impl ArgRule {
 }
 
 /// A literal allowed in `in` / `not_in` lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum ArgValue {
     Str(String),

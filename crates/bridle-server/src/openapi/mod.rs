@@ -61,6 +61,8 @@ pub(crate) use responses::{
         routes::history::versions,
         routes::history::version,
         routes::history::diff,
+        routes::usage::usage,
+        routes::replay::replay,
         routes::credentials::create,
         routes::credentials::list,
         routes::credentials::rotate,

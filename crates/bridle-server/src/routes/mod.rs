@@ -14,6 +14,8 @@ pub mod keys;
 pub mod oauth;
 pub mod principals;
 pub mod reachable;
+pub mod replay;
+pub mod usage;
 
 use axum::Json;
 use axum::Router;
@@ -62,6 +64,8 @@ routes! {
     get "/v1/agents/{id}/versions" => history::versions,
     get "/v1/agents/{id}/versions/{version}" => history::version,
     get "/v1/agents/{id}/diff" => history::diff,
+    get "/v1/agents/{id}/usage" => usage::usage,
+    post "/v1/agents/{id}/replay" => replay::replay,
     post "/v1/agents/{id}/credentials" => credentials::create,
     get "/v1/agents/{id}/credentials" => credentials::list,
     post "/v1/agents/{id}/credentials/{client_id}/rotate" => credentials::rotate,

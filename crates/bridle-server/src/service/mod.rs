@@ -29,7 +29,9 @@ pub mod health;
 pub mod manifest;
 pub mod outcome;
 pub mod principals;
+pub mod replay;
 pub mod tokens;
+pub mod usage;
 
 pub use decision::{ActionCall, Answer, Via};
 pub use error::ServiceError;

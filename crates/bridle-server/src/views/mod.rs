@@ -14,4 +14,6 @@ pub mod decision;
 pub mod elevation;
 pub mod history;
 pub mod principal;
+pub mod replay;
 pub mod time;
+pub mod usage;

@@ -1,0 +1,135 @@
+//! `GET /v1/agents/{id}/usage`: what the agent did with each grant.
+
+use std::collections::BTreeMap;
+
+use bridle_core::activity::{ArgSeen, GrantUsage, Ungranted, UsageReport};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::time::instant;
+
+/// An agent's usage over a window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageView {
+    /// The window asked for (`30d`).
+    #[schema(example = "30d")]
+    pub window: String,
+    /// Where it starts (counted from the top of this hour).
+    pub since: String,
+    /// Each grant of the version in force (tools, then elevations).
+    pub tools: Vec<GrantUsageView>,
+    /// Paths of the grants nothing was allowed under.
+    pub unused: Vec<String>,
+    /// Actions no grant of the version in force covers.
+    pub ungranted: Vec<UngrantedView>,
+    pub last_activity: Option<String>,
+}
+
+/// The use of one grant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantUsageView {
+    /// The grant as written: a tool name, a glob, or an elevation's name.
+    #[schema(example = "invoices.*")]
+    pub grant: String,
+    /// Its place in the manifest.
+    #[schema(example = "tools[0]")]
+    pub path: String,
+    /// Decisions for actions it covers.
+    pub uses: i64,
+    pub allowed: i64,
+    pub denied: i64,
+    /// Decisions that asked for a human approval.
+    pub approvals: i64,
+    pub last_used: Option<String>,
+    /// How often each action under it was allowed.
+    pub actions: BTreeMap<String, i64>,
+    /// Decisions by reason code.
+    pub reasons: BTreeMap<String, i64>,
+    /// What was seen of each argument in allowed uses.
+    pub args: BTreeMap<String, ArgView>,
+}
+
+/// What was seen of one argument in allowed uses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArgView {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    /// The distinct values seen (at most 32).
+    #[schema(value_type = Vec<Object>)]
+    pub values: Vec<Value>,
+    /// More values were seen than `values` lists.
+    pub more: bool,
+    /// A sensitive argument: only keyed hashes were recorded.
+    pub redacted: bool,
+}
+
+/// Decisions for an action no grant covers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UngrantedView {
+    pub action: String,
+    pub uses: i64,
+    pub allowed: i64,
+    pub denied: i64,
+    pub last_used: String,
+    pub reasons: BTreeMap<String, i64>,
+}
+
+impl UsageView {
+    pub fn new(window: String, since: jiff::Timestamp, r: UsageReport) -> Self {
+        Self {
+            window,
+            since: instant(since),
+            tools: r.tools.into_iter().map(Into::into).collect(),
+            unused: r.unused,
+            ungranted: r.ungranted.into_iter().map(Into::into).collect(),
+            last_activity: r.last_activity.map(instant),
+        }
+    }
+}
+
+impl From<GrantUsage> for GrantUsageView {
+    fn from(g: GrantUsage) -> Self {
+        Self {
+            grant: g.grant,
+            path: g.path,
+            uses: g.uses,
+            allowed: g.allowed,
+            denied: g.denied,
+            approvals: g.approvals,
+            last_used: g.last_used.map(instant),
+            actions: g.actions,
+            reasons: g.reasons,
+            args: g.args.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        }
+    }
+}
+
+impl From<ArgSeen> for ArgView {
+    fn from(a: ArgSeen) -> Self {
+        Self {
+            min: a.min,
+            max: a.max,
+            values: a
+                .values
+                .iter()
+                .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+                .collect(),
+            more: a.more,
+            redacted: a.redacted,
+        }
+    }
+}
+
+impl From<Ungranted> for UngrantedView {
+    fn from(u: Ungranted) -> Self {
+        Self {
+            action: u.action,
+            uses: u.uses,
+            allowed: u.allowed,
+            denied: u.denied,
+            last_used: instant(u.last_used),
+            reasons: u.reasons,
+        }
+    }
+}
