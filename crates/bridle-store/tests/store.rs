@@ -78,11 +78,11 @@ macro_rules! on_both {
         mod $name {
             #[tokio::test]
             async fn sqlite() {
-                super::$name(super::sqlite().await).await;
+                super::$name(crate::sqlite().await).await;
             }
             #[tokio::test]
             async fn postgres() {
-                super::$name(super::postgres().await).await;
+                super::$name(crate::postgres().await).await;
             }
         }
     };
@@ -696,77 +696,5 @@ fn by() -> bridle_store::StateBy {
     }
 }
 
-/// Usage recorded one row per charge (before counters) is carried into the
-/// counters by the upgrade and counted the same: by window, negative
-/// amounts never.
-async fn usage_rows_become_counters_on_upgrade(db: Db) {
-    use bridle_core::ledger::{LedgerRead, LimitHit, Spend};
-    use bridle_core::manifest::Rate;
-    use bridle_store::{LimitNeed, UsageStore};
-    use jiff::SignedDuration;
-    let now = Timestamp::now();
-    let ago = |secs: i64| (now - SignedDuration::from_secs(secs)).as_millisecond();
-    let keep = now.as_millisecond() + 86_400_000;
-    db.store.close().await;
-    // The database as the release before counters left it.
-    let rows = [
-        ("", ago(30), 1),
-        ("amount", ago(600), 30),
-        ("amount", ago(120), 20),
-        ("amount", ago(60), -50),
-    ];
-    let mut sql = vec![
-        "DROP TABLE usage_counters".to_owned(),
-        "DELETE FROM _sqlx_migrations WHERE version = 13".to_owned(),
-        "CREATE TABLE usage_events (agent_id TEXT NOT NULL, at_ms BIGINT NOT NULL, arg TEXT NOT NULL, \
-         amount BIGINT NOT NULL, keep_until_ms BIGINT NOT NULL DEFAULT 0)"
-            .to_owned(),
-    ];
-    for (arg, at_ms, amount) in rows {
-        sql.push(format!(
-            "INSERT INTO usage_events VALUES ('payer', {at_ms}, '{arg}', {amount}, {keep})"
-        ));
-    }
-    for statement in sql {
-        execute(&db, statement).await;
-    }
-    let store = Store::connect(&db.url).await.unwrap();
-    let agent: AgentId = id("payer");
-    let per = |m: i64| SignedDuration::from_mins(m);
-    let need = LimitNeed {
-        agent: &agent,
-        rate: Some(Rate {
-            count: 0,
-            per: per(1),
-        }),
-        budgets: vec![("amount", per(60)), ("amount", per(5))],
-    };
-    let snapshot = store.usage_snapshot(&[need], now).await.unwrap();
-    let used = |rate: Option<Rate>, spend: &[Spend]| snapshot.check(&agent, now, rate, spend);
-    assert!(matches!(
-        used(
-            Some(Rate {
-                count: 0,
-                per: per(1)
-            }),
-            &[]
-        ),
-        Some(LimitHit::Rate { used: 1, .. })
-    ));
-    let budget = |m| Spend {
-        arg: "amount".to_owned(),
-        amount: 1,
-        max: 0,
-        per: per(m),
-    };
-    assert!(matches!(
-        used(None, &[budget(60)]),
-        Some(LimitHit::Budget { used: 50, .. })
-    ));
-    assert!(matches!(
-        used(None, &[budget(5)]),
-        Some(LimitHit::Budget { used: 20, .. })
-    ));
-    store.close().await;
-}
-on_both!(usage_rows_become_counters_on_upgrade);
+#[path = "store/upgrades.rs"]
+mod upgrades;
