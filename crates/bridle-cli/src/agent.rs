@@ -75,6 +75,23 @@ enum AgentCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// A narrowed manifest from what the agent used over a window: unused
+    /// grants removed, globs replaced by the names used, `in` lists and
+    /// `min`/`max` tightened; printed as the evidence and a diff (with
+    /// `--output json`, the manifest too). Never wider than the version in
+    /// force; changes nothing.
+    Suggest {
+        id: String,
+        /// How far back (`30d`, `7d`).
+        #[arg(long, default_value = "30d")]
+        window: String,
+        /// Also write the suggested manifest to this file (to review, then
+        /// `agent replay` or `agent apply`).
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Decide the agent's recorded decisions again against a candidate
     /// manifest, and show what would change (allow -> deny would break the
     /// agent; deny -> allow would widen it). Changes nothing.
@@ -163,6 +180,25 @@ fn execute(args: &AgentArgs) -> Result<String, ClientError> {
             let query = [("window", window.clone())];
             let v = client()?.get(&["v1", "agents", id, "usage"], &query)?;
             Ok(render(*output, &v, crate::usage::usage_text))
+        }
+        AgentCommand::Suggest {
+            id,
+            window,
+            write,
+            output,
+        } => {
+            let query = [("window", window.clone())];
+            let v = client()?.get(&["v1", "agents", id, "suggestion"], &query)?;
+            if let Some(file) = write {
+                let text = v
+                    .get("manifest")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                std::fs::write(file, text).map_err(|e| {
+                    ClientError::Local(format!("cannot write `{}`: {e}", file.display()))
+                })?;
+            }
+            Ok(render(*output, &v, crate::usage::suggestion_text))
         }
         AgentCommand::Replay {
             id,

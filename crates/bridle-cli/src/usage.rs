@@ -55,7 +55,7 @@ pub(crate) fn usage_text(v: &Value) -> String {
     }
     for u in items(v, "ungranted") {
         out.push_str(&format!(
-            "no grant covers `{}`: {} decisions ({} denied), last {}\n",
+            "no grant covers `{}`: {} decision(s), {} denied, last {}\n",
             cell(&u["action"]),
             cell(&u["uses"]),
             cell(&u["denied"]),
@@ -96,6 +96,35 @@ fn args_text(args: &Value) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// A suggestion: its evidence, then the diff from the version in force.
+pub(crate) fn suggestion_text(v: &Value) -> String {
+    let evidence = items(v, "evidence");
+    if evidence.is_empty() {
+        return format!(
+            "no narrowing suggested from the last {}: everything granted was used as granted\n",
+            cell(&v["window"])
+        );
+    }
+    let mut out = format!(
+        "suggested from the last {} (since {}):\n",
+        cell(&v["window"]),
+        cell(&v["since"])
+    );
+    for e in evidence {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            cell(&e["path"]),
+            cell(&e["message"])
+        ));
+    }
+    out.push('\n');
+    out.push_str(v["unified"].as_str().unwrap_or_default());
+    out.push_str(
+        "\n`--write FILE` saves the suggested manifest: replay it (`bridle agent replay ID -f FILE`), then apply it\n",
+    );
+    out
 }
 
 /// A replay: the counts, then each changed decision.

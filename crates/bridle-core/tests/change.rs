@@ -11,14 +11,15 @@
 )]
 
 mod common;
-
-use std::fmt::Write as _;
+#[path = "common/spec.rs"]
+mod spec;
 
 use bridle_core::Effect;
 use bridle_core::change::{Change, ChangeEffect, classify, is_widening};
-use common::{Req, compile, examples_dir, parse};
+use common::{compile, examples_dir, parse};
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
+use spec::*;
 
 fn procurement() -> String {
     std::fs::read_to_string(examples_dir().join("procurement-bot.yaml")).unwrap()
@@ -280,158 +281,6 @@ fn changes_serialize_with_lowercase_effects() {
 // --- properties over generated manifests -----------------------------------
 
 /// Grant names with no two of equal specificity matching one name.
-const NAMES: &[&str] = &["a.read", "a.write", "b.read", "a.*", "b.*", "*"];
-const TOOLS: &[&str] = &["a.read", "a.write", "a.other", "b.read", "b.write", "c.run"];
-const FORBIDS: &[&str] = &["a.write", "b.*", "c.*", "*.read"];
-const RESOURCE_GLOBS: &[&str] = &["r:*", "r:1", "s:*"];
-const RESOURCES: &[&str] = &["r:1", "r:2", "s:1"];
-const ACCESS: &[&str] = &["read", "write", "export", "admin"];
-const VENDORS: &[&str] = &["acme", "globex", "initech"];
-
-#[derive(Debug, Clone, PartialEq)]
-struct Grant {
-    name: &'static str,
-    access: &'static str,
-    min: Option<i64>,
-    max: Option<i64>,
-    vendors: Option<Vec<&'static str>>,
-    /// `None`: no approval; `Some(None)`: always; `Some(Some(k))`: when amount > k.
-    approval: Option<Option<i64>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Spec {
-    grants: Vec<Grant>,
-    forbid: Vec<&'static str>,
-    data: Vec<(&'static str, Vec<&'static str>)>,
-    budget: Option<i64>,
-    elevation: Vec<&'static str>,
-    expires: &'static str,
-}
-
-impl Spec {
-    fn yaml(&self) -> String {
-        let mut y = format!(
-            "agent: gen-bot\nowner: alice\npurpose: Generated\nenvironment: dev\nexpires: {}\ntools:",
-            self.expires
-        );
-        if self.grants.is_empty() {
-            y.push_str(" []");
-        }
-        y.push('\n');
-        for g in &self.grants {
-            let _ = writeln!(y, "  - name: \"{}\"\n    access: {}", g.name, g.access);
-            let has_args = g.min.is_some() || g.max.is_some() || g.vendors.is_some();
-            if has_args {
-                y.push_str("    args:\n");
-            }
-            if g.min.is_some() || g.max.is_some() {
-                let mut parts = Vec::new();
-                if let Some(n) = g.min {
-                    parts.push(format!("min: {n}"));
-                }
-                if let Some(n) = g.max {
-                    parts.push(format!("max: {n}"));
-                }
-                let _ = writeln!(y, "      amount: {{ {} }}", parts.join(", "));
-            }
-            if let Some(v) = &g.vendors {
-                let _ = writeln!(y, "      vendor: {{ in: [{}] }}", v.join(", "));
-            }
-            match g.approval {
-                None => {}
-                Some(Some(k)) if g.min.is_some() || g.max.is_some() => {
-                    let _ = writeln!(
-                        y,
-                        "    approval:\n      when: context.args.amount > {k}\n      approvers: [bob]"
-                    );
-                }
-                Some(_) => y.push_str("    approval:\n      approvers: [bob]\n"),
-            }
-        }
-        if !self.forbid.is_empty() {
-            let list: Vec<String> = self.forbid.iter().map(|f| format!("\"{f}\"")).collect();
-            let _ = writeln!(y, "forbid: [{}]", list.join(", "));
-        }
-        if !self.data.is_empty() {
-            y.push_str("data:\n");
-            for (r, access) in &self.data {
-                let _ = writeln!(
-                    y,
-                    "  - {{ resource: \"{r}\", access: [{}] }}",
-                    access.join(", ")
-                );
-            }
-        }
-        if let Some(max) = self.budget {
-            let _ = writeln!(
-                y,
-                "limits:\n  budgets:\n    - {{ arg: amount, max: {max}, per: 1h }}"
-            );
-        }
-        if !self.elevation.is_empty() {
-            let list: Vec<String> = self.elevation.iter().map(|f| format!("\"{f}\"")).collect();
-            let _ = writeln!(
-                y,
-                "elevation:\n  - name: boost\n    tools: [{}]\n    max_duration: 1h\n    approvers: [bob]",
-                list.join(", ")
-            );
-        }
-        y
-    }
-}
-
-fn grant_for(name: &'static str) -> impl Strategy<Value = Grant> {
-    (
-        select(ACCESS),
-        proptest::option::of(0i64..6),
-        proptest::option::of(5i64..20),
-        proptest::option::of(subsequence(VENDORS, 1..=3)),
-        proptest::option::weighted(0.4, proptest::option::of(0i64..20)),
-    )
-        .prop_map(move |(access, min, max, vendors, approval)| Grant {
-            name,
-            access,
-            min,
-            max,
-            vendors,
-            approval,
-        })
-}
-
-fn grants() -> impl Strategy<Value = Vec<Grant>> {
-    subsequence(NAMES, 0..=4)
-        .prop_flat_map(|names| names.into_iter().map(grant_for).collect::<Vec<_>>())
-}
-
-fn data() -> impl Strategy<Value = Vec<(&'static str, Vec<&'static str>)>> {
-    subsequence(RESOURCE_GLOBS, 0..=2).prop_flat_map(|globs| {
-        globs
-            .into_iter()
-            .map(|g| subsequence(ACCESS, 1..=4).prop_map(move |a| (g, a)))
-            .collect::<Vec<_>>()
-    })
-}
-
-fn spec() -> impl Strategy<Value = Spec> {
-    (
-        grants(),
-        prop_oneof![2 => Just(Vec::new()), 1 => subsequence(FORBIDS, 1..=2)],
-        data(),
-        proptest::option::weighted(0.3, 5i64..30),
-        prop_oneof![3 => Just(Vec::new()), 1 => subsequence(NAMES, 1..=2)],
-        select(&["2027-06-30", "2027-12-31"][..]),
-    )
-        .prop_map(|(grants, forbid, data, budget, elevation, expires)| Spec {
-            grants,
-            forbid,
-            data,
-            budget,
-            elevation,
-            expires,
-        })
-}
-
 /// One edit to a spec: some widen, some narrow, some do both.
 #[derive(Debug, Clone)]
 enum Edit {
@@ -551,46 +400,6 @@ impl Spec {
         }
         s
     }
-}
-
-fn call_args() -> impl Strategy<Value = serde_json::Value> {
-    prop_oneof![
-        1 => Just(serde_json::json!({})),
-        4 => (0i64..25, select(VENDORS)).prop_map(|(n, v)| serde_json::json!({ "amount": n, "vendor": v })),
-        1 => (0i64..25).prop_map(|n| serde_json::json!({ "amount": n })),
-        1 => Just(serde_json::json!({ "amount": "7", "vendor": "acme" })),
-    ]
-}
-
-/// Requests tried against both versions of a generated pair.
-fn requests()
--> impl Strategy<Value = Vec<(&'static str, serde_json::Value, Option<&'static str>, bool)>> {
-    proptest::collection::vec(
-        (
-            select(TOOLS),
-            call_args(),
-            proptest::option::weighted(0.4, select(RESOURCES)),
-            any::<bool>(),
-        ),
-        8,
-    )
-}
-
-fn decide(
-    agent: &bridle_core::CompiledAgent,
-    action: &str,
-    args: &serde_json::Value,
-    resource: Option<&str>,
-    elevated: bool,
-) -> Effect {
-    let mut req = Req::new(agent, action).args(args.clone());
-    if let Some(r) = resource {
-        req = req.resource(r);
-    }
-    if elevated && !agent.manifest().elevation.is_empty() {
-        req = req.elevation("boost");
-    }
-    req.decide().effect
 }
 
 proptest! {

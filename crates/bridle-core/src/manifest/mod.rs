@@ -8,6 +8,7 @@ mod node;
 mod parse;
 pub mod schedule;
 pub mod schema;
+pub mod suggest;
 pub mod units;
 pub mod warnings;
 

@@ -82,6 +82,22 @@ impl Node {
     }
 }
 
+/// A node serialises as the YAML value it holds, mappings in source order
+/// (a least-privilege suggestion is written back this way).
+impl serde::Serialize for Node {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.value {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Str(x) => s.serialize_str(x),
+            Value::Seq(items) => s.collect_seq(items),
+            Value::Map(entries) => s.collect_map(entries.iter().map(|(k, _, v)| (k, v))),
+        }
+    }
+}
+
 fn pos_of(marker: &saphyr_parser::Marker) -> Pos {
     Pos {
         line: marker.line(),

@@ -62,6 +62,7 @@ pub(crate) use responses::{
         routes::history::version,
         routes::history::diff,
         routes::usage::usage,
+        routes::usage::suggestion,
         routes::replay::replay,
         routes::credentials::create,
         routes::credentials::list,

@@ -65,6 +65,7 @@ routes! {
     get "/v1/agents/{id}/versions/{version}" => history::version,
     get "/v1/agents/{id}/diff" => history::diff,
     get "/v1/agents/{id}/usage" => usage::usage,
+    get "/v1/agents/{id}/suggestion" => usage::suggestion,
     post "/v1/agents/{id}/replay" => replay::replay,
     post "/v1/agents/{id}/credentials" => credentials::create,
     get "/v1/agents/{id}/credentials" => credentials::list,

@@ -1,5 +1,6 @@
 //! `/v1/agents/{id}/usage`: what an agent actually did with each grant of
-//! the version in force over a window. Readable by whoever may read the
+//! the version in force over a window; `/suggestion`: that version narrowed
+//! to what was used. Readable by whoever may read the
 //! agent (admin, auditor, its owner, the agent itself); 404 for anyone else.
 
 use axum::Json;
@@ -16,7 +17,7 @@ use crate::openapi as doc;
 use crate::path::{IdPath, IdRejection};
 use crate::service::usage;
 use crate::state::AppState;
-use crate::views::usage::UsageView;
+use crate::views::usage::{SuggestionView, UsageView};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -73,4 +74,38 @@ pub async fn usage(
     let row = crate::access::agent(&state, &caller, &id).await?;
     let (since, report) = usage::usage(&state, &row, window, jiff::Timestamp::now()).await?;
     Ok(Json(UsageView::new(text, since, report)))
+}
+
+/// A narrowed manifest from observed use: unused grants removed, globs
+/// replaced by the names used, `in` lists and `min`/`max` tightened to what
+/// was used (with headroom), elevations never used flagged; never wider
+/// than the version in force (`changes` has no `widening`). Changes
+/// nothing: apply it with `PUT /v1/agents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/suggestion",
+    tag = "agents",
+    operation_id = "agent_suggestion",
+    params(("id" = String, Path, description = "The agent's id"), WindowQuery),
+    responses(
+        (status = 200, description = "The suggestion", body = SuggestionView),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn suggestion(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<IdPath<AgentId>, IdRejection>,
+    q: Result<Query<WindowQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SuggestionView>, ApiError> {
+    let Query(q) = q.map_err(super::query_error)?;
+    let IdPath(id) = id?;
+    let (text, window) = window(q.window.as_deref(), "window")?;
+    let row = crate::access::agent(&state, &caller, &id).await?;
+    let (since, s, unified) =
+        usage::suggestion(&state, &row, &text, window, jiff::Timestamp::now()).await?;
+    Ok(Json(SuggestionView::new(text, since, s, unified)))
 }

@@ -404,10 +404,20 @@ async fn discard(
 }
 
 fn unified_diff(old: &str, new: &str, from: i64, to: &str) -> String {
+    unified(
+        old,
+        new,
+        &format!("version {from}"),
+        &format!("version {to}"),
+    )
+}
+
+/// A unified diff of two manifest texts, with these headers.
+pub(crate) fn unified(old: &str, new: &str, from: &str, to: &str) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("version {from}"), &format!("version {to}"))
+        .header(from, to)
         .to_string()
 }
 

@@ -133,3 +133,55 @@ impl From<Ungranted> for UngrantedView {
         }
     }
 }
+
+/// `GET /v1/agents/{id}/suggestion`: the version in force narrowed to what
+/// was used.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuggestionView {
+    pub window: String,
+    pub since: String,
+    /// The suggested manifest (YAML; comments are not kept).
+    pub manifest: String,
+    /// From the version in force to the suggestion, both written back the
+    /// same way.
+    pub unified: String,
+    /// The suggestion classified against the version in force: never
+    /// `widening`.
+    pub changes: Vec<super::history::ChangeView>,
+    /// Why each part of the suggestion is what it is.
+    pub evidence: Vec<EvidenceView>,
+}
+
+/// Why one part of a suggestion is what it is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceView {
+    /// The element of the version in force.
+    #[schema(example = "tools[1].args.vendor.in")]
+    pub path: String,
+    pub message: String,
+}
+
+impl SuggestionView {
+    pub fn new(
+        window: String,
+        since: jiff::Timestamp,
+        s: bridle_core::manifest::suggest::Suggestion,
+        unified: String,
+    ) -> Self {
+        Self {
+            window,
+            since: instant(since),
+            manifest: s.manifest,
+            unified,
+            changes: s.changes.into_iter().map(Into::into).collect(),
+            evidence: s
+                .evidence
+                .into_iter()
+                .map(|e| EvidenceView {
+                    path: e.path,
+                    message: e.message,
+                })
+                .collect(),
+        }
+    }
+}

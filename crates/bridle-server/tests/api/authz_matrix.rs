@@ -74,6 +74,7 @@ fn expected(method: &str, path: &str) -> Option<[Class; 8]> {
         | ("get", "/v1/agents/{id}/versions/{version}")
         | ("get", "/v1/agents/{id}/diff")
         | ("get", "/v1/agents/{id}/usage")
+        | ("get", "/v1/agents/{id}/suggestion")
         | ("post", "/v1/agents/{id}/replay") => [U, O, H, H, H, O, O, O],
         ("get", "/v1/agents/{id}/credentials") => [U, F, H, H, H, O, O, O],
         // Elevation is asked by the agent itself or its owner.
@@ -222,9 +223,13 @@ async fn call(w: &World, method: &str, path: &str, role: &str) -> Call {
             Some(Body::Yaml(crate::common::example(AGENT).to_owned())),
         ),
         ("get", "/v1/agents/{id}") => (format!("/v1/agents/{AGENT}"), None),
-        ("get", "/v1/agents/{id}/versions" | "/v1/agents/{id}/diff" | "/v1/agents/{id}/usage") => {
-            (path.replace("{id}", AGENT), None)
-        }
+        (
+            "get",
+            "/v1/agents/{id}/versions"
+            | "/v1/agents/{id}/diff"
+            | "/v1/agents/{id}/usage"
+            | "/v1/agents/{id}/suggestion",
+        ) => (path.replace("{id}", AGENT), None),
         ("post", "/v1/agents/{id}/replay") => (
             path.replace("{id}", AGENT),
             Some(Body::Yaml(crate::common::example(AGENT).to_owned())),

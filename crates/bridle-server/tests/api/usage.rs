@@ -250,3 +250,75 @@ async fn usage_is_exact_across_replicas() {
         assert_eq!(buy["args"]["amount"]["more"], true);
     }
 }
+
+async fn a_suggestion_narrows_to_what_was_used(s: Server) {
+    let people = s.people().await;
+    history(&s).await;
+    let sug = s
+        .get(
+            &format!("/v1/agents/{AGENT}/suggestion?window=7d"),
+            &people["alice"],
+        )
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(sug["window"], "7d");
+    let changes = sug["changes"].as_array().unwrap();
+    assert!(!changes.is_empty(), "{sug}");
+    assert!(changes.iter().all(|c| c["effect"] != "widening"), "{sug}");
+    let evidence: Vec<&str> = sug["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            "tools[1].args.amount.min",
+            "tools[1].args.amount.max",
+            "tools[1].args.vendor.in"
+        ],
+        "{sug}"
+    );
+    let unified = sug["unified"].as_str().unwrap();
+    assert!(
+        unified.contains("-") && unified.contains("+") && unified.contains("suggestion"),
+        "{unified}"
+    );
+    let manifest = sug["manifest"].as_str().unwrap();
+    assert!(
+        manifest.contains("max: 1320") && !manifest.contains("initech"),
+        "{manifest}"
+    );
+
+    // Replayed against the suggestion, nothing the agent did is refused.
+    let r = replay(&s, ADMIN_KEY, manifest, "?since=1d")
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(r["summary"].get("allow_to_deny"), None, "{r}");
+    assert_eq!(r["decisions"], 8);
+    // Applied by its owner, it is a narrowing: in force at once.
+    let applied = s
+        .put_yaml(AGENT, &people["alice"], manifest)
+        .await
+        .expect(200)
+        .json;
+    assert!(
+        applied["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["effect"] != "widening"),
+        "{applied}"
+    );
+    // A suggestion is never shown to someone who may not read the agent.
+    s.get(
+        &format!("/v1/agents/{AGENT}/suggestion"),
+        &people["mallory"],
+    )
+    .await
+    .problem(404);
+}
+on_both!(a_suggestion_narrows_to_what_was_used);
