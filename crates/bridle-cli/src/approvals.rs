@@ -205,6 +205,10 @@ fn change_text(v: &Value) -> String {
             out.push('\n');
         }
     }
+    if v["replay"].is_object() {
+        out.push_str("what it would have changed:\n");
+        out.push_str(&crate::usage::replay_text(&v["replay"]));
+    }
     out
 }
 

@@ -85,9 +85,18 @@ pub async fn show(
     caller: Caller,
     IdPath(id): IdPath<ApprovalId>,
 ) -> Result<Json<view::Approval>, ApiError> {
-    Ok(Json(
-        crate::access::approval(&state, &caller, &id).await?.into(),
-    ))
+    let approval = crate::access::approval(&state, &caller, &id).await?;
+    let replay = crate::service::replay::of_change(&state, &approval).await?;
+    let mut shown = view::Approval::from(approval);
+    shown.replay = replay.map(|(agent, since, report)| {
+        crate::views::replay::ReplayView::new(
+            agent,
+            crate::service::replay::CHANGE_WINDOW.into(),
+            since,
+            report,
+        )
+    });
+    Ok(Json(shown))
 }
 
 #[derive(Debug, Deserialize, Default, ToSchema)]

@@ -8,11 +8,50 @@ use bridle_core::audit::{AuditEvent, EventType};
 use bridle_core::id::AgentId;
 use bridle_core::replay::ReplayReport;
 use bridle_core::{CompiledAgent, Manifest};
-use bridle_store::{AgentRow, AuditFilter, AuditRead as _, RegistryRead as _, Store};
+use bridle_store::{
+    AgentRow, Approval, ApprovalKind, ApprovalState, AuditFilter, AuditRead as _,
+    ProposalStore as _, RegistryRead as _, Store,
+};
 use jiff::Timestamp;
 
 use super::ServiceError;
 use crate::state::AppState;
+
+/// How far back a pending change's approval replays the agent's decisions.
+pub const CHANGE_WINDOW: &str = "7d";
+
+/// For a pending change approval: the agent, where the replay starts, and
+/// its decisions of the last [`CHANGE_WINDOW`] replayed against the proposed
+/// manifest. `None` for any other approval, or when the proposal is no
+/// longer pending or does not compile.
+pub async fn of_change(
+    state: &AppState,
+    approval: &Approval,
+) -> Result<Option<(String, Timestamp, ReplayReport)>, ServiceError> {
+    if approval.kind != ApprovalKind::Change || approval.state != ApprovalState::Pending {
+        return Ok(None);
+    }
+    let Some(proposal) = state.store().proposal_for_approval(&approval.id).await? else {
+        return Ok(None);
+    };
+    let Some(row) = state.store().agent(&proposal.agent).await? else {
+        return Ok(None);
+    };
+    let candidate = match candidate(state, &row, proposal.source).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(approval = %approval.id, error = %e, "a proposed change cannot be replayed");
+            return Ok(None);
+        }
+    };
+    let since = Timestamp::now() - jiff::SignedDuration::from_hours(7 * 24);
+    match replay(state, &row, candidate, since).await {
+        Ok(report) => Ok(Some((row.id.to_string(), since, report))),
+        // A history too long to replay is not a reason to hide the approval.
+        Err(ServiceError::Invalid { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// Most decisions one replay reads; a longer history is replayed in
 /// narrower windows.

@@ -33,6 +33,11 @@ pub struct Approval {
     pub votes: Vec<Vote>,
     pub created_at: String,
     pub expires_at: String,
+    /// For a pending change (`kind: change`), shown by `GET
+    /// /v1/approvals/{id}`: the agent's decisions of the last 7 days
+    /// replayed against the proposed manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<super::replay::ReplayView>,
 }
 
 impl From<store::Approval> for Approval {
@@ -72,6 +77,7 @@ impl From<store::Approval> for Approval {
             votes: votes.into_iter().map(Vote::from).collect(),
             created_at: instant(created_at),
             expires_at: instant(expires_at),
+            replay: None,
         }
     }
 }

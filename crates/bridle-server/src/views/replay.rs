@@ -11,7 +11,7 @@ use super::decision::{Effect, Reason};
 use super::time::instant;
 
 /// A replay of an agent's recorded decisions against a candidate.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ReplayView {
     pub agent: String,
     /// The window asked for (`7d`).
@@ -32,7 +32,7 @@ pub struct ReplayView {
 }
 
 /// One decision the candidate decides differently.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ChangedView {
     pub decision_id: String,
     /// The audit record's `seq`.

@@ -322,3 +322,47 @@ async fn a_suggestion_narrows_to_what_was_used(s: Server) {
     .problem(404);
 }
 on_both!(a_suggestion_narrows_to_what_was_used);
+
+/// A pending change shows, to whoever may see its approval, the agent's
+/// last week replayed against what it would bring into force.
+async fn a_change_approval_shows_its_replay(s: Server) {
+    let people = s.people().await;
+    history(&s).await;
+    // Moving the agent into a controlled environment is itself widening, as
+    // is granting the approval it was forbidden: the change is proposed.
+    let wider = example(AGENT)
+        .replace("environment: prod", "environment: staging")
+        .replace("forbid: [procurement.approve_*]\n", "")
+        .replace("tools:\n", "tools:\n  - name: procurement.approve_po\n");
+    let r = s.apply(&people["alice"], &wider).await.expect(202);
+    let id = r["approval_id"].as_str().unwrap().to_owned();
+    let a = s
+        .get(&format!("/v1/approvals/{id}"), &people["alice"])
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(a["kind"], "change");
+    let replay = &a["replay"];
+    assert_eq!(replay["window"], "7d", "{a}");
+    assert_eq!(replay["decisions"], 8, "{a}");
+    assert_eq!(replay["summary"], json!({"deny_to_allow": 1}), "{a}");
+    assert_eq!(replay["changed"][0]["action"], "procurement.approve_po");
+    // An action's approval carries no replay.
+    let token = s.agent_token(AGENT).await;
+    let d = s
+        .decide(&token, BUY, json!({"vendor": "acme", "amount": 9000}))
+        .await;
+    let held = d["approval_id"].as_str().unwrap();
+    let a = s
+        .get(&format!("/v1/approvals/{held}"), ADMIN_KEY)
+        .await
+        .expect(200)
+        .json;
+    assert!(a.get("replay").is_none(), "{a}");
+}
+on_both!(
+    a_change_approval_shows_its_replay,
+    |c: &mut bridle_server::Config| {
+        c.change_control.environments = vec!["staging".into()];
+    }
+);
