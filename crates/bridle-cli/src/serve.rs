@@ -15,7 +15,7 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     db: Option<String>,
     /// A TOML configuration file (keys: listen, db, tls, issuer, audience, body_limit, webhooks,
-    /// token_cache_ms, key_encryption_key_file).
+    /// token_cache_ms, key_encryption_key_file, metrics_token).
     #[arg(long)]
     config: Option<PathBuf>,
     /// The file holding the key-encryption key that seals the signing keys in the

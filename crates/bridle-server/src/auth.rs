@@ -156,7 +156,11 @@ pub async fn verify_agent_token(
     how: Presentation<'_>,
 ) -> Result<AgentCaller, ApiError> {
     let now = jiff::Timestamp::now().as_second();
-    let verified = match state.tokens.get(token, now) {
+    let cached = state.tokens.get(token, now);
+    state
+        .metrics
+        .cache_lookup(crate::metrics::Cache::Token, cached.is_some());
+    let verified = match cached {
         Some(v) => v,
         None => {
             let generation = state.tokens.generation();

@@ -5,8 +5,9 @@
 //! [`OwnerOf`] loads the agent the route names and proves the caller
 //! manages it (an admin, or its current owner); [`SelfOrOwner`] proves the
 //! caller is the agent itself or its owner; [`Voter`] proves the caller may
-//! vote on the approval the route names. Visibility of reads (`access.rs`)
-//! is checked where the record is read.
+//! vote on the approval the route names; [`MetricsReader`] admits `admin`,
+//! `auditor` or the configured metrics token to `/metrics`. Visibility of
+//! reads (`access.rs`) is checked where the record is read.
 //!
 //! Handlers reach the store only through these values: [`AppState::store`]
 //! is refused by `clippy.toml` outside the layers below the transports, and
@@ -20,10 +21,11 @@ use bridle_core::id::AgentId;
 use bridle_core::id::ApprovalId;
 use bridle_store::{AgentRow, Approval, ApprovalState, Principal, Role, Store};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Scheme};
 use crate::error::ApiError;
 use crate::path::IdPath;
 use crate::state::AppState;
+use crate::throttle::{self, Attempt, Kind, Origin};
 
 /// A principal with role `admin`: the whole store.
 #[derive(Debug, Clone)]
@@ -46,6 +48,24 @@ pub struct AuditReader {
 
 impl AuditReader {
     /// The store, to read (the audit log, checkpoints, the registry).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// A caller who may read the metrics: a principal with `admin` or
+/// `auditor`, or a scraper presenting the configured `metrics_token`
+/// (compared in constant time; a wrong one is then tried as an API key,
+/// so it fails, is throttled and audited like one). Never an agent.
+#[derive(Debug, Clone)]
+pub struct MetricsReader {
+    /// `None` for the metrics token.
+    pub principal: Option<Principal>,
+    store: Store,
+}
+
+impl MetricsReader {
+    /// The store, to read what the metrics count (pending approvals).
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -259,6 +279,53 @@ impl FromRequestParts<AppState> for AuditReader {
             Err(ApiError::Forbidden("requires `admin` or `auditor`".into()))
         }
     }
+}
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(expected) = &state.config.metrics_token
+            && let Ok((Scheme::Bearer, given)) = crate::auth::authorization(&parts.headers)
+        {
+            let origin = Origin::of(parts, &state.config.auth_throttle);
+            let prefix = throttle::key_prefix(given);
+            let attempt = Attempt {
+                kind: Kind::ApiKey,
+                identifier: &prefix,
+                origin: &origin,
+            };
+            // A locked credential or source tries nothing, this token included.
+            throttle::check(state, &attempt)?;
+            if secret_eq(given, expected.expose()) {
+                return Ok(Self {
+                    principal: None,
+                    store: store(state),
+                });
+            }
+        }
+        let p = principal(parts, state).await?;
+        if crate::access::sees_everything(&p) {
+            Ok(Self {
+                principal: Some(p),
+                store: store(state),
+            })
+        } else {
+            Err(ApiError::Forbidden(
+                "requires `admin`, `auditor` or the metrics token".into(),
+            ))
+        }
+    }
+}
+
+/// Whether `given` is `expected`, in a time that tells nothing about either:
+/// both are hashed first, so not even their lengths are compared.
+fn secret_eq(given: &str, expected: &str) -> bool {
+    use sha2::{Digest as _, Sha256};
+    use subtle::ConstantTimeEq as _;
+    let given: &[u8] = &Sha256::digest(given.as_bytes());
+    let expected: &[u8] = &Sha256::digest(expected.as_bytes());
+    given.ct_eq(expected).into()
 }
 
 impl FromRequestParts<AppState> for Person {

@@ -57,6 +57,10 @@ pub struct Config {
     /// Bootstrap admin key (`BRIDLE_ADMIN_TOKEN`).
     #[serde(skip)]
     pub admin_token: Option<Secret>,
+    /// A bearer token that may read `GET /metrics` and nothing else, for a
+    /// Prometheus scraper without an API key (`BRIDLE_METRICS_TOKEN`, or
+    /// `metrics_token` in the file); unset, only `admin` and `auditor` may.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for Config {
@@ -79,6 +83,7 @@ impl Default for Config {
             key_encryption_key_file: None,
             key_encryption_key: None,
             admin_token: None,
+            metrics_token: None,
         }
     }
 }
@@ -99,6 +104,7 @@ const KEYS: &[&str] = &[
     "auth_throttle",
     "change_control",
     "key_encryption_key_file",
+    "metrics_token",
 ];
 
 /// `[change_control]`: in these environments a manifest change that widens
@@ -514,6 +520,19 @@ impl Config {
         {
             config.admin_token = Some(Secret::new(v));
         }
+        if let Ok(v) = std::env::var("BRIDLE_METRICS_TOKEN")
+            && !v.is_empty()
+        {
+            config.metrics_token = Some(Secret::new(v));
+        }
+        // An empty token would be no secret: the same as none.
+        if config
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().is_empty())
+        {
+            config.metrics_token = None;
+        }
         Ok(config)
     }
 
@@ -533,5 +552,25 @@ impl Config {
 
     pub fn audience(&self) -> String {
         self.audience.clone().unwrap_or_else(|| self.issuer())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_token_is_a_key_of_the_file_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bridle.toml");
+        std::fs::write(&file, "metrics_token = \"mt_from-the-file\"\n").unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        let token = config.metrics_token.as_ref().unwrap();
+        assert_eq!(token.expose(), "mt_from-the-file");
+        assert!(KEYS.contains(&"metrics_token"));
+        assert!(!format!("{config:?}").contains("mt_from-the-file"));
+
+        std::fs::write(&file, "metrics_token = \" \"\n").unwrap();
+        assert!(Config::load(Some(&file)).unwrap().metrics_token.is_none());
     }
 }

@@ -14,6 +14,7 @@ pub mod ext_authz;
 pub mod jose;
 pub mod json;
 pub mod kek;
+pub mod metrics;
 pub mod openapi;
 pub mod path;
 pub mod routes;

@@ -50,6 +50,8 @@ pub struct Inner {
     pub throttle: crate::throttle::Throttle,
     /// Approval long-polls parked now, waiting to be woken by a change.
     pub parked_waits: std::sync::atomic::AtomicUsize,
+    /// What `GET /metrics` serves ([`crate::metrics`]).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::ops::Deref for AppState {
@@ -66,7 +68,8 @@ impl AppState {
     pub async fn new(store: Store, config: Config, kek: Kek) -> Result<Self, crate::StartError> {
         let keys = Keys::load_or_create(&store, &kek).await?;
         let hmac_key = keys.audit_hmac_key().clone();
-        let audit = AuditLog::start(store.clone());
+        let metrics = crate::metrics::Metrics::new();
+        let audit = AuditLog::start_observed(store.clone(), metrics.audit_observer());
         let compiled = compiled_cache(config.compiled_cache_mib);
         let tokens = TokenCache::new(Duration::from_millis(config.token_cache_ms));
         let http = crate::webhooks::Notifier::start(config.webhooks.clone());
@@ -87,6 +90,7 @@ impl AppState {
             denials: Mutex::new(HashMap::new()),
             throttle,
             parked_waits: std::sync::atomic::AtomicUsize::new(0),
+            metrics,
         })))
     }
 
@@ -159,7 +163,10 @@ impl AppState {
     /// A miss parses and compiles on the blocking pool, never on an async
     /// worker: other callers' decisions do not wait for it.
     pub async fn compiled(&self, row: &AgentRow) -> Result<CompiledAgent, ServiceError> {
-        if let Some(agent) = self.cached(row) {
+        let cached = self.cached(row);
+        self.metrics
+            .cache_lookup(crate::metrics::Cache::CompiledManifest, cached.is_some());
+        if let Some(agent) = cached {
             return Ok(agent);
         }
         let state = self.clone();

@@ -49,6 +49,8 @@ mod history;
 mod language;
 #[path = "api/limits.rs"]
 mod limits;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/oauth.rs"]
 mod oauth;
 #[path = "api/path_ids.rs"]

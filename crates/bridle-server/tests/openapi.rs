@@ -517,6 +517,20 @@ fn a_change_effect_is_not_a_decision_effect() {
     assert_eq!(view, "#/components/schemas/ChangeEffect");
 }
 
+/// `/metrics` is documented with exactly the content type it is served
+/// with (what schemathesis checks a live answer against).
+#[test]
+fn metrics_are_documented_as_served() {
+    let doc = document();
+    let ok = &doc["paths"]["/metrics"]["get"]["responses"]["200"];
+    let types: Vec<&String> = ok["content"].as_object().expect("content").keys().collect();
+    assert_eq!(types, [bridle_server::metrics::CONTENT_TYPE]);
+    assert_eq!(
+        ok["content"][bridle_server::metrics::CONTENT_TYPE]["schema"]["type"],
+        "string"
+    );
+}
+
 /// The whole document as served: a change to a path, a parameter, a schema or
 /// a field of a response type shows up here as a snapshot diff to review
 /// (`cargo insta review`) rather than as a surprise to a client.

@@ -8,7 +8,7 @@ use crate::BeginWrite as _;
 use crate::time::{Stamp, now, stored};
 use crate::{Store, StoreError, with_pool};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApprovalKind {
     Action,
     Elevation,
@@ -18,6 +18,8 @@ pub enum ApprovalKind {
 }
 
 impl ApprovalKind {
+    pub const ALL: [Self; 3] = [Self::Action, Self::Elevation, Self::Change];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Action => "action",
@@ -27,9 +29,7 @@ impl ApprovalKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Action, Self::Elevation, Self::Change]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -111,6 +111,15 @@ impl Approval {
     }
 }
 
+/// The approvals of one kind pending at an instant (for metrics): how many,
+/// and when the oldest was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingApprovals {
+    pub kind: ApprovalKind,
+    pub count: u64,
+    pub oldest: Timestamp,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewApproval {
     pub id: ApprovalId,
@@ -167,6 +176,9 @@ pub trait ApprovalStore {
     /// then did not stand (its rate limit was broken at commit), so nobody
     /// is asked to approve what was refused: cancelled, if still pending.
     async fn withdraw_approval(&self, id: &ApprovalId, now: Timestamp) -> Result<(), StoreError>;
+    /// The approvals pending at `now` (not past `expires_at`), per kind
+    /// that has any: one aggregate query, whatever their number.
+    async fn pending_approvals(&self, now: Timestamp) -> Result<Vec<PendingApprovals>, StoreError>;
 }
 
 /// Inside a transaction `$tx`: insert the pending approval `$a`
@@ -536,6 +548,29 @@ impl ApprovalStore for Store {
             .execute(pool)
             .await?;
             Ok(())
+        })
+    }
+
+    async fn pending_approvals(&self, now: Timestamp) -> Result<Vec<PendingApprovals>, StoreError> {
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT kind, COUNT(*) AS n, MIN(created_at) AS oldest FROM approvals \
+                 WHERE state = 'pending' AND expires_at > $1 GROUP BY kind",
+            )
+            .bind(Stamp(now))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let kind: String = r.try_get("kind")?;
+                    Ok(PendingApprovals {
+                        kind: ApprovalKind::parse(&kind)
+                            .ok_or_else(|| StoreError::Corrupt("approval kind".into()))?,
+                        count: u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0),
+                        oldest: r.try_get::<Stamp, _>("oldest")?.into(),
+                    })
+                })
+                .collect()
         })
     }
 }

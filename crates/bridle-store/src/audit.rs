@@ -46,12 +46,39 @@ pub struct AuditLog {
     committed: watch::Receiver<u64>,
 }
 
+/// Told about every batch the writer writes (the server's metrics): how
+/// many events it held and how long its transaction took, committed or
+/// not. Called on the writer task between two batches, so it must be
+/// quick and must not block (atomic counters, no I/O).
+pub trait AuditObserver: Send + Sync + std::fmt::Debug {
+    fn batch_written(&self, batch: BatchWritten);
+}
+
+/// One batch of the group-commit writer, as its [`AuditObserver`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchWritten {
+    /// The appends gathered into it (events written and those a limit refused).
+    pub appends: usize,
+    /// From the batch gathered to its transaction committed (or failed).
+    pub took: std::time::Duration,
+    pub committed: bool,
+}
+
 impl AuditLog {
     /// Start the writer task on the current tokio runtime.
     pub fn start(store: Store) -> Self {
+        Self::spawn(store, None)
+    }
+
+    /// [`AuditLog::start`], telling `observer` about every batch written.
+    pub fn start_observed(store: Store, observer: std::sync::Arc<dyn AuditObserver>) -> Self {
+        Self::spawn(store, Some(observer))
+    }
+
+    fn spawn(store: Store, observer: Option<std::sync::Arc<dyn AuditObserver>>) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
         let (seq_tx, committed) = watch::channel(0);
-        tokio::spawn(writer(store, rx, seq_tx));
+        tokio::spawn(writer(store, rx, seq_tx, observer));
         Self { tx, committed }
     }
 
@@ -95,7 +122,12 @@ impl AuditLog {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Item>, committed: watch::Sender<u64>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Item>,
+    committed: watch::Sender<u64>,
+    observer: Option<std::sync::Arc<dyn AuditObserver>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -105,11 +137,20 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Item>, committed: watch::Se
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let items: Vec<(EventBody, Option<Usage>)> = batch
             .iter()
             .map(|(b, u, _)| (b.clone(), u.clone()))
             .collect();
-        match store.append_batch(items).await {
+        let written = store.append_batch(items).await;
+        if let Some(observer) = &observer {
+            observer.batch_written(BatchWritten {
+                appends: batch.len(),
+                took: started.elapsed(),
+                committed: written.is_ok(),
+            });
+        }
+        match written {
             Ok(outcomes) => {
                 if let Some(last) = outcomes.iter().rev().find_map(|o| match o {
                     Appended::Event(e) => Some(e.seq),

@@ -30,8 +30,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use approvals::{Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval, Vote};
-pub use audit::{Appended, AuditFilter, AuditHead, AuditLog, AuditRead};
+pub use approvals::{
+    Approval, ApprovalKind, ApprovalState, ApprovalStore, NewApproval, PendingApprovals, Vote,
+};
+pub use audit::{
+    Appended, AuditFilter, AuditHead, AuditLog, AuditObserver, AuditRead, BatchWritten,
+};
 pub use checkpoints::{CheckpointFilter, CheckpointStore};
 pub use credentials::{
     ClientAuth, CredentialRow, CredentialStore, KekCheck, NewToken, Purged, Revoked, SealedKey,

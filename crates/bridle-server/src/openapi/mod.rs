@@ -82,6 +82,7 @@ pub(crate) use responses::{
         routes::audit::verify,
         routes::audit::checkpoints,
         routes::findings::list,
+        routes::metrics::scrape,
     ),
     components(
         schemas(Problem, FieldError),
@@ -109,6 +110,7 @@ pub(crate) use responses::{
         (name = "approvals", description = "Human approval of actions and elevations"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "findings", description = "Posture findings"),
+        (name = "metrics", description = "Prometheus metrics"),
     )
 )]
 struct ApiDoc;

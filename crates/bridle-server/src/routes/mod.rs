@@ -11,6 +11,7 @@ pub mod ext_authz;
 pub mod findings;
 pub mod history;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod principals;
 pub mod reachable;
@@ -86,6 +87,7 @@ routes! {
     get "/v1/audit/verify" => audit::verify,
     get "/v1/audit/checkpoints" => audit::checkpoints,
     get "/v1/findings" => findings::list,
+    get "/metrics" => metrics::scrape,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -95,8 +97,27 @@ pub fn router(state: AppState) -> Router {
         // After every route: a known path with another method is a 405 problem.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_store_errors,
+        ))
         .layer(axum::middleware::from_fn(crate::telemetry::http_span))
         .with_state(state)
+}
+
+/// Counts the answers that are 503 in `bridle_store_errors_total`: every
+/// one is `ApiError::Unavailable` (problem+json, or `temporarily_unavailable`
+/// in the OAuth error format), the store or the audit log failing.
+async fn count_store_errors(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        state.metrics.store_error();
+    }
+    response
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

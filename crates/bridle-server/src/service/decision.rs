@@ -85,11 +85,19 @@ pub async fn decide(
     via: &Via,
     call: ActionCall,
 ) -> Result<Answer, ServiceError> {
+    let started = std::time::Instant::now();
     let span = crate::telemetry::decision_span(agent.row().id.as_str(), call.action.as_str(), via);
     let answer = decide_in_span(state, agent, via, call)
         .instrument(span.clone())
         .await;
     crate::telemetry::decided(&span, &answer);
+    state.metrics.decided(
+        started.elapsed(),
+        answer.as_ref().ok().map(|a| {
+            let d = &a.decision;
+            (d.effect, d.reasons.first().map(|r| r.code))
+        }),
+    );
     answer
 }
 
@@ -292,6 +300,7 @@ pub async fn refuse(
     event.decision = Some(Effect::Deny);
     event.detail = Some(Value::Object(detail));
     state.audit.append(event).await?;
+    state.metrics.refused();
     Ok(decision_id)
 }
 

@@ -98,6 +98,7 @@ fn expected(method: &str, path: &str) -> Option<[Class; 8]> {
             [U, F, F, F, O, F, F, F]
         }
         ("get", "/v1/audit/verify") | ("get", "/v1/audit/checkpoints") => [U, F, F, F, F, O, F, O],
+        ("get", "/metrics") => [U, F, F, F, F, O, F, O],
         _ => return None,
     })
 }

@@ -60,7 +60,10 @@ pub async fn token(
         Ok(form) => issue(&state, &headers, &form, &origin).await,
         Err(e) => Err(e),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    result.unwrap_or_else(|e| {
+        state.metrics.token_refused(e.error);
+        e.into_response()
+    })
 }
 
 async fn issue(
@@ -193,6 +196,11 @@ async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
         },
     )
     .await?;
+    state.metrics.token_issued(if m.exchange {
+        crate::metrics::Grant::TokenExchange
+    } else {
+        crate::metrics::Grant::ClientCredentials
+    });
     Ok(no_store(TokenResponse {
         access_token: jwt,
         token_type: if claims.cnf.is_some() {
