@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN_KEY, Server, assert_decision, effect, sql};
+use crate::common::{ADMIN_KEY, Server, assert_decision, effect, patient, sql};
 
 /// A second replica: another server on the same database, under the same
 /// issuer (as behind one load balancer).
@@ -14,6 +14,7 @@ async fn replica(s: &Server) -> Server {
     Server::start(s.backend, move |c| {
         c.db = db;
         c.issuer = Some(issuer);
+        patient(c);
     })
     .await
 }
@@ -91,7 +92,7 @@ async fn budget_holds_across_replicas(s: Server) {
     let v = other.get("/v1/audit/verify", ADMIN_KEY).await.expect(200);
     assert_eq!(v["ok"], true, "{}", v.text);
 }
-on_both!(budget_holds_across_replicas);
+on_both!(budget_holds_across_replicas, crate::common::patient);
 
 /// A rate limit of 5 a minute holds for 30 concurrent calls on two replicas.
 async fn rate_holds_across_replicas(s: Server) {
@@ -103,7 +104,7 @@ async fn rate_holds_across_replicas(s: Server) {
         assert_decision(d, "deny", "rate_limited");
     }
 }
-on_both!(rate_holds_across_replicas);
+on_both!(rate_holds_across_replicas, crate::common::patient);
 
 /// A budget over 90 days still counts spending from 40 days ago after a
 /// restart (the store is asked; nothing is replayed from a bounded window).
@@ -283,7 +284,10 @@ async fn a_single_use_approval_holds_across_replicas(s: Server) {
     .await;
     assert_eq!(spent, "6000");
 }
-on_both!(a_single_use_approval_holds_across_replicas);
+on_both!(
+    a_single_use_approval_holds_across_replicas,
+    crate::common::patient
+);
 
 /// A rate limit of 1 a minute on an action that always asks a person: 20
 /// different requests at once on two replicas. Those that lose the race
@@ -325,4 +329,7 @@ async fn a_request_refused_at_commit_leaves_no_approval(s: Server) {
     .await;
     assert_eq!(pending, "1", "{answers:?}");
 }
-on_both!(a_request_refused_at_commit_leaves_no_approval);
+on_both!(
+    a_request_refused_at_commit_leaves_no_approval,
+    crate::common::patient
+);

@@ -199,12 +199,13 @@ on_both!(replay_shows_what_a_candidate_changes);
 /// and a server started later reads the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_exact_across_replicas() {
-    let a = Server::start(Backend::Postgres, |_| {}).await;
+    let a = Server::start(Backend::Postgres, crate::common::patient).await;
     let db = a.db_url.clone();
     let issuer = a.base.clone();
     let b = Server::start(Backend::Postgres, move |c| {
         c.db = db;
         c.issuer = Some(issuer);
+        crate::common::patient(c);
     })
     .await;
     let _people = a.people().await;

@@ -609,3 +609,13 @@ impl TestCert {
         reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap()
     }
 }
+
+/// The burst tests count limits, not timeouts: 40 decisions at once on two
+/// replicas of a loaded two-core machine can wait past the default 500 ms
+/// for a connection, which answers 503 (fail closed, as it should; the
+/// fault suite tests that). Here the waits may be long.
+pub fn patient(c: &mut bridle_server::Config) {
+    c.database.acquire_timeout_ms = 15_000;
+    c.database.lock_timeout_ms = 15_000;
+    c.database.statement_timeout_ms = 15_000;
+}
