@@ -101,18 +101,7 @@ pub async fn apply(
     // is read as a manifest: a caller who may not apply learns nothing and
     // costs nothing.
     let existing = manifest::authorize(&state, &caller, &id).await?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::BadRequest(e.body_text())
-        }
-    })?;
-    if body.len() > MAX_MANIFEST_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    let source = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))?;
+    let source = manifest_text(body)?;
     match manifest::apply(&state, &caller, &id, existing, source).await? {
         manifest::Outcome::Applied(applied) => {
             let status = if applied.created {
@@ -334,4 +323,23 @@ pub async fn review(
     let comment = body.and_then(|b| b.0.comment);
     let row = crate::service::agents::review(&state, &owner, comment).await?;
     Ok(Json(record(&state, row).await?))
+}
+
+/// A request body that is a manifest: UTF-8 text within the manifest size
+/// bound (413 past it), as `PUT /v1/agents/{id}` and a replay take it.
+pub(crate) fn manifest_text(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<String, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
+    if body.len() > MAX_MANIFEST_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))
 }

@@ -5,9 +5,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use bridle_core::id::AgentId;
-use bridle_core::manifest::limits::MAX_MANIFEST_BYTES;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -63,18 +61,7 @@ pub async fn replay(
     let IdPath(id) = id?;
     let (text, window) = super::usage::window(Some(q.since.as_deref().unwrap_or("7d")), "since")?;
     let row = crate::access::agent(&state, &caller, &id).await?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::BadRequest(e.body_text())
-        }
-    })?;
-    if body.len() > MAX_MANIFEST_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    let source = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))?;
+    let source = super::agents::manifest_text(body)?;
     let candidate = replay::candidate(&state, &row, source).await?;
     let now = jiff::Timestamp::now();
     let since = now.checked_sub(window).unwrap_or(jiff::Timestamp::MIN);

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use bridle_core::activity::{ArgSeen, GrantUsage, Ungranted, UsageReport};
+use bridle_core::manifest::ArgValue;
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::time::instant;
@@ -56,12 +56,20 @@ pub struct ArgView {
     pub min: Option<i64>,
     pub max: Option<i64>,
     /// The distinct values seen (at most 32).
-    #[schema(value_type = Vec<Object>)]
-    pub values: Vec<Value>,
+    pub values: Vec<Scalar>,
     /// More values were seen than `values` lists.
     pub more: bool,
     /// A sensitive argument: only keyed hashes were recorded.
     pub redacted: bool,
+}
+
+/// One argument value: a string, an integer or a boolean.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    Str(String),
+    Int(i64),
+    Bool(bool),
 }
 
 /// Decisions for an action no grant covers.
@@ -112,8 +120,12 @@ impl From<ArgSeen> for ArgView {
             max: a.max,
             values: a
                 .values
-                .iter()
-                .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+                .into_iter()
+                .map(|v| match v {
+                    ArgValue::Str(s) => Scalar::Str(s),
+                    ArgValue::Int(i) => Scalar::Int(i),
+                    ArgValue::Bool(b) => Scalar::Bool(b),
+                })
                 .collect(),
             more: a.more,
             redacted: a.redacted,
