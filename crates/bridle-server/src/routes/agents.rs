@@ -11,7 +11,6 @@ use bridle_store::AgentRow;
 
 use crate::service::manifest;
 use crate::views::history::{Applied, ApplyAnswer, Proposed};
-use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -24,26 +23,9 @@ use crate::path::{IdPath, IdRejection};
 use crate::state::AppState;
 use crate::views::agent::{AgentFlag, AgentList, AgentRecord};
 
-/// The flags derived for `row` now: `expired`, `review_overdue`, `orphaned`.
+/// The flags of `row` now ([`crate::service::agents::flags`]).
 pub async fn flags(state: &AppState, row: &AgentRow) -> Result<Vec<AgentFlag>, ApiError> {
-    let now = Timestamp::now();
-    let mut flags = Vec::new();
-    let today = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
-    if row.expires < today {
-        flags.push(AgentFlag::Expired);
-    }
-    if let Some(every) = row.manifest.get("review_every").and_then(|v| v.as_str())
-        && let Ok(every) = bridle_core::manifest::units::parse_duration(every)
-    {
-        let last = row.last_review_at.unwrap_or(row.created_at);
-        if last + every < now {
-            flags.push(AgentFlag::ReviewOverdue);
-        }
-    }
-    if !crate::service::agents::owner_active(state, row).await? {
-        flags.push(AgentFlag::Orphaned);
-    }
-    Ok(flags)
+    Ok(crate::service::agents::flags(state, row).await?)
 }
 
 /// The agent record of the API contract, with derived flags.

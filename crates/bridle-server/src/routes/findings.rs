@@ -98,12 +98,7 @@ pub async fn list(
         .iter()
         .filter(|r| r.state != bridle_core::engine::AgentState::Retired)
     {
-        let flags = super::agents::flags(&state, row).await?;
-        let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
-        let manifest = state.compiled(row).await?.manifest().clone();
-        findings.extend(findings::for_agent(row, &manifest, &flags));
-        findings.extend(findings::of_credentials(&state, row, &manifest).await?);
-        findings.extend(findings::for_auth_failures(&state, row).await?);
+        findings.extend(findings::of_agent(&state, row).await?);
     }
     Ok(Json(FindingList {
         findings: findings.into_iter().map(Finding::from).collect(),

@@ -12,6 +12,7 @@ use super::ServiceError;
 use crate::auth::Caller;
 use crate::capability::OwnerOf;
 use crate::state::AppState;
+use crate::views::agent::AgentFlag;
 
 /// The agent `id`; [`ServiceError::NotFound`] when there is none.
 pub async fn load(state: &AppState, id: &AgentId) -> Result<AgentRow, ServiceError> {
@@ -29,6 +30,28 @@ pub async fn owner_active(state: &AppState, row: &AgentRow) -> Result<bool, Serv
         .principal(&row.owner)
         .await?
         .is_some_and(|p| p.active))
+}
+
+/// The flags derived for `row` now: `expired`, `review_overdue`, `orphaned`.
+pub async fn flags(state: &AppState, row: &AgentRow) -> Result<Vec<AgentFlag>, ServiceError> {
+    let now = jiff::Timestamp::now();
+    let mut flags = Vec::new();
+    let today = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    if row.expires < today {
+        flags.push(AgentFlag::Expired);
+    }
+    if let Some(every) = row.manifest.get("review_every").and_then(|v| v.as_str())
+        && let Ok(every) = bridle_core::manifest::units::parse_duration(every)
+    {
+        let last = row.last_review_at.unwrap_or(row.created_at);
+        if last + every < now {
+            flags.push(AgentFlag::ReviewOverdue);
+        }
+    }
+    if !owner_active(state, row).await? {
+        flags.push(AgentFlag::Orphaned);
+    }
+    Ok(flags)
 }
 
 /// Why `caller` may not lift the suspension of `row`, if it may not: an

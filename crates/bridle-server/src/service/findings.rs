@@ -187,6 +187,18 @@ impl FindingCode {
     }
 }
 
+/// Every finding about `row` now: its record and manifest, its
+/// credentials, and what the audit log shows of it.
+pub async fn of_agent(state: &AppState, row: &AgentRow) -> Result<Vec<Finding>, ServiceError> {
+    let flags = super::agents::flags(state, row).await?;
+    let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
+    let manifest = state.compiled(row).await?.manifest().clone();
+    let mut out = for_agent(row, &manifest, &flags);
+    out.extend(of_credentials(state, row, &manifest).await?);
+    out.extend(for_auth_failures(state, row).await?);
+    Ok(out)
+}
+
 pub fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
     let agent = row.id.clone();
     let mut out = Vec::new();
