@@ -696,5 +696,7 @@ fn by() -> bridle_store::StateBy {
     }
 }
 
+#[path = "store/findings.rs"]
+mod findings;
 #[path = "store/upgrades.rs"]
 mod upgrades;
