@@ -38,10 +38,12 @@ pub enum EventType {
     Principal,
     /// Failed authentication, aggregated per credential and source.
     Authentication,
+    /// A posture finding opened or resolved.
+    Finding,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         Self::Decision,
         Self::Outcome,
         Self::Approval,
@@ -52,6 +54,7 @@ impl EventType {
         Self::Manifest,
         Self::Principal,
         Self::Authentication,
+        Self::Finding,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +69,7 @@ impl EventType {
             Self::Manifest => "manifest",
             Self::Principal => "principal",
             Self::Authentication => "authentication",
+            Self::Finding => "finding",
         }
     }
 

@@ -46,6 +46,9 @@ pub struct Config {
     /// Change control: which environments need a second person's approval
     /// for a widening manifest change or a new agent ([`ChangeControl`]).
     pub change_control: ChangeControl,
+    /// Continuous posture: how often findings are swept and the rules'
+    /// thresholds ([`crate::posture`]).
+    pub posture: crate::posture::PostureConfig,
     /// A file holding the key-encryption key that seals the private keys
     /// in the store ([`crate::kek`]; also `BRIDLE_KEY_ENCRYPTION_KEY_FILE`).
     pub key_encryption_key_file: Option<PathBuf>,
@@ -80,6 +83,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             auth_throttle: crate::throttle::ThrottleConfig::default(),
             change_control: ChangeControl::default(),
+            posture: crate::posture::PostureConfig::default(),
             key_encryption_key_file: None,
             key_encryption_key: None,
             admin_token: None,
@@ -103,6 +107,7 @@ const KEYS: &[&str] = &[
     "audit",
     "auth_throttle",
     "change_control",
+    "posture",
     "key_encryption_key_file",
     "metrics_token",
 ];
@@ -353,6 +358,13 @@ pub enum ConfigError {
         path: PathBuf,
         error: crate::throttle::ThrottleConfigError,
     },
+    #[error("{}: {error}", path.display())]
+    Posture {
+        path: PathBuf,
+        error: crate::posture::PostureConfigError,
+    },
+    #[error("BRIDLE_POSTURE_EVERY `{value}`: {error}")]
+    PostureEvery { value: String, error: String },
     #[error("BRIDLE_LISTEN `{value}`: {error}")]
     Listen {
         value: String,
@@ -411,6 +423,13 @@ impl Config {
                     .auth_throttle
                     .validate()
                     .map_err(|error| ConfigError::Throttle {
+                        path: path.to_owned(),
+                        error,
+                    })?;
+                config
+                    .posture
+                    .validate()
+                    .map_err(|error| ConfigError::Posture {
                         path: path.to_owned(),
                         error,
                     })?;
@@ -505,6 +524,17 @@ impl Config {
                 .collect();
         }
         config.change_control.validate()?;
+        if let Ok(v) = std::env::var("BRIDLE_POSTURE_EVERY")
+            && !v.is_empty()
+        {
+            config.posture.every = bridle_core::manifest::units::parse_duration(&v)
+                .ok()
+                .filter(|d| d.is_positive())
+                .ok_or_else(|| ConfigError::PostureEvery {
+                    value: v.clone(),
+                    error: "a positive duration such as `15m`".into(),
+                })?;
+        }
         if let Ok(v) = std::env::var("BRIDLE_KEY_ENCRYPTION_KEY_FILE")
             && !v.is_empty()
         {

@@ -17,6 +17,7 @@ pub mod kek;
 pub mod metrics;
 pub mod openapi;
 pub mod path;
+pub mod posture;
 pub mod routes;
 pub mod service;
 pub mod state;
@@ -178,6 +179,7 @@ pub async fn serve_on(
     tokio::spawn(maintain(state.clone()));
     tokio::spawn(changes::listen(state.clone()));
     tokio::spawn(checkpoints::run(state.clone()));
+    tokio::spawn(posture::run(state.clone()));
     tokio::spawn(throttle::report_loop(state.clone()));
     // The peer address (`ConnectInfo`, kept under TLS) is the source failed
     // authentications are counted by.

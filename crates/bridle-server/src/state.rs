@@ -43,6 +43,8 @@ pub struct Inner {
     /// Key for hashing sensitive argument values in the audit log.
     pub hmac_key: AuditKey,
     pub http: crate::webhooks::Notifier,
+    /// Asks the posture sweep to look at an agent now ([`crate::posture`]).
+    pub posture: crate::posture::Trigger,
     /// Recent denials per agent, for `suspend_after_denials`. A restart
     /// forgets them, which can only delay an automatic suspension.
     pub denials: Mutex<HashMap<String, VecDeque<jiff::Timestamp>>>,
@@ -87,6 +89,7 @@ impl AppState {
             compiled,
             hmac_key,
             http,
+            posture: crate::posture::Trigger::default(),
             denials: Mutex::new(HashMap::new()),
             throttle,
             parked_waits: std::sync::atomic::AtomicUsize::new(0),

@@ -55,6 +55,8 @@ mod metrics;
 mod oauth;
 #[path = "api/path_ids.rs"]
 mod path_ids;
+#[path = "api/posture.rs"]
+mod posture;
 #[path = "api/principals.rs"]
 mod principals;
 #[path = "api/replicas.rs"]

@@ -45,6 +45,15 @@ fn mentioned(g: &ToolGrant) -> impl Iterator<Item = &str> {
         .chain(g.inferred_args.iter().map(|(a, _)| a.as_str()))
 }
 
+/// Whether a budget counts an argument the grant mentions, so its calls
+/// add up against a bound.
+pub fn budgeted(m: &Manifest, g: &ToolGrant) -> bool {
+    m.limits
+        .budgets
+        .iter()
+        .any(|b| mentioned(g).any(|a| a == b.arg))
+}
+
 /// The warnings that need no store: budgets and conditions on arguments no
 /// grant mentions (or a likely typo of one), grants a `forbid` hides
 /// entirely, overnight windows, an `expires` already past (`today`, in the
@@ -95,12 +104,7 @@ pub fn warnings(m: &Manifest, today: Date) -> Vec<Warning> {
                 ),
             ));
         }
-        let budgeted = m
-            .limits
-            .budgets
-            .iter()
-            .any(|b| mentioned(g).any(|a| a == b.arg));
-        if g.access != Access::Read && g.approval.is_none() && !budgeted {
+        if g.access != Access::Read && g.approval.is_none() && !budgeted(m, g) {
             out.push(Warning::new(
                 format!("tools[{i}]"),
                 Some(g.pos.line),

@@ -28,14 +28,30 @@ pub struct Finding {
     /// Framework controls it maps to, e.g. `OWASP-NHI1:2025`, `NIST-AI-RMF-GOVERN-1.7`.
     #[schema(value_type = Vec<String>)]
     frameworks: &'static [&'static str],
+    /// What it is about within the agent (a tool, a client id, a
+    /// delegate); empty for the agent as a whole.
+    subject: String,
+    /// What to do about it.
+    #[schema(value_type = String)]
+    remediation: &'static str,
+    /// The facts it rests on: manifest paths and lines, counts, audit
+    /// sequence numbers.
+    #[schema(value_type = Object)]
+    evidence: serde_json::Value,
+    /// When the posture sweep first saw it open (RFC 3339); `null` when
+    /// no sweep has recorded it yet.
+    #[schema(required = true)]
+    opened_at: Option<String>,
 }
 
-impl From<findings::Finding> for Finding {
-    fn from(f: findings::Finding) -> Self {
+impl Finding {
+    fn new(f: findings::Finding, opened_at: Option<jiff::Timestamp>) -> Self {
         let findings::Finding {
             agent,
             code,
+            subject,
             detail,
+            evidence,
         } = f;
         Self {
             agent: agent.to_string(),
@@ -44,6 +60,10 @@ impl From<findings::Finding> for Finding {
             title: code.title(),
             detail,
             frameworks: code.frameworks(),
+            subject,
+            remediation: code.remediation(),
+            evidence,
+            opened_at: opened_at.map(crate::views::time::instant),
         }
     }
 }
@@ -98,9 +118,14 @@ pub async fn list(
         .iter()
         .filter(|r| r.state != bridle_core::engine::AgentState::Retired)
     {
-        findings.extend(findings::of_agent(&state, row).await?);
+        let open = findings::open(&state, &row.id).await?;
+        for f in findings::of_agent(&state, row).await? {
+            let opened = open
+                .iter()
+                .find(|o| o.code == f.code.as_str() && o.subject == f.subject)
+                .map(|o| o.opened_at);
+            findings.push(Finding::new(f, opened));
+        }
     }
-    Ok(Json(FindingList {
-        findings: findings.into_iter().map(Finding::from).collect(),
-    }))
+    Ok(Json(FindingList { findings }))
 }

@@ -102,6 +102,7 @@ pub async fn transition(
     let mut event = state.event(EventType::Lifecycle, &caller.actor());
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({"state": to.as_str(), "reason": reason}));
+    state.posture.about(&event);
     state.audit.append(event).await?;
     Ok(row)
 }
@@ -116,6 +117,7 @@ pub async fn review(
     let mut event = state.event(EventType::Lifecycle, &owner.caller.actor());
     event.agent = Some(row.id.to_string());
     event.detail = Some(serde_json::json!({"op": "review", "comment": comment}));
+    state.posture.about(&event);
     state.audit.append(event).await?;
     Ok(row)
 }

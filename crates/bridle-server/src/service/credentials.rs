@@ -70,6 +70,7 @@ async fn audit(
     let mut event = state.event(EventType::Credential, &owner.caller.actor());
     event.agent = Some(owner.agent.id.to_string());
     event.detail = Some(detail);
+    state.posture.about(&event);
     state.audit.append(event).await?;
     Ok(())
 }

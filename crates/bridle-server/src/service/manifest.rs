@@ -204,6 +204,7 @@ pub async fn apply(
         "changes": changes_json,
         "source_sha256": source_sha256(&source),
     }));
+    state.posture.about(&event);
     state.audit.append(event).await?;
     Ok(Outcome::Applied(Box::new(Applied {
         row,
@@ -279,6 +280,7 @@ async fn propose(
         "changes": changes_json,
         "source_sha256": source_sha256(source),
     }));
+    state.posture.about(&event);
     state.audit.append(event).await?;
     super::decision::notify_requested(state, &approval);
     let eligible = eligible_approvers(state, &approval, principal.id.as_str()).await?;
@@ -355,6 +357,7 @@ pub async fn decided(
                 "changes": proposal.changes,
                 "source_sha256": source_sha256(&proposal.source),
             }));
+            state.posture.about(&event);
             state.audit.append(event).await?;
         }
         ApprovalState::Denied => {
@@ -399,6 +402,7 @@ async fn discard(
         "approval_id": proposal.approval_id,
         "source_sha256": source_sha256(&proposal.source),
     }));
+    state.posture.about(&event);
     state.audit.append(event).await?;
     Ok(())
 }

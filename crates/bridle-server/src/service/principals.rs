@@ -53,6 +53,9 @@ pub async fn deactivate(
         serde_json::json!({"op": "deactivate", "principal": p.id, "orphaned_agents": orphaned}),
     );
     state.audit.append(event).await?;
+    for agent in &orphaned {
+        state.posture.agent(agent);
+    }
     Ok((p, orphaned))
 }
 

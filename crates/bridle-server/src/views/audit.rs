@@ -98,6 +98,7 @@ pub enum EventType {
     Manifest,
     Principal,
     Authentication,
+    Finding,
 }
 
 impl From<core::EventType> for EventType {
@@ -114,6 +115,7 @@ impl From<core::EventType> for EventType {
             T::Manifest => Self::Manifest,
             T::Principal => Self::Principal,
             T::Authentication => Self::Authentication,
+            T::Finding => Self::Finding,
         }
     }
 }
