@@ -30,8 +30,8 @@ fn execute(args: &FindingsArgs) -> Result<String, ClientError> {
     Ok(render(args.output, &v, |v| text(items(v, "findings"))))
 }
 
-/// One block per finding: severity, agent, code and title; the detail; the
-/// framework controls.
+/// One block per finding: severity, agent, code and title; the detail;
+/// what to do; since when it is open; the framework controls.
 fn text(findings: &[Value]) -> String {
     if findings.is_empty() {
         return "no findings\n".into();
@@ -52,6 +52,12 @@ fn text(findings: &[Value]) -> String {
             cell(&f["title"]),
             cell(&f["detail"]),
         ));
+        if let Some(fix) = f["remediation"].as_str() {
+            out.push_str(&format!("{pad}fix: {fix}\n"));
+        }
+        if let Some(since) = f["opened_at"].as_str() {
+            out.push_str(&format!("{pad}open since {since}\n"));
+        }
         let frameworks: Vec<String> = items(f, "frameworks").iter().map(cell).collect();
         if !frameworks.is_empty() {
             out.push_str(&format!("{pad}{}\n", frameworks.join(", ")));
@@ -81,14 +87,15 @@ mod tests {
         let findings = json!([
             {"agent": "swe-bot", "code": "wildcard_grant", "severity": "high",
              "title": "Grant of every tool", "detail": "tools[0] grants `*`",
-             "frameworks": ["OWASP-NHI5:2025", "NIST-AI-RMF-MANAGE-1.3"]},
+             "frameworks": ["OWASP-NHI5:2025", "NIST-AI-RMF-MANAGE-1.3"],
+             "remediation": "Replace `*`.", "opened_at": "2026-12-01T10:00:00.000000Z"},
             {"agent": "ir-bot", "code": "long_token_ttl", "severity": "low",
              "title": "Access tokens live longer than 15 minutes", "detail": "token_ttl is 1h",
              "frameworks": []}
         ]);
         assert_eq!(
             text(findings.as_array().unwrap()),
-            "high  swe-bot  wildcard_grant: Grant of every tool\n      tools[0] grants `*`\n      OWASP-NHI5:2025, NIST-AI-RMF-MANAGE-1.3\n\
+            "high  swe-bot  wildcard_grant: Grant of every tool\n      tools[0] grants `*`\n      fix: Replace `*`.\n      open since 2026-12-01T10:00:00.000000Z\n      OWASP-NHI5:2025, NIST-AI-RMF-MANAGE-1.3\n\
              low   ir-bot  long_token_ttl: Access tokens live longer than 15 minutes\n      token_ttl is 1h\n"
         );
         assert_eq!(text(&[]), "no findings\n");
