@@ -14,6 +14,7 @@ mod checkpoints;
 mod credentials;
 mod elevations;
 mod error;
+mod evidence;
 mod notify;
 mod principals;
 mod proposals;
@@ -43,6 +44,7 @@ pub use credentials::{
 };
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
+pub use evidence::{AuditRange, HourlyUses};
 pub use notify::Change;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
 pub use proposals::{Proposal, ProposalState, ProposalStore};
