@@ -231,3 +231,6 @@ pub fn html(r: &ComplianceReport) -> Result<String, RenderError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Html { r, charts }.render()?)
 }
+
+#[cfg(test)]
+mod tests;
