@@ -59,6 +59,8 @@ mod path_ids;
 mod principals;
 #[path = "api/replicas.rs"]
 mod replicas;
+#[path = "api/reports.rs"]
+mod reports;
 #[path = "api/scenarios.rs"]
 mod scenarios;
 #[path = "api/shape_service.rs"]
