@@ -126,7 +126,9 @@ mod tests {
             None
         );
         let reasons = [("not_granted".to_owned(), 2.0), ("a <b>".to_owned(), 1.0)];
-        let svg = ranked_bars("Denials", "denials", &reasons).unwrap().unwrap();
+        let svg = ranked_bars("Denials", "denials", &reasons)
+            .unwrap()
+            .unwrap();
         assert!(svg.contains("a &lt;b&gt;"), "labels are escaped: {svg}");
         assert_eq!(bars("x", "y", &[]).unwrap(), None);
     }

@@ -174,7 +174,10 @@ fn agent_charts(a: &AgentReport) -> Result<AgentCharts, RenderError> {
     let series = [
         (
             "allow",
-            e.activity.iter().map(|d| d.allow as f64).collect::<Vec<_>>(),
+            e.activity
+                .iter()
+                .map(|d| d.allow as f64)
+                .collect::<Vec<_>>(),
         ),
         (
             "deny",

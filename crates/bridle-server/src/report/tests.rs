@@ -150,7 +150,9 @@ fn html_snapshot_is_self_contained_and_accessible() {
         html.matches("<th scope=\"").count()
     );
     // Nothing fetched, nothing run.
-    for bad in ["<script", "<link", "<img", "<iframe", "@import", "url(http", "url(//"] {
+    for bad in [
+        "<script", "<link", "<img", "<iframe", "@import", "url(http", "url(//",
+    ] {
         assert!(!html.contains(bad), "{bad}");
     }
     for attr in ["src=", "href=", "xlink:href="] {

@@ -107,10 +107,9 @@ pub async fn compliance(
             rows
         }
     };
-    let r: ComplianceReport =
-        service::compliance(&state, &rows, window, jiff::Timestamp::now())
-            .await?
-            .into();
+    let r: ComplianceReport = service::compliance(&state, &rows, window, jiff::Timestamp::now())
+        .await?
+        .into();
     let body = match format {
         Format::Json => return Ok(axum::Json(r).into_response()),
         Format::Markdown => report::markdown(&r),

@@ -76,7 +76,11 @@ async fn report_states_each_control_with_its_evidence(s: Server) {
         )
         .await
         .expect(200);
-    assert!(r.content_type.starts_with("application/json"), "{}", r.content_type);
+    assert!(
+        r.content_type.starts_with("application/json"),
+        "{}",
+        r.content_type
+    );
     assert_eq!(r["window"], "7d");
     assert_eq!(r["audit_chain"]["verified"], true, "{}", r.text);
     let agents = r["agents"].as_array().unwrap();
@@ -113,7 +117,11 @@ async fn report_states_each_control_with_its_evidence(s: Server) {
     assert_eq!(days.len(), 8, "{days:?}");
     let today = days.last().unwrap();
     assert_eq!(
-        (today["allow"].as_i64(), today["deny"].as_i64(), today["approval_required"].as_i64()),
+        (
+            today["allow"].as_i64(),
+            today["deny"].as_i64(),
+            today["approval_required"].as_i64()
+        ),
         (Some(5), Some(2), Some(1))
     );
 
@@ -138,7 +146,10 @@ async fn report_states_each_control_with_its_evidence(s: Server) {
         .map(|c| c["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(failing, mapped);
-    assert!(!failing.is_empty(), "procurement-bot is in prod without DPoP");
+    assert!(
+        !failing.is_empty(),
+        "procurement-bot is in prod without DPoP"
+    );
     for c in a["controls"].as_array().unwrap() {
         let (status, rules, open) = (&c["status"], &c["rules"], &c["findings"]);
         match status.as_str().unwrap() {
@@ -180,7 +191,14 @@ async fn report_states_each_control_with_its_evidence(s: Server) {
     let html = accepted.text;
     assert_eq!(html.matches("<h1").count(), 1);
     assert!(html.contains("<svg"), "the charts are inline SVG");
-    for bad in ["<script", "<link", "src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+    for bad in [
+        "<script",
+        "<link",
+        "src=\"http",
+        "href=\"http",
+        "src=\"//",
+        "href=\"//",
+    ] {
         assert!(!html.contains(bad), "{bad}");
     }
 }
@@ -199,11 +217,17 @@ async fn report_shows_only_what_the_caller_may_see(s: Server) {
             .map(|a| a["agent"].as_str().unwrap().to_owned())
             .collect()
     };
-    let bob = s.get("/v1/reports/compliance", &people["bob"]).await.expect(200);
+    let bob = s
+        .get("/v1/reports/compliance", &people["bob"])
+        .await
+        .expect(200);
     let mut seen = agents_of(&bob);
     seen.sort();
     assert_eq!(seen, ["swe-bot", "test-runner"]);
-    let all = s.get("/v1/reports/compliance", &people["ann"]).await.expect(200);
+    let all = s
+        .get("/v1/reports/compliance", &people["ann"])
+        .await
+        .expect(200);
     assert_eq!(agents_of(&all).len(), 3);
     assert_eq!(
         agents_of(&s.get("/v1/reports/compliance", ADMIN_KEY).await.expect(200)).len(),
@@ -211,7 +235,10 @@ async fn report_shows_only_what_the_caller_may_see(s: Server) {
     );
     // Someone else's agent does not exist for bob, in any format.
     let hidden = s
-        .get(&format!("/v1/reports/compliance?agent={AGENT}"), &people["bob"])
+        .get(
+            &format!("/v1/reports/compliance?agent={AGENT}"),
+            &people["bob"],
+        )
         .await
         .problem(404);
     let unknown = s
@@ -220,7 +247,9 @@ async fn report_shows_only_what_the_caller_may_see(s: Server) {
         .problem(404);
     assert_eq!(
         hidden["detail"].as_str().map(|d| d.replace(AGENT, "X")),
-        unknown["detail"].as_str().map(|d| d.replace("nobody-bot", "X"))
+        unknown["detail"]
+            .as_str()
+            .map(|d| d.replace("nobody-bot", "X"))
     );
     s.get(
         &format!("/v1/reports/compliance?agent={AGENT}&format=html"),
@@ -228,15 +257,26 @@ async fn report_shows_only_what_the_caller_may_see(s: Server) {
     )
     .await
     .problem(404);
-    let nothing = s.get("/v1/reports/compliance?format=md", &people["mallory"]).await.expect(200);
-    assert!(nothing.text.contains("No agents to report."), "{}", nothing.text);
+    let nothing = s
+        .get("/v1/reports/compliance?format=md", &people["mallory"])
+        .await
+        .expect(200);
+    assert!(
+        nothing.text.contains("No agents to report."),
+        "{}",
+        nothing.text
+    );
     assert!(!nothing.text.contains(AGENT));
     // Agents read no reports.
     let token = s.agent_token(AGENT).await;
     s.get("/v1/reports/compliance", &token).await.problem(403);
 
     // Bad parameters are 400 with the parameter named.
-    for (query, path) in [("window=forever", "window"), ("window=9999d", "window"), ("format=pdf", "format")] {
+    for (query, path) in [
+        ("window=forever", "window"),
+        ("window=9999d", "window"),
+        ("format=pdf", "format"),
+    ] {
         let p = s
             .get(&format!("/v1/reports/compliance?{query}"), &people["ann"])
             .await

@@ -74,7 +74,11 @@ pub const CONTROLS: &[Control] = &[
     c(Nhi, "OWASP-NHI3:2025", "Vulnerable Third-Party NHI"),
     c(Nhi, "OWASP-NHI4:2025", "Insecure Authentication"),
     c(Nhi, "OWASP-NHI5:2025", "Overprivileged NHI"),
-    c(Nhi, "OWASP-NHI6:2025", "Insecure Cloud Deployment Configurations"),
+    c(
+        Nhi,
+        "OWASP-NHI6:2025",
+        "Insecure Cloud Deployment Configurations",
+    ),
     c(Nhi, "OWASP-NHI7:2025", "Long-Lived Secrets"),
     c(Nhi, "OWASP-NHI8:2025", "Environment Isolation"),
     c(Nhi, "OWASP-NHI9:2025", "NHI Reuse"),
@@ -82,10 +86,18 @@ pub const CONTROLS: &[Control] = &[
     c(Asi, "OWASP-ASI01:2026", "Agent Goal Hijack"),
     c(Asi, "OWASP-ASI02:2026", "Tool Misuse and Exploitation"),
     c(Asi, "OWASP-ASI03:2026", "Identity and Privilege Abuse"),
-    c(Asi, "OWASP-ASI04:2026", "Agentic Supply Chain Vulnerabilities"),
+    c(
+        Asi,
+        "OWASP-ASI04:2026",
+        "Agentic Supply Chain Vulnerabilities",
+    ),
     c(Asi, "OWASP-ASI05:2026", "Unexpected Code Execution"),
     c(Asi, "OWASP-ASI06:2026", "Memory and Context Poisoning"),
-    c(Asi, "OWASP-ASI07:2026", "Insecure Inter-Agent Communication"),
+    c(
+        Asi,
+        "OWASP-ASI07:2026",
+        "Insecure Inter-Agent Communication",
+    ),
     c(Asi, "OWASP-ASI08:2026", "Cascading Failures"),
     c(Asi, "OWASP-ASI09:2026", "Human-Agent Trust Exploitation"),
     c(Asi, "OWASP-ASI10:2026", "Rogue Agents"),
@@ -241,7 +253,10 @@ mod tests {
             Some((Status::NotSatisfied, 1))
         );
         assert_eq!(by_id(&a, "OWASP-NHI7:2025"), Some((Status::Satisfied, 0)));
-        assert_eq!(by_id(&a, "OWASP-ASI01:2026"), Some((Status::NotAssessed, 0)));
+        assert_eq!(
+            by_id(&a, "OWASP-ASI01:2026"),
+            Some((Status::NotAssessed, 0))
+        );
         let clean = assess(&[]);
         assert!(clean.iter().all(|x| x.status != Status::NotSatisfied));
         assert!(

@@ -120,10 +120,7 @@ pub async fn compliance(
     let since = now.checked_sub(window.1).unwrap_or(Timestamp::MIN);
     let store = state.store();
     let verification = crate::checkpoints::verify_log(store, &[]).await?;
-    let checkpoint = store
-        .latest_checkpoint()
-        .await?
-        .map(|cp| (cp.seq, cp.time));
+    let checkpoint = store.latest_checkpoint().await?.map(|cp| (cp.seq, cp.time));
     let chain = Chain {
         verified: verification.ok,
         events: verification.events,
@@ -141,14 +138,11 @@ pub async fn compliance(
         );
         let audit = store.audit_range(&row.id, since).await?;
         let activity = store.activity(&row.id, since).await?;
-        let mut outcomes: BTreeMap<&'static str, i64> = [
-            Effect::Allow,
-            Effect::Deny,
-            Effect::ApprovalRequired,
-        ]
-        .into_iter()
-        .map(|e| (e.as_str(), 0))
-        .collect();
+        let mut outcomes: BTreeMap<&'static str, i64> =
+            [Effect::Allow, Effect::Deny, Effect::ApprovalRequired]
+                .into_iter()
+                .map(|e| (e.as_str(), 0))
+                .collect();
         let mut denials: BTreeMap<String, i64> = BTreeMap::new();
         for a in &activity {
             *outcomes.entry(a.effect.as_str()).or_default() += a.uses;
