@@ -175,6 +175,16 @@ impl Client {
         url
     }
 
+    /// `GET` a body that is text, not JSON (a rendered report).
+    pub(crate) fn get_text(
+        &self,
+        path: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<String, ClientError> {
+        self.fetch(Method::GET, path, query, Body::None)
+            .map(|(_, text, _)| text)
+    }
+
     fn send(
         &self,
         method: Method,
@@ -182,6 +192,26 @@ impl Client {
         query: &[(&str, String)],
         body: Body,
     ) -> Result<(StatusCode, Value), ClientError> {
+        let (status, text, url) = self.fetch(method, path, query, body)?;
+        if text.trim().is_empty() {
+            return Ok((status, Value::Null));
+        }
+        let value = serde_json::from_str(&text).map_err(|e| ClientError::Unexpected {
+            url: url.to_string(),
+            reason: format!("the body is not JSON: {e}"),
+        })?;
+        Ok((status, value))
+    }
+
+    /// Send the request; a status that is not a success is the problem it
+    /// carries.
+    fn fetch(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, String)],
+        body: Body,
+    ) -> Result<(StatusCode, String, Url), ClientError> {
         let url = self.url(path);
         let mut req = self.http.request(method, url.clone());
         if !query.is_empty() {
@@ -212,14 +242,7 @@ impl Client {
             }
             return Err(ClientError::Problem(problem));
         }
-        if text.trim().is_empty() {
-            return Ok((status, Value::Null));
-        }
-        let value = serde_json::from_str(&text).map_err(|e| ClientError::Unexpected {
-            url: url.to_string(),
-            reason: format!("the body is not JSON: {e}"),
-        })?;
-        Ok((status, value))
+        Ok((status, text, url))
     }
 }
 

@@ -14,6 +14,7 @@ mod ocsf;
 mod output;
 mod principal;
 mod problem;
+mod report;
 mod serve;
 mod telemetry;
 mod usage;
@@ -59,6 +60,10 @@ enum Command {
     Findings(findings::FindingsArgs),
     /// The token signing keys: list, rotate.
     Keys(keys::KeysArgs),
+    /// The compliance report: per agent and per control of OWASP NHI,
+    /// OWASP Agentic and NIST AI RMF, with the evidence (Markdown, JSON or
+    /// HTML with charts).
+    Report(report::ReportArgs),
     /// Run the Bridle server.
     Serve(serve::ServeArgs),
     /// Run the MCP gateway: agents connect with their Bridle token; every
@@ -83,6 +88,7 @@ pub fn run() -> ExitCode {
         Command::Audit(args) => audit::run(&args),
         Command::Findings(args) => findings::run(&args),
         Command::Keys(args) => keys::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Gateway(args) => gateway::run(&args),
         Command::Demo(args) => demo::run(&args),

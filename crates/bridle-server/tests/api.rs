@@ -61,6 +61,8 @@ mod posture;
 mod principals;
 #[path = "api/replicas.rs"]
 mod replicas;
+#[path = "api/reports.rs"]
+mod reports;
 #[path = "api/scenarios.rs"]
 mod scenarios;
 #[path = "api/shape_service.rs"]

@@ -14,6 +14,7 @@ mod checkpoints;
 mod credentials;
 mod elevations;
 mod error;
+mod evidence;
 mod findings;
 mod notify;
 mod principals;
@@ -44,6 +45,7 @@ pub use credentials::{
 };
 pub use elevations::{Elevation, ElevationState, ElevationStore};
 pub use error::StoreError;
+pub use evidence::{AuditRange, HourlyUses};
 pub use findings::{FindingRow, FindingStore, SeenFinding, Synced};
 pub use notify::Change;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};

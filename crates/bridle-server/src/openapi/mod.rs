@@ -33,7 +33,7 @@ pub(crate) use responses::{
     info(
         title = "Bridle API",
         description = "Identity, authorization and audit for AI agents: the agent registry, \
-            OAuth 2.0 for agents, decisions, approvals, elevation, lifecycle, audit and findings. \
+            OAuth 2.0 for agents, decisions, approvals, elevation, lifecycle, audit, findings and the compliance report. \
             Every error is `application/problem+json` (RFC 9457), except the OAuth endpoints, \
             which answer in the OAuth error format (RFC 6749 §5.2)."
     ),
@@ -82,6 +82,7 @@ pub(crate) use responses::{
         routes::audit::verify,
         routes::audit::checkpoints,
         routes::findings::list,
+        routes::reports::compliance,
         routes::metrics::scrape,
     ),
     components(
@@ -110,6 +111,7 @@ pub(crate) use responses::{
         (name = "approvals", description = "Human approval of actions and elevations"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "findings", description = "Posture findings"),
+        (name = "reports", description = "Evidence for auditors: the compliance report"),
         (name = "metrics", description = "Prometheus metrics"),
     )
 )]

@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod principals;
 pub mod reachable;
 pub mod replay;
+pub mod reports;
 pub mod usage;
 
 use axum::Json;
@@ -87,6 +88,7 @@ routes! {
     get "/v1/audit/verify" => audit::verify,
     get "/v1/audit/checkpoints" => audit::checkpoints,
     get "/v1/findings" => findings::list,
+    get "/v1/reports/compliance" => reports::compliance,
     get "/metrics" => metrics::scrape,
 }
 

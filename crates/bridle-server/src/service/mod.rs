@@ -30,6 +30,7 @@ pub mod manifest;
 pub mod outcome;
 pub mod principals;
 pub mod replay;
+pub mod report;
 pub mod tokens;
 pub mod usage;
 

@@ -15,5 +15,6 @@ pub mod elevation;
 pub mod history;
 pub mod principal;
 pub mod replay;
+pub mod report;
 pub mod time;
 pub mod usage;

@@ -59,7 +59,8 @@ fn expected(method: &str, path: &str) -> Option<[Class; 8]> {
         ("get", "/v1/agents")
         | ("get", "/v1/approvals")
         | ("get", "/v1/audit")
-        | ("get", "/v1/findings") => [U, F, O, O, O, O, O, O],
+        | ("get", "/v1/findings")
+        | ("get", "/v1/reports/compliance") => [U, F, O, O, O, O, O, O],
         ("put", "/v1/agents/{id}")
         | ("post", "/v1/agents/{id}/suspend")
         | ("post", "/v1/agents/{id}/resume")
