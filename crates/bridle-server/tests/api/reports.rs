@@ -159,7 +159,7 @@ async fn report_states_each_control_with_its_evidence(s: Server) {
             other => panic!("status {other}"),
         }
     }
-    assert_eq!(control(a, "OWASP-ASI01:2026")["status"], "not_assessed");
+    assert_eq!(control(a, "OWASP-ASI05:2026")["status"], "not_assessed");
     let counted = &a["summary"];
     assert_eq!(
         counted["not_satisfied"].as_u64(),
