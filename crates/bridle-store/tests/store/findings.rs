@@ -48,14 +48,14 @@ async fn findings_open_refresh_resolve_and_reopen(db: Db) {
 
     // Gone: resolved once, and a second sync resolves nothing more.
     let gone = s
-        .sync_findings(&agent, &[stale.clone()], at(10))
+        .sync_findings(&agent, std::slice::from_ref(&stale), at(10))
         .await
         .unwrap();
     assert_eq!(gone.resolved.len(), 1);
     assert_eq!(gone.resolved[0].code, "wildcard_grant");
     assert!(gone.resolved[0].resolved_at.is_some());
     let still = s
-        .sync_findings(&agent, &[stale.clone()], at(11))
+        .sync_findings(&agent, std::slice::from_ref(&stale), at(11))
         .await
         .unwrap();
     assert!(still.resolved.is_empty() && still.opened.is_empty());
