@@ -197,19 +197,27 @@ pub async fn run(state: AppState) {
             },
         };
         match which {
-            Some(agent) => match state.store().agent(&agent).await {
-                Ok(Some(row)) => report(&agent, sweep_agent(&state, &row).await),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(%agent, error = %e, "posture: cannot read the agent"),
-            },
+            Some(agent) => guarded(&state, agent).await,
             None => sweep_all(&state).await,
         }
     }
 }
 
-fn report(agent: &AgentId, result: Result<(), ServiceError>) {
-    if let Err(e) = result {
-        tracing::warn!(%agent, error = %e, "posture: cannot sweep the agent; retried next round");
+/// Sweeps one agent in a task of its own, so that nothing one record
+/// holds can end the sweep of the others; failures are logged and retried
+/// on the next round.
+async fn guarded(state: &AppState, agent: AgentId) {
+    let task = tokio::spawn({
+        let state = state.clone();
+        let agent = agent.clone();
+        async move { sweep_agent(&state, &agent).await }
+    });
+    match task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(%agent, error = %e, "posture: cannot sweep the agent; retried next round");
+        }
+        Err(e) => tracing::error!(%agent, error = %e, "posture: the sweep of the agent failed"),
     }
 }
 
@@ -222,16 +230,21 @@ pub async fn sweep_all(state: &AppState) {
             return;
         }
     };
-    for row in &rows {
-        report(&row.id, sweep_agent(state, row).await);
-        tokio::task::yield_now().await;
+    for row in rows {
+        guarded(state, row.id).await;
     }
 }
 
 /// Sweeps one agent: its findings now are kept, what opened or resolved is
 /// audited and announced, and an agent overdue for review past the grace
 /// period is suspended.
-pub async fn sweep_agent(state: &AppState, row: &AgentRow) -> Result<(), ServiceError> {
+pub async fn sweep_agent(state: &AppState, agent: &AgentId) -> Result<(), ServiceError> {
+    // Read now, not when the round began: a replica must not judge a
+    // record another has changed since.
+    let Some(row) = state.store().agent(agent).await? else {
+        return Ok(());
+    };
+    let row = &row;
     let now = Timestamp::now();
     let found = match row.state {
         // A retired agent's findings resolve; a proposed one has none yet.
@@ -249,15 +262,26 @@ pub async fn sweep_agent(state: &AppState, row: &AgentRow) -> Result<(), Service
         })
         .collect();
     let synced = state.store().sync_findings(&row.id, &seen, now).await?;
-    for f in &synced.opened {
-        if let Err(e) = announce(state, f, "opened").await {
-            state.store().unopen_finding(f).await?;
-            return Err(e);
-        }
-    }
-    for f in &synced.resolved {
-        if let Err(e) = announce(state, f, "resolved").await {
-            state.store().unresolve_finding(f).await?;
+    let changes: Vec<(&FindingRow, &str)> = synced
+        .opened
+        .iter()
+        .map(|f| (f, "opened"))
+        .chain(synced.resolved.iter().map(|f| (f, "resolved")))
+        .collect();
+    for (k, (f, op)) in changes.iter().enumerate() {
+        if let Err(e) = announce(state, f, op).await {
+            // Take back this one and every one not yet announced, so the
+            // next sweep reports them; keep the first error.
+            for (f, op) in changes.iter().skip(k) {
+                let undone = if *op == "opened" {
+                    state.store().unopen_finding(f).await
+                } else {
+                    state.store().unresolve_finding(f).await
+                };
+                if let Err(undo) = undone {
+                    tracing::error!(agent = %f.agent, code = %f.code, error = %undo, "posture: cannot take back an unannounced finding");
+                }
+            }
             return Err(e);
         }
     }
@@ -270,8 +294,13 @@ pub async fn sweep_agent(state: &AppState, row: &AgentRow) -> Result<(), Service
             .and_then(|v| v.as_str())
             .and_then(|v| units::parse_duration(v).ok())
     {
-        let due = row.last_review_at.unwrap_or(row.created_at) + every;
-        if due + grace < now {
+        let due = row
+            .last_review_at
+            .unwrap_or(row.created_at)
+            .checked_add(every);
+        if let Ok(due) = due
+            && due.checked_add(grace).is_ok_and(|end| end < now)
+        {
             suspend_overdue(state, row, due, grace).await?;
         }
     }
@@ -323,10 +352,11 @@ async fn suspend_overdue(
         actor: ACTOR.to_owned(),
         admin: false,
     };
-    let suspended = state
-        .store()
-        .set_state(&row.id, AgentState::Suspended, &reason, &by)
-        .await?;
+    // Only over the record this sweep judged: not twice across replicas,
+    // never over a review, an apply or an admin's suspension since.
+    let Some(suspended) = state.store().suspend_unchanged(row, &reason, &by).await? else {
+        return Ok(());
+    };
     state.changed(bridle_store::Change::Tokens).await;
     let mut event = state.event(EventType::Lifecycle, ACTOR);
     event.agent = Some(suspended.id.to_string());

@@ -91,6 +91,17 @@ pub trait RegistryWrite {
         reason: &str,
         by: &StateBy,
     ) -> Result<AgentRow, StoreError>;
+    /// Suspend an active agent only if its record is still `seen` (same
+    /// `updated_at` and `last_review_at`: no apply, review or lifecycle
+    /// change since): `None`
+    /// when anything changed, so of several replicas acting on one reading
+    /// only one suspends, and never over a newer state.
+    async fn suspend_unchanged(
+        &self,
+        seen: &AgentRow,
+        reason: &str,
+        by: &StateBy,
+    ) -> Result<Option<AgentRow>, StoreError>;
     async fn record_review(&self, id: &AgentId) -> Result<AgentRow, StoreError>;
     /// Retire in one transaction: state `retired` (terminal), every
     /// credential and token revoked, pending approvals cancelled, elevations
@@ -374,6 +385,41 @@ impl RegistryWrite for Store {
                 .await?;
             tx.commit().await?;
             from_row(&row)
+        })
+    }
+
+    async fn suspend_unchanged(
+        &self,
+        seen: &AgentRow,
+        reason: &str,
+        by: &StateBy,
+    ) -> Result<Option<AgentRow>, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let changed = sqlx::query(
+                "UPDATE agents SET state = 'suspended', state_reason = $1, state_by = $2, state_by_admin = $3, \
+                 updated_at = $4 WHERE id = $5 AND state = 'active' AND updated_at = $6 \
+                 AND last_review_at IS NOT DISTINCT FROM $7",
+            )
+            .bind(reason)
+            .bind(&by.actor)
+            .bind(by.admin)
+            .bind(Stamp(now()))
+            .bind(seen.id.as_str())
+            .bind(Stamp(seen.updated_at))
+            .bind(seen.last_review_at.map(Stamp))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                return Ok(None);
+            }
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM agents WHERE id = $1"))
+                .bind(seen.id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(from_row(&row)?))
         })
     }
 

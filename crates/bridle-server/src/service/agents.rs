@@ -44,7 +44,8 @@ pub async fn flags(state: &AppState, row: &AgentRow) -> Result<Vec<AgentFlag>, S
         && let Ok(every) = bridle_core::manifest::units::parse_duration(every)
     {
         let last = row.last_review_at.unwrap_or(row.created_at);
-        if last + every < now {
+        // A cadence past the end of time is never due (and never panics).
+        if last.checked_add(every).is_ok_and(|due| due < now) {
             flags.push(AgentFlag::ReviewOverdue);
         }
     }

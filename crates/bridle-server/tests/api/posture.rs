@@ -380,7 +380,12 @@ async fn an_agent_overdue_past_the_grace_period_is_suspended(s: Server) {
     registered_days_ago(&s, "late-bot", 10).await;
     registered_days_ago(&s, "grace-bot", 2).await;
     let late = s.agent_token("late-bot").await;
-    sweep_all(&s.state).await;
+    // Two replicas sweep at once: one suspends.
+    let other = Server::start_on(s.backend, s.db_url.clone(), None, |c| {
+        c.posture.suspend_review_overdue_after = Some(jiff::SignedDuration::from_hours(3 * 24));
+    })
+    .await;
+    tokio::join!(sweep_all(&s.state), sweep_all(&other.state));
 
     let record = s
         .get("/v1/agents/late-bot", ADMIN_KEY)
@@ -398,12 +403,36 @@ async fn an_agent_overdue_past_the_grace_period_is_suspended(s: Server) {
     let d = s.decide(&late, "web.search", json!({})).await;
     assert_eq!(d["decision"], "deny", "{d}");
     let lifecycle = s.audit(ADMIN_KEY, "type=lifecycle&agent=late-bot").await;
-    assert!(
+    assert_eq!(
         lifecycle
             .iter()
-            .any(|e| e["actor"] == "system:posture" && e["detail"]["state"] == "suspended"),
+            .filter(|e| e["actor"] == "system:posture" && e["detail"]["state"] == "suspended")
+            .count(),
+        1,
         "{lifecycle:#?}"
     );
+    // An admin's suspension is never replaced by the sweep's.
+    s.post(
+        "/v1/agents/late-bot/resume",
+        ADMIN_KEY,
+        json!({"reason": "reviewed elsewhere"}),
+    )
+    .await
+    .expect(200);
+    s.post(
+        "/v1/agents/late-bot/suspend",
+        ADMIN_KEY,
+        json!({"reason": "compromised"}),
+    )
+    .await
+    .expect(200);
+    sweep_all(&other.state).await;
+    let record = s
+        .get("/v1/agents/late-bot", ADMIN_KEY)
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(record["state_reason"], "compromised", "{record}");
 
     let grace = s.get("/v1/agents/grace-bot", ADMIN_KEY).await.expect(200);
     assert_eq!(grace["state"], "active");

@@ -81,8 +81,10 @@ pub async fn usage(
     now: Timestamp,
 ) -> Result<Vec<Finding>, ServiceError> {
     let mut out = Vec::new();
-    let registered = now - row.created_at;
-    let inactive_since = now - config.inactive_after;
+    let registered = now.duration_since(row.created_at);
+    let inactive_since = now
+        .checked_sub(config.inactive_after)
+        .unwrap_or(Timestamp::MIN);
     if registered > config.inactive_after
         && state
             .store()
@@ -141,18 +143,23 @@ pub async fn usage(
     }
     let denied: Vec<_> = state
         .store()
-        .activity(&row.id, now - DENIALS_SINCE)
+        .activity(
+            &row.id,
+            now.checked_sub(DENIALS_SINCE).unwrap_or(Timestamp::MIN),
+        )
         .await?
         .into_iter()
         .filter(|a| a.effect == Effect::Deny)
         .collect();
-    let total: i64 = denied.iter().map(|a| a.uses).sum();
+    let total: i64 = denied.iter().fold(0, |n, a| n.saturating_add(a.uses));
     if total >= i64::from(config.denials_per_day) {
         let mut by_reason = std::collections::BTreeMap::<&str, i64>::new();
         let mut by_action = std::collections::BTreeMap::<&str, i64>::new();
         for a in &denied {
-            *by_reason.entry(a.reason.as_str()).or_default() += a.uses;
-            *by_action.entry(a.action.as_str()).or_default() += a.uses;
+            let r = by_reason.entry(a.reason.as_str()).or_default();
+            *r = r.saturating_add(a.uses);
+            let n = by_action.entry(a.action.as_str()).or_default();
+            *n = n.saturating_add(a.uses);
         }
         out.push(Finding::new(
             row,
@@ -248,7 +255,11 @@ pub async fn structuring(
     if rules.is_empty() {
         return Ok(Vec::new());
     }
-    let since = now - config.structuring_window * 2;
+    let since = config
+        .structuring_window
+        .checked_mul(2)
+        .and_then(|back| now.checked_sub(back).ok())
+        .unwrap_or(Timestamp::MIN);
     let events = match crate::service::replay::decisions(state.store(), &row.id, since).await {
         Ok(events) => events,
         Err(ServiceError::Invalid { .. }) => {
@@ -259,8 +270,11 @@ pub async fn structuring(
     };
     let mut out = Vec::new();
     for (i, arg, threshold, inclusive) in rules {
-        let floor = threshold - threshold * i64::from(config.structuring_band_percent) / 100;
-        let under: Vec<(&AuditEvent, i64)> = events
+        // In i128: no threshold or sum a manifest and its history can reach
+        // overflows it.
+        let limit = i128::from(threshold);
+        let floor = limit - limit * i128::from(config.structuring_band_percent) / 100;
+        let mut under: Vec<(&AuditEvent, i128)> = events
             .iter()
             .filter(|e| e.body.decision == Some(Effect::Allow))
             .filter(|e| {
@@ -278,19 +292,17 @@ pub async fn structuring(
                     == Some(i)
             })
             .filter_map(|e| {
-                let v = e.body.args.as_ref()?.get(&arg)?.as_i64()?;
-                let below = if inclusive {
-                    v < threshold
-                } else {
-                    v <= threshold
-                };
+                let v = i128::from(e.body.args.as_ref()?.get(&arg)?.as_i64()?);
+                let below = if inclusive { v < limit } else { v <= limit };
                 (below && v >= floor).then_some((e, v))
             })
             .collect();
-        if let Some(found) = worst_window(&under, config.structuring_window, threshold)
-            && found.len() >= config.structuring_min as usize
-        {
-            let sum: i64 = found.iter().map(|(_, v)| v).sum();
+        // Replicas stamp their own records: order by time, not by seq.
+        under.sort_by_key(|(e, _)| e.body.time);
+        let min = usize::try_from(config.structuring_min).unwrap_or(usize::MAX);
+        if let Some(found) = worst_window(&under, config.structuring_window, limit, min) {
+            let sum: i128 = found.iter().map(|(_, v)| v).sum();
+            let sum = i64::try_from(sum).unwrap_or(i64::MAX);
             let (Some((first, _)), Some((last, _))) = (found.first(), found.last()) else {
                 continue;
             };
@@ -321,25 +333,26 @@ pub async fn structuring(
     Ok(out)
 }
 
-/// Of the time-ordered `under`, the run within one `window` with the
-/// largest sum, if that sum is over `threshold`.
+/// Of the time-ordered `under`, the run within one `window` of at least
+/// `min` requests with the largest sum, if that sum is over `threshold`.
 fn worst_window<'a>(
-    under: &[(&'a AuditEvent, i64)],
+    under: &[(&'a AuditEvent, i128)],
     window: SignedDuration,
-    threshold: i64,
-) -> Option<Vec<(&'a AuditEvent, i64)>> {
-    let mut best: Option<(i64, usize, usize)> = None;
+    threshold: i128,
+    min: usize,
+) -> Option<Vec<(&'a AuditEvent, i128)>> {
+    let mut best: Option<(i128, usize, usize)> = None;
     let mut start = 0;
     let mut sum = 0;
     for (end, (e, v)) in under.iter().enumerate() {
         sum += v;
         while let Some((s, sv)) = under.get(start)
-            && e.body.time - s.body.time > window
+            && e.body.time.duration_since(s.body.time) > window
         {
             sum -= sv;
             start += 1;
         }
-        if sum > threshold && best.is_none_or(|(b, ..)| sum > b) {
+        if end + 1 - start >= min && sum > threshold && best.is_none_or(|(b, ..)| sum > b) {
             best = Some((sum, start, end));
         }
     }
@@ -349,7 +362,81 @@ fn worst_window<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::threshold;
+    use bridle_core::audit::{AuditEvent, EventBody, EventType};
+    use jiff::{SignedDuration, Timestamp};
+
+    use super::{threshold, worst_window};
+
+    fn at(hours: f64, seq: u64) -> AuditEvent {
+        let secs = (hours * 3600.0) as i64;
+        let time = Timestamp::UNIX_EPOCH + SignedDuration::from_secs(secs);
+        AuditEvent {
+            seq,
+            body: EventBody::new(EventType::Decision, time, "agent:payer"),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn seqs(found: Option<Vec<(&AuditEvent, i128)>>) -> Option<Vec<u64>> {
+        found.map(|f| f.iter().map(|(e, _)| e.seq).collect())
+    }
+
+    #[test]
+    fn the_window_holds_exactly_its_length_and_at_least_min_requests() {
+        let day = SignedDuration::from_hours(24);
+        let events = [at(0.0, 1), at(12.0, 2), at(24.0, 3), at(24.5, 4)];
+        let under: Vec<(&AuditEvent, i128)> = events.iter().map(|e| (e, 900)).collect();
+        // 0h..24h is one window (inclusive): 1, 2, 3 add up to 2,700.
+        assert_eq!(
+            seqs(worst_window(&under, day, 2000, 3)),
+            Some(vec![1, 2, 3]),
+        );
+        // A window an hour shorter: request 1 falls out when 3 comes in.
+        let under: Vec<(&AuditEvent, i128)> = events.iter().map(|e| (e, 1999)).collect();
+        assert_eq!(
+            seqs(worst_window(&under, day, 5000, 3)),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(
+            seqs(worst_window(
+                &under,
+                SignedDuration::from_hours(23),
+                5000,
+                3
+            )),
+            Some(vec![2, 3, 4]),
+        );
+        assert_eq!(
+            seqs(worst_window(
+                &under,
+                SignedDuration::from_hours(12),
+                5000,
+                3
+            )),
+            None,
+            "no 12-hour window holds three"
+        );
+        // The largest sum has too few requests; a smaller one has enough.
+        let few = [
+            at(0.0, 1),
+            at(0.1, 2),
+            at(30.0, 3),
+            at(30.1, 4),
+            at(30.2, 5),
+        ];
+        let amounts = [999, 999, 600, 600, 600];
+        let under: Vec<(&AuditEvent, i128)> = few.iter().zip(amounts).collect();
+        assert_eq!(
+            seqs(worst_window(&under, day, 1000, 3)),
+            Some(vec![3, 4, 5])
+        );
+        assert_eq!(
+            seqs(worst_window(&under, day, 2000, 3)),
+            None,
+            "1,800 is not over 2,000"
+        );
+    }
 
     #[test]
     fn thresholds_are_read_from_simple_comparisons_only() {

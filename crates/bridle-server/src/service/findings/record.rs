@@ -50,7 +50,7 @@ pub fn for_agent(row: &AgentRow, m: &Manifest, flags: &[&str]) -> Vec<Finding> {
             json!({
                 "last_review": crate::views::time::instant(last),
                 "review_every": m.review_every.map(units::format_duration),
-                "due": m.review_every.map(|every| crate::views::time::instant(last + every)),
+                "due": m.review_every.and_then(|every| last.checked_add(every).ok()).map(crate::views::time::instant),
             }),
         );
     }
