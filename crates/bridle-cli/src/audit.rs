@@ -151,6 +151,25 @@ fn list(remote: &Remote, args: &ListArgs) -> Result<String, ClientError> {
     Ok(render(args.output, &v, |v| list_text(items(v, "events"))))
 }
 
+/// What an event came to, in the `DECISION` column: a decision's effect,
+/// an outcome's status, a finding opened or resolved, a lifecycle state, an
+/// approval's vote; `-` when the event states none.
+fn outcome(e: &Value) -> String {
+    let detail = |k: &str| e.pointer(&format!("/detail/{k}")).and_then(Value::as_str);
+    let said = match e["type"].as_str() {
+        Some("decision") => e["decision"].as_str().map(str::to_owned),
+        Some("outcome") => detail("status").map(str::to_owned),
+        Some("finding") => match (detail("op"), detail("code")) {
+            (Some(op), Some(code)) => Some(format!("{op}:{code}")),
+            _ => None,
+        },
+        Some("lifecycle") => detail("state").or(detail("op")).map(str::to_owned),
+        Some("approval") => detail("vote").or(detail("state")).map(str::to_owned),
+        _ => detail("op").map(str::to_owned),
+    };
+    said.unwrap_or_else(|| cell(&e["decision"]))
+}
+
 fn list_text(events: &[Value]) -> String {
     let rows: Vec<Vec<String>> = events
         .iter()
@@ -166,7 +185,7 @@ fn list_text(events: &[Value]) -> String {
                 cell(&e["actor"]),
                 cell(&e["agent"]),
                 cell(&e["action"]),
-                cell(&e["decision"]),
+                outcome(e),
                 if reasons.is_empty() {
                     "-".into()
                 } else {
@@ -250,7 +269,7 @@ fn verify(remote: &Remote, args: &VerifyArgs) -> ExitCode {
     };
     match result {
         Ok(v) => {
-            print!("{}", verification_text(args.output, &v));
+            say!("{}", verification_text(args.output, &v));
             ExitCode::from(
                 if v.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
                     0
@@ -451,6 +470,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  seq 9: the log ends here"), "{text}");
+    }
+
+    #[test]
+    fn the_event_list_says_what_each_event_came_to() {
+        let events = json!([
+            {"seq": 4, "type": "outcome", "detail": {"status": "error"}},
+            {"seq": 5, "type": "finding", "detail": {"op": "opened", "code": "wildcard_grant"}},
+            {"seq": 6, "type": "lifecycle", "detail": {"state": "suspended", "reason": "r"}},
+            {"seq": 7, "type": "token"}
+        ]);
+        let said: Vec<String> = events.as_array().unwrap().iter().map(outcome).collect();
+        assert_eq!(said, ["error", "opened:wildcard_grant", "suspended", "-"]);
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         Ok((decision, source)) => {
             match args.output {
                 Output::Json => match serde_json::to_string_pretty(&decision) {
-                    Ok(json) => println!("{json}"),
+                    Ok(json) => sayln!("{json}"),
                     Err(e) => {
                         eprintln!("error: {e}");
                         return ExitCode::from(EXIT_BAD_INPUT);
@@ -123,7 +123,7 @@ fn replay(args: &CheckArgs) -> ExitCode {
         .and_then(|g| crate::usage::replay_offline(db, agent, &args.since, &args.file, &g));
     match report {
         Ok(v) => {
-            print!(
+            say!(
                 "{}",
                 crate::output::render(args.output, &v, crate::usage::replay_text)
             );
@@ -251,9 +251,9 @@ fn summary(n: usize) -> String {
 }
 
 fn print_text(decision: &Decision, file: &Path, source: &str) {
-    println!("{}", decision.effect);
+    sayln!("{}", decision.effect);
     for r in &decision.reasons {
-        println!("  {}: {}", r.code, r.message);
+        sayln!("  {}: {}", r.code, r.message);
         if let Some(SourceRef {
             path,
             line: Some(line),
@@ -265,12 +265,12 @@ fn print_text(decision: &Decision, file: &Path, source: &str) {
                 .nth(line.saturating_sub(1))
                 .unwrap_or("")
                 .trim_end();
-            println!("    --> {}:{line} ({path})", file.display());
-            println!("     | {text}");
+            sayln!("    --> {}:{line} ({path})", file.display());
+            sayln!("     | {text}");
         }
     }
     for o in &decision.obligations {
-        println!(
+        sayln!(
             "  obligation: {}",
             serde_json::to_value(o)
                 .ok()
@@ -285,7 +285,7 @@ fn print_text(decision: &Decision, file: &Path, source: &str) {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        println!(
+        sayln!(
             "  approval: {} of [{who}], valid {}s, key {}",
             a.min_approvals,
             a.ttl_seconds,

@@ -68,6 +68,20 @@ const PEOPLE: &[(&str, &str, &[&str], &[&str])] = &[
     ("gateway", "MCP gateway", &["pep"], &[]),
 ];
 
+/// How to run `bridle` again the way the demo was started: through cargo
+/// (`cargo run` sets `CARGO_MANIFEST_DIR`), or as the program it was
+/// started as (`bridle` when it was found on the `PATH`).
+fn invocation(under_cargo: bool, arg0: &str) -> String {
+    if under_cargo {
+        return "cargo run -q --release --".into();
+    }
+    if arg0.is_empty() || arg0.contains(char::is_whitespace) {
+        "bridle".into()
+    } else {
+        arg0.into()
+    }
+}
+
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     let _telemetry = init_tracing(false);
     match runtime().and_then(|rt| rt.block_on(demo(args))) {
@@ -411,7 +425,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let key_of = |id: &str| keys.get(id).ok_or_else(|| anyhow!("`{id}` has no API key"));
     let (frank, sam) = (key_of("frank")?, key_of("sam")?);
     let base = &api.base;
-    println!(
+    sayln!(
         "\nBridle demo is running at {base}  (database: {db})\n\
          \nLoaded: 9 principals, 6 agents (the reference cases: prod, so each was proposed by its owner and approved by the admin under change control), credentials, and this activity:\n{activity}\n\
          \nAdmin API key:   {admin_key}\
@@ -422,12 +436,16 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
          \n  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\
          \n       -d '{{\"action\":\"procurement.create_purchase_request\",\"args\":{{\"vendor\":\"acme\",\"amount\":7000}}}}' {base}/v1/decisions\
          \n\nThen approve it as frank, and send the same curl again (it is now allowed, once):\n\
-         \n  BRIDLE_URL={base} BRIDLE_TOKEN={frank} cargo run -q --release -- approvals list --state pending\
-         \n  BRIDLE_URL={base} BRIDLE_TOKEN={frank} cargo run -q --release -- approvals approve APPROVAL_ID\
+         \n  BRIDLE_URL={base} BRIDLE_TOKEN={frank} {bridle} approvals list --state pending\
+         \n  BRIDLE_URL={base} BRIDLE_TOKEN={frank} {bridle} approvals approve APPROVAL_ID\
          \n\nir-bot asked for the `identity-write` elevation (approval {elev}); sam can approve it the same way.\
-         \nThe audit log: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} cargo run -q --release -- audit verify\
-         \nWho changed an agent's record, and what: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} cargo run -q --release -- agent history procurement-bot\n",
+         \nThe audit log: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} {bridle} audit verify\
+         \nWho changed an agent's record, and what: BRIDLE_URL={base} BRIDLE_TOKEN={admin_key} {bridle} agent history procurement-bot\n",
         db = args.db_file,
+        bridle = invocation(
+            std::env::var_os("CARGO_MANIFEST_DIR").is_some(),
+            &std::env::args().next().unwrap_or_default()
+        ),
         activity = summary.join("\n"),
         elev = text(&elevation, "approval_id").unwrap_or("?"),
     );
@@ -456,5 +474,25 @@ async fn wait_healthy(api: &Api) -> anyhow::Result<()> {
             bail!("the server did not become healthy within 20 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invocation;
+
+    #[test]
+    fn the_commands_printed_run_bridle_the_way_the_demo_was_run() {
+        assert_eq!(
+            invocation(true, "target/release/bridle"),
+            "cargo run -q --release --"
+        );
+        assert_eq!(invocation(false, "bridle"), "bridle");
+        assert_eq!(
+            invocation(false, "/usr/local/bin/bridle"),
+            "/usr/local/bin/bridle"
+        );
+        assert_eq!(invocation(false, ""), "bridle");
+        assert_eq!(invocation(false, "/tmp/my dir/bridle"), "bridle");
     }
 }

@@ -36,7 +36,7 @@ pub(crate) fn run(args: &GatewayArgs) -> ExitCode {
     let result = crate::serve::runtime().and_then(|rt| {
         rt.block_on(async {
             let gateway = start(&args.config).await?;
-            println!("Bridle MCP gateway at {}", gateway.config.resource());
+            sayln!("Bridle MCP gateway at {}", gateway.config.resource());
             crate::telemetry::until_stopped(&telemetry, async { Ok(gateway.serve().await?) }).await
         })
     });

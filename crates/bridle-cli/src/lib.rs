@@ -1,5 +1,8 @@
 //! The `bridle` command line. `main.rs` only calls [`run`].
 
+// First: its `say!`/`sayln!` are used by the modules below.
+#[macro_use]
+mod output;
 mod agent;
 mod approvals;
 mod audit;
@@ -11,7 +14,6 @@ mod findings;
 mod gateway;
 mod keys;
 mod ocsf;
-mod output;
 mod principal;
 mod problem;
 mod report;

@@ -2,6 +2,7 @@
 //! programs (`--output json`), and turning a command's result into its exit
 //! code.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use serde_json::Value;
@@ -9,12 +10,46 @@ use serde_json::Value;
 use crate::Output;
 use crate::client::ClientError;
 
+/// Writes `text` to stdout. A reader that went away (`bridle … | head`)
+/// ends the process quietly with 141, as a shell reports a process its
+/// closed pipe stopped; any other failure to write (a full disk under
+/// `> FILE`) is an error on stderr and exit 1, never a panic and never a
+/// silently short output.
+pub(crate) fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `print!` through [`out`].
+macro_rules! say {
+    ($($t:tt)*) => { $crate::output::out(&format!($($t)*)) };
+}
+
+/// `println!` through [`out`].
+macro_rules! sayln {
+    ($($t:tt)*) => {{
+        let mut line = format!($($t)*);
+        line.push('\n');
+        $crate::output::out(&line)
+    }};
+}
+
 /// Print what a command rendered; on error print `error: …` to stderr.
 /// Exit code 0 or 1.
 pub(crate) fn finish(result: Result<String, ClientError>) -> ExitCode {
     match result {
-        Ok(out) => {
-            print!("{out}");
+        Ok(text) => {
+            out(&text);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -82,16 +82,14 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
                 Some(_) => bridle_server::start_with_gateway(config).await?,
             };
             if let Some(key) = &started.generated_admin_key {
-                println!(
-                    "Generated the bootstrap admin `admin`; its API key (shown once):\n  {key}"
-                );
+                sayln!("Generated the bootstrap admin `admin`; its API key (shown once):\n  {key}");
             }
-            println!("Bridle listening on {}", started.state.config.base_url());
+            sayln!("Bridle listening on {}", started.state.config.base_url());
             let serving = async {
                 match (&args.gateway, started.gateway_key) {
                     (Some(path), Some(key)) => {
                         let gateway = crate::gateway::start_in_process(path, key.expose().clone())?;
-                        println!("Bridle MCP gateway at {}", gateway.config.resource());
+                        sayln!("Bridle MCP gateway at {}", gateway.config.resource());
                         tokio::try_join!(
                             async {
                                 Ok::<_, anyhow::Error>(bridle_server::serve(started.state).await?)

@@ -355,3 +355,23 @@ fn equally_specific_grants_are_an_error_with_their_line() {
         stderr(&o)
     );
 }
+
+/// `bridle check … | head`: a reader that went away ends the command
+/// quietly (141, as a shell reports a closed pipe), never with a panic.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let file = example("swe-bot");
+    let o = Command::new(env!("CARGO_BIN_EXE_bridle"))
+        .args(["check", "-f", file.to_str().unwrap(), "--at", AT])
+        .args(["--action", "github.create_pull_request"])
+        .env_remove("BRIDLE_URL")
+        .env_remove("BRIDLE_TOKEN")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
