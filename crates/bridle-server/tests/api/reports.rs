@@ -14,38 +14,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN_KEY, Server, effect};
-
-const AGENT: &str = "procurement-bot";
-const BUY: &str = "procurement.create_purchase_request";
-
-/// Three vendor listings, two purchases within policy, one held for
-/// approval, one vendor off the list, one forbidden action.
-async fn history(s: &Server) {
-    s.load(AGENT).await;
-    let token = s.agent_token(AGENT).await;
-    for _ in 0..3 {
-        let d = s
-            .decide(&token, "procurement.list_vendors", json!({}))
-            .await;
-        assert_eq!(effect(&d), "allow");
-    }
-    for (vendor, amount, want) in [
-        ("acme", 500, "allow"),
-        ("globex", 1200, "allow"),
-        ("acme", 7000, "approval_required"),
-        ("evil-corp", 10, "deny"),
-    ] {
-        let d = s
-            .decide(&token, BUY, json!({"vendor": vendor, "amount": amount}))
-            .await;
-        assert_eq!(effect(&d), want, "{vendor} {amount}: {d}");
-    }
-    let d = s
-        .decide(&token, "procurement.approve_po", json!({"po": 1}))
-        .await;
-    assert_eq!(effect(&d), "deny");
-}
+use crate::common::{ADMIN_KEY, Server};
+// The procurement agent's recorded week, as the usage tests record it.
+use crate::usage::{AGENT, history};
 
 fn control<'a>(agent: &'a Value, id: &str) -> &'a Value {
     agent["controls"]

@@ -6,13 +6,13 @@ use serde_json::{Value, json};
 
 use crate::common::{ADMIN_KEY, Backend, Server, effect, example};
 
-const AGENT: &str = "procurement-bot";
+pub(crate) const AGENT: &str = "procurement-bot";
 const BUY: &str = "procurement.create_purchase_request";
 
 /// The procurement agent's recorded week: three vendor listings, two
 /// purchases within policy, one held for approval, one for a vendor off
 /// the list, one forbidden approval of its own purchase.
-async fn history(s: &Server) -> String {
+pub(crate) async fn history(s: &Server) -> String {
     s.load(AGENT).await;
     let token = s.agent_token(AGENT).await;
     for _ in 0..3 {
