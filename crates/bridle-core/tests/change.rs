@@ -269,6 +269,47 @@ fn a_new_agent_is_one_widening_change_per_grant() {
 }
 
 #[test]
+fn a_budget_that_asks_past_its_maximum_is_wider_than_one_that_denies() {
+    let src = procurement();
+    let hard = "    - { arg: amount, max: 50000, per: 24h }\n";
+    assert!(src.contains(hard));
+    let asks = |approvers: &str, min: u32| {
+        src.replace(
+            hard,
+            &format!(
+                "    - {{ arg: amount, max: 50000, per: 24h, approval: {{ approvers: [{approvers}], min_approvals: {min} }} }}\n"
+            ),
+        )
+    };
+    let path = "limits.budgets[amount/1d].approval";
+    // Denied past the maximum before; approvable after: wider.
+    let c = changes(&src, &asks("group:finance-approvers", 1));
+    assert_eq!(effect_at(&c, path), ChangeEffect::Widening, "{c:#?}");
+    assert!(is_widening(&c));
+    // And back: narrower.
+    let c = changes(&asks("group:finance-approvers", 1), &src);
+    assert_eq!(effect_at(&c, path), ChangeEffect::Narrowing, "{c:#?}");
+    assert!(!is_widening(&c));
+    // The budget's rule is compared as a grant's is.
+    let c = changes(
+        &asks("group:finance-approvers", 1),
+        &asks("group:finance-approvers", 2),
+    );
+    assert_eq!(
+        effect_at(&c, &format!("{path}.min_approvals")),
+        ChangeEffect::Narrowing
+    );
+    let c = changes(
+        &asks("group:finance-approvers", 1),
+        &asks("group:finance-approvers, mallory", 1),
+    );
+    assert_eq!(
+        effect_at(&c, &format!("{path}.approvers")),
+        ChangeEffect::Widening
+    );
+}
+
+#[test]
 fn changes_serialize_with_lowercase_effects() {
     let src = procurement();
     let c = changes(&src, &src.replace("owner: alice", "owner: bob"));
@@ -299,6 +340,7 @@ enum Edit {
     RemoveData(usize),
     DataAccess(usize, Vec<&'static str>),
     Budget(Option<i64>),
+    BudgetAsks(bool),
     Elevation(Vec<&'static str>),
     Expires(&'static str),
 }
@@ -324,6 +366,7 @@ fn edit() -> impl Strategy<Value = Edit> {
         2 => (0usize..2).prop_map(Edit::RemoveData),
         2 => ((0usize..2), subsequence(ACCESS, 1..=4)).prop_map(|(i, a)| Edit::DataAccess(i, a)),
         2 => proptest::option::of(5i64..30).prop_map(Edit::Budget),
+        2 => proptest::bool::ANY.prop_map(Edit::BudgetAsks),
         1 => prop_oneof![Just(Vec::new()), subsequence(NAMES, 1..=2)].prop_map(Edit::Elevation),
         1 => select(&["2027-06-30", "2027-12-31"][..]).prop_map(Edit::Expires),
     ]
@@ -394,6 +437,7 @@ impl Spec {
                     }
                 }
                 Edit::Budget(b) => s.budget = *b,
+                Edit::BudgetAsks(a) => s.budget_asks = *a,
                 Edit::Elevation(e) => s.elevation.clone_from(e),
                 Edit::Expires(d) => s.expires = d,
             }

@@ -38,6 +38,25 @@ fn a_budget_on_an_argument_no_grant_mentions() {
 }
 
 #[test]
+fn a_budget_that_asks_other_approvers_than_the_grant() {
+    let m = |grant: &str, budget: &str| {
+        of(&format!(
+            "tools:\n  - name: pay\n    args:\n      amount: {{ max: 10000 }}\n    approval:\n      when: context.args.amount > 2000\n      approvers: [{grant}]\nlimits:\n  budgets:\n    - arg: amount\n      max: 5000\n      per: 24h\n      approval:\n        approvers: [{budget}]\n"
+        ))
+    };
+    let w = m("bob", "group:finance");
+    assert_eq!(paths(&w), ["limits.budgets[0].approval"], "{w:?}");
+    assert_eq!(w[0].line, Some(19));
+    assert!(
+        w[0].message.contains("the grant's approvers decide"),
+        "{}",
+        w[0].message
+    );
+    // The same approvers: one approval is the same whichever rule asked.
+    assert!(m("group:finance", "group:finance").is_empty());
+}
+
+#[test]
 fn a_condition_on_a_likely_typo_of_an_argument() {
     let w = of(
         "tools:\n  - name: pay\n    args:\n      amount: { max: 1000 }\n    approval:\n      when: context.args.amout > 500\n      approvers: [bob]\n",

@@ -17,7 +17,9 @@ use serde::Serialize;
 
 mod tools;
 
-use self::tools::{approvers, compare_tools, condition, describe_tool, tool_path};
+use self::tools::{
+    approvers, compare_approval, compare_tools, condition, describe_tool, tool_path,
+};
 use crate::glob::Glob;
 use crate::manifest::units::format_duration;
 use crate::manifest::{Budget, DataGrant, ElevationSpec, Manifest, Rate, Schedule, Window};
@@ -450,14 +452,30 @@ fn compare_budgets(old: &[Budget], new: &[Budget], out: &mut Changes) {
     let n = keyed(new, budget_key);
     for (k, ob) in &o {
         let path = format!("limits.budgets[{}]", label(k));
-        match n.get(k) {
-            None => out.widen(path, format!("budget removed (max {})", ob.max)),
-            Some(nb) if nb.max == ob.max => {}
-            Some(nb) => out.ordered(
+        let Some(nb) = n.get(k) else {
+            out.widen(path, format!("budget removed (max {})", ob.max));
+            continue;
+        };
+        if nb.max != ob.max {
+            out.ordered(
                 format!("{path}.max"),
                 format!("{} → {}", ob.max, nb.max),
                 nb.max < ob.max,
+            );
+        }
+        let approval = format!("{path}.approval");
+        match (&ob.approval, &nb.approval) {
+            (None, None) => {}
+            // Past the maximum, what was denied may now be approved.
+            (None, Some(_)) => out.widen(
+                approval,
+                "past the maximum, an action now asks for approval instead of being denied",
             ),
+            (Some(_), None) => out.narrow(
+                approval,
+                "past the maximum, an action is now denied instead of asking for approval",
+            ),
+            (Some(o), Some(n)) => compare_approval(&approval, Some(o), Some(n), out),
         }
     }
     for (k, nb) in &n {

@@ -23,8 +23,8 @@ mod explain;
 mod limits;
 
 pub use approval_key::approval_key;
-use limits::budgets;
 pub use limits::limit_denial;
+use limits::{Spending, budgets};
 
 use std::collections::HashSet;
 
@@ -39,7 +39,7 @@ use crate::cedar::invoke_uid;
 use crate::compile::{CompiledAgent, Inner, Origin};
 use crate::decision::{ApprovalNeed, Decision, Effect, Obligation, Reason, ReasonCode, SourceRef};
 use crate::id::ApprovalId;
-use crate::ledger::{Charge, LedgerRead, Spend, Usage};
+use crate::ledger::{Charge, LedgerRead, LimitHit, Usage};
 use crate::manifest::schedule::day_name;
 use crate::manifest::{ApprovalRule, Pos};
 
@@ -146,7 +146,18 @@ struct Pass<'a> {
     inner: &'a Inner,
     reason: Reason,
     approval: Option<(&'a ApprovalRule, usize)>,
-    spend: Vec<Spend>,
+    spend: Spending<'a>,
+}
+
+/// The rule that asks for approval of an action: a grant's, or a budget's
+/// that the action would take past its maximum.
+struct Need<'a> {
+    inner: &'a Inner,
+    rule: &'a ApprovalRule,
+    /// Where the rule is (`tools[i].approval`, `limits.budgets[i].approval`).
+    path: String,
+    /// Why it asks, for the reason's text.
+    because: String,
 }
 
 impl Engine {
@@ -229,7 +240,7 @@ impl Engine {
         }
         for (subject, pass) in input.subjects.iter().zip(&passes) {
             let m = &pass.inner.manifest;
-            if let Some(hit) = ledger.check(&m.agent, input.now, m.limits.rate, &pass.spend) {
+            if let Some(hit) = ledger.check(&m.agent, input.now, m.limits.rate, &pass.spend.hard) {
                 return denied(limit_denial(subject.agent, hit, chain));
             }
         }
@@ -238,7 +249,7 @@ impl Engine {
         // An allowed action counts against every rate limit and budget of
         // the chain; one waiting for approval counts against rate limits
         // only (asking is an action; spending waits for the approval).
-        let charges = |with_spend: bool| -> Vec<Charge> {
+        let charges = |with_spend: bool, approved: bool| -> Vec<Charge> {
             passes
                 .iter()
                 .map(|pass| {
@@ -247,7 +258,7 @@ impl Engine {
                         agent: m.agent.clone(),
                         rate: m.limits.rate,
                         spend: if with_spend {
-                            pass.spend.clone()
+                            pass.spend.charged(approved)
                         } else {
                             Vec::new()
                         },
@@ -257,11 +268,50 @@ impl Engine {
                 .collect()
         };
 
+        // A grant's rule asks first; else a budget the action would take
+        // past its maximum, where that budget asks for approval.
         let need = passes
             .iter()
-            .find_map(|p| p.approval.map(|(rule, grant)| (p, rule, grant)));
-        let Some((need, rule, grant)) = need else {
-            let usage = charges(true);
+            .find_map(|p| {
+                p.approval.map(|(rule, grant)| Need {
+                    inner: p.inner,
+                    rule,
+                    path: format!("tools[{grant}].approval"),
+                    because: rule
+                        .when
+                        .as_ref()
+                        .map_or_else(String::new, |w| format!(" because `{}` holds", w.expr)),
+                })
+            })
+            .or_else(|| {
+                passes.iter().find_map(|p| {
+                    p.spend.asks.iter().find_map(|a| {
+                        let hit = ledger.check(
+                            &p.inner.manifest.agent,
+                            input.now,
+                            None,
+                            std::slice::from_ref(&a.spend),
+                        )?;
+                        let LimitHit::Budget { used, .. } = hit else {
+                            return None;
+                        };
+                        Some(Need {
+                            inner: p.inner,
+                            rule: a.rule,
+                            path: format!("limits.budgets[{}].approval", a.budget),
+                            because: format!(
+                                " because it would take `{}` past {} in the last {} ({used} spent, {} more)",
+                                a.spend.arg,
+                                a.spend.max,
+                                crate::manifest::units::format_duration(a.spend.per),
+                                a.spend.amount,
+                            ),
+                        })
+                    })
+                })
+            });
+        let Some(need) = need else {
+            let usage = charges(true, false);
             return (
                 Decision {
                     effect: Effect::Allow,
@@ -273,10 +323,11 @@ impl Engine {
                 usage,
             );
         };
+        let rule = need.rule;
         let key = approval_key(input);
         let source = Some(SourceRef {
             agent: need.inner.manifest.agent.to_string(),
-            path: format!("tools[{grant}].approval"),
+            path: need.path,
             line: Some(rule.pos.line),
         });
         match approvals.find(&key, input.now) {
@@ -292,7 +343,7 @@ impl Engine {
                     approval: None,
                     consumes: Some(id),
                 },
-                charges(true),
+                charges(true, true),
             ),
             ApprovalStatus::Denied(id) => denied(Decision::deny(reason(
                 ReasonCode::ApprovalDenied,
@@ -310,10 +361,7 @@ impl Engine {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(", ");
-                let condition = rule
-                    .when
-                    .as_ref()
-                    .map_or_else(String::new, |w| format!(" because `{}` holds", w.expr));
+                let condition = need.because;
                 let decision = Decision {
                     effect: Effect::ApprovalRequired,
                     reasons: vec![reason(
@@ -337,7 +385,7 @@ impl Engine {
                     }),
                     consumes: None,
                 };
-                (decision, charges(false))
+                (decision, charges(false, false))
             }
         }
     }

@@ -273,12 +273,17 @@ pub struct Limits {
 }
 
 /// The sum of integer argument `arg` over allowed actions in a rolling `per`
-/// window may not exceed `max`.
+/// window may not exceed `max`; or, with `approval`, may exceed it only by
+/// an approved action.
 #[derive(Debug, Clone)]
 pub struct Budget {
     pub arg: String,
     pub max: i64,
     pub per: SignedDuration,
+    /// Over `max`, ask these approvers instead of denying: an action that
+    /// would take the window's sum past `max` needs approval, and once
+    /// approved spends past it (its `when` is always `None`).
+    pub approval: Option<ApprovalRule>,
     pub pos: Pos,
 }
 

@@ -165,15 +165,8 @@ enum Literal {
 #[schemars(deny_unknown_fields)]
 struct Approval {
     when: Option<String>,
-    #[schemars(length(min = 1))]
-    approvers: Vec<Approver>,
-    /// Default 1.
-    #[schemars(range(min = 1, max = 100))]
-    min_approvals: Option<u32>,
-    /// How long a granted approval stays usable; default `24h`, at most `30d`.
-    ttl: Option<Duration>,
-    /// Whether the agent's owner may approve; default false.
-    allow_owner: Option<bool>,
+    #[schemars(flatten)]
+    rule: BudgetApproval,
 }
 
 /// One data grant.
@@ -219,6 +212,25 @@ struct Budget {
     #[schemars(range(min = 0))]
     max: i64,
     per: Duration,
+    /// Over `max`, ask for approval instead of denying: an action that
+    /// would take the window's sum past `max` is `approval_required`, and
+    /// once approved spends past it.
+    approval: Option<BudgetApproval>,
+}
+
+/// A budget's approval rule: a grant's `approval` without `when`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct BudgetApproval {
+    #[schemars(length(min = 1))]
+    approvers: Vec<Approver>,
+    /// Default 1.
+    #[schemars(range(min = 1, max = 100))]
+    min_approvals: Option<u32>,
+    /// How long a granted approval stays usable; default `24h`, at most `30d`.
+    ttl: Option<Duration>,
+    /// Whether the agent's owner may approve; default false.
+    allow_owner: Option<bool>,
 }
 
 #[derive(JsonSchema)]

@@ -80,6 +80,31 @@ pub fn warnings(m: &Manifest, today: Date) -> Vec<Warning> {
             ));
         }
     }
+    for (k, b) in m.limits.budgets.iter().enumerate() {
+        let Some(asks) = &b.approval else {
+            continue;
+        };
+        // One approval per request: where the grant's own rule asks too,
+        // its approvers decide, and the budget's never see the request.
+        for (i, g) in m.tools.iter().enumerate() {
+            let Some(rule) = &g.approval else {
+                continue;
+            };
+            let same = rule.approvers.len() == asks.approvers.len()
+                && rule.approvers.iter().all(|a| asks.approvers.contains(a))
+                && rule.min_approvals >= asks.min_approvals;
+            if mentioned(g).any(|a| a == b.arg) && !same {
+                out.push(Warning::new(
+                    format!("limits.budgets[{k}].approval"),
+                    Some(asks.pos.line),
+                    format!(
+                        "tools[{i}] (`{}`, line {}) has its own approval rule with other approvers: where both ask for one request, the grant's approvers decide",
+                        g.name, g.pos.line
+                    ),
+                ));
+            }
+        }
+    }
     for (i, g) in m.tools.iter().enumerate() {
         for (arg, _) in &g.inferred_args {
             let others: Vec<&str> = constrained.iter().copied().filter(|c| c != arg).collect();

@@ -36,6 +36,9 @@ pub struct Spec {
     pub forbid: Vec<&'static str>,
     pub data: Vec<(&'static str, Vec<&'static str>)>,
     pub budget: Option<i64>,
+    /// Past its maximum, the budget asks `bob` for approval instead of
+    /// denying.
+    pub budget_asks: bool,
     pub elevation: Vec<&'static str>,
     pub expires: &'static str,
 }
@@ -95,9 +98,14 @@ impl Spec {
             }
         }
         if let Some(max) = self.budget {
+            let asks = if self.budget_asks {
+                ", approval: { approvers: [bob] }"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 y,
-                "limits:\n  budgets:\n    - {{ arg: amount, max: {max}, per: 1h }}"
+                "limits:\n  budgets:\n    - {{ arg: amount, max: {max}, per: 1h{asks} }}"
             );
         }
         if !self.elevation.is_empty() {
@@ -152,15 +160,19 @@ pub fn spec() -> impl Strategy<Value = Spec> {
         proptest::option::weighted(0.3, 5i64..30),
         prop_oneof![3 => Just(Vec::new()), 1 => subsequence(NAMES, 1..=2)],
         select(&["2027-06-30", "2027-12-31"][..]),
+        proptest::bool::weighted(0.3),
     )
-        .prop_map(|(grants, forbid, data, budget, elevation, expires)| Spec {
-            grants,
-            forbid,
-            data,
-            budget,
-            elevation,
-            expires,
-        })
+        .prop_map(
+            |(grants, forbid, data, budget, elevation, expires, budget_asks)| Spec {
+                grants,
+                forbid,
+                data,
+                budget,
+                budget_asks,
+                elevation,
+                expires,
+            },
+        )
 }
 
 pub fn call_args() -> impl Strategy<Value = serde_json::Value> {

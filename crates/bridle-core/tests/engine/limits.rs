@@ -136,6 +136,103 @@ fn approval_required_decisions_spend_nothing_but_approved_ones_do() {
     assert_eq!(codes(&d), [ReasonCode::BudgetExceeded]);
 }
 
+/// Payments under a single-request approval threshold, with a budget that
+/// asks the approvers (instead of denying) once the day's sum would pass
+/// 5000: the answer to approval structuring.
+const SUM_ASKS: &str = "\
+tools:
+  - name: pay
+    args:
+      amount: { min: 1, max: 100000 }
+    approval:
+      when: context.args.amount > 2000
+      approvers: [group:finance]
+limits:
+  budgets:
+    - arg: amount
+      max: 5000
+      per: 24h
+      approval:
+        approvers: [group:finance]
+        ttl: 1h
+";
+
+#[test]
+fn a_budget_that_asks_needs_approval_past_its_maximum_and_spends_once_approved() {
+    let a = agent(SUM_ASKS);
+    let ledger = MemoryLedger::new();
+    let t0 = at(common::NOON);
+    let pay = |amount: i64, s: i64, approvals: &Approvals| {
+        Req::new(&a, "pay")
+            .args(json!({"amount": amount}))
+            .now(secs(t0, s))
+            .decide_with(&ledger, approvals)
+    };
+    let none = Approvals::new();
+    // Each under the 2000 threshold; the first two fit the day's 5000.
+    assert_eq!(pay(1999, 0, &none).effect, Effect::Allow);
+    assert_eq!(pay(1999, 60, &none).effect, Effect::Allow);
+    // The third would take the sum to 5997: it asks instead of passing.
+    let d = pay(1999, 120, &none);
+    assert_eq!(d.effect, Effect::ApprovalRequired, "{d:?}");
+    assert_eq!(codes(&d), [ReasonCode::ApprovalRequired]);
+    let src = d.reasons[0].source.as_ref().unwrap();
+    assert_eq!(
+        (src.path.as_str(), src.line),
+        ("limits.budgets[0].approval", Some(19))
+    );
+    let msg = &d.reasons[0].message;
+    assert!(
+        msg.contains("past 5000") && msg.contains("3998 spent") && msg.contains("1999 more"),
+        "{msg}"
+    );
+    let need = d.approval.as_ref().unwrap();
+    assert_eq!(need.ttl_seconds, 3600);
+    // Asking spent nothing: a payment that still fits passes.
+    assert_eq!(pay(1000, 130, &none).effect, Effect::Allow);
+    // Approved, the exact request passes the maximum and is spent.
+    let third = Req::new(&a, "pay")
+        .args(json!({"amount": 1999}))
+        .now(secs(t0, 120));
+    let approved = Approvals::new().with(third.key(), ApprovalStatus::Granted(approval_id("ap-1")));
+    let d = pay(1999, 120, &approved);
+    assert_eq!(d.effect, Effect::Allow);
+    assert_eq!(codes(&d), [ReasonCode::Approved]);
+    // 6997 spent: every further payment of the day asks, however small.
+    let d = pay(1, 200, &none);
+    assert_eq!(d.effect, Effect::ApprovalRequired);
+    assert!(d.reasons[0].message.contains("6997 spent"), "{d:?}");
+    // A day later the window has emptied again.
+    assert_eq!(pay(1999, 86_400 + 200, &none).effect, Effect::Allow);
+}
+
+#[test]
+fn a_grant_rule_asks_first_and_a_denied_budget_still_denies() {
+    let a = agent(SUM_ASKS);
+    let ledger = MemoryLedger::new();
+    // Over the single-request threshold and the day's sum at once: the
+    // grant's rule is the one that asks.
+    let d = Req::new(&a, "pay")
+        .args(json!({"amount": 6000}))
+        .decide_with(&ledger, &Approvals::new());
+    assert_eq!(d.effect, Effect::ApprovalRequired);
+    let src = d.reasons[0].source.as_ref().unwrap();
+    assert_eq!(src.path, "tools[0].approval");
+    // A hard budget beside it still denies past its own maximum.
+    let both = agent(&SUM_ASKS.replace(
+        "limits:\n  budgets:\n",
+        "limits:\n  budgets:\n    - { arg: amount, max: 7000, per: 24h }\n",
+    ));
+    let d = Req::new(&both, "pay")
+        .args(json!({"amount": 1999}))
+        .decide_with(&ledger, &Approvals::new());
+    assert_eq!(d.effect, Effect::Allow);
+    let d = Req::new(&both, "pay")
+        .args(json!({"amount": 8000}))
+        .decide_with(&ledger, &Approvals::new());
+    assert_eq!(codes(&d), [ReasonCode::BudgetExceeded]);
+}
+
 #[test]
 fn limits_are_checked_before_approval() {
     let a = agent(BUDGETED);

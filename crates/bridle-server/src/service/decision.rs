@@ -148,10 +148,13 @@ async fn decide_in_span(
     // needs no read of the usage first (a limit it breaks makes it a
     // denial at commit). A decision that asks for or consumes an approval
     // reads it first, so nobody is asked to approve what a limit refuses.
+    // A budget that asks for approval past its maximum is read first too:
+    // optimism would turn what should ask into a denial at commit.
     let mut used = UsageSnapshot::new();
     let mut decided = state.engine.decide(&input, &used, &Fixed(status.clone()));
-    let plain_allow =
-        decided.decision.effect == Effect::Allow && decided.decision.consumes.is_none();
+    let plain_allow = decided.decision.effect == Effect::Allow
+        && decided.decision.consumes.is_none()
+        && !loaded.compiled.iter().any(asks_over_budget);
     if !decided.usage.is_empty() && !plain_allow {
         used = usage_snapshot(state, &loaded.compiled, now).await?;
         decided = state.engine.decide(&input, &used, &Fixed(status));
@@ -324,8 +327,14 @@ async fn load(state: &AppState, rows: &[AgentRow], now: Timestamp) -> Result<Loa
     })
 }
 
+/// Whether a budget of `agent` asks for approval past its maximum.
+fn asks_over_budget(agent: &CompiledAgent) -> bool {
+    let m = agent.manifest();
+    m.limits.budgets.iter().any(|b| b.approval.is_some())
+}
+
 /// The approval in force for exactly this request; only records with an
-/// approval rule can need (or consume) one.
+/// approval rule (a grant's or a budget's) can need (or consume) one.
 async fn approval_status(
     state: &AppState,
     compiled: &[CompiledAgent],
@@ -334,7 +343,7 @@ async fn approval_status(
 ) -> Result<ApprovalStatus, ServiceError> {
     let may_need_approval = compiled
         .iter()
-        .any(|c| c.manifest().tools.iter().any(|t| t.approval.is_some()));
+        .any(|c| c.manifest().tools.iter().any(|t| t.approval.is_some()) || asks_over_budget(c));
     if !may_need_approval {
         return Ok(ApprovalStatus::None);
     }

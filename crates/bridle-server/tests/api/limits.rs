@@ -49,8 +49,23 @@ fn count(answers: &[Value], decision: &str) -> usize {
     answers.iter().filter(|d| effect(d) == decision).count()
 }
 
+/// The amount the store recorded as spent, over all time (second buckets).
+async fn spent(s: &Server) -> String {
+    crate::common::sql_text(
+        &s.db_url,
+        s.backend,
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_counters WHERE arg = 'amount' AND tier = 1",
+    )
+    .await
+}
+
 async fn spender(s: &Server, limits: &str) -> String {
-    let _people = s.people().await;
+    spender_and_people(s, limits).await.0
+}
+
+/// [`spender`], and the people it registered (with their API keys).
+async fn spender_and_people(s: &Server, limits: &str) -> (String, crate::common::People) {
+    let people = s.people().await;
     let yaml = crate::common::manifest(
         "spender",
         "alice",
@@ -59,7 +74,7 @@ async fn spender(s: &Server, limits: &str) -> String {
         ),
     );
     s.apply(ADMIN_KEY, &yaml).await.expect(201);
-    s.agent_token("spender").await
+    (s.agent_token("spender").await, people)
 }
 
 /// 40 payments of 10 against a budget of 100, half on each of two
@@ -77,13 +92,7 @@ async fn budget_holds_across_replicas(s: Server) {
     for d in answers.iter().filter(|d| effect(d) == "deny") {
         assert_decision(d, "deny", "budget_exceeded");
     }
-    let spent = crate::common::sql_text(
-        &s.db_url,
-        s.backend,
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_counters WHERE arg = 'amount' AND tier = 1",
-    )
-    .await;
-    assert_eq!(spent, "100");
+    assert_eq!(spent(&s).await, "100");
     // Every answer is in the log, as answered, on the one chain.
     let events = s.audit(ADMIN_KEY, "type=decision&agent=spender").await;
     assert_eq!(events.len(), 40);
@@ -276,13 +285,7 @@ async fn a_single_use_approval_holds_across_replicas(s: Server) {
     )
     .await;
     assert_eq!(count(&answers, "allow"), 1, "{answers:?}");
-    let spent = crate::common::sql_text(
-        &s.db_url,
-        s.backend,
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM usage_counters WHERE arg = 'amount' AND tier = 1",
-    )
-    .await;
-    assert_eq!(spent, "6000");
+    assert_eq!(spent(&s).await, "6000");
 }
 on_both!(
     a_single_use_approval_holds_across_replicas,
@@ -331,5 +334,76 @@ async fn a_request_refused_at_commit_leaves_no_approval(s: Server) {
 }
 on_both!(
     a_request_refused_at_commit_leaves_no_approval,
+    crate::common::patient
+);
+
+/// A budget that asks for approval past its maximum: `limits.budgets`
+/// with `approval`, the answer to requests structured under a threshold.
+const SUM_ASKS: &str = "limits:\n  budgets:\n    - arg: amount\n      max: 5000\n      per: 24h\n      approval:\n        approvers: [frank]\n        ttl: 1h\n";
+
+/// Five payments of 999 under a 5000 daily sum that asks, then one of
+/// 1000: it waits for a person (naming the budget's rule and line), is allowed
+/// once approved, and from then on every payment of the day asks.
+async fn a_sum_past_the_maximum_asks_for_approval(s: Server) {
+    let (token, people) = spender_and_people(&s, SUM_ASKS).await;
+    for _ in 0..5 {
+        let d = s.decide(&token, "pay", json!({"amount": 999})).await;
+        assert_decision(&d, "allow", "granted");
+    }
+    let big = json!({"amount": 1000});
+    let d = s.decide(&token, "pay", big.clone()).await;
+    assert_decision(&d, "approval_required", "approval_required");
+    assert_eq!(
+        d["reasons"][0]["source"]["path"], "limits.budgets[0].approval",
+        "{d}"
+    );
+    assert!(
+        d["reasons"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4995 spent"),
+        "{d}"
+    );
+    let approval = d["approval_id"].as_str().unwrap().to_owned();
+    let shown = s
+        .get(&format!("/v1/approvals/{approval}"), ADMIN_KEY)
+        .await
+        .expect(200);
+    assert_eq!(shown["approvers"], json!(["frank"]), "{}", shown.text);
+    s.approve(&approval, &people["frank"]).await.expect(200);
+    let d = s.decide(&token, "pay", big).await;
+    assert_decision(&d, "allow", "approved");
+    // Spent past the maximum, by approval only.
+    assert_eq!(spent(&s).await, "5995");
+    assert_decision(
+        &s.decide(&token, "pay", json!({"amount": 1})).await,
+        "approval_required",
+        "approval_required",
+    );
+}
+on_both!(a_sum_past_the_maximum_asks_for_approval);
+
+/// 30 payments of 500 at once on two replicas against that 5000 sum:
+/// exactly ten are allowed, none spends past the maximum without approval
+/// (one that a concurrent payment overtook is denied at commit, saying to
+/// ask again), and the rest wait for a person.
+async fn a_sum_that_asks_holds_across_replicas(s: Server) {
+    let token = spender(&s, SUM_ASKS).await;
+    let other = replica(&s).await;
+    let answers = across(&s, &other, &token, 30, "pay", json!({"amount": 500})).await;
+    assert_eq!(count(&answers, "allow"), 10, "{answers:?}");
+    for d in answers.iter().filter(|d| effect(d) == "deny") {
+        assert_decision(d, "deny", "budget_exceeded");
+        let msg = d["reasons"][0]["message"].as_str().unwrap();
+        assert!(msg.contains("ask again"), "{msg}");
+    }
+    assert_eq!(
+        count(&answers, "allow") + count(&answers, "deny") + count(&answers, "approval_required"),
+        30
+    );
+    assert_eq!(spent(&s).await, "5000");
+}
+on_both!(
+    a_sum_that_asks_holds_across_replicas,
     crate::common::patient
 );

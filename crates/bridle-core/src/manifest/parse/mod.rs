@@ -37,7 +37,9 @@ const APPROVAL_KEYS: &[&str] = &["when", "approvers", "min_approvals", "ttl", "a
 const DATA_KEYS: &[&str] = &["resource", "access"];
 const SCHEDULE_KEYS: &[&str] = &["timezone", "windows"];
 const LIMIT_KEYS: &[&str] = &["rate", "budgets"];
-const BUDGET_KEYS: &[&str] = &["arg", "max", "per"];
+const BUDGET_KEYS: &[&str] = &["arg", "max", "per", "approval"];
+/// A budget's approval applies when the sum passes `max`: it has no `when`.
+const BUDGET_APPROVAL_KEYS: &[&str] = &["approvers", "min_approvals", "ttl", "allow_owner"];
 const DELEGATION_KEYS: &[&str] = &["to", "max_depth"];
 const ELEVATION_KEYS: &[&str] = &[
     "name",

@@ -139,11 +139,17 @@ impl Parser {
                 let per = self
                     .required(&b, "per")
                     .and_then(|n| self.duration(n, &b.path("per")));
-                if let (Some(arg), Some(max), Some(per)) = (arg, max, per) {
+                let approval = match b.get("approval") {
+                    Some(n) => self.budget_approval(n, &b.path("approval")).map(Some),
+                    None => Some(None),
+                };
+                if let (Some(arg), Some(max), Some(per), Some(approval)) = (arg, max, per, approval)
+                {
                     budgets.push(Budget {
                         arg,
                         max,
                         per,
+                        approval,
                         pos: item.pos,
                     });
                 }

@@ -324,7 +324,33 @@ impl Parser {
         path: &str,
         shape: Option<&ConditionShape>,
     ) -> Option<ApprovalRule> {
-        let f = self.mapping(node, path, APPROVAL_KEYS)?;
+        self.approval_with(node, path, shape, APPROVAL_KEYS)
+    }
+
+    /// A budget's `approval`: the same rule without `when` (it applies when
+    /// the window's sum would pass the budget's `max`).
+    pub(super) fn budget_approval(&mut self, node: &Node, path: &str) -> Option<ApprovalRule> {
+        if let Value::Map(entries) = &node.value
+            && let Some((_, pos, _)) = entries.iter().find(|(k, _, _)| k == "when")
+        {
+            self.err(
+                join(path, "when"),
+                *pos,
+                "a budget's approval has no `when`: it asks when an action would take the sum past `max`",
+            );
+            return None;
+        }
+        self.approval_with(node, path, None, BUDGET_APPROVAL_KEYS)
+    }
+
+    fn approval_with(
+        &mut self,
+        node: &Node,
+        path: &str,
+        shape: Option<&ConditionShape>,
+        keys: &[&str],
+    ) -> Option<ApprovalRule> {
+        let f = self.mapping(node, path, keys)?;
         let when = match f.get("when") {
             Some(n) => Some(self.condition(n, &f.path("when"), shape)?),
             None => None,

@@ -205,7 +205,7 @@ impl FindingCode {
                 "Find out why the agent keeps trying what it may not do (`bridle audit list --agent`); suspend it if it is misbehaving."
             }
             Self::ApprovalStructuring => {
-                "Look at the requests and their sum; bound the sum with a budget (`limits.budgets` on the argument, `per` the window), or lower the threshold."
+                "Look at the requests and their sum; bound the sum with a budget (`limits.budgets` on the argument, `per` the window; with `approval`, past its maximum an action asks the approvers instead of being denied), or lower the threshold."
             }
         }
     }
