@@ -11,6 +11,7 @@ mod client;
 mod credentials;
 mod decide;
 mod demo;
+mod elevation;
 mod findings;
 mod gateway;
 mod keys;
