@@ -485,7 +485,9 @@ fn add_activity(client: &Client, id: &str, v: &mut Value) {
         map.insert("pending_approvals".into(), pending.unwrap_or(Value::Null));
         map.insert(
             "last_activity".into(),
-            usage.map_or(Value::Null, |u| u["last_activity"].clone()),
+            usage
+                .and_then(|u| u.get("last_activity").cloned())
+                .unwrap_or(Value::Null),
         );
     }
 }

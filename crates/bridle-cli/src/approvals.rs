@@ -184,7 +184,12 @@ fn add_rule(client: &Client, approval: &mut Value) {
 fn rule_in(events: &[Value], id: &str) -> Option<Value> {
     events
         .iter()
-        .filter(|e| e["detail"]["approval_id"].as_str() == Some(id))
+        .filter(|e| {
+            e.get("detail")
+                .and_then(|d| d.get("approval_id"))
+                .and_then(Value::as_str)
+                == Some(id)
+        })
         .flat_map(|e| items(e, "reasons"))
         .find(|r| r["code"] == "approval_required" && r["source"].is_object())
         .map(|r| r["source"].clone())

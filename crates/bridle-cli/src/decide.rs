@@ -50,7 +50,7 @@ pub(crate) fn run(args: &DecideArgs) -> ExitCode {
                 None => {
                     eprintln!(
                         "error: the answer has no known `decision`: {}",
-                        v["decision"]
+                        v.get("decision").unwrap_or(&Value::Null)
                     );
                     ExitCode::from(EXIT_ERROR)
                 }
@@ -103,14 +103,16 @@ fn call_args(args: &DecideArgs) -> Result<Map<String, Value>, ClientError> {
 
 /// The request body; with `--pep`, the agent's token rides in it.
 fn body(args: &DecideArgs, call: Map<String, Value>, forwarded: Option<&str>) -> Value {
-    let mut body = json!({"action": args.action, "args": call});
+    let mut body = Map::new();
+    body.insert("action".into(), json!(args.action));
+    body.insert("args".into(), Value::Object(call));
     if let Some(r) = &args.resource {
-        body["resource"] = json!(r);
+        body.insert("resource".into(), json!(r));
     }
     if let Some(t) = forwarded {
-        body["agent_token"] = json!(t);
+        body.insert("agent_token".into(), json!(t));
     }
-    body
+    Value::Object(body)
 }
 
 fn execute(args: &DecideArgs) -> Result<Value, ClientError> {

@@ -130,7 +130,8 @@ pub(crate) fn elevations(
             _ => break,
         }
     }
-    let mut list = fold(&events, now, record["state"] == "retired");
+    let retired = record.get("state").and_then(Value::as_str) == Some("retired");
+    let mut list = fold(&events, now, retired);
     // A pending elevation whose approval was denied, expired or cancelled
     // never starts; the approval says so.
     for e in &mut list {
@@ -141,7 +142,7 @@ pub(crate) fn elevations(
             continue;
         };
         if let Ok(a) = client.get(&["v1", "approvals", &approval], &[])
-            && let Some(state) = a["state"].as_str()
+            && let Some(state) = a.get("state").and_then(Value::as_str)
             && state != "pending"
             && state != "approved"
         {

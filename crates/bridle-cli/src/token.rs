@@ -89,7 +89,10 @@ fn execute(args: &TokenArgs) -> Result<String, ClientError> {
         }
         other => other?,
     };
-    if v["access_token"].as_str().is_none_or(str::is_empty) {
+    if v.get("access_token")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         return Err(ClientError::Unexpected {
             url: args.remote.url.clone(),
             reason: "the token endpoint's answer has no `access_token`".into(),
