@@ -127,22 +127,55 @@ fn tally(v: &Value) -> String {
 const AUDIT_PAGES: usize = 3;
 const AUDIT_PAGE: u32 = 200;
 
-/// Adds `rule: {agent, path, line}` to an action approval: the manifest
-/// element that asked for it, the source of the `approval_required` reason
-/// of a decision that points at the approval, read from the audit log (the
-/// approval itself does not record it). Nothing is added when the caller
-/// may not read the agent's audit log (an approver who is neither its
-/// owner, an `admin` nor an `auditor`) or the decision is not found.
+/// Adds `rule: {agent, path, line}` to an approval: the manifest element
+/// that asked for it (the approval itself does not record it). For an
+/// action, the source of the `approval_required` reason of a decision that
+/// points at the approval, read from the audit log; for an elevation, the
+/// manifest's `elevation` entry of that name in the version in force.
+/// Nothing is added when the caller may not read them (an approver who is
+/// neither the agent's owner, an `admin` nor an `auditor`) or they are not
+/// found.
 fn add_rule(client: &Client, approval: &mut Value) {
-    if approval["kind"] != "action" {
-        return;
+    let rule = match approval["kind"].as_str() {
+        Some("action") => action_rule(client, approval),
+        Some("elevation") => elevation_rule(client, approval),
+        _ => None,
+    };
+    if let Some(rule) = rule
+        && let Some(map) = approval.as_object_mut()
+    {
+        map.insert("rule".into(), rule);
     }
+}
+
+/// The `elevation[i]` entry (and its line) that an elevation approval
+/// (action `elevation:NAME`) is for, in the agent's version in force.
+fn elevation_rule(client: &Client, approval: &Value) -> Option<Value> {
+    let agent = approval["agent"].as_str()?;
+    let name = approval["action"].as_str()?.strip_prefix("elevation:")?;
+    let record = client.get(&["v1", "agents", agent], &[]).ok()?;
+    let version = record.get("version")?.as_i64()?.to_string();
+    let v = client
+        .get(&["v1", "agents", agent, "versions", &version], &[])
+        .ok()?;
+    let manifest = bridle_core::Manifest::from_source(v.get("source")?.as_str()?).ok()?;
+    let (i, spec) = manifest
+        .elevation
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.name == name)?;
+    Some(json!({"agent": agent, "path": format!("elevation[{i}]"), "line": spec.pos.line}))
+}
+
+/// The source of the `approval_required` reason of the decision that asked
+/// for an action approval, from the agent's audit log.
+fn action_rule(client: &Client, approval: &Value) -> Option<Value> {
     let (Some(id), Some(agent), Some(created)) = (
         approval["id"].as_str(),
         approval["agent"].as_str(),
         approval["created_at"].as_str(),
     ) else {
-        return;
+        return None;
     };
     // The decision is recorded just after the approval is created; a
     // minute's margin covers clocks read a little apart.
@@ -162,21 +195,21 @@ fn add_rule(client: &Client, approval: &mut Value) {
         if let Some(seq) = after {
             q.push(("after", seq.to_string()));
         }
-        let Ok(page) = client.get(&["v1", "audit"], &q) else {
-            return;
-        };
+        let page = client.get(&["v1", "audit"], &q).ok()?;
         let events = items(&page, "events");
         if let Some(rule) = rule_in(events, id) {
-            if let Some(map) = approval.as_object_mut() {
-                map.insert("rule".into(), rule);
-            }
-            return;
+            return Some(rule);
         }
-        match events.last().and_then(|e| e["seq"].as_u64()) {
+        match events
+            .last()
+            .and_then(|e| e.get("seq"))
+            .and_then(Value::as_u64)
+        {
             Some(seq) if events.len() >= AUDIT_PAGE as usize => after = Some(seq),
-            _ => return,
+            _ => return None,
         }
     }
+    None
 }
 
 /// The source of the `approval_required` reason of the first decision event

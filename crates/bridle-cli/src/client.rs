@@ -243,12 +243,14 @@ impl Client {
         body: Body,
     ) -> Result<(StatusCode, String, Url), ClientError> {
         let url = self.url(path);
+        // An OAuth client authenticates itself; no API key would help.
+        let as_client = matches!(body, Body::Form { .. });
         let mut req = self.http.request(method, url.clone());
         if !query.is_empty() {
             req = req.query(query);
         }
         if let Some(Token(t)) = &self.token
-            && !matches!(body, Body::Form { .. })
+            && !as_client
         {
             req = req.bearer_auth(t);
         }
@@ -274,7 +276,7 @@ impl Client {
         })?;
         if !status.is_success() {
             let mut problem = Problem::from_response(status, &text);
-            if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            if status == StatusCode::UNAUTHORIZED && self.token.is_none() && !as_client {
                 problem.hint = Some("pass --token or set BRIDLE_TOKEN to your API key".into());
             }
             return Err(ClientError::Problem(problem));

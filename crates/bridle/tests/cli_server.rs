@@ -198,6 +198,10 @@ fn an_agent_gets_a_token_asks_for_decisions_and_an_elevation() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("invalid_client"), "{err}");
+    assert!(
+        !err.contains("BRIDLE_TOKEN"),
+        "an API key is no help here: {err}"
+    );
 
     // `bridle decide`: exit codes as `bridle check`.
     let agent = [("BRIDLE_AGENT_TOKEN", token.as_str())];
@@ -314,6 +318,8 @@ fn an_agent_gets_a_token_asks_for_decisions_and_an_elevation() {
         .find(|l| l.starts_with(&elevation_approval))
         .unwrap();
     assert!(row.contains("elevation: refunds"), "{row}");
+    // The rule: the manifest's `elevation` entry, at its line.
+    assert!(row.contains("elevation[0], line 16"), "{row}");
     assert!(!text.contains("elevation:refunds"), "{text}");
     let o = decide(&["--action", "payments.refund"]);
     assert_eq!(o.status.code(), Some(2));
