@@ -4,6 +4,7 @@
 #[macro_use]
 mod output;
 mod agent;
+mod agent_show;
 mod approvals;
 mod audit;
 mod check;
