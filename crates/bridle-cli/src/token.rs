@@ -36,13 +36,15 @@ pub(crate) struct TokenArgs {
     scope: Option<String>,
     /// `token` prints the access token alone; `header` prints
     /// `Authorization: Bearer …`; `json` the token endpoint's whole answer.
-    #[arg(long, value_enum, default_value_t)]
+    /// (`--output text|json`, as the other commands spell it, works too.)
+    #[arg(long, alias = "output", value_enum, default_value_t)]
     format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 enum Format {
     #[default]
+    #[value(alias = "text")]
     Token,
     Header,
     Json,
@@ -144,6 +146,18 @@ mod tests {
             ]
         );
         assert_eq!(form(&parse(&["--client-id", "x"])).len(), 1);
+    }
+
+    #[test]
+    fn output_json_is_format_json() {
+        assert_eq!(
+            parse(&["--client-id", "x", "--output", "json"]).format,
+            Format::Json
+        );
+        assert_eq!(
+            parse(&["--client-id", "x", "--output", "text"]).format,
+            Format::Token
+        );
     }
 
     #[test]
