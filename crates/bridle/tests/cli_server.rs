@@ -231,6 +231,47 @@ fn an_agent_gets_a_token_asks_for_decisions_and_an_elevation() {
     let o = bridle(url, &["decide", "--action", "payments.pay"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no agent token"));
+    // As a `pep`: its key is the bearer, the agent's token rides in the body.
+    let pep = json(&ok(&bridle(
+        url,
+        &[
+            "principal",
+            "create",
+            "gw",
+            "--role",
+            "pep",
+            "--output",
+            "json",
+        ],
+        &admin,
+    )));
+    let pep_key = pep["api_key"].as_str().unwrap();
+    let pep_env = [
+        ("BRIDLE_TOKEN", pep_key),
+        ("BRIDLE_AGENT_TOKEN", token.as_str()),
+    ];
+    let args = [
+        "decide",
+        "--action",
+        "payments.pay",
+        "--args",
+        r#"{"amount": 50}"#,
+        "--output",
+        "json",
+    ];
+    let mut with_pep = args.to_vec();
+    with_pep.push("--pep");
+    let o = bridle(url, &with_pep, &pep_env);
+    assert_eq!(json(&ok(&o))["decision"], "allow");
+    // Without `--pep` the agent's token is the bearer, the key unused.
+    assert_eq!(
+        json(&ok(&bridle(url, &args, &pep_env)))["decision"],
+        "allow"
+    );
+    let o = bridle(url, &with_pep, &agent);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--pep needs"));
+
     // Text: the decision first, then the approval to vote on.
     let o = bridle(
         url,
