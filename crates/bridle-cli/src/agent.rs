@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::Output;
 use crate::client::{Client, ClientError, Remote};
 use crate::credentials::CredentialsCommand;
-use crate::output::{cell, fields, finish, items, render, table};
+use crate::elevation::ElevationCommand;
+use crate::output::{cell, finish, items, render, table};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AgentArgs {
@@ -124,6 +125,9 @@ enum AgentCommand {
     /// The agent's OAuth clients: create, list, rotate, revoke.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Just-in-time elevations: request one, list them.
+    #[command(subcommand)]
+    Elevation(ElevationCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -153,8 +157,10 @@ fn execute(args: &AgentArgs) -> Result<String, ClientError> {
             Ok(render(*output, &v, |v| list_text(items(v, "agents"))))
         }
         AgentCommand::Show { id, output } => {
-            let v = client()?.get(&["v1", "agents", id], &[])?;
-            Ok(render(*output, &v, show_text))
+            let client = client()?;
+            let mut v = client.get(&["v1", "agents", id], &[])?;
+            crate::agent_show::add_activity(&client, id, &mut v);
+            Ok(render(*output, &v, crate::agent_show::show_text))
         }
         AgentCommand::History { id, output } => {
             let v = client()?.get(&["v1", "agents", id, "versions"], &[])?;
@@ -238,6 +244,7 @@ fn execute(args: &AgentArgs) -> Result<String, ClientError> {
             }))
         }
         AgentCommand::Credentials(command) => crate::credentials::execute(client, command),
+        AgentCommand::Elevation(command) => crate::elevation::execute(&args.remote, command),
     }
 }
 
@@ -435,33 +442,6 @@ pub(crate) fn list_text(agents: &[Value]) -> String {
     )
 }
 
-fn show_text(v: &Value) -> String {
-    let mut state = cell(&v["state"]);
-    if let Some(reason) = v["state_reason"].as_str().filter(|r| !r.is_empty()) {
-        state.push_str(&format!(" ({reason})"));
-    }
-    let tools: Vec<String> = items(&v["manifest"], "tools")
-        .iter()
-        .filter_map(|t| t["name"].as_str().map(str::to_owned))
-        .collect();
-    let mut pairs = vec![
-        ("id", cell(&v["id"])),
-        ("version", cell(&v["version"])),
-        ("state", state),
-        ("owner", cell(&v["owner"])),
-        ("environment", cell(&v["environment"])),
-        ("expires", cell(&v["expires"])),
-        ("flags", cell(&v["flags"])),
-        ("last review", cell(&v["last_review_at"])),
-        ("created", cell(&v["created_at"])),
-        ("updated", cell(&v["updated_at"])),
-    ];
-    if !tools.is_empty() {
-        pairs.push(("tools", tools.join(", ")));
-    }
-    fields(&pairs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,6 +593,44 @@ mod tests {
         assert_eq!(
             applied_text(StatusCode::ACCEPTED, &v),
             "proposed version 2: awaits approval apr_1 (change control)\nmay approve: admin, sec-lead\nexpires: 2026-12-04T00:00:00Z\n  widening   tools[t].access: read → write\n"
+        );
+    }
+
+    #[test]
+    fn elevations_parse_under_agent() {
+        assert!(matches!(
+            parse(&[
+                "elevation",
+                "request",
+                "ir-bot",
+                "identity-write",
+                "--duration",
+                "30m",
+                "--reason",
+                "incident 42",
+                "--agent-token-file",
+                "tok"
+            ])
+            .command,
+            AgentCommand::Elevation(ElevationCommand::Request { .. })
+        ));
+        assert!(matches!(
+            parse(&["elevation", "list", "ir-bot", "--active"]).command,
+            AgentCommand::Elevation(ElevationCommand::List { active: true, .. })
+        ));
+        // A reason is required, as the API requires one.
+        assert!(
+            Cli::try_parse_from([
+                "bridle",
+                "agent",
+                "elevation",
+                "request",
+                "ir-bot",
+                "x",
+                "--duration",
+                "30m"
+            ])
+            .is_err()
         );
     }
 

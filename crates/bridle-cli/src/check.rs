@@ -90,8 +90,8 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     match decide(args) {
         Ok((decision, source)) => {
             match args.output {
-                Output::Json => match serde_json::to_string_pretty(&decision) {
-                    Ok(json) => sayln!("{json}"),
+                Output::Json => match decision_json(&decision) {
+                    Ok(json) => say!("{}", crate::output::json(&json)),
                     Err(e) => {
                         eprintln!("error: {e}");
                         return ExitCode::from(EXIT_BAD_INPUT);
@@ -110,6 +110,20 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
+}
+
+/// The decision in the shape `POST /v1/decisions` answers (`decision`,
+/// `reasons`, `obligations`), plus what only an offline check has:
+/// `approval`, the approval rule that applies (approvers, minimum,
+/// validity, key). No `decision_id` nor `approval_id`: nothing is recorded.
+fn decision_json(decision: &Decision) -> Result<serde_json::Value, serde_json::Error> {
+    let mut v = serde_json::to_value(decision)?;
+    if let Some(map) = v.as_object_mut()
+        && let Some(effect) = map.remove("effect")
+    {
+        map.insert("decision".into(), effect);
+    }
+    Ok(v)
 }
 
 /// `--replay`: the same report as `bridle agent replay`, made offline.
@@ -291,5 +305,31 @@ fn print_text(decision: &Decision, file: &Path, source: &str) {
             a.ttl_seconds,
             a.key.get(..16).unwrap_or(&a.key)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridle_core::decision::{Reason, ReasonCode};
+
+    #[test]
+    fn json_names_the_effect_decision_as_the_api_does() {
+        let d = Decision {
+            effect: Effect::Deny,
+            reasons: vec![Reason {
+                code: ReasonCode::NotGranted,
+                message: "no grant".into(),
+                source: None,
+            }],
+            obligations: Vec::new(),
+            approval: None,
+            consumes: None,
+        };
+        let v = decision_json(&d).unwrap();
+        assert_eq!(v["decision"], "deny");
+        assert!(v.get("effect").is_none(), "{v}");
+        assert_eq!(v["reasons"][0]["code"], "not_granted");
+        assert_eq!(v["obligations"], serde_json::json!([]));
     }
 }

@@ -39,6 +39,13 @@ impl fmt::Debug for Token {
     }
 }
 
+impl Token {
+    /// The token's text, to send it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl FromStr for Token {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -92,6 +99,13 @@ enum Body {
     None,
     Json(Value),
     Raw(&'static str, String),
+    /// Form-encoded, authenticated with HTTP Basic (an OAuth client's id
+    /// and secret) instead of the bearer token.
+    Form {
+        fields: Vec<(&'static str, String)>,
+        user: String,
+        password: Token,
+    },
 }
 
 impl Client {
@@ -157,6 +171,22 @@ impl Client {
             .map(|(_, v)| v)
     }
 
+    /// `POST` a form authenticated as an OAuth client (`client_secret_basic`).
+    pub(crate) fn post_form(
+        &self,
+        path: &[&str],
+        fields: Vec<(&'static str, String)>,
+        user: &str,
+        password: Token,
+    ) -> Result<Value, ClientError> {
+        let body = Body::Form {
+            fields,
+            user: user.to_owned(),
+            password,
+        };
+        self.send(Method::POST, path, &[], body).map(|(_, v)| v)
+    }
+
     /// `PUT` a raw body; returns the status too (201 created, 200 updated).
     pub(crate) fn put(
         &self,
@@ -213,15 +243,24 @@ impl Client {
         body: Body,
     ) -> Result<(StatusCode, String, Url), ClientError> {
         let url = self.url(path);
+        // An OAuth client authenticates itself; no API key would help.
+        let as_client = matches!(body, Body::Form { .. });
         let mut req = self.http.request(method, url.clone());
         if !query.is_empty() {
             req = req.query(query);
         }
-        if let Some(Token(t)) = &self.token {
+        if let Some(Token(t)) = &self.token
+            && !as_client
+        {
             req = req.bearer_auth(t);
         }
         req = match body {
             Body::None => req,
+            Body::Form {
+                fields,
+                user,
+                password: Token(password),
+            } => req.basic_auth(user, Some(password)).form(&fields),
             Body::Json(v) => req.json(&v),
             Body::Raw(ct, text) => req.header(reqwest::header::CONTENT_TYPE, ct).body(text),
         };
@@ -237,7 +276,7 @@ impl Client {
         })?;
         if !status.is_success() {
             let mut problem = Problem::from_response(status, &text);
-            if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            if status == StatusCode::UNAUTHORIZED && self.token.is_none() && !as_client {
                 problem.hint = Some("pass --token or set BRIDLE_TOKEN to your API key".into());
             }
             return Err(ClientError::Problem(problem));

@@ -4,12 +4,15 @@
 #[macro_use]
 mod output;
 mod agent;
+mod agent_show;
 mod approvals;
 mod audit;
 mod check;
 mod client;
 mod credentials;
+mod decide;
 mod demo;
+mod elevation;
 mod findings;
 mod gateway;
 mod keys;
@@ -17,8 +20,10 @@ mod ocsf;
 mod principal;
 mod problem;
 mod report;
+mod secret;
 mod serve;
 mod telemetry;
+mod token;
 mod usage;
 
 use std::process::ExitCode;
@@ -49,8 +54,16 @@ enum Command {
     ///
     /// Exit code: 0 allow, 2 deny, 3 approval_required, 1 bad input.
     Check(check::CheckArgs),
+    /// Ask the running server for a decision, as the agent (its access
+    /// token) or as a `pep` forwarding it.
+    ///
+    /// Exit code: 0 allow, 2 deny, 3 approval_required, 1 error.
+    Decide(decide::DecideArgs),
+    /// Get an access token for an agent's OAuth client (client
+    /// credentials) and print it, for scripts and MCP clients.
+    Token(token::TokenArgs),
     /// Manage agents: apply manifests, list, suspend, resume, retire,
-    /// review, credentials.
+    /// review, credentials, elevations.
     Agent(agent::AgentArgs),
     /// Create and deactivate principals (people and PEPs) and their API keys.
     Principal(principal::PrincipalArgs),
@@ -84,6 +97,8 @@ pub fn run() -> ExitCode {
     client::install_tls_provider();
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Decide(args) => decide::run(&args),
+        Command::Token(args) => token::run(&args),
         Command::Agent(args) => agent::run(&args),
         Command::Principal(args) => principal::run(&args),
         Command::Approvals(args) => approvals::run(&args),

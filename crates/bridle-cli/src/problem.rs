@@ -22,6 +22,13 @@ pub(crate) struct Problem {
     pub hint: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub(crate) struct FieldError {
     #[serde(default)]
@@ -52,6 +59,17 @@ impl Problem {
             errors: Vec::new(),
             hint: None,
         });
+        // An OAuth endpoint's error (RFC 6749 §5.2) is `{error,
+        // error_description?}`, not a problem document.
+        if p.title.is_empty()
+            && p.detail.is_empty()
+            && let Ok(oauth) = serde_json::from_str::<OAuthError>(body)
+        {
+            p.detail = match oauth.error_description {
+                Some(d) if !d.is_empty() => format!("{}: {d}", oauth.error),
+                _ => oauth.error,
+            };
+        }
         if p.status == 0 {
             p.status = status.as_u16();
         }
@@ -125,6 +143,23 @@ mod tests {
         );
         let e = ClientError::Problem(p);
         assert!(e.to_string().starts_with("422 Invalid request: "));
+    }
+
+    #[test]
+    fn an_oauth_error_keeps_its_code_and_description() {
+        let p = Problem::from_response(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"invalid_client","error_description":"unknown client"}"#,
+        );
+        assert_eq!(
+            p.render(None),
+            "401 Unauthorized: invalid_client: unknown client"
+        );
+        let p = Problem::from_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"unauthorized_client"}"#,
+        );
+        assert_eq!(p.render(None), "400 Bad Request: unauthorized_client");
     }
 
     #[test]

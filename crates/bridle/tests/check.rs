@@ -198,7 +198,9 @@ fn json_output_is_the_decision() {
     );
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["effect"], "approval_required");
+    // The field is `decision`, as `POST /v1/decisions` names it.
+    assert_eq!(v["decision"], "approval_required");
+    assert!(v.get("effect").is_none(), "{v}");
     assert_eq!(v["reasons"][0]["code"], "approval_required");
     assert_eq!(v["approval"]["min_approvals"], 1);
     assert_eq!(v["approval"]["key"].as_str().unwrap().len(), 64);
@@ -209,7 +211,7 @@ fn json_output_is_the_decision() {
     );
     assert_eq!(code(&o), 2);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["effect"], "deny");
+    assert_eq!(v["decision"], "deny");
     assert_eq!(v["reasons"][0]["code"], "forbidden");
     assert_eq!(v["reasons"][0]["source"]["path"], "forbid[1]");
 }
