@@ -114,7 +114,7 @@ async fn decide_in_span(
         ));
     };
     let now = Timestamp::now();
-    let loaded = load(state, rows, now).await?;
+    let loaded = load(state, rows, call.action.as_str(), now).await?;
     let subjects: Vec<Subject<'_>> = rows
         .iter()
         .zip(&loaded.compiled)
@@ -141,8 +141,13 @@ async fn decide_in_span(
         },
         now,
     };
+    // Approvals are read only for a decision that needs one: the engine
+    // asks for the approval state only where a rule asks for approval, so
+    // deciding first without it and again with it, where it is asked for,
+    // is the same decision (most decisions need no approval and no read).
     let key = approval_key(&input);
-    let status = approval_status(state, &loaded.compiled, &key, now).await?;
+    let mut status = ApprovalStatus::None;
+    let mut status_read = false;
     // Optimistic on limits: the store checks every window again when it
     // commits the usage, atomically and for all replicas, so a plain allow
     // needs no read of the usage first (a limit it breaks makes it a
@@ -152,12 +157,22 @@ async fn decide_in_span(
     // optimism would turn what should ask into a denial at commit.
     let mut used = UsageSnapshot::new();
     let mut decided = state.engine.decide(&input, &used, &Fixed(status.clone()));
+    if decided.decision.approval.is_some() {
+        status = approval_status(state, &key, now).await?;
+        status_read = true;
+        decided = state.engine.decide(&input, &used, &Fixed(status.clone()));
+    }
     let plain_allow = decided.decision.effect == Effect::Allow
         && decided.decision.consumes.is_none()
         && !loaded.compiled.iter().any(asks_over_budget);
     if !decided.usage.is_empty() && !plain_allow {
         used = usage_snapshot(state, &loaded.compiled, now).await?;
-        decided = state.engine.decide(&input, &used, &Fixed(status));
+        decided = state.engine.decide(&input, &used, &Fixed(status.clone()));
+        // What was spent may make a budget ask for approval.
+        if !status_read && decided.decision.approval.is_some() {
+            status = approval_status(state, &key, now).await?;
+            decided = state.engine.decide(&input, &used, &Fixed(status));
+        }
     }
     if let Some(id) = &decided.decision.consumes
         && !state.store().consume_approval(id).await?
@@ -309,15 +324,28 @@ pub async fn refuse(
 
 /// Each agent's compiled record and its active elevations (only agents
 /// that can be elevated need the store asked).
-async fn load(state: &AppState, rows: &[AgentRow], now: Timestamp) -> Result<Loaded, ServiceError> {
+/// The chain's compiled records, and the active elevations of each agent
+/// that has an elevation naming `action` (no other can change the
+/// decision, so no other is read).
+async fn load(
+    state: &AppState,
+    rows: &[AgentRow],
+    action: &str,
+    now: Timestamp,
+) -> Result<Loaded, ServiceError> {
     let mut compiled = Vec::with_capacity(rows.len());
     let mut elevations = Vec::with_capacity(rows.len());
     for row in rows {
         let agent = state.compiled(row).await?;
-        elevations.push(if agent.manifest().elevation.is_empty() {
-            Vec::new()
-        } else {
+        let elevates = agent
+            .manifest()
+            .elevation
+            .iter()
+            .any(|e| e.tools.iter().any(|g| g.matches(action)));
+        elevations.push(if elevates {
             state.store().active_elevations(&row.id, now).await?
+        } else {
+            Vec::new()
         });
         compiled.push(agent);
     }
@@ -333,20 +361,12 @@ fn asks_over_budget(agent: &CompiledAgent) -> bool {
     m.limits.budgets.iter().any(|b| b.approval.is_some())
 }
 
-/// The approval in force for exactly this request; only records with an
-/// approval rule (a grant's or a budget's) can need (or consume) one.
+/// The approval in force for exactly this request.
 async fn approval_status(
     state: &AppState,
-    compiled: &[CompiledAgent],
     key: &str,
     now: Timestamp,
 ) -> Result<ApprovalStatus, ServiceError> {
-    let may_need_approval = compiled
-        .iter()
-        .any(|c| c.manifest().tools.iter().any(|t| t.approval.is_some()) || asks_over_budget(c));
-    if !may_need_approval {
-        return Ok(ApprovalStatus::None);
-    }
     let Some(a) = state.store().approval_for_key(key, now).await? else {
         return Ok(ApprovalStatus::None);
     };
