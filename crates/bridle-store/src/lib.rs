@@ -296,6 +296,11 @@ async fn sqlite_pool(
     let pool = SqlitePoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        // No ping on every acquire: a SQLite connection is a file handle in
+        // this process, with nothing between it and the database to lose.
+        // A connection whose transaction failed is closed on release
+        // (`sqlite_released_clean`), which is what a ping could not see.
+        .test_before_acquire(false)
         .after_connect(|conn, _| Box::pin(sqlite_connected_writable(conn)))
         .after_release(|conn, _| Box::pin(async move { Ok(sqlite_released_clean(conn).await) }))
         .connect_with(options)
