@@ -10,6 +10,7 @@ pub mod changes;
 pub mod charts;
 pub mod checkpoints;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod ext_authz;
 pub mod jose;
