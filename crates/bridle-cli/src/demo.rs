@@ -428,6 +428,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     sayln!(
         "\nBridle demo is running at {base}  (database: {db})\n\
          \nLoaded: 9 principals, 6 agents (the reference cases: prod, so each was proposed by its owner and approved by the admin under change control), credentials, and this activity:\n{activity}\n\
+         \nWeb console:     {base}/console/  (sign in with an API key below: frank's to approve, the admin's to see everything)\
          \nAdmin API key:   {admin_key}\
          \nfrank (finance-approvers):  {frank}\
          \nsam (secops):               {sam}\

@@ -15,6 +15,7 @@ mod common;
 mod agents;
 #[path = "api/approvals.rs"]
 mod approvals;
+mod console;
 #[path = "api/audit.rs"]
 mod audit;
 #[path = "api/authority.rs"]
