@@ -177,7 +177,11 @@ impl FromRequestParts<AppState> for Voter {
 impl Voter {
     /// The proof of the extractor for a caller already authenticated (the
     /// console's signed-in principal).
-    pub async fn prove(state: &AppState, caller: Caller, id: &ApprovalId) -> Result<Self, ApiError> {
+    pub async fn prove(
+        state: &AppState,
+        caller: Caller,
+        id: &ApprovalId,
+    ) -> Result<Self, ApiError> {
         let p = caller.require_principal()?.clone();
         let approval = crate::service::approvals::load(state, id).await?;
         let parties = crate::access::PartyCache::default()

@@ -15,7 +15,6 @@ mod common;
 mod agents;
 #[path = "api/approvals.rs"]
 mod approvals;
-mod console;
 #[path = "api/audit.rs"]
 mod audit;
 #[path = "api/authority.rs"]
@@ -24,6 +23,7 @@ mod authority;
 mod authz_matrix;
 #[path = "api/change_control.rs"]
 mod change_control;
+mod console;
 #[path = "api/credentials.rs"]
 mod credentials;
 #[path = "api/decisions.rs"]

@@ -71,7 +71,12 @@ fn summary(e: &AuditEvent) -> String {
     if let Some(d) = b.decision {
         parts.push(d.as_str().to_owned());
     }
-    if let Some(op) = b.detail.as_ref().and_then(|d| d.get("op")).and_then(|o| o.as_str()) {
+    if let Some(op) = b
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("op"))
+        .and_then(|o| o.as_str())
+    {
         parts.push(op.to_owned());
     }
     parts.join(" · ")
@@ -104,9 +109,10 @@ pub async fn list(
     let Query(q) = q.map_err(crate::routes::query_error)?;
     let agent = match q.agent.trim() {
         "" => None,
-        raw => Some(raw.parse::<AgentId>().map_err(|_| {
-            ApiError::BadRequest(format!("`{raw}` is not an agent id"))
-        })?),
+        raw => Some(
+            raw.parse::<AgentId>()
+                .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not an agent id")))?,
+        ),
     };
     let kind = match q.kind.as_str() {
         "" => None,
@@ -132,7 +138,10 @@ pub async fn list(
                 if !v.is_empty() {
                     query.push(format!(
                         "{k}={}",
-                        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                        percent_encoding::utf8_percent_encode(
+                            v,
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
                     ));
                 }
             }

@@ -59,8 +59,7 @@ fn rule(a: &Approval) -> String {
 
 async fn items(state: &AppState, s: &SignedIn) -> Result<Vec<Item>, ConsoleError> {
     let caller = s.caller();
-    let pending =
-        crate::access::approvals(state, &caller, Some(ApprovalState::Pending)).await?;
+    let pending = crate::access::approvals(state, &caller, Some(ApprovalState::Pending)).await?;
     let mut out = Vec::with_capacity(pending.len());
     for a in pending {
         let can_vote = Voter::prove(state, caller.clone(), &a.id).await.is_ok();

@@ -233,7 +233,9 @@ pub async fn agent(
                 constraints: json_text(t.get("args")),
                 approval: json_text(t.get("approval")),
                 uses: used.map_or(0, |g| g.uses),
-                last_used: used.and_then(|g| g.last_used).map_or_else(|| "never".into(), when),
+                last_used: used
+                    .and_then(|g| g.last_used)
+                    .map_or_else(|| "never".into(), when),
             }
         })
         .collect();
@@ -272,20 +274,14 @@ pub async fn agent(
             ),
         })
         .collect();
-    let suggestion = match service::usage::suggestion(
-        &state,
-        &row,
-        "30d",
-        WINDOW,
-        jiff::Timestamp::now(),
-    )
-    .await
-    {
-        Ok((_, sug, unified)) if !sug.changes.is_empty() => {
-            Some(unified.lines().map(str::to_owned).collect())
-        }
-        _ => None,
-    };
+    let suggestion =
+        match service::usage::suggestion(&state, &row, "30d", WINDOW, jiff::Timestamp::now()).await
+        {
+            Ok((_, sug, unified)) if !sug.changes.is_empty() => {
+                Some(unified.lines().map(str::to_owned).collect())
+            }
+            _ => None,
+        };
     let manages = caller.manages(&row);
     page(
         AgentPage {

@@ -43,10 +43,7 @@ const CHARTS: [(&str, &str); 4] = [
     ("latency", "Approval latency"),
 ];
 
-async fn page_findings(
-    state: &AppState,
-    s: &SignedIn,
-) -> Result<Vec<Finding>, ConsoleError> {
+async fn page_findings(state: &AppState, s: &SignedIn) -> Result<Vec<Finding>, ConsoleError> {
     let mut out = Vec::new();
     for row in crate::access::agents(state, &s.principal).await? {
         for f in crate::service::findings::open(state, &row.id).await? {

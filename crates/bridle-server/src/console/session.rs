@@ -73,20 +73,33 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// Refuses a state-changing request a browser says came from elsewhere.
 fn same_origin(parts: &Parts) -> Result<(), ConsoleError> {
-    let refused =
-        || ConsoleError::from(ApiError::Forbidden("a cross-site request is refused".into()));
-    if let Some(site) = parts.headers.get("sec-fetch-site") {
-        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
-            return Err(refused());
-        }
+    let refused = || {
+        ConsoleError::from(ApiError::Forbidden(
+            "a cross-site request is refused".into(),
+        ))
+    };
+    let site = parts.headers.get("sec-fetch-site");
+    if let Some(site) = site
+        && !matches!(site.to_str(), Ok("same-origin" | "none"))
+    {
+        return Err(refused());
     }
     if let Some(origin) = parts.headers.get(header::ORIGIN) {
+        let origin = origin.to_str().map_err(|_| refused())?;
+        // Under `Referrer-Policy: no-referrer` a browser sends `Origin:
+        // null` with its own forms; `Sec-Fetch-Site` then vouches for it.
+        if origin == "null" {
+            return if site.is_some() {
+                Ok(())
+            } else {
+                Err(refused())
+            };
+        }
         let host = parts
             .headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .ok_or_else(refused)?;
-        let origin = origin.to_str().map_err(|_| refused())?;
         let bare = origin
             .strip_prefix("https://")
             .or_else(|| origin.strip_prefix("http://"));

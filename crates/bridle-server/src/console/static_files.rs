@@ -17,7 +17,10 @@ const CSS: &str = include_str!("../../static/console.css");
 /// `stem-HASH.ext`, HASH the first 16 hex digits of the SHA-256 of `body`.
 fn hashed(stem: &str, ext: &str, body: &str) -> String {
     let hash = crate::tokens::hash_secret(body);
-    format!("/console/static/{stem}-{}.{ext}", hash.get(..16).unwrap_or(&hash))
+    format!(
+        "/console/static/{stem}-{}.{ext}",
+        hash.get(..16).unwrap_or(&hash)
+    )
 }
 
 static HTMX_PATH: LazyLock<String> = LazyLock::new(|| hashed("htmx-2.0.4.min", "js", HTMX));

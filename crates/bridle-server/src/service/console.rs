@@ -119,7 +119,9 @@ pub async fn last_activity(
     row: &AgentRow,
     window: SignedDuration,
 ) -> Result<Option<Timestamp>, ServiceError> {
-    let since = Timestamp::now().checked_sub(window).unwrap_or(Timestamp::MIN);
+    let since = Timestamp::now()
+        .checked_sub(window)
+        .unwrap_or(Timestamp::MIN);
     let activity = state.store().activity(&row.id, since).await?;
     Ok(activity.iter().map(|a| a.last_at).max())
 }

@@ -83,8 +83,10 @@ async fn sign_in_session_and_headers(s: Server) {
     assert!(body.contains("unknown"), "{body}");
     let events = s.audit(ADMIN_KEY, "type=authentication").await;
     assert!(
-        events.iter().any(|e| e["detail"].to_string().contains("api_key")
-            || e["detail"].to_string().contains("bk_wrong")),
+        events
+            .iter()
+            .any(|e| e["detail"].to_string().contains("api_key")
+                || e["detail"].to_string().contains("bk_wrong")),
         "the failure is audited: {events:?}"
     );
 
@@ -95,15 +97,16 @@ async fn sign_in_session_and_headers(s: Server) {
     }
     assert!(!header.contains("Secure"), "plain http: {header}");
     // Only the hash is stored.
-    let stored = crate::common::sql_text(
-        &s.db_url,
-        s.backend,
-        "SELECT id_hash FROM console_sessions",
-    )
-    .await;
+    let stored =
+        crate::common::sql_text(&s.db_url, s.backend, "SELECT id_hash FROM console_sessions").await;
     assert!(!stored.contains(&cookie), "{stored}");
 
-    for path in ["/console/", "/console/approvals", "/console/audit", "/console/posture"] {
+    for path in [
+        "/console/",
+        "/console/approvals",
+        "/console/audit",
+        "/console/posture",
+    ] {
         let (status, headers, page) = get(&s, &cookie, path).await;
         assert_eq!(status, 200, "{path}");
         let csp = headers["content-security-policy"].to_str().unwrap();
@@ -133,7 +136,10 @@ async fn sign_in_session_and_headers(s: Server) {
     // Signing out ends the session.
     let (_, _, page) = get(&s, &cookie, "/console/").await;
     let token = csrf(&page);
-    assert_eq!(post(&s, &cookie, "/console/signout", &[("csrf", &token)]).await, 303);
+    assert_eq!(
+        post(&s, &cookie, "/console/signout", &[("csrf", &token)]).await,
+        303
+    );
     let (status, _, _) = get(&s, &cookie, "/console/").await;
     assert_eq!(status, 303, "a signed-out session no longer works");
 }
@@ -146,24 +152,38 @@ async fn csrf_auditor_and_visibility(s: Server) {
     let path = "/console/agents/procurement-bot";
     let (status, _, page) = get(&s, &alice, path).await;
     assert_eq!(status, 200);
-    assert!(page.contains(">Suspend<") && page.contains(">Retire<"), "the owner's buttons");
+    assert!(
+        page.contains(">Suspend<") && page.contains(">Retire<"),
+        "the owner's buttons"
+    );
     let token = csrf(&page);
     let lifecycle = "/console/agents/procurement-bot/lifecycle";
     // No token, a wrong token, a cross-site origin: refused, nothing changes.
     let suspend = [("action", "suspend"), ("reason", "test")];
     assert_eq!(post(&s, &alice, lifecycle, &suspend).await, 403);
-    let wrong = [("csrf", "0".repeat(32).as_str()), ("action", "suspend"), ("reason", "t")];
+    let wrong = [
+        ("csrf", "0".repeat(32).as_str()),
+        ("action", "suspend"),
+        ("reason", "t"),
+    ];
     assert_eq!(post(&s, &alice, lifecycle, &wrong).await, 403);
     let cross = client()
         .post(s.url(lifecycle))
         .header("cookie", format!("bridle_session={alice}"))
         .header("origin", "https://evil.example")
-        .form(&[("csrf", token.as_str()), ("action", "suspend"), ("reason", "t")])
+        .form(&[
+            ("csrf", token.as_str()),
+            ("action", "suspend"),
+            ("reason", "t"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(cross.status(), 403);
-    let record = s.get("/v1/agents/procurement-bot", ADMIN_KEY).await.expect(200);
+    let record = s
+        .get("/v1/agents/procurement-bot", ADMIN_KEY)
+        .await
+        .expect(200);
     assert_eq!(record["state"], "active", "nothing changed");
 
     // The auditor sees the record but gets no buttons, and a direct POST
@@ -173,9 +193,16 @@ async fn csrf_auditor_and_visibility(s: Server) {
     assert_eq!(status, 200);
     assert!(!page.contains(">Suspend<") && !page.contains(">Retire<"));
     let ann_token = csrf(&page);
-    let form = [("csrf", ann_token.as_str()), ("action", "suspend"), ("reason", "t")];
+    let form = [
+        ("csrf", ann_token.as_str()),
+        ("action", "suspend"),
+        ("reason", "t"),
+    ];
     assert_eq!(post(&s, &ann, lifecycle, &form).await, 403);
-    let record = s.get("/v1/agents/procurement-bot", ADMIN_KEY).await.expect(200);
+    let record = s
+        .get("/v1/agents/procurement-bot", ADMIN_KEY)
+        .await
+        .expect(200);
     assert_eq!(record["state"], "active");
 
     // A pending approval: the auditor sees it but may not vote.
@@ -193,12 +220,27 @@ async fn csrf_auditor_and_visibility(s: Server) {
     // frank votes from the console; the agent's next identical request is allowed.
     let (frank, _) = sign_in(&s, &people["frank"]).await;
     let (_, _, inbox) = get(&s, &frank, "/console/approvals").await;
-    assert!(inbox.contains(">Approve<") && inbox.contains("7000"), "{inbox}");
+    assert!(
+        inbox.contains(">Approve<") && inbox.contains("7000"),
+        "{inbox}"
+    );
     let frank_token = csrf(&inbox);
-    assert_eq!(post(&s, &frank, &vote, &[("vote", "approve")]).await, 403, "no CSRF token");
-    let form = [("csrf", frank_token.as_str()), ("vote", "approve"), ("comment", "ok")];
+    assert_eq!(
+        post(&s, &frank, &vote, &[("vote", "approve")]).await,
+        403,
+        "no CSRF token"
+    );
+    let form = [
+        ("csrf", frank_token.as_str()),
+        ("vote", "approve"),
+        ("comment", "ok"),
+    ];
     assert_eq!(post(&s, &frank, &vote, &form).await, 303);
-    assert_decision(&s.decide(&token_agent, CREATE, big).await, "allow", "approved");
+    assert_decision(
+        &s.decide(&token_agent, CREATE, big).await,
+        "allow",
+        "approved",
+    );
 
     // Someone else's agent does not exist for mallory.
     let (mallory, _) = sign_in(&s, &people["mallory"]).await;
@@ -209,9 +251,16 @@ async fn csrf_auditor_and_visibility(s: Server) {
     assert!(!page.contains("procurement-bot"));
 
     // The owner suspends from the console.
-    let form = [("csrf", token.as_str()), ("action", "suspend"), ("reason", "test")];
+    let form = [
+        ("csrf", token.as_str()),
+        ("action", "suspend"),
+        ("reason", "test"),
+    ];
     assert_eq!(post(&s, &alice, lifecycle, &form).await, 303);
-    let record = s.get("/v1/agents/procurement-bot", ADMIN_KEY).await.expect(200);
+    let record = s
+        .get("/v1/agents/procurement-bot", ADMIN_KEY)
+        .await
+        .expect(200);
     assert_eq!(record["state"], "suspended");
 
     // A deactivated principal's session stops working at once.
@@ -220,9 +269,16 @@ async fn csrf_auditor_and_visibility(s: Server) {
         .expect(200);
     let (status, _, _) = get(&s, &alice, "/console/").await;
     assert_eq!(status, 303, "sent back to sign in");
-    let form = [("csrf", token.as_str()), ("action", "resume"), ("reason", "t")];
+    let form = [
+        ("csrf", token.as_str()),
+        ("action", "resume"),
+        ("reason", "t"),
+    ];
     assert_eq!(post(&s, &alice, lifecycle, &form).await, 303);
-    let record = s.get("/v1/agents/procurement-bot", ADMIN_KEY).await.expect(200);
+    let record = s
+        .get("/v1/agents/procurement-bot", ADMIN_KEY)
+        .await
+        .expect(200);
     assert_eq!(record["state"], "suspended", "nothing changed");
 
     // Bad input is a readable page, never a 500.
