@@ -231,6 +231,11 @@ async fn maintain(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot drop old usage"),
         }
+        match service::console::purge(&state).await {
+            Ok(rows) if rows > 0 => tracing::debug!(rows, "ended console sessions dropped"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot drop ended console sessions"),
+        }
         match state.store().purge_expired(before).await {
             Ok(bridle_store::Purged { tokens, jtis }) if tokens + jtis > 0 => {
                 tracing::debug!(tokens, jtis, "expired token records dropped");
