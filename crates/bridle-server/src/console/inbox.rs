@@ -24,6 +24,8 @@ struct Item {
     args: String,
     resource: String,
     rule: String,
+    /// The grant's approval rule that asked, and its manifest line.
+    asked: Option<(String, String, usize)>,
     votes: String,
     voters: Vec<String>,
     expires: String,
@@ -63,6 +65,7 @@ async fn items(state: &AppState, s: &SignedIn) -> Result<Vec<Item>, ConsoleError
     let mut out = Vec::with_capacity(pending.len());
     for a in pending {
         let can_vote = Voter::prove(state, caller.clone(), &a.id).await.is_ok();
+        let asked = crate::service::console::asking_rule(state, &a).await?;
         let (diff, replay) = match a.kind {
             ApprovalKind::Change => {
                 let diff = a
@@ -92,6 +95,7 @@ async fn items(state: &AppState, s: &SignedIn) -> Result<Vec<Item>, ConsoleError
             args: serde_json::to_string_pretty(&a.args).unwrap_or_default(),
             resource: a.resource.clone().unwrap_or_default(),
             rule: rule(&a),
+            asked,
             votes: format!(
                 "{} of {}",
                 a.votes.iter().filter(|v| v.vote == "approve").count(),

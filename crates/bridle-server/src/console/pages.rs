@@ -210,7 +210,14 @@ pub async fn agent(
             changes: v
                 .changes
                 .iter()
-                .map(|c| format!("{} ({:?}): {}", c.path, c.effect, c.detail))
+                .map(|c| {
+                    format!(
+                        "{} ({}): {}",
+                        c.path,
+                        format!("{:?}", c.effect).to_lowercase(),
+                        c.detail
+                    )
+                })
                 .collect(),
         })
         .collect();

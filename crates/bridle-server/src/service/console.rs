@@ -136,3 +136,37 @@ pub async fn active_elevations(
         .active_elevations(&row.id, Timestamp::now())
         .await?)
 }
+
+/// For an action approval, the grant of the agent's record that asked for
+/// it: its path (`tools[1]`), its approval rule as written, and the rule's
+/// line in the manifest in force. `None` for other kinds, or when the
+/// record no longer has such a rule.
+pub async fn asking_rule(
+    state: &AppState,
+    a: &bridle_store::Approval,
+) -> Result<Option<(String, String, usize)>, ServiceError> {
+    if a.kind != bridle_store::ApprovalKind::Action {
+        return Ok(None);
+    }
+    let row = super::agents::load(state, &a.agent).await?;
+    let compiled = state.compiled(&row).await?;
+    let manifest = compiled.manifest();
+    let Some(i) = bridle_core::activity::grant_of(manifest, &a.action) else {
+        return Ok(None);
+    };
+    let Some(rule) = manifest.tools.get(i).and_then(|t| t.approval.as_ref()) else {
+        return Ok(None);
+    };
+    let written = row
+        .manifest
+        .get("tools")
+        .and_then(|t| t.get(i))
+        .and_then(|t| t.get("approval"))
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    Ok(Some((
+        format!("tools[{i}].approval"),
+        written,
+        rule.pos.line,
+    )))
+}
