@@ -50,13 +50,23 @@ struct List {
 }
 
 fn rule(a: &Approval) -> String {
-    let mut parts = vec![format!("approvers: {}", a.approvers.join(", "))];
-    for key in ["rule", "path", "line", "grant"] {
-        if let Some(v) = a.args.get(key).filter(|_| a.kind == ApprovalKind::Change) {
-            parts.push(format!("{key}: {v}"));
-        }
+    let needed = format!("{} of {}", a.min_approvals, a.approvers.join(", "));
+    match a.kind {
+        ApprovalKind::Change => format!("change control: {needed}"),
+        ApprovalKind::Elevation => format!("elevation: {needed}"),
+        ApprovalKind::Action => needed,
     }
-    parts.join("; ")
+}
+
+/// The arguments as shown: a change's diff is shown on its own.
+fn shown_args(a: &Approval) -> String {
+    let mut args = a.args.clone();
+    if a.kind == ApprovalKind::Change
+        && let Some(fields) = args.as_object_mut()
+    {
+        fields.remove("unified");
+    }
+    serde_json::to_string_pretty(&args).unwrap_or_default()
 }
 
 async fn items(state: &AppState, s: &SignedIn) -> Result<Vec<Item>, ConsoleError> {
@@ -70,15 +80,18 @@ async fn items(state: &AppState, s: &SignedIn) -> Result<Vec<Item>, ConsoleError
             ApprovalKind::Change => {
                 let diff = a
                     .args
-                    .get("diff")
+                    .get("unified")
                     .and_then(|d| d.as_str())
                     .map(|d| d.lines().map(str::to_owned).collect())
                     .unwrap_or_default();
                 let replay = match crate::service::replay::of_change(state, &a).await {
-                    Ok(Some((window, _, r))) => format!(
-                        "replayed over {window}: {} decisions, {} would change",
+                    Ok(Some((_, since, r))) => format!(
+                        "Replayed against the decisions since {}: {} decisions, {} unchanged, {} would change, {} skipped",
+                        when(since),
                         r.decisions,
-                        r.changed.len()
+                        r.unchanged,
+                        r.changed.len(),
+                        r.skipped
                     ),
                     _ => String::new(),
                 };
@@ -92,7 +105,7 @@ async fn items(state: &AppState, s: &SignedIn) -> Result<Vec<Item>, ConsoleError
             agent: a.agent.to_string(),
             owner: a.owner.to_string(),
             action: a.action.clone(),
-            args: serde_json::to_string_pretty(&a.args).unwrap_or_default(),
+            args: shown_args(&a),
             resource: a.resource.clone().unwrap_or_default(),
             rule: rule(&a),
             asked,

@@ -64,7 +64,7 @@ async fn post(s: &Server, cookie: &str, path: &str, form: &[(&str, &str)]) -> u1
 /// The CSRF token of the page's forms.
 fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
-    page[at..at + 32].to_owned()
+    page.get(at..at + 32).unwrap().to_owned()
 }
 
 async fn sign_in_session_and_headers(s: Server) {
@@ -315,3 +315,39 @@ async fn csrf_auditor_and_visibility(s: Server) {
     assert!(page.contains("not a date"));
 }
 on_both!(csrf_auditor_and_visibility);
+
+/// A change to the record waiting in the inbox shows its diff and what
+/// replaying history says, and the change's submitter may not approve it.
+async fn change_approvals_show_their_diff(s: Server) {
+    let people = s.people().await;
+    let yaml = "agent: pay-bot\nowner: alice\npurpose: Pay approved invoices\nenvironment: prod\nexpires: 2099-12-31\nreview_every: 90d\ntools:\n  - name: payments.wire\n    access: write\n    args:\n      amount: { min: 1, max: 1000000 }\n";
+    let r = s.apply(&people["alice"], yaml).await.expect(202);
+    let approval = r["approval_id"].as_str().unwrap().to_owned();
+    let (admin, _) = sign_in(&s, ADMIN_KEY).await;
+    let (status, _, inbox) = get(&s, &admin, "/console/approvals").await;
+    assert_eq!(status, 200);
+    assert!(inbox.contains(&approval), "{inbox}");
+    assert!(
+        inbox.contains("+  - name: payments.wire"),
+        "the diff: {inbox}"
+    );
+    assert!(inbox.contains("change control"), "{inbox}");
+    assert!(inbox.contains(">Approve<"), "the admin may vote");
+    // alice submitted it: she sees it, without buttons.
+    let (alice, _) = sign_in(&s, &people["alice"]).await;
+    let (_, _, inbox) = get(&s, &alice, "/console/approvals").await;
+    assert!(
+        inbox.contains(&approval) && !inbox.contains(">Approve<"),
+        "{inbox}"
+    );
+    // The fragment htmx polls is the same list without the layout.
+    let (status, _, fragment) = get(&s, &admin, "/console/approvals/pending").await;
+    assert_eq!(status, 200);
+    assert!(fragment.contains(&approval) && !fragment.contains("<h1"));
+}
+on_both!(
+    change_approvals_show_their_diff,
+    |c: &mut bridle_server::Config| {
+        c.change_control = bridle_server::config::ChangeControl::default();
+    }
+);
