@@ -351,3 +351,26 @@ on_both!(
         c.change_control = bridle_server::config::ChangeControl::default();
     }
 );
+
+/// Over https the session cookie is `Secure` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookie_is_secure_over_https() {
+    let s = Server::start_https(crate::common::Backend::Sqlite, |c| c.issuer = None).await;
+    let cert = s.tls.as_ref().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_only([cert.ca()])
+        .build()
+        .unwrap();
+    let r = http
+        .post(s.url("/console/signin"))
+        .form(&[("api_key", ADMIN_KEY)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let header = r.headers()["set-cookie"].to_str().unwrap();
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(header.contains(attr), "{attr} in {header}");
+    }
+}
