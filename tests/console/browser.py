@@ -19,6 +19,8 @@ ORIGIN = urllib.parse.urlsplit(BASE)
 log = open(LOG).read()
 ADMIN = re.search(r"Admin API key:\s+(\S+)", log).group(1)
 FRANK = re.search(r"frank \(finance-approvers\):\s+(\S+)", log).group(1)
+ALICE = re.search(r"alice \(owns procurement-bot\):\s+(\S+)", log).group(1)
+AUDITOR = re.search(r"ann \(auditor\):\s+(\S+)", log).group(1)
 CLIENT, SECRET = re.search(r"curl -s -u '([^:]+):([^']+)'", log).groups()
 AXE_SOURCE = open(AXE).read()
 CREATE = "procurement.create_purchase_request"
@@ -65,12 +67,6 @@ def decide(token, amount):
     return api("POST", "/v1/decisions", key=token,
                body={"action": CREATE, "args": {"vendor": "acme", "amount": amount}})
 
-
-# An auditor for the test.
-status, body = api("POST", "/v1/principals", key=ADMIN,
-                   body={"id": "console-auditor", "roles": ["auditor"]})
-assert status == 201, body
-AUDITOR = body["api_key"]
 
 foreign = []
 console_errors = []
@@ -151,16 +147,31 @@ with sync_playwright() as p:
     page.locator("table a").first.click()
     shot(page, "audit-event")
     axe(page, "audit event")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(BASE + "/console/signin")
+    ctx.close()
+
+    # The owner: suspends her agent from its page, and its token is refused.
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    watch(page)
+    sign_in(page, ALICE)
+    check("the owner sees her agent", page.locator("a", has_text="procurement-bot").count() == 1)
     page.goto(BASE + "/console/agents/procurement-bot")
     page.get_by_label("Reason").fill("browser test")
     page.get_by_role("button", name="Suspend").click()
     page.wait_for_url(BASE + "/console/agents/procurement-bot")
     check("the page shows the suspension", "suspended" in page.locator("dl.facts").inner_text())
+    shot(page, "agent-suspended")
     status, body = decide(token, 10)
-    check("the suspended agent's token is refused", status == 401 or (status == 200 and body["decision"] == "deny"), (status, body))
+    refused = status == 401 or (status == 200 and body["decision"] == "deny"
+                                 and "suspended" in json.dumps(body["reasons"]))
+    check("the suspended agent's token is refused", refused, (status, body))
     page.get_by_label("Reason").fill("browser test done")
     page.get_by_role("button", name="Resume").click()
     page.wait_for_url(BASE + "/console/agents/procurement-bot")
+    status, body = decide(agent_token(), 10)
+    check("resumed, a new token works again", status == 200 and body["decision"] == "allow", (status, body))
     # A POST without the CSRF token, from the page itself.
     status = page.evaluate("""async () => (await fetch('/console/agents/procurement-bot/lifecycle',
         {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'},

@@ -77,7 +77,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/posture", get(posture::page))
         .route("/console/charts/{name}", get(posture::chart))
         .route("/console/static/{name}", get(static_files::serve))
-        .fallback_service(Router::new().fallback(not_found))
+        .route("/console/{*rest}", axum::routing::any(not_found))
         .layer(axum::middleware::from_fn(headers))
 }
 

@@ -374,3 +374,25 @@ async fn the_cookie_is_secure_over_https() {
         assert!(header.contains(attr), "{attr} in {header}");
     }
 }
+
+/// An unknown console page is an HTML page with the console's headers.
+async fn unknown_pages_are_pages(s: Server) {
+    let (cookie, _) = sign_in(&s, ADMIN_KEY).await;
+    for path in [
+        "/console/nope",
+        "/console/agents/no-such-agent",
+        "/console/audit/999999",
+    ] {
+        let (status, headers, page) = get(&s, &cookie, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(headers.contains_key("content-security-policy"));
+        assert!(page.contains("<h1>404"), "{page}");
+    }
+}
+on_both!(unknown_pages_are_pages);
