@@ -396,3 +396,30 @@ async fn unknown_pages_are_pages(s: Server) {
     }
 }
 on_both!(unknown_pages_are_pages);
+
+/// A session unused past the idle limit, or past its absolute end, is
+/// refused and deleted.
+async fn sessions_expire(s: Server) {
+    let stamp = "2000-01-01T00:00:00.000000Z";
+    for column in ["last_seen_at", "expires_at"] {
+        let (cookie, _) = sign_in(&s, ADMIN_KEY).await;
+        assert_eq!(get(&s, &cookie, "/console/").await.0, 200);
+        crate::common::sql(
+            &s.db_url,
+            s.backend,
+            &format!("UPDATE console_sessions SET {column} = '{stamp}'"),
+        )
+        .await;
+        let (status, headers, _) = get(&s, &cookie, "/console/").await;
+        assert_eq!(status, 303, "{column} in the past");
+        assert_eq!(headers["location"], "/console/signin");
+        let left = crate::common::sql_text(
+            &s.db_url,
+            s.backend,
+            "SELECT CAST(COUNT(*) AS TEXT) FROM console_sessions",
+        )
+        .await;
+        assert_eq!(left, "0", "the ended session is deleted");
+    }
+}
+on_both!(sessions_expire);
