@@ -123,6 +123,11 @@ with sync_playwright() as p:
     shot(page, "approvals")
     axe(page, "approvals")
     card.get_by_label("Comment").fill("within budget")
+    with page.expect_response(lambda r: r.url.endswith("/console/approvals/pending"), timeout=15000):
+        pass
+    page.wait_for_load_state("networkidle")
+    check("a comment being written survives the inbox's refresh",
+          card.get_by_label("Comment").input_value() == "within budget")
     card.get_by_role("button", name="Approve").click()
     page.wait_for_url(BASE + "/console/approvals")
     status, again = decide(token, 7321)
