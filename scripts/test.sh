@@ -29,6 +29,10 @@ scripts/interop.sh
 scripts/ext-authz.sh
 # I2: the MCP gateway with the official Python SDK and a real MCP server.
 scripts/gateway-tests.sh
+# The web console in Chromium (Playwright, axe-core): approve, suspend, an
+# auditor who changes nothing, CSRF, no other origin; screenshots in
+# target/console-screenshots/.
+scripts/console-tests.sh
 # R1, R2: durable or refused under real faults (kill -9, a full disk, a
 # read-only file system, immutable files, a failing audit insert,
 # PostgreSQL stopped and read-only); root-only cases are SKIPPED otherwise.

@@ -424,13 +424,17 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let (pid, psecret) = creds_of("procurement-bot")?;
     let key_of = |id: &str| keys.get(id).ok_or_else(|| anyhow!("`{id}` has no API key"));
     let (frank, sam) = (key_of("frank")?, key_of("sam")?);
+    let (alice, ann) = (key_of("alice")?, key_of("ann")?);
     let base = &api.base;
     sayln!(
         "\nBridle demo is running at {base}  (database: {db})\n\
          \nLoaded: 9 principals, 6 agents (the reference cases: prod, so each was proposed by its owner and approved by the admin under change control), credentials, and this activity:\n{activity}\n\
+         \nWeb console:     {base}/console/  (sign in with an API key below: frank's to approve, alice's to suspend her agent, ann's to read everything, the admin's to manage everything)\
          \nAdmin API key:   {admin_key}\
          \nfrank (finance-approvers):  {frank}\
          \nsam (secops):               {sam}\
+         \nalice (owns procurement-bot): {alice}\
+         \nann (auditor):               {ann}\
          \n\nTry it — a purchase above 5,000 needs a human:\n\
          \n  TOKEN=$(curl -s -u '{pid}:{psecret}' -d grant_type=client_credentials {base}/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\
          \n  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\

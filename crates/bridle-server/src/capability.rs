@@ -101,7 +101,15 @@ impl FromRequestParts<AppState> for OwnerOf {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let IdPath(id) = IdPath::<AgentId>::from_request_parts(parts, state).await?;
-        let agent = crate::service::agents::load(state, &id).await?;
+        Self::prove(state, caller, &id).await
+    }
+}
+
+impl OwnerOf {
+    /// The proof of the extractor for a caller already authenticated
+    /// (the console's signed-in principal): `id` loaded, `caller` manages it.
+    pub async fn prove(state: &AppState, caller: Caller, id: &AgentId) -> Result<Self, ApiError> {
+        let agent = crate::service::agents::load(state, id).await?;
         if !caller.manages(&agent) {
             return Err(ApiError::Forbidden(format!(
                 "only an admin or the owner of `{id}` may manage it"
@@ -160,9 +168,22 @@ impl FromRequestParts<AppState> for Voter {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let p = caller.require_principal()?.clone();
+        caller.require_principal()?;
         let IdPath(id) = IdPath::<ApprovalId>::from_request_parts(parts, state).await?;
-        let approval = crate::service::approvals::load(state, &id).await?;
+        Self::prove(state, caller, &id).await
+    }
+}
+
+impl Voter {
+    /// The proof of the extractor for a caller already authenticated (the
+    /// console's signed-in principal).
+    pub async fn prove(
+        state: &AppState,
+        caller: Caller,
+        id: &ApprovalId,
+    ) -> Result<Self, ApiError> {
+        let p = caller.require_principal()?.clone();
+        let approval = crate::service::approvals::load(state, id).await?;
         let parties = crate::access::PartyCache::default()
             .parties(state, &approval)
             .await?;
@@ -270,6 +291,13 @@ impl FromRequestParts<AppState> for AuditReader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let p = principal(parts, state).await?;
+        Self::prove(state, p)
+    }
+}
+
+impl AuditReader {
+    /// The proof of the extractor for a principal already authenticated.
+    pub fn prove(state: &AppState, p: Principal) -> Result<Self, ApiError> {
         if crate::access::sees_everything(&p) {
             Ok(Self {
                 principal: p,

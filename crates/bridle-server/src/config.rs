@@ -49,6 +49,8 @@ pub struct Config {
     /// Continuous posture: how often findings are swept and the rules'
     /// thresholds ([`crate::posture`]).
     pub posture: crate::posture::PostureConfig,
+    /// The web console's sessions (`[console]`; [`crate::console::ConsoleConfig`]).
+    pub console: crate::console::ConsoleConfig,
     /// A file holding the key-encryption key that seals the private keys
     /// in the store ([`crate::kek`]; also `BRIDLE_KEY_ENCRYPTION_KEY_FILE`).
     pub key_encryption_key_file: Option<PathBuf>,
@@ -84,6 +86,7 @@ impl Default for Config {
             auth_throttle: crate::throttle::ThrottleConfig::default(),
             change_control: ChangeControl::default(),
             posture: crate::posture::PostureConfig::default(),
+            console: crate::console::ConsoleConfig::default(),
             key_encryption_key_file: None,
             key_encryption_key: None,
             admin_token: None,
@@ -108,6 +111,7 @@ const KEYS: &[&str] = &[
     "auth_throttle",
     "change_control",
     "posture",
+    "console",
     "key_encryption_key_file",
     "metrics_token",
 ];

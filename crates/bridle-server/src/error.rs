@@ -108,6 +108,28 @@ impl ApiError {
         self.parts().0
     }
 
+    /// The status line's title (`Not found`).
+    pub(crate) fn title(&self) -> &'static str {
+        self.parts().2
+    }
+
+    /// What the caller is told: for a 5xx only a request id (the detail is
+    /// logged under it), otherwise the message.
+    pub(crate) fn public_detail(&self) -> String {
+        match self {
+            Self::Internal(internal) => {
+                let id = logged(internal);
+                format!("internal error (request id {id})")
+            }
+            Self::Unavailable(internal) => {
+                let id = logged(internal);
+                format!("temporarily unavailable; denied to be safe (request id {id})")
+            }
+            Self::Unauthenticated(why) => why.clone(),
+            other => other.to_string(),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Self::BadRequest(_) | Self::Malformed { .. } => {
@@ -228,18 +250,7 @@ impl From<crate::service::ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
-        let detail = match &self {
-            Self::Internal(internal) => {
-                let id = logged(internal);
-                format!("internal error (request id {id})")
-            }
-            Self::Unavailable(internal) => {
-                let id = logged(internal);
-                format!("temporarily unavailable; denied to be safe (request id {id})")
-            }
-            Self::Unauthenticated(why) => why.clone(),
-            other => other.to_string(),
-        };
+        let detail = self.public_detail();
         let errors = match &self {
             Self::Invalid { errors, .. } | Self::Malformed { errors, .. } => {
                 Some(errors.as_slice())

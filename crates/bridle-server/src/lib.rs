@@ -10,6 +10,7 @@ pub mod changes;
 pub mod charts;
 pub mod checkpoints;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod ext_authz;
 pub mod jose;
@@ -229,6 +230,11 @@ async fn maintain(state: AppState) {
             Ok(rows) if rows > 0 => tracing::debug!(rows, "usage outside every window dropped"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot drop old usage"),
+        }
+        match service::console::purge(&state).await {
+            Ok(rows) if rows > 0 => tracing::debug!(rows, "ended console sessions dropped"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot drop ended console sessions"),
         }
         match state.store().purge_expired(before).await {
             Ok(bridle_store::Purged { tokens, jtis }) if tokens + jtis > 0 => {

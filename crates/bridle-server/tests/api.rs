@@ -23,6 +23,8 @@ mod authority;
 mod authz_matrix;
 #[path = "api/change_control.rs"]
 mod change_control;
+#[path = "api/console.rs"]
+mod console;
 #[path = "api/credentials.rs"]
 mod credentials;
 #[path = "api/decisions.rs"]

@@ -20,6 +20,7 @@ mod notify;
 mod principals;
 mod proposals;
 mod registry;
+mod sessions;
 mod time;
 mod usage;
 
@@ -51,6 +52,7 @@ pub use notify::Change;
 pub use principals::{NewPrincipal, Principal, PrincipalStore, Role};
 pub use proposals::{Proposal, ProposalState, ProposalStore};
 pub use registry::{AgentRow, AgentVersion, RegistryRead, RegistryWrite, StateBy};
+pub use sessions::{SessionRow, SessionStore};
 pub use usage::{LimitNeed, UsageStore};
 
 #[derive(Debug, Clone)]

@@ -95,6 +95,7 @@ routes! {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     add_routes(Router::new())
+        .merge(crate::console::router())
         .fallback(not_found)
         // After every route: a known path with another method is a 405 problem.
         .method_not_allowed_fallback(method_not_allowed)

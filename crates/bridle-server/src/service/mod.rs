@@ -19,6 +19,7 @@
 
 pub mod agents;
 pub mod approvals;
+pub mod console;
 pub mod containment;
 pub mod credentials;
 pub mod decision;
