@@ -109,7 +109,7 @@ pass() {
 # Agents first: the admin pass may suspend or retire the demo's agents.
 pass agent "as an agent (procurement-bot's access token)" \
     --header "Authorization: Bearer $agent_token" \
-    --include-operation-id-regex '^(decide|decision_outcome|request_elevation|show_agent|show_approval)$'
+    --include-operation-id-regex '^(decide|decision_outcome|request_elevation|list_elevations|end_elevation|show_agent|show_approval)$'
 pass client "as an OAuth client (client_secret_basic)" \
     --auth "$client_id:$client_secret" \
     --include-operation-id token \

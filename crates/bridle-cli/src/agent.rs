@@ -618,6 +618,25 @@ mod tests {
             parse(&["elevation", "list", "ir-bot", "--active"]).command,
             AgentCommand::Elevation(ElevationCommand::List { active: true, .. })
         ));
+        assert!(matches!(
+            parse(&[
+                "elevation",
+                "end",
+                "ir-bot",
+                "elv_a",
+                "--reason",
+                "done",
+                "--agent-token-file",
+                "tok"
+            ])
+            .command,
+            AgentCommand::Elevation(ElevationCommand::End { .. })
+        ));
+        // `end` needs a reason too.
+        assert!(
+            Cli::try_parse_from(["bridle", "agent", "elevation", "end", "ir-bot", "elv_a"])
+                .is_err()
+        );
         // A reason is required, as the API requires one.
         assert!(
             Cli::try_parse_from([

@@ -10,20 +10,13 @@ use crate::output::{cell, fields, items};
 const ACTIVITY_WINDOW: &str = "30d";
 
 /// Adds to the record what `agent show` tells besides it, each from its own
-/// endpoint: `active_elevations` (from the audit log, see
-/// [`crate::elevation`]), `pending_approvals` (`GET /v1/approvals`) and
+/// endpoint: `active_elevations` (`GET /v1/agents/{id}/elevations?active=true`), `pending_approvals` (`GET /v1/approvals`) and
 /// `last_activity` (`GET /v1/agents/{id}/usage`, over
 /// [`ACTIVITY_WINDOW`]). What the caller may not read stays `null`.
 pub(crate) fn add_activity(client: &Client, id: &str, v: &mut Value) {
-    let elevations = crate::elevation::elevations(client, id, jiff::Timestamp::now())
+    let elevations = crate::elevation::elevations(client, id, true)
         .ok()
-        .map(|list| {
-            let active: Vec<Value> = list
-                .into_iter()
-                .filter(|e| e["state"] == "active")
-                .collect();
-            Value::Array(active)
-        });
+        .map(Value::Array);
     let pending = client
         .get(&["v1", "approvals"], &[("state", "pending".to_owned())])
         .ok()

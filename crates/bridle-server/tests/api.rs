@@ -35,6 +35,8 @@ mod delegation;
 mod disclosure;
 #[path = "api/dpop.rs"]
 mod dpop;
+#[path = "api/elevations.rs"]
+mod elevations;
 #[path = "api/enforcement.rs"]
 mod enforcement;
 #[path = "api/errors.rs"]

@@ -346,6 +346,12 @@ fn request_bodies_have_the_contract_fields() {
             &["name", "duration", "reason"],
         ),
         (
+            "/v1/agents/{id}/elevations/{elevation_id}/end",
+            "post",
+            true,
+            &["reason"],
+        ),
+        (
             "/v1/decisions",
             "post",
             true,

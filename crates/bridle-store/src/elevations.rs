@@ -1,5 +1,7 @@
 //! Just-in-time elevations: requested, granted (by approval or condition),
-//! ended automatically at `expires_at`.
+//! ended automatically at `expires_at` (read as `expired`), or ended early
+//! (`end_elevation`: a conditional update, so of several replicas exactly
+//! one ends it).
 
 use bridle_core::id::{AgentId, ApprovalId, ElevationId};
 use jiff::Timestamp;
@@ -14,6 +16,9 @@ pub enum ElevationState {
     Active,
     Ended,
     Denied,
+    /// Active until `expires_at`, which has passed. Never stored: an
+    /// active row past its `expires_at` reads as this.
+    Expired,
 }
 
 impl ElevationState {
@@ -23,7 +28,13 @@ impl ElevationState {
             Self::Active => "active",
             Self::Ended => "ended",
             Self::Denied => "denied",
+            Self::Expired => "expired",
         }
+    }
+
+    /// Pending or active: it can still be ended.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Active)
     }
 }
 
@@ -40,6 +51,20 @@ pub struct Elevation {
     pub requested_by: String,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
+    /// When it ended early, was denied, or its agent was retired.
+    pub ended_at: Option<Timestamp>,
+    /// Who ended it early (an actor), and why (migration 0017).
+    pub ended_by: Option<String>,
+    pub end_reason: Option<String>,
+}
+
+/// Who ends an elevation early, why, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct EndElevation<'a> {
+    /// An actor (`principal:alice`, `agent:ir-bot`).
+    pub by: &'a str,
+    pub reason: &'a str,
+    pub at: Timestamp,
 }
 
 #[expect(
@@ -49,13 +74,30 @@ pub struct Elevation {
 pub trait ElevationStore {
     async fn create_elevation(&self, e: &Elevation) -> Result<(), StoreError>;
     async fn elevation(&self, id: &ElevationId) -> Result<Option<Elevation>, StoreError>;
+    /// The agent's elevations, oldest first; with `active_only`, those
+    /// active at `now` alone.
+    async fn elevations(
+        &self,
+        agent: &AgentId,
+        active_only: bool,
+        now: Timestamp,
+    ) -> Result<Vec<Elevation>, StoreError>;
+    /// End a pending or active (unexpired) elevation now; the ended row, or
+    /// `None` when it was not open (another replica, or a vote, came
+    /// first). Its pending approval is the caller's to withdraw.
+    async fn end_elevation(
+        &self,
+        id: &ElevationId,
+        end: EndElevation<'_>,
+    ) -> Result<Option<Elevation>, StoreError>;
     /// Names of the agent's elevations active at `now`.
     async fn active_elevations(
         &self,
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError>;
-    /// Start a pending elevation now (on approval); returns it.
+    /// Start a pending elevation now (on approval); returns it, or `None`
+    /// when it was no longer pending (ended meanwhile).
     async fn activate_elevation(
         &self,
         id: &ElevationId,
@@ -64,12 +106,21 @@ pub trait ElevationStore {
     async fn deny_elevation(&self, id: &ElevationId) -> Result<(), StoreError>;
 }
 
+/// The columns [`from_row`] reads.
+macro_rules! columns {
+    () => {
+        "id, agent_id, name, reason, duration_secs, state, approval_id, requested_by, created_at, expires_at, \
+         ended_at, ended_by, end_reason"
+    };
+}
+
 fn parse_state(s: &str) -> Result<ElevationState, StoreError> {
     match s {
         "pending" => Ok(ElevationState::Pending),
         "active" => Ok(ElevationState::Active),
         "ended" => Ok(ElevationState::Ended),
         "denied" => Ok(ElevationState::Denied),
+        // `expired` is never stored (see `ElevationState::Expired`).
         _ => Err(StoreError::Corrupt(format!("elevation state `{s}`"))),
     }
 }
@@ -88,7 +139,7 @@ where
         .map(Timestamp::from);
     let mut state = parse_state(&state)?;
     if state == ElevationState::Active && expires_at.is_some_and(|e| e <= now()) {
-        state = ElevationState::Ended;
+        state = ElevationState::Expired;
     }
     Ok(Elevation {
         id: r.try_get("id")?,
@@ -101,6 +152,11 @@ where
         requested_by: r.try_get("requested_by")?,
         created_at: r.try_get::<Stamp, _>("created_at")?.into(),
         expires_at,
+        ended_at: r
+            .try_get::<Option<Stamp>, _>("ended_at")?
+            .map(Timestamp::from),
+        ended_by: r.try_get("ended_by")?,
+        end_reason: r.try_get("end_reason")?,
     })
 }
 
@@ -129,15 +185,65 @@ impl ElevationStore for Store {
 
     async fn elevation(&self, id: &ElevationId) -> Result<Option<Elevation>, StoreError> {
         with_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT id, agent_id, name, reason, duration_secs, state, approval_id, requested_by, created_at, expires_at \
-                 FROM elevations WHERE id = $1",
-            )
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM elevations WHERE id = $1"
+            ))
             .bind(id)
             .fetch_optional(pool)
             .await?;
             row.as_ref().map(from_row).transpose()
         })
+    }
+
+    async fn elevations(
+        &self,
+        agent: &AgentId,
+        active_only: bool,
+        now: Timestamp,
+    ) -> Result<Vec<Elevation>, StoreError> {
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM elevations WHERE agent_id = $1 \
+                 AND (NOT $2 OR (state = 'active' AND expires_at > $3)) ORDER BY created_at, id"
+            ))
+            .bind(agent)
+            .bind(active_only)
+            .bind(Stamp(now))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
+    async fn end_elevation(
+        &self,
+        id: &ElevationId,
+        end: EndElevation<'_>,
+    ) -> Result<Option<Elevation>, StoreError> {
+        // Conditional: only a pending one, or an active one not yet past
+        // its `expires_at`, ends; a second replica's update matches no row.
+        let done = with_pool!(self, |pool| {
+            let done = sqlx::query(
+                "UPDATE elevations SET state = 'ended', ended_at = $1, ended_by = $2, end_reason = $3 \
+                 WHERE id = $4 AND (state = 'pending' OR (state = 'active' AND expires_at > $1))",
+            )
+            .bind(Stamp(end.at))
+            .bind(end.by)
+            .bind(end.reason)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok::<bool, StoreError>(done.rows_affected() == 1)
+        })?;
+        if done {
+            self.elevation(id).await
+        } else {
+            Ok(None)
+        }
     }
 
     async fn active_elevations(
@@ -162,15 +268,21 @@ impl ElevationStore for Store {
         id: &ElevationId,
         expires_at: Timestamp,
     ) -> Result<Option<Elevation>, StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query("UPDATE elevations SET state = 'active', expires_at = $1 WHERE id = $2 AND state = 'pending'")
-                .bind(Stamp(expires_at))
-                .bind(id)
-                .execute(pool)
-                .await?;
-            Ok::<(), StoreError>(())
+        let done = with_pool!(self, |pool| {
+            let done = sqlx::query(
+                "UPDATE elevations SET state = 'active', expires_at = $1 WHERE id = $2 AND state = 'pending'",
+            )
+            .bind(Stamp(expires_at))
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok::<bool, StoreError>(done.rows_affected() == 1)
         })?;
-        self.elevation(id).await
+        if done {
+            self.elevation(id).await
+        } else {
+            Ok(None)
+        }
     }
 
     async fn deny_elevation(&self, id: &ElevationId) -> Result<(), StoreError> {

@@ -44,7 +44,7 @@ pub use credentials::{
     ClientAuth, CredentialRow, CredentialStore, KekCheck, NewToken, Purged, Revoked, SealedKey,
     SigningKeyRow, TokenRow,
 };
-pub use elevations::{Elevation, ElevationState, ElevationStore};
+pub use elevations::{Elevation, ElevationState, ElevationStore, EndElevation};
 pub use error::StoreError;
 pub use evidence::{AuditRange, HourlyUses};
 pub use findings::{FindingRow, FindingStore, SeenFinding, Synced};

@@ -415,4 +415,63 @@ fn an_agent_gets_a_token_asks_for_decisions_and_an_elevation() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+
+    // `agent elevation end`: the agent gives it up with its own token; the
+    // list (the agent's own, and `--active`) says so, and the tool is
+    // denied again.
+    let elevation_id = req["id"].as_str().unwrap().to_owned();
+    let text = ok(&bridle(
+        url,
+        &["agent", "elevation", "list", "pay-bot", "--active"],
+        &admin,
+    ));
+    assert!(text.lines().any(|l| l.starts_with(&elevation_id)), "{text}");
+    let end = |who: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec![
+            "agent",
+            "elevation",
+            "end",
+            "pay-bot",
+            elevation_id.as_str(),
+            "--reason",
+            "refunds done",
+        ];
+        args.extend_from_slice(extra);
+        bridle(url, &args, who)
+    };
+    let ended = json(&ok(&end(
+        &[],
+        &[
+            "--agent-token-file",
+            token_file.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    )));
+    assert_eq!(ended["state"], "ended", "{ended}");
+    assert_eq!(ended["ended_by"], "agent:pay-bot");
+    assert_eq!(ended["end_reason"], "refunds done");
+    let list = json(&ok(&bridle(
+        url,
+        &["agent", "elevation", "list", "pay-bot", "--output", "json"],
+        &[("BRIDLE_AGENT_TOKEN", token.as_str())],
+    )));
+    let e = &list["elevations"][0];
+    assert_eq!(
+        (e["id"].as_str(), e["state"].as_str()),
+        (Some(elevation_id.as_str()), Some("ended"))
+    );
+    let text = ok(&bridle(
+        url,
+        &["agent", "elevation", "list", "pay-bot", "--active"],
+        &admin,
+    ));
+    assert!(!text.contains(&elevation_id), "{text}");
+    let o = decide(&["--action", "payments.refund"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Twice: refused, on stderr.
+    let o = end(&admin, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ended"), "{err}");
 }

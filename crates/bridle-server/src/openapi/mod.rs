@@ -69,6 +69,8 @@ pub(crate) use responses::{
         routes::credentials::rotate,
         routes::credentials::revoke,
         routes::elevations::request,
+        routes::elevations::list,
+        routes::elevations::end,
         routes::decisions::decide,
         routes::decisions::outcome,
         routes::reachable::reachable,

@@ -74,6 +74,8 @@ routes! {
     post "/v1/agents/{id}/credentials/{client_id}/rotate" => credentials::rotate,
     post "/v1/agents/{id}/credentials/{client_id}/revoke" => credentials::revoke,
     post "/v1/agents/{id}/elevations" => elevations::request,
+    get "/v1/agents/{id}/elevations" => elevations::list,
+    post "/v1/agents/{id}/elevations/{elevation_id}/end" => elevations::end,
     post "/v1/decisions" => decisions::decide,
     post "/v1/decisions/reachable" => reachable::reachable,
     post "/v1/decisions/{id}/outcome" => decisions::outcome,

@@ -51,13 +51,20 @@ pub async fn vote(
             ApprovalState::Approved => {
                 if let Some(e) = state.store().elevation(eid).await? {
                     let expires = now + jiff::SignedDuration::from_secs(e.duration_secs);
-                    state.store().activate_elevation(eid, expires).await?;
-                    let mut event = state.event(EventType::Elevation, &caller.actor());
-                    event.agent = Some(updated.agent.to_string());
-                    event.detail = Some(
-                        serde_json::json!({"op": "activate", "elevation_id": eid, "name": e.name, "expires_at": instant(expires), "approval_id": id}),
-                    );
-                    state.audit.append(event).await?;
+                    // Not when it was ended meanwhile: nothing started.
+                    if state
+                        .store()
+                        .activate_elevation(eid, expires)
+                        .await?
+                        .is_some()
+                    {
+                        let mut event = state.event(EventType::Elevation, &caller.actor());
+                        event.agent = Some(updated.agent.to_string());
+                        event.detail = Some(
+                            serde_json::json!({"op": "activate", "elevation_id": eid, "name": e.name, "expires_at": instant(expires), "approval_id": id}),
+                        );
+                        state.audit.append(event).await?;
+                    }
                 }
             }
             ApprovalState::Denied => state.store().deny_elevation(eid).await?,

@@ -76,10 +76,14 @@ fn expected(method: &str, path: &str) -> Option<[Class; 8]> {
         | ("get", "/v1/agents/{id}/diff")
         | ("get", "/v1/agents/{id}/usage")
         | ("get", "/v1/agents/{id}/suggestion")
+        | ("get", "/v1/agents/{id}/elevations")
         | ("post", "/v1/agents/{id}/replay") => [U, O, H, H, H, O, O, O],
         ("get", "/v1/agents/{id}/credentials") => [U, F, H, H, H, O, O, O],
         // Elevation is asked by the agent itself or its owner.
         ("post", "/v1/agents/{id}/elevations") => [U, O, F, F, F, F, O, F],
+        // Ended early by the agent itself, its owner or an admin; the
+        // auditor sees it but may not end it.
+        ("post", "/v1/agents/{id}/elevations/{elevation_id}/end") => [U, O, H, H, H, F, O, O],
         // Decisions and outcomes: the agent, or a pep forwarding its token.
         ("post", "/v1/decisions") | ("post", "/v1/decisions/{id}/outcome") => {
             [U, O, F, O, F, F, F, F]
@@ -230,8 +234,15 @@ async fn call(w: &World, method: &str, path: &str, role: &str) -> Call {
             "/v1/agents/{id}/versions"
             | "/v1/agents/{id}/diff"
             | "/v1/agents/{id}/usage"
-            | "/v1/agents/{id}/suggestion",
+            | "/v1/agents/{id}/suggestion"
+            | "/v1/agents/{id}/elevations",
         ) => (path.replace("{id}", AGENT), None),
+        // A blank reason: 422 once past authorization (none is looked up).
+        ("post", "/v1/agents/{id}/elevations/{elevation_id}/end") => (
+            path.replace("{id}", AGENT)
+                .replace("{elevation_id}", "elv_matrix000000"),
+            json(json!({"reason": " "})),
+        ),
         ("post", "/v1/agents/{id}/replay") => (
             path.replace("{id}", AGENT),
             Some(Body::Yaml(crate::common::example(AGENT).to_owned())),
