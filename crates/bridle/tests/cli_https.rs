@@ -8,20 +8,14 @@
     reason = "a test fails by panicking: an unexpected shape should abort it loudly"
 )]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+use common::Killed;
 
 const ADMIN: &str = "bk_cli-https-admin-8d1e0c4b7a2f";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A CA, and a certificate it signed for `127.0.0.1` and `localhost`:
 /// (ca.pem, server.pem, server.key) in `dir`.
@@ -45,44 +39,17 @@ fn certificates(dir: &Path) {
 
 /// `bridle serve` over https; its base URL once it listens.
 fn serve(dir: &Path) -> (Killed, String) {
-    let log = dir.join("serve.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_bridle"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--db")
-        .arg(format!("sqlite://{}", dir.join("b.db").display()))
-        .arg("--tls-cert")
-        .arg(dir.join("server.pem"))
-        .arg("--tls-key")
-        .arg(dir.join("server.key"))
-        .env_remove("BRIDLE_DB")
-        .env_remove("BRIDLE_LISTEN")
-        .env_remove("BRIDLE_TLS_CERT_FILE")
-        .env_remove("BRIDLE_TLS_KEY_FILE")
-        .env("BRIDLE_ADMIN_TOKEN", ADMIN)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join("serve.out")).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let child = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // The log line names the bound address (`--listen` has port 0).
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("bridle listening"))
-            && let Some((_, after)) = line.split_once("127.0.0.1:")
-        {
-            let port: String = after.chars().take_while(char::is_ascii_digit).collect();
-            assert!(line.contains("tls=true"), "{line}");
-            return (child, format!("https://127.0.0.1:{port}"));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "bridle serve did not start:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let cert = dir.join("server.pem");
+    let key = dir.join("server.key");
+    let extra = [
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+    ];
+    let (child, line, port) = common::serve(dir, ADMIN, &extra);
+    assert!(line.contains("tls=true"), "{line}");
+    (child, format!("https://127.0.0.1:{port}"))
 }
 
 fn cli(url: &str, extra: &[&str]) -> Output {

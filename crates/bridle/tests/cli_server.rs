@@ -11,9 +11,12 @@
     reason = "a test fails by panicking: an unexpected shape should abort it loudly"
 )]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+
+use common::Killed;
 
 use serde_json::Value;
 
@@ -41,49 +44,10 @@ elevation:
     approvers: [group:finance]
 ";
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `bridle serve` on a free port; its base URL once it listens.
 fn serve(dir: &Path) -> (Killed, String) {
-    let log = dir.join("serve.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_bridle"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--db")
-        .arg(format!("sqlite://{}", dir.join("b.db").display()))
-        .env_remove("BRIDLE_DB")
-        .env_remove("BRIDLE_LISTEN")
-        .env_remove("BRIDLE_TLS_CERT_FILE")
-        .env_remove("BRIDLE_TLS_KEY_FILE")
-        .env("BRIDLE_ADMIN_TOKEN", ADMIN)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join("serve.out")).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let child = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("bridle listening"))
-            && let Some((_, after)) = line.split_once("127.0.0.1:")
-        {
-            let port: String = after.chars().take_while(char::is_ascii_digit).collect();
-            return (child, format!("http://127.0.0.1:{port}"));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "bridle serve did not start:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (child, _, port) = common::serve(dir, ADMIN, &[]);
+    (child, format!("http://127.0.0.1:{port}"))
 }
 
 /// `bridle ARGS --url URL` with only the environment given.
