@@ -57,25 +57,10 @@ if [[ -z "${BRIDLE_BIN:-}" ]]; then
     cargo build --quiet --locked -p bridle
 fi
 
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" demo --listen "127.0.0.1:$port" --db-file "$work/demo.db" >"$work/demo.log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-deadline=$((SECONDS + 120))
-until grep -q "frank (finance-approvers)" "$work/demo.log"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-        echo "bridle demo exited early:" >&2
-        cat "$work/demo.log" >&2
-        exit 1
-    fi
-    if ((SECONDS > deadline)); then
-        echo "bridle demo did not start in time" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
+# shellcheck source=scripts/lib/demo.sh
+source scripts/lib/demo.sh
+start_demo "$BIN"
 
 mkdir -p "$SHOTS"
-.venv/bin/python tests/console/browser.py "http://127.0.0.1:$port" "$work/demo.log" "$SHOTS" \
+.venv/bin/python tests/console/browser.py "$base" "$work/demo.log" "$SHOTS" \
     "$NODE_DIR/node_modules/axe-core/axe.min.js"
