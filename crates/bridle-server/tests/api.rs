@@ -25,6 +25,8 @@ mod authz_matrix;
 mod change_control;
 #[path = "api/console.rs"]
 mod console;
+#[path = "api/console_agent.rs"]
+mod console_agent;
 #[path = "api/credentials.rs"]
 mod credentials;
 #[path = "api/decisions.rs"]

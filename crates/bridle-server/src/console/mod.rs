@@ -12,6 +12,7 @@
 mod audit;
 mod inbox;
 mod pages;
+mod permissions;
 mod posture;
 mod session;
 mod static_files;
@@ -69,6 +70,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/signout", post(session::sign_out))
         .route("/console/agents/{id}", get(pages::agent))
         .route("/console/agents/{id}/lifecycle", post(pages::lifecycle))
+        .route(
+            "/console/agents/{id}/elevations/{elevation}/end",
+            post(pages::end_elevation),
+        )
         .route("/console/approvals", get(inbox::inbox))
         .route("/console/approvals/pending", get(inbox::pending))
         .route("/console/approvals/{id}/vote", post(inbox::vote))

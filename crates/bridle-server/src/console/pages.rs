@@ -10,6 +10,7 @@ use bridle_store::{AgentRow, ApprovalState, ClientAuth};
 use jiff::SignedDuration;
 use serde::Deserialize;
 
+use super::permissions::{self, ActiveElevation, Permissions};
 use super::{Chrome, ConsoleError, SignedIn, page, when};
 use crate::capability::OwnerOf;
 use crate::error::ApiError;
@@ -117,14 +118,6 @@ struct VersionRow {
     changes: Vec<String>,
 }
 
-struct Grant {
-    name: String,
-    constraints: String,
-    approval: String,
-    uses: i64,
-    last_used: String,
-}
-
 struct Credential {
     client_id: String,
     method: &'static str,
@@ -151,10 +144,10 @@ struct AgentPage {
     lines: Vec<(usize, String)>,
     versions: Vec<VersionRow>,
     diff: Option<(i64, i64, Vec<String>)>,
-    grants: Vec<Grant>,
+    permissions: Permissions,
     findings: Vec<(String, String, String)>,
     credentials: Vec<Credential>,
-    elevations: Vec<String>,
+    elevations: Vec<ActiveElevation>,
     pending: Vec<Pending>,
     suggestion: Option<Vec<String>>,
     manages: bool,
@@ -165,13 +158,6 @@ struct AgentPage {
 pub struct AgentQuery {
     from: Option<i64>,
     to: Option<i64>,
-}
-
-fn json_text(v: Option<&serde_json::Value>) -> String {
-    match v {
-        None | Some(serde_json::Value::Null) => String::new(),
-        Some(v) => v.to_string(),
-    }
 }
 
 pub async fn agent(
@@ -228,24 +214,7 @@ pub async fn agent(
         None
     };
     let (_, usage) = service::usage::usage(&state, &row, WINDOW, jiff::Timestamp::now()).await?;
-    let tools = row.manifest.get("tools").and_then(|t| t.as_array());
-    let grants = tools
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            let name = t.get("name").and_then(|n| n.as_str()).unwrap_or("");
-            let used = usage.tools.iter().find(|g| g.grant == name);
-            Grant {
-                name: name.to_owned(),
-                constraints: json_text(t.get("args")),
-                approval: json_text(t.get("approval")),
-                uses: used.map_or(0, |g| g.uses),
-                last_used: used
-                    .and_then(|g| g.last_used)
-                    .map_or_else(|| "never".into(), when),
-            }
-        })
-        .collect();
+    let permissions = permissions::describe(state.compiled(&row).await?.manifest(), &usage);
     let findings = service::findings::open(&state, &row.id)
         .await?
         .into_iter()
@@ -266,7 +235,8 @@ pub async fn agent(
                 .map_or_else(|| "active".into(), |t| format!("revoked {}", when(t))),
         })
         .collect();
-    let elevations = service::console::active_elevations(&state, &row).await?;
+    let elevations =
+        permissions::open_elevations(service::elevation::list(&state, &row, false).await?);
     let pending = crate::access::approvals(&state, &caller, Some(ApprovalState::Pending))
         .await?
         .into_iter()
@@ -302,7 +272,7 @@ pub async fn agent(
             lines,
             versions,
             diff,
-            grants,
+            permissions,
             findings,
             credentials,
             elevations,
@@ -356,4 +326,33 @@ pub async fn lifecycle(
     let owner = OwnerOf::prove(&state, s.caller(), &id).await?;
     service::agents::transition(&state, &owner, to, reason).await?;
     Ok(Redirect::to(&format!("/console/agents/{id}")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EndElevationForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// End an active or pending elevation early, through the API's service
+/// (the owner or an admin; a reason required), as the signed-in principal.
+pub async fn end_elevation(
+    State(state): State<AppState>,
+    s: SignedIn,
+    axum::extract::Path((raw, elevation)): axum::extract::Path<(String, String)>,
+    form: Result<axum::Form<EndElevationForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, ConsoleError> {
+    let form = form
+        .map_err(|e| ApiError::BadRequest(format!("invalid form: {}", e.body_text())))?
+        .0;
+    s.check_csrf(&form.csrf)?;
+    let id: AgentId = raw
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("agent `{raw}` not found")))?;
+    let caller = s.caller();
+    let row = crate::access::principal_agent(&state, &caller, &id).await?;
+    service::elevation::end(&state, &caller, &row, &elevation, form.reason.trim()).await?;
+    Ok(Redirect::to(&format!("/console/agents/{id}#elevations")).into_response())
 }

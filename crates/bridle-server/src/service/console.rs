@@ -7,9 +7,7 @@
 //! sign-out or a deactivation ends it at once on every replica.
 
 use bridle_core::audit::EventType;
-use bridle_store::{
-    AgentRow, ElevationStore as _, Principal, PrincipalStore as _, SessionRow, SessionStore as _,
-};
+use bridle_store::{AgentRow, Principal, PrincipalStore as _, SessionRow, SessionStore as _};
 use jiff::{SignedDuration, Timestamp};
 use rand::TryRngCore as _;
 
@@ -124,17 +122,6 @@ pub async fn last_activity(
         .unwrap_or(Timestamp::MIN);
     let activity = state.store().activity(&row.id, since).await?;
     Ok(activity.iter().map(|a| a.last_at).max())
-}
-
-/// The names of `row`'s elevations active now.
-pub async fn active_elevations(
-    state: &AppState,
-    row: &AgentRow,
-) -> Result<Vec<String>, ServiceError> {
-    Ok(state
-        .store()
-        .active_elevations(&row.id, Timestamp::now())
-        .await?)
 }
 
 /// For an action approval, the grant of the agent's record that asked for
