@@ -58,12 +58,12 @@ fn approvers(list: &[Approver]) -> String {
         .join(", ")
 }
 
-/// `2 of group:finance-approvers, principal:cfo when `…`; the owner may
-/// approve; expires after 1h`.
+/// `2 of group:finance-approvers, principal:cfo when …; the owner may
+/// approve; a request expires after 1h`.
 fn approval(rule: &ApprovalRule) -> String {
     let mut text = format!("{} of {}", rule.min_approvals, approvers(&rule.approvers));
     if let Some(cond) = &rule.when {
-        text.push_str(&format!(" when `{}`", cond.expr));
+        text.push_str(&format!(" when {}", cond.expr));
     } else {
         text.push_str(", always");
     }
@@ -111,7 +111,7 @@ pub fn describe(manifest: &Manifest, usage: &UsageReport) -> Permissions {
             None => "; past it, denied".into(),
         };
         bounds.push(format!(
-            "The sum of `{}` at most {} per {:#}{past}",
+            "The sum of {} at most {} per {:#}{past}",
             b.arg, b.max, b.per
         ));
     }
@@ -160,7 +160,7 @@ pub fn describe(manifest: &Manifest, usage: &UsageReport) -> Permissions {
                     how.push(format!("approved by {}", approvers(&e.approvers)));
                 }
                 if let Some(cond) = &e.auto_grant_when {
-                    how.push(format!("granted at once when `{}`", cond.expr));
+                    how.push(format!("granted at once when {}", cond.expr));
                 }
                 ElevationSpec {
                     name: e.name.clone(),

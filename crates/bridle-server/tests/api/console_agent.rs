@@ -18,10 +18,10 @@ async fn permissions_in_words(s: Server) {
         "vendor: one of [acme, globex, initech]",
         "amount: at least 1",
         "amount: at most 100000",
-        "1 of group:finance-approvers when `context.args.amount &#62; 5000`",
+        "1 of group:finance-approvers when context.args.amount &#62; 5000",
         "a request expires after 24h",
         "At most 120 actions per 1m",
-        "The sum of `amount` at most 50000 per 24h; past it, denied",
+        "The sum of amount at most 50000 per 24h; past it, denied",
         "<code>procurement.approve_*</code>",
         "Delegates to no agent",
     ] {
