@@ -28,6 +28,32 @@ pub struct InventoryQuery {
     state: String,
     #[serde(default)]
     environment: String,
+    /// 1-based; pages of [`PER_PAGE`].
+    page: Option<usize>,
+}
+
+/// Agents per inventory page: flags and last activity are read for the
+/// shown page only.
+const PER_PAGE: usize = 50;
+
+impl InventoryQuery {
+    /// The inventory's URL for `page` with the same search and filters.
+    fn page_url(&self, page: usize) -> String {
+        let mut query = vec![format!("page={page}")];
+        for (k, v) in [
+            ("q", &self.q),
+            ("state", &self.state),
+            ("environment", &self.environment),
+        ] {
+            if !v.is_empty() {
+                query.push(format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                ));
+            }
+        }
+        format!("/console/?{}", query.join("&"))
+    }
 }
 
 struct Row {
@@ -49,6 +75,12 @@ struct Inventory {
     state: String,
     environment: String,
     environments: Vec<String>,
+    /// Agents that match, over every page.
+    matching: usize,
+    /// `first–last` of this page.
+    shown: String,
+    previous: Option<String>,
+    next: Option<String>,
 }
 
 fn text(row: &AgentRow, key: &str) -> String {
@@ -70,33 +102,44 @@ pub async fn inventory(
     environments.sort();
     environments.dedup();
     let needle = q.q.trim().to_lowercase();
-    let mut rows = Vec::new();
-    for row in all {
-        let team = text(&row, "team");
-        let purpose = text(&row, "purpose");
-        let matches = needle.is_empty()
-            || [row.id.as_str(), row.owner.as_str(), &team, &purpose]
+    let matching: Vec<AgentRow> = all
+        .into_iter()
+        .filter(|row| {
+            let found = needle.is_empty()
+                || [
+                    row.id.as_str(),
+                    row.owner.as_str(),
+                    &text(row, "team"),
+                    &text(row, "purpose"),
+                ]
                 .iter()
                 .any(|f| f.to_lowercase().contains(&needle));
-        if !matches
-            || (!q.state.is_empty() && row.state.as_str() != q.state)
-            || (!q.environment.is_empty() && row.environment != q.environment)
-        {
-            continue;
-        }
-        let flags = service::agents::flags(&state, &row).await?;
+            found
+                && (q.state.is_empty() || row.state.as_str() == q.state)
+                && (q.environment.is_empty() || row.environment == q.environment)
+        })
+        .collect();
+    let pages = matching.len().div_ceil(PER_PAGE).max(1);
+    let at = q.page.unwrap_or(1).clamp(1, pages);
+    let skip = (at - 1) * PER_PAGE;
+    let mut rows = Vec::new();
+    for row in matching.iter().skip(skip).take(PER_PAGE) {
+        let flags = service::agents::flags(&state, row).await?;
         let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
-        let last = service::console::last_activity(&state, &row, WINDOW).await?;
+        let last = service::console::last_activity(&state, row, WINDOW).await?;
         rows.push(Row {
             id: row.id.to_string(),
             state: row.state.as_str(),
             flags: flags.join(", "),
             owner: row.owner.to_string(),
-            team,
+            team: text(row, "team"),
             environment: row.environment.clone(),
             last_activity: last.map_or_else(|| "none in 30 days".into(), when),
         });
     }
+    let shown = format!("{}–{}", skip + 1, skip + rows.len());
+    let previous = (at > 1).then(|| q.page_url(at - 1));
+    let next = (at < pages).then(|| q.page_url(at + 1));
     page(
         Inventory {
             c: Chrome::new(&s, "inventory"),
@@ -105,6 +148,10 @@ pub async fn inventory(
             state: q.state,
             environment: q.environment,
             environments,
+            matching: matching.len(),
+            shown,
+            previous,
+            next,
         }
         .render(),
     )

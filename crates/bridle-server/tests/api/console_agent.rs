@@ -108,3 +108,44 @@ async fn the_owner_ends_an_elevation(s: Server) {
     assert_eq!(post(&s, &dave, &end, &form).await, 409);
 }
 on_both!(the_owner_ends_an_elevation);
+
+/// The inventory shows 50 agents a page, keeps the search across pages,
+/// and says how many match.
+async fn the_inventory_pages(s: Server) {
+    s.principal("alice", &[], &[]).await;
+    s.principal("dave", &[], &["secops"]).await;
+    for i in 0..53 {
+        let yaml = format!(
+            "agent: fleet-{i:02}\nowner: alice\npurpose: Page {i}\nenvironment: dev\n\
+             expires: 2027-12-31\ntools:\n  - name: tickets.read\n"
+        );
+        s.apply(ADMIN_KEY, &yaml).await.expect(201);
+    }
+    s.load("ir-bot").await;
+    let (admin, _) = sign_in(&s, ADMIN_KEY).await;
+    let (_, _, first) = get(&s, &admin, "/console/?q=fleet").await;
+    assert!(first.contains("1–50 of 53 agents"), "{first}");
+    assert!(first.contains("fleet-00") && first.contains("fleet-49"));
+    assert!(!first.contains("fleet-50") && !first.contains("Previous page"));
+    assert!(
+        first.contains("href=\"/console/?page=2&#38;q=fleet\""),
+        "{first}"
+    );
+    let (status, _, second) = get(&s, &admin, "/console/?page=2&q=fleet").await;
+    assert_eq!(status, 200);
+    assert!(second.contains("51–53 of 53 agents"), "{second}");
+    assert!(second.contains("fleet-52") && !second.contains("fleet-49"));
+    assert!(second.contains("Previous page") && !second.contains("Next page"));
+    assert!(!second.contains("ir-bot"), "the search holds on page 2");
+    // Past the last page is the last page; a page that is not a number is a 400.
+    let (_, _, past) = get(&s, &admin, "/console/?page=9&q=fleet").await;
+    assert!(past.contains("51–53 of 53 agents"));
+    let (status, _, _) = get(&s, &admin, "/console/?page=two").await;
+    assert_eq!(status, 400);
+    let (_, _, all) = get(&s, &admin, "/console/?q=ir-bot").await;
+    assert!(
+        all.contains("1 agents") || all.contains(">1 agent"),
+        "{all}"
+    );
+}
+on_both!(the_inventory_pages);
