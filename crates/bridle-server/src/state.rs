@@ -54,6 +54,8 @@ pub struct Inner {
     pub parked_waits: std::sync::atomic::AtomicUsize,
     /// What `GET /metrics` serves ([`crate::metrics`]).
     pub metrics: crate::metrics::Metrics,
+    /// The console's posture charts, drawn once a minute per principal.
+    pub charts: crate::console::ChartCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -87,6 +89,7 @@ impl AppState {
             config,
             guardrails: Guardrails::new(),
             compiled,
+            charts: crate::console::ChartCache::default(),
             hmac_key,
             http,
             posture: crate::posture::Trigger::default(),

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub use posture::ChartCache;
 pub use session::SignedIn;
 
 /// `[console]`: how long a console session lasts.

@@ -5,6 +5,7 @@
 //! and shown with `<img>`, so the page's CSP needs no inline style.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -153,22 +154,49 @@ fn draw(name: &str, r: &ComplianceReport) -> Result<Option<String>, ConsoleError
     }
 }
 
+/// The four charts of one principal, drawn from one report, for the
+/// minute they were drawn in: the page's four `<img>` requests (and any
+/// reload within the minute) build the report once. Keyed by the principal,
+/// so each sees only its own agents' figures.
+#[derive(Debug)]
+pub struct ChartCache(quick_cache::sync::Cache<(String, i64), Arc<[String; 4]>>);
+
+impl Default for ChartCache {
+    fn default() -> Self {
+        Self(quick_cache::sync::Cache::new(256))
+    }
+}
+
+const EMPTY: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"60\">\
+     <text x=\"10\" y=\"35\" font-family=\"sans-serif\" font-size=\"16\">Nothing to show in the last 30 days</text></svg>";
+
+async fn draw_all(state: &AppState, s: &SignedIn) -> Result<Arc<[String; 4]>, ConsoleError> {
+    let r = report(state, s).await?;
+    let mut out: [String; 4] = Default::default();
+    for (slot, (name, _)) in out.iter_mut().zip(CHARTS) {
+        *slot = draw(name, &r)?.unwrap_or_else(|| EMPTY.to_owned());
+    }
+    Ok(Arc::new(out))
+}
+
 /// One chart as an SVG document (an empty chart says so in words).
 pub async fn chart(
     State(state): State<AppState>,
     s: SignedIn,
     Path(name): Path<String>,
 ) -> Result<Response, ConsoleError> {
-    let stem = name
+    let at = name
         .strip_suffix(".svg")
-        .filter(|n| CHARTS.iter().any(|(c, _)| c == n))
+        .and_then(|n| CHARTS.iter().position(|(c, _)| *c == n))
         .ok_or_else(|| ConsoleError::from(ApiError::NotFound("no such chart".into())))?;
-    let r = report(&state, &s).await?;
-    let svg = draw(stem, &r)?.unwrap_or_else(|| {
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"60\">\
-         <text x=\"10\" y=\"35\" font-family=\"sans-serif\" font-size=\"16\">Nothing to show in the last 30 days</text></svg>"
-            .to_owned()
-    });
+    let minute = jiff::Timestamp::now().as_second().div_euclid(60);
+    let key = (s.principal.id.to_string(), minute);
+    let drawn = state
+        .charts
+        .0
+        .get_or_insert_async(&key, draw_all(&state, &s))
+        .await?;
+    let svg = drawn.get(at).cloned().unwrap_or_default();
     let mut response = ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response();
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,

@@ -149,3 +149,29 @@ async fn the_inventory_pages(s: Server) {
     );
 }
 on_both!(the_inventory_pages);
+
+/// Each principal's charts are its own agents' figures, even drawn once a
+/// minute: someone who sees no agent gets the empty chart.
+async fn charts_are_per_principal(s: Server) {
+    let people = s.people().await;
+    s.load("procurement-bot").await;
+    let token = s.agent_token("procurement-bot").await;
+    let small = json!({"vendor": "acme", "amount": 10});
+    s.decide(&token, "procurement.create_purchase_request", small)
+        .await;
+    let (alice, _) = sign_in(&s, &people["alice"]).await;
+    let (mallory, _) = sign_in(&s, &people["mallory"]).await;
+    for name in ["activity", "outcomes"] {
+        let path = format!("/console/charts/{name}.svg");
+        let (status, headers, mine) = get(&s, &alice, &path).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "image/svg+xml");
+        assert!(!mine.contains("Nothing to show"), "{mine}");
+        let (_, _, theirs) = get(&s, &mallory, &path).await;
+        assert!(theirs.contains("Nothing to show"), "{theirs}");
+        // Drawn again within the minute: the same document.
+        assert_eq!(get(&s, &alice, &path).await.2, mine);
+    }
+    assert_eq!(get(&s, &alice, "/console/charts/secrets.svg").await.0, 404);
+}
+on_both!(charts_are_per_principal);
