@@ -10,7 +10,7 @@ use crate::common::{ADMIN_KEY, Server, assert_decision};
 const CREATE: &str = "procurement.create_purchase_request";
 
 /// A client that does not follow redirects, so each answer is seen.
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -18,7 +18,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Sign in with `key`: the session cookie's value and the whole header.
-async fn sign_in(s: &Server, key: &str) -> (String, String) {
+pub(crate) async fn sign_in(s: &Server, key: &str) -> (String, String) {
     let r = client()
         .post(s.url("/console/signin"))
         .form(&[("api_key", key)])
@@ -37,7 +37,11 @@ async fn sign_in(s: &Server, key: &str) -> (String, String) {
     (value, header)
 }
 
-async fn get(s: &Server, cookie: &str, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+pub(crate) async fn get(
+    s: &Server,
+    cookie: &str,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
     let r = client()
         .get(s.url(path))
         .header("cookie", format!("bridle_session={cookie}"))
@@ -49,7 +53,7 @@ async fn get(s: &Server, cookie: &str, path: &str) -> (u16, reqwest::header::Hea
     (status, headers, r.text().await.unwrap())
 }
 
-async fn post(s: &Server, cookie: &str, path: &str, form: &[(&str, &str)]) -> u16 {
+pub(crate) async fn post(s: &Server, cookie: &str, path: &str, form: &[(&str, &str)]) -> u16 {
     client()
         .post(s.url(path))
         .header("cookie", format!("bridle_session={cookie}"))
@@ -62,7 +66,7 @@ async fn post(s: &Server, cookie: &str, path: &str, form: &[(&str, &str)]) -> u1
 }
 
 /// The CSRF token of the page's forms.
-fn csrf(page: &str) -> String {
+pub(crate) fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
     page.get(at..at + 32).unwrap().to_owned()
 }
