@@ -160,14 +160,38 @@ async fn answer(s: &Server, key: &str, request: &str, decision: &str) -> String 
     loc.unwrap()
 }
 
+/// `POST /oauth/token` with `form`.
+async fn token_form(s: &Server, form: &[(&str, &str)]) -> Resp {
+    s.send(s.http.post(s.url("/oauth/token")).form(form)).await
+}
+
+/// Allow `request` for `AGENT` as the session `cookie`.
+async fn allow_for_agent(
+    s: &Server,
+    cookie: &str,
+    csrf: &str,
+    request: &str,
+) -> (u16, Option<String>) {
+    let form = [
+        ("csrf", csrf),
+        ("request", request),
+        ("agent", AGENT),
+        ("decision", "allow"),
+    ];
+    consent(s, cookie, &form).await
+}
+
 async fn redeem(s: &Server, client_id: &str, code: &str, verifier: &str) -> Resp {
-    s.send(s.http.post(s.url("/oauth/token")).form(&[
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", REDIRECT),
-        ("client_id", client_id),
-        ("code_verifier", verifier),
-    ]))
+    token_form(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ],
+    )
     .await
 }
 
@@ -249,17 +273,7 @@ async fn full_flow(s: Server) {
         "{csp}"
     );
     let token = csrf(&page);
-    let (status, back) = consent(
-        &s,
-        &cookie,
-        &[
-            ("csrf", &token),
-            ("request", &request),
-            ("agent", AGENT),
-            ("decision", "allow"),
-        ],
-    )
-    .await;
+    let (status, back) = allow_for_agent(&s, &cookie, &token, &request).await;
     assert_eq!(status, 303);
     let back = back.unwrap();
     assert!(back.starts_with(&format!("{REDIRECT}?")), "{back}");
@@ -272,31 +286,23 @@ async fn full_flow(s: Server) {
         crate::common::sql_text(&s.db_url, s.backend, "SELECT code_hash FROM oauth_codes").await;
     assert_ne!(stored, code);
     // A request is decided once.
-    let (status, _) = consent(
-        &s,
-        &cookie,
-        &[
-            ("csrf", &token),
-            ("request", &request),
-            ("agent", AGENT),
-            ("decision", "allow"),
-        ],
-    )
-    .await;
+    let (status, _) = allow_for_agent(&s, &cookie, &token, &request).await;
     assert_eq!(status, 404);
 
     // The resource consented to is the one redeemed for.
-    let r = s
-        .send(s.http.post(s.url("/oauth/token")).form(&[
+    let r = token_form(
+        &s,
+        &[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
             ("redirect_uri", REDIRECT),
             ("client_id", client_id.as_str()),
             ("code_verifier", VERIFIER),
             ("resource", "https://other.example/"),
-        ]))
-        .await
-        .expect(400);
+        ],
+    )
+    .await
+    .expect(400);
     assert_eq!(r["error"], "invalid_target");
     let code = crate::authorize::code(&s, &people, &client_id).await;
     let request = start_with(&s, &client_id, &[("resource", RESOURCE)]).await;
@@ -480,16 +486,18 @@ async fn expired_and_mismatched_codes_are_refused(s: Server) {
 
     // Bound to the redirect URI and the client.
     let code = crate::authorize::code(&s, &people, &client_id).await;
-    let r = s
-        .send(s.http.post(s.url("/oauth/token")).form(&[
+    let r = token_form(
+        &s,
+        &[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
             ("redirect_uri", "http://127.0.0.1:9/other"),
             ("client_id", client_id.as_str()),
             ("code_verifier", VERIFIER),
-        ]))
-        .await
-        .expect(400);
+        ],
+    )
+    .await
+    .expect(400);
     assert_eq!(r["error"], "invalid_grant");
     let code = crate::authorize::code(&s, &people, &client_id).await;
     let r = redeem(&s, "https://other.example/client.json", &code, VERIFIER)
@@ -497,21 +505,18 @@ async fn expired_and_mismatched_codes_are_refused(s: Server) {
         .expect(400);
     assert_eq!(r["error"], "invalid_grant");
     // A client secret has no place here.
-    let r = s
-        .send(s.http.post(s.url("/oauth/token")).form(&[
+    let r = token_form(
+        &s,
+        &[
             ("grant_type", "authorization_code"),
             ("code", "x"),
             ("client_secret", "s"),
-        ]))
-        .await
-        .expect(401);
+        ],
+    )
+    .await
+    .expect(401);
     assert_eq!(r["error"], "invalid_client");
-    let r = s
-        .send(
-            s.http
-                .post(s.url("/oauth/token"))
-                .form(&[("grant_type", "authorization_code")]),
-        )
+    let r = token_form(&s, &[("grant_type", "authorization_code")])
         .await
         .expect(400);
     assert_eq!(r["error"], "invalid_request");
@@ -575,17 +580,7 @@ async fn only_the_owner_consents(s: Server) {
     assert!(page.contains("swe-bot"), "{page}");
     let token = csrf(&page);
     // ...and a direct POST for it is refused, leaving the request pending.
-    let (status, _) = consent(
-        &s,
-        &cookie,
-        &[
-            ("csrf", &token),
-            ("request", &request),
-            ("agent", AGENT),
-            ("decision", "allow"),
-        ],
-    )
-    .await;
+    let (status, _) = allow_for_agent(&s, &cookie, &token, &request).await;
     assert_eq!(status, 403);
     // Neither may an admin consent for an agent it does not own.
     let (admin, _) = sign_in(&s, ADMIN_KEY).await;
@@ -595,17 +590,7 @@ async fn only_the_owner_consents(s: Server) {
         &format!("/console/oauth/consent?request={request}"),
     )
     .await;
-    let (status, _) = consent(
-        &s,
-        &admin,
-        &[
-            ("csrf", &csrf(&page)),
-            ("request", &request),
-            ("agent", AGENT),
-            ("decision", "allow"),
-        ],
-    )
-    .await;
+    let (status, _) = allow_for_agent(&s, &admin, &csrf(&page), &request).await;
     assert_eq!(status, 403);
     // Without the CSRF token, even the owner is refused.
     let (alice, _) = sign_in(&s, &people["alice"]).await;
@@ -655,17 +640,7 @@ async fn only_the_owner_consents(s: Server) {
         .unwrap();
     assert_eq!(r.status(), 403);
     // The owner still can.
-    let (status, back) = consent(
-        &s,
-        &alice,
-        &[
-            ("csrf", &token),
-            ("request", &request),
-            ("agent", AGENT),
-            ("decision", "allow"),
-        ],
-    )
-    .await;
+    let (status, back) = allow_for_agent(&s, &alice, &token, &request).await;
     assert_eq!(status, 303);
     assert!(param(&back.unwrap(), "code").is_some());
 }
