@@ -196,6 +196,25 @@ where
     })
 }
 
+impl Store {
+    /// The unexpired request `sql` (binding the id hash and now) answers.
+    async fn request_by(
+        &self,
+        sql: &'static str,
+        id_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<AuthorizationRequestRow>, StoreError> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(sql)
+                .bind(id_hash)
+                .bind(Stamp(stored(now)))
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(request_row).transpose()
+        })
+    }
+}
+
 impl AuthorizationStore for Store {
     async fn create_authorization_request(
         &self,
@@ -229,18 +248,16 @@ impl AuthorizationStore for Store {
         id_hash: &str,
         now: Timestamp,
     ) -> Result<Option<AuthorizationRequestRow>, StoreError> {
-        with_pool!(self, |pool| {
-            let row = sqlx::query(concat!(
+        self.request_by(
+            concat!(
                 "SELECT ",
                 request_columns!(),
                 " FROM oauth_requests WHERE id_hash = $1 AND expires_at > $2"
-            ))
-            .bind(id_hash)
-            .bind(Stamp(stored(now)))
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(request_row).transpose()
-        })
+            ),
+            id_hash,
+            now,
+        )
+        .await
     }
 
     async fn take_authorization_request(
@@ -248,17 +265,15 @@ impl AuthorizationStore for Store {
         id_hash: &str,
         now: Timestamp,
     ) -> Result<Option<AuthorizationRequestRow>, StoreError> {
-        with_pool!(self, |pool| {
-            let row = sqlx::query(concat!(
+        self.request_by(
+            concat!(
                 "DELETE FROM oauth_requests WHERE id_hash = $1 AND expires_at > $2 RETURNING ",
                 request_columns!()
-            ))
-            .bind(id_hash)
-            .bind(Stamp(stored(now)))
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(request_row).transpose()
-        })
+            ),
+            id_hash,
+            now,
+        )
+        .await
     }
 
     async fn create_authorization_code(&self, c: &AuthorizationCodeRow) -> Result<(), StoreError> {

@@ -160,6 +160,28 @@ async fn answer(s: &Server, key: &str, request: &str, decision: &str) -> String 
     loc.unwrap()
 }
 
+/// `POST /v1/agents/{AGENT}/{op}` as admin.
+async fn lifecycle(s: &Server, op: &str, reason: &str) {
+    s.post(
+        &format!("/v1/agents/{AGENT}/{op}"),
+        ADMIN_KEY,
+        json!({ "reason": reason }),
+    )
+    .await
+    .expect(200);
+}
+
+/// The token is no credential at `/v1/decisions` (401, not a decision).
+async fn refused_at_decisions(s: &Server, access: &str) {
+    let body = json!({"action": "procurement.list_vendors", "args": {}});
+    s.send(
+        s.req(reqwest::Method::POST, "/v1/decisions", access)
+            .json(&body),
+    )
+    .await
+    .problem(401);
+}
+
 /// `POST /oauth/token` with `form`.
 async fn token_form(s: &Server, form: &[(&str, &str)]) -> Resp {
     s.send(s.http.post(s.url("/oauth/token")).form(form)).await
@@ -346,20 +368,8 @@ async fn full_flow(s: Server) {
         && e["detail"]["grant_type"] == "authorization_code"
         && e["detail"]["consented_by"] == "alice"));
     // Retiring the agent revokes it like any of its tokens.
-    s.post(
-        &format!("/v1/agents/{AGENT}/retire"),
-        ADMIN_KEY,
-        json!({"reason": "done"}),
-    )
-    .await
-    .expect(200);
-    let r = s
-        .send(
-            s.req(reqwest::Method::POST, "/v1/decisions", &access)
-                .json(&json!({"action": "procurement.list_vendors", "args": {}})),
-        )
-        .await;
-    r.problem(401);
+    lifecycle(&s, "retire", "done").await;
+    refused_at_decisions(&s, &access).await;
     assert_eq!(introspect(&s, &access).await["active"], false);
 }
 on_both!(full_flow, super::loopback);
@@ -451,13 +461,7 @@ async fn a_reused_code_is_refused_and_revokes_its_token(s: Server) {
     assert_decision(&d, "allow", "granted");
     let r = redeem(&s, &client_id, &code, VERIFIER).await.expect(400);
     assert_eq!(r["error"], "invalid_grant");
-    let r = s
-        .send(
-            s.req(reqwest::Method::POST, "/v1/decisions", &access)
-                .json(&json!({"action": "procurement.list_vendors", "args": {}})),
-        )
-        .await;
-    r.problem(401);
+    refused_at_decisions(&s, &access).await;
     let events = s.audit(ADMIN_KEY, "type=token").await;
     assert!(events.iter().any(|e| e["detail"]["op"] == "revoke"
         && e["detail"]["reason"] == "authorization code presented again"));
@@ -649,13 +653,7 @@ on_both!(only_the_owner_consents, super::loopback);
 async fn a_suspended_agent_cannot_redeem(s: Server) {
     let (people, client_id) = setup(&s).await;
     let code = code(&s, &people, &client_id).await;
-    s.post(
-        &format!("/v1/agents/{AGENT}/suspend"),
-        ADMIN_KEY,
-        json!({"reason": "incident"}),
-    )
-    .await
-    .expect(200);
+    lifecycle(&s, "suspend", "incident").await;
     let r = redeem(&s, &client_id, &code, VERIFIER).await.expect(400);
     assert_eq!(r["error"], "unauthorized_client");
     // And a suspended agent is not offered for consent.
