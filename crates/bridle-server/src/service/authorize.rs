@@ -459,11 +459,11 @@ mod tests {
     #[test]
     fn pkce_is_s256_of_the_verifier() {
         // RFC 7636 appendix B.
-        let verifier = "dBjftJeZ4CVP-mJ92K1rhLfQpgHcvVzq3ecrf_Xu8mA";
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(pkce_matches(verifier, challenge));
         assert!(!pkce_matches(
-            "dBjftJeZ4CVP-mJ92K1rhLfQpgHcvVzq3ecrf_Xu8mB",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl",
             challenge
         ));
         assert!(pkce_shaped(verifier, 43));
