@@ -181,6 +181,9 @@ pub async fn fetch(config: &OAuthConfig, client_id: &str) -> Result<ClientMetada
         url: client_id.to_owned(),
         why,
     };
+    // reqwest has no TLS provider of its own; `start` installs ring, and
+    // so does this (idempotent), so building the client never panics.
+    bridle_tls::install_provider();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -241,10 +244,12 @@ fn without_url(e: &reqwest::Error) -> String {
     if let Some(url) = e.url() {
         text = text.replace(&format!(" ({url})"), "");
     }
-    match std::error::Error::source(e) {
-        Some(source) => format!("{text}: {source}"),
-        None => text,
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text = format!("{text}: {inner}");
+        source = inner.source();
     }
+    text
 }
 
 /// Check a fetched document against the URL it came from.
@@ -344,6 +349,17 @@ mod tests {
         assert!(check_url(&on, "http://client.example/oauth.json").is_err());
         assert!(check_url(&on, "https://10.0.0.1/a").is_err());
         assert!(check_url(&on, "http://192.168.1.1/a").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_inward_is_not_fetched() {
+        // `localhost` passes the URL rules (a name, https) but resolves to
+        // loopback: the connection's resolver refuses it, switch off.
+        let e = fetch(&config(false), "https://localhost:9/client.json")
+            .await
+            .unwrap_err();
+        let text = format!("{e}: {:?}", e);
+        assert!(text.contains("no public address"), "{text}");
     }
 
     #[test]
