@@ -26,8 +26,8 @@ fn bad_request(error: &'static str, d: impl Into<String>) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, error, d)
 }
 
-/// Issue an access token to an agent: client credentials, or token exchange
-/// for delegation.
+/// Issue an access token to an agent: client credentials, token exchange
+/// for delegation, or an authorization code its owner consented to.
 #[utoipa::path(
     post,
     path = "/oauth/token",
@@ -37,13 +37,13 @@ fn bad_request(error: &'static str, d: impl Into<String>) -> OAuthError {
     request_body(
         content = OAuthForm,
         content_type = "application/x-www-form-urlencoded",
-        description = "`grant_type` with its parameters. Client authentication is exactly one of `client_secret_basic` (the Authorization header), `client_secret_post` (`client_id` and `client_secret`) or `private_key_jwt` (`client_assertion_type` and `client_assertion`). A `DPoP` header binds the token to that key (RFC 9449); agents whose manifest sets `credentials.dpop: required` must send one",
+        description = "`grant_type` with its parameters. Client authentication is exactly one of `client_secret_basic` (the Authorization header), `client_secret_post` (`client_id` and `client_secret`) or `private_key_jwt` (`client_assertion_type` and `client_assertion`); with `authorization_code` none (a public client: `code`, `redirect_uri`, `client_id` and the PKCE `code_verifier`). A `DPoP` header binds the token to that key (RFC 9449); agents whose manifest sets `credentials.dpop: required` must send one",
     ),
     params(("DPoP" = Option<String>, Header, description = "A DPoP proof for `POST` of this endpoint (RFC 9449)")),
     responses(
         (status = 200, description = "The access token", body = TokenResponse,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `unauthorized_client` (the agent is suspended, retired or expired), `invalid_scope` (scope would widen), `invalid_target` (delegation not allowed or too deep) or `invalid_dpop_proof`", body = OAuthErrorBody),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `invalid_grant` (an authorization code unknown, expired, used before, or not matching its client, redirect URI or PKCE verifier), `unauthorized_client` (the agent is suspended, retired or expired), `invalid_scope` (scope would widen), `invalid_target` (delegation not allowed or too deep) or `invalid_dpop_proof`", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`: unknown client, wrong secret or bad client assertion", body = OAuthErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"bridle\"`"))),
         (status = 413, description = "`invalid_request`: the body is larger than the configured limit", body = OAuthErrorBody),

@@ -68,8 +68,8 @@ impl OAuthError {
 /// An OAuth error response (RFC 6749 §5.2).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthErrorBody<'a> {
-    /// `invalid_request`, `invalid_client`, `unauthorized_client`,
-    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`,
+    /// `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`,
     /// `insufficient_scope`, `temporarily_unavailable` or `server_error`.
     #[schema(example = "invalid_client")]
     error: &'a str,
