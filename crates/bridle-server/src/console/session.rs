@@ -148,6 +148,7 @@ pub fn safe_next(next: &str) -> Option<&str> {
         && !next.contains("//")
         && !next.contains('\\')
         && !next.contains("..")
+        && !next.to_ascii_lowercase().contains("%2e")
         && next.bytes().all(|b| b.is_ascii_graphic());
     safe.then_some(next)
 }

@@ -261,6 +261,7 @@ async fn full_flow(s: Server) {
         "https://evil.example/",
         "//evil.example/",
         "/console/../v1/keys",
+        "/console/%2e%2e/v1/keys",
         "/v1/keys",
     ] {
         let r = client()
