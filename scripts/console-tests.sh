@@ -5,6 +5,9 @@
 # pending request and the agent's identical decision is then allowed; an
 # admin suspends an agent and its token is refused; an auditor sees
 # everything and changes nothing; a POST without the CSRF token is refused;
+# the owner signs in from an OAuth client's authorization request, allows it
+# on the consent page and the browser lands on the client's redirect URI
+# with a code that redeems for the agent's token;
 # no request leaves the origin; axe-core finds no serious or critical
 # violation on any page. Screenshots of every page go to
 # target/console-screenshots/.

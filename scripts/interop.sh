@@ -5,8 +5,11 @@
 #
 #   - Python (tests/oauth/test_*.py, pytest): authlib client credentials
 #     (client_secret_basic, client_secret_post), token exchange, private_key_jwt,
-#     introspection and revocation, secret rotation; PyJWT's PyJWKClient
-#     verifying access tokens across a signing-key rotation.
+#     introspection and revocation, secret rotation, and the interactive
+#     authorization code grant with PKCE (S256) for a client identified by
+#     its client metadata document, alice consenting in the console;
+#     PyJWT's PyJWKClient verifying access tokens across a signing-key
+#     rotation.
 #   - Node (tests/oauth/oauth4webapi.test.mjs, node:test): oauth4webapi
 #     discovery, client credentials, token exchange, private_key_jwt,
 #     introspection, revocation, and DPoP-bound tokens at /v1/decisions.
@@ -63,7 +66,8 @@ fi
 source scripts/lib/demo.sh
 start_demo "$BIN"
 
-export BRIDLE_URL=$base BRIDLE_ADMIN_KEY=$key
+# The demo's output names the people's keys (the owner who consents).
+export BRIDLE_URL=$base BRIDLE_ADMIN_KEY=$key BRIDLE_DEMO_LOG=$work/demo.log
 failed=()
 
 echo "=== Python: authlib $(.venv/bin/python -c 'import authlib; print(authlib.__version__)'), PyJWT $(.venv/bin/python -c 'import jwt; print(jwt.__version__)') against $base"

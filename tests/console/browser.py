@@ -6,11 +6,16 @@ demo's output, drives the console as frank (approver), alice's admin
 stand-in (the admin key, who owns nothing but manages everything) and an
 auditor, and records every request the browser makes."""
 
+import base64
+import hashlib
 import json
 import re
 import sys
+import threading
 import urllib.parse
 import urllib.request
+
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from playwright.sync_api import sync_playwright
 
@@ -45,8 +50,6 @@ def api(method, path, key=None, body=None, form=None, basic=None):
         data = urllib.parse.urlencode(form).encode()
         headers["content-type"] = "application/x-www-form-urlencoded"
     if basic:
-        import base64
-
         headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
     req = urllib.request.Request(BASE + path, data=data, headers=headers, method=method)
     try:
@@ -92,6 +95,34 @@ def axe(page, name):
 
 def shot(page, name):
     page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
+def consent_client():
+    """Serve a client metadata document and its redirect URI on a loopback
+    port (the demo allows plain-http documents from loopback)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    client = {"id": origin + "/client.json", "redirect": origin + "/callback"}
+    doc = json.dumps({"client_id": client["id"], "client_name": "Browser Test Client",
+                      "redirect_uris": [client["redirect"]],
+                      "token_endpoint_auth_method": "none"}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = urllib.parse.urlsplit(self.path).path
+            body, kind = (doc, "application/json") if path == "/client.json" else (b"<!doctype html><title>done</title>", "text/html")
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server.RequestHandlerClass = Handler
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return client
 
 
 def sign_in(page, key):
@@ -202,6 +233,44 @@ with sync_playwright() as p:
     check("the auditor's direct POST is refused", status == 403, status)
     status, rec = api("GET", "/v1/agents/procurement-bot", key=ADMIN)
     check("nothing changed", rec["state"] == "active", rec)
+    ctx.close()
+
+    # The owner consents to an interactive OAuth client (docs/oauth.md):
+    # the client's metadata document and its redirect URI are served here,
+    # on another loopback port (another origin, so this page is not
+    # watched for foreign requests; CSP errors still count).
+    client = consent_client()
+    verifier = "browser-test-verifier-" + "0123456789" * 4
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urllib.parse.urlencode({
+        "response_type": "code", "client_id": client["id"], "redirect_uri": client["redirect"],
+        "state": "browser-state", "code_challenge": challenge, "code_challenge_method": "S256",
+    })
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.goto(BASE + "/oauth/authorize?" + query)
+    check("an authorization request asks the owner to sign in", "/console/signin?next=" in page.url, page.url)
+    page.get_by_label("API key").fill(ALICE)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(re.escape(BASE) + r"/console/oauth/consent\?request="))
+    check("the consent page names the client", page.get_by_text("Browser Test Client").count() > 0)
+    shot(page, "consent")
+    axe(page, "consent")
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(re.compile(re.escape(client["redirect"]) + r"\?"))
+    back = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)
+    check("Allow goes back to the client with a code, the state and iss",
+          back.get("state") == ["browser-state"] and back.get("iss") == [BASE] and "code" in back, page.url)
+    status, body = api("POST", "/oauth/token", form={
+        "grant_type": "authorization_code", "code": back.get("code", [""])[0],
+        "redirect_uri": client["redirect"], "client_id": client["id"], "code_verifier": verifier,
+    })
+    check("the code is redeemed for procurement-bot's token", status == 200, body)
+    if status == 200:
+        status, d = api("POST", "/v1/decisions", key=body["access_token"],
+                        body={"action": "procurement.list_vendors", "args": {}})
+        check("the token is the agent's at /v1/decisions", status == 200 and d["decision"] == "allow", d)
     ctx.close()
     browser.close()
 

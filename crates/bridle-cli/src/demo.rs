@@ -209,6 +209,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let mut config = bridle_server::Config::load(None)?;
     config.listen = args.listen;
     config.db = format!("sqlite://{}", args.db_file);
+    // Local clients (the MCP Inspector, the interop tests) serve their
+    // client metadata documents over plain http on loopback; a demo that
+    // listens on loopback only is a development set-up, so it lets them.
+    config.oauth.client_metadata_allow_loopback_http = args.listen.ip().is_loopback();
     let admin_key = format!("bk_demo_{}", bridle_server::tokens::random_token(24));
     config.admin_token = Some(bridle_server::Secret::new(admin_key.clone()));
     let started = bridle_server::start(config).await?;

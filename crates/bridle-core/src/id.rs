@@ -159,10 +159,24 @@ fn is_opaque(s: &str) -> bool {
 /// id, a dot and base64url. Accepts the letters, digits and `-_.` of that
 /// shape, bounded; anything else cannot name a credential.
 fn is_client_id(s: &str) -> bool {
-    !s.is_empty()
+    let credential = !s.is_empty()
         && s.len() <= 128
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    credential || is_client_url(s)
+}
+
+/// The longest client metadata document URL accepted as a client id.
+pub const CLIENT_URL_MAX: usize = 2048;
+
+/// The shape of a client metadata document URL as a client id: `https://`
+/// or `http://`, visible ASCII only, no fragment, bounded. Whether the
+/// server fetches it is decided where it is fetched; this is only what
+/// may be recorded as a token's client.
+fn is_client_url(s: &str) -> bool {
+    (s.starts_with("https://") || s.starts_with("http://"))
+        && s.len() <= CLIENT_URL_MAX
+        && s.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
 }
 
 /// A JWT id. Bridle's own are base64url; those of DPoP proofs and client
@@ -223,10 +237,12 @@ id_type!(
     is_opaque
 );
 id_type!(
-    /// An agent credential's OAuth client id (`swe-bot.Xy3…`).
+    /// An OAuth client id: an agent credential's (`swe-bot.Xy3…`), or the
+    /// URL of an interactive client's metadata document
+    /// (`https://client.example/oauth.json`, authorization code grant).
     ClientId,
     "client id",
-    "letters, digits, `-`, `_` and `.`",
+    "letters, digits, `-`, `_` and `.`, or an http(s) URL",
     is_client_id
 );
 id_type!(
@@ -285,6 +301,14 @@ mod tests {
         assert!("swe-bot.Ab-_9xYzQ1w2".parse::<ClientId>().is_ok());
         assert!("Ab-_9xYzQ1w2Ab-_9xYzQ1".parse::<Jti>().is_ok());
         assert!("Ab-_9xYzQ1w2Ab-_".parse::<Kid>().is_ok());
+        assert!(
+            "https://client.example/oauth/client.json"
+                .parse::<ClientId>()
+                .is_ok()
+        );
+        for bad in ["https://a.example/x y", "https://a.example/#f", "ftp://a/b"] {
+            assert!(bad.parse::<ClientId>().is_err(), "{bad} accepted");
+        }
         for bad in ["", "a b", "a/b", "a:b"] {
             assert!(bad.parse::<ClientId>().is_err(), "{bad} accepted");
             assert!(bad.parse::<Kid>().is_err(), "{bad} accepted");

@@ -51,6 +51,8 @@ pub struct Config {
     pub posture: crate::posture::PostureConfig,
     /// The web console's sessions (`[console]`; [`crate::console::ConsoleConfig`]).
     pub console: crate::console::ConsoleConfig,
+    /// Interactive OAuth clients (`[oauth]`; [`OAuthConfig`]).
+    pub oauth: OAuthConfig,
     /// A file holding the key-encryption key that seals the private keys
     /// in the store ([`crate::kek`]; also `BRIDLE_KEY_ENCRYPTION_KEY_FILE`).
     pub key_encryption_key_file: Option<PathBuf>,
@@ -87,6 +89,7 @@ impl Default for Config {
             change_control: ChangeControl::default(),
             posture: crate::posture::PostureConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            oauth: OAuthConfig::default(),
             key_encryption_key_file: None,
             key_encryption_key: None,
             admin_token: None,
@@ -112,6 +115,7 @@ const KEYS: &[&str] = &[
     "change_control",
     "posture",
     "console",
+    "oauth",
     "key_encryption_key_file",
     "metrics_token",
 ];
@@ -198,6 +202,20 @@ impl ChangeControl {
             )),
         }
     }
+}
+
+/// `[oauth]`: the authorization code grant for interactive clients, which
+/// identify themselves by the URL of a client metadata document. Unknown
+/// keys are errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Development only: also fetch client metadata documents over plain
+    /// `http://` from a loopback host (`localhost`, `127.0.0.0/8`, `::1`),
+    /// and let `https://` ones resolve to loopback addresses. Off, a
+    /// document is fetched only over https from a public address. `bridle
+    /// demo` turns it on when it listens on a loopback address.
+    pub client_metadata_allow_loopback_http: bool,
 }
 
 /// `[database]`: the store's timeouts, in milliseconds, so that a database

@@ -9,6 +9,7 @@ pub mod capability;
 pub mod changes;
 pub mod charts;
 pub mod checkpoints;
+pub mod client_metadata;
 pub mod config;
 pub mod console;
 pub mod error;
@@ -235,6 +236,15 @@ async fn maintain(state: AppState) {
             Ok(rows) if rows > 0 => tracing::debug!(rows, "ended console sessions dropped"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot drop ended console sessions"),
+        }
+        match service::authorize::purge(&state).await {
+            Ok(rows) if rows > 0 => {
+                tracing::debug!(rows, "expired authorization requests and codes dropped")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot drop expired authorization requests and codes")
+            }
         }
         match state.store().purge_expired(before).await {
             Ok(bridle_store::Purged { tokens, jtis }) if tokens + jtis > 0 => {

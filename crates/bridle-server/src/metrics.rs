@@ -101,6 +101,7 @@ impl EncodeLabelValue for KindLabel {
 pub enum Grant {
     ClientCredentials,
     TokenExchange,
+    AuthorizationCode,
 }
 
 impl EncodeLabelValue for Grant {
@@ -108,6 +109,7 @@ impl EncodeLabelValue for Grant {
         let text = match self {
             Self::ClientCredentials => "client_credentials",
             Self::TokenExchange => "token_exchange",
+            Self::AuthorizationCode => "authorization_code",
         };
         std::fmt::Write::write_str(encoder, text)
     }
@@ -265,7 +267,11 @@ impl Metrics {
             "The running build",
             Info::new([("version", env!("CARGO_PKG_VERSION"))]),
         );
-        for grant in [Grant::ClientCredentials, Grant::TokenExchange] {
+        for grant in [
+            Grant::ClientCredentials,
+            Grant::TokenExchange,
+            Grant::AuthorizationCode,
+        ] {
             // Both series exist from the start, at 0.
             tokens_issued.get_or_create_owned(&GrantLabels { grant });
         }

@@ -19,6 +19,8 @@ mod approvals;
 mod audit;
 #[path = "api/authority.rs"]
 mod authority;
+#[path = "api/authorize.rs"]
+mod authorize;
 #[path = "api/authz_matrix.rs"]
 mod authz_matrix;
 #[path = "api/change_control.rs"]

@@ -47,6 +47,7 @@ const PUBLIC: &[&str] = &[
     "/schemas/manifest-v1.json",
     "/.well-known/oauth-authorization-server",
     "/.well-known/jwks.json",
+    "/oauth/authorize",
     "/oauth/token",
 ];
 
@@ -245,6 +246,9 @@ fn security_bearer_everywhere_except_the_public_endpoints() {
         "subject_token_type",
         "actor_token",
         "actor_token_type",
+        "code",
+        "redirect_uri",
+        "code_verifier",
     ] {
         assert!(
             form["properties"].get(field).is_some(),

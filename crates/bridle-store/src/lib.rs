@@ -10,6 +10,7 @@
 mod activity;
 mod approvals;
 mod audit;
+mod authorizations;
 mod checkpoints;
 mod credentials;
 mod elevations;
@@ -38,6 +39,9 @@ pub use approvals::{
 };
 pub use audit::{
     Appended, AuditFilter, AuditHead, AuditLog, AuditObserver, AuditRead, BatchWritten,
+};
+pub use authorizations::{
+    AuthorizationCodeRow, AuthorizationRequestRow, AuthorizationStore, Redeemed,
 };
 pub use checkpoints::{CheckpointFilter, CheckpointStore};
 pub use credentials::{

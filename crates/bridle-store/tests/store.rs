@@ -15,8 +15,9 @@ use bridle_core::audit::{EventBody, EventType};
 use bridle_core::engine::AgentState;
 use bridle_core::id::{AgentId, ClientId, Jti};
 use bridle_store::{
-    AuditFilter, AuditLog, AuditRead, ClientAuth, CredentialStore, NewPrincipal, NewToken,
-    PrincipalStore, Purged, RegistryRead, RegistryWrite, Role, Store, StoreError,
+    AuditFilter, AuditLog, AuditRead, AuthorizationCodeRow, AuthorizationRequestRow,
+    AuthorizationStore, ClientAuth, CredentialStore, NewPrincipal, NewToken, PrincipalStore,
+    Purged, Redeemed, RegistryRead, RegistryWrite, Role, Store, StoreError,
 };
 use jiff::Timestamp;
 
@@ -472,14 +473,7 @@ fn token<'a>(
 
 async fn credentials_tokens_and_one_time_ids(db: Db) {
     let s = &db.store;
-    s.apply_manifest(
-        &manifest("research-bot", "v1"),
-        "src",
-        &id("alice"),
-        &serde_json::json!([]),
-    )
-    .await
-    .unwrap();
+    research_bot(s).await;
     let bot: AgentId = id("research-bot");
     let (rb1, rb2, rb7, rb9): (ClientId, ClientId, ClientId, ClientId) =
         (id("rb.1"), id("rb.2"), id("rb.7"), id("rb.9"));
@@ -581,3 +575,121 @@ mod findings;
 mod upgrades;
 #[path = "store/values.rs"]
 mod values;
+
+/// Apply the `research-bot` record the credential tests use.
+async fn research_bot(s: &Store) {
+    s.apply_manifest(
+        &manifest("research-bot", "v1"),
+        "src",
+        &id("alice"),
+        &serde_json::json!([]),
+    )
+    .await
+    .unwrap();
+}
+
+/// A consent request is decided once; a code is redeemed once, even by
+/// concurrent callers, and a later presentation names the token issued.
+async fn authorization_requests_and_codes(db: Db) {
+    let s = &db.store;
+    research_bot(s).await;
+    // At the store's precision, so rows compare equal when read back.
+    let now = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap();
+    let later = now + jiff::SignedDuration::from_mins(10);
+    let client: ClientId = id("https://client.example/oauth.json");
+    let request = AuthorizationRequestRow {
+        id_hash: "req-hash".into(),
+        client_id: client.clone(),
+        client_name: "Client".into(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        state: Some("st".into()),
+        code_challenge: "challenge".into(),
+        resource: None,
+        scope: Some("web.search".into()),
+        created_at: now,
+        expires_at: later,
+    };
+    s.create_authorization_request(&request).await.unwrap();
+    assert!(
+        s.authorization_request("req-hash", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Expired at `later`: neither read nor taken.
+    assert!(
+        s.authorization_request("req-hash", later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.take_authorization_request("req-hash", later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = s.take_authorization_request("req-hash", now).await.unwrap();
+    assert_eq!(taken.unwrap().client_id, client);
+    assert!(
+        s.take_authorization_request("req-hash", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let code = AuthorizationCodeRow {
+        code_hash: "code-hash".into(),
+        client_id: client.clone(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        code_challenge: "challenge".into(),
+        agent: id("research-bot"),
+        principal: id("alice"),
+        resource: Some("https://mcp.example/".into()),
+        scope: None,
+        created_at: now,
+        expires_at: now + jiff::SignedDuration::from_secs(60),
+    };
+    s.create_authorization_code(&code).await.unwrap();
+    let attempts = futures_join(s, "code-hash", now).await;
+    let fresh = attempts
+        .iter()
+        .filter(|r| matches!(r, Redeemed::Fresh(_)))
+        .count();
+    assert_eq!(fresh, 1, "{attempts:?}");
+    assert!(attempts.contains(&Redeemed::Fresh(code.clone())));
+    let jti: Jti = id("jti-1");
+    // A reuse came in before the token was noted: the issuer must revoke.
+    assert!(
+        s.authorization_code_issued("code-hash", &jti)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.redeem_authorization_code("code-hash", now).await.unwrap(),
+        Redeemed::Reused {
+            agent: id("research-bot"),
+            jti: Some(jti),
+        }
+    );
+    assert_eq!(
+        s.redeem_authorization_code("nothing", now).await.unwrap(),
+        Redeemed::Unknown
+    );
+    // Purged once expired past the margin the caller gives.
+    assert_eq!(s.purge_authorizations(now, now).await.unwrap(), 0);
+    let gone = now + jiff::SignedDuration::from_hours(1);
+    assert_eq!(s.purge_authorizations(gone, gone).await.unwrap(), 1);
+}
+on_both!(authorization_requests_and_codes);
+
+/// Four concurrent redemptions of one code.
+async fn futures_join(s: &Store, hash: &str, now: Timestamp) -> Vec<Redeemed> {
+    let (a, b, c, d) = tokio::join!(
+        s.redeem_authorization_code(hash, now),
+        s.redeem_authorization_code(hash, now),
+        s.redeem_authorization_code(hash, now),
+        s.redeem_authorization_code(hash, now),
+    );
+    [a, b, c, d].into_iter().map(Result::unwrap).collect()
+}

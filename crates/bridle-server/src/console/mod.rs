@@ -10,6 +10,7 @@
 //! HTML pages with the API's public message (a 5xx says only a request id).
 
 mod audit;
+mod consent;
 mod inbox;
 mod pages;
 mod permissions;
@@ -78,6 +79,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/approvals", get(inbox::inbox))
         .route("/console/approvals/pending", get(inbox::pending))
         .route("/console/approvals/{id}/vote", post(inbox::vote))
+        .route(
+            "/console/oauth/consent",
+            get(consent::page_for).post(consent::decide),
+        )
         .route("/console/audit", get(audit::list))
         .route("/console/audit/{seq}", get(audit::event))
         .route("/console/posture", get(posture::page))
@@ -95,7 +100,12 @@ async fn not_found() -> ConsoleError {
 /// its own policy (a chart) keeps it.
 async fn headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut response = next.run(request).await;
-    let h = response.headers_mut();
+    secure(response.headers_mut());
+    response
+}
+
+/// The console's security headers on `h` (a policy already set is kept).
+pub fn secure(h: &mut axum::http::HeaderMap) {
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -114,6 +124,13 @@ async fn headers(request: axum::extract::Request, next: axum::middleware::Next) 
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+}
+
+/// An error page outside the console's routes (the authorization
+/// endpoint's), with the console's security headers.
+pub fn error_page(e: ApiError) -> Response {
+    let mut response = ConsoleError::Api(e).into_response();
+    secure(response.headers_mut());
     response
 }
 

@@ -135,23 +135,56 @@ impl FromRequestParts<AppState> for SignedIn {
 #[template(path = "console/signin.html")]
 struct SignInPage<'a> {
     error: Option<&'a str>,
+    /// Where to go once signed in (a console path, checked).
+    next: Option<&'a str>,
     css: &'static str,
 }
 
-pub async fn sign_in_page() -> Response {
+/// `next` if it is a path of the console (so signing in never sends the
+/// browser elsewhere: no open redirect).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let safe = next.starts_with("/console/")
+        && next.len() <= 2048
+        && !next.contains("//")
+        && !next.contains('\\')
+        && !next.contains("..")
+        && !next.to_ascii_lowercase().contains("%2e")
+        && next.bytes().all(|b| b.is_ascii_graphic());
+    safe.then_some(next)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn sign_in_page(
+    query: Result<axum::extract::Query<NextQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let next = query.map(|q| q.0.next).unwrap_or_default();
     html(
         StatusCode::OK,
         SignInPage {
             error: None,
+            next: safe_next(&next),
             css: super::static_files::css_path(),
         }
         .render(),
     )
 }
 
+/// The sign-in page for `next`, as a path with its query.
+pub fn sign_in_for(next: &str) -> String {
+    let encoded = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+    format!("/console/signin?next={encoded}")
+}
+
 #[derive(Debug, Deserialize)]
 pub struct SignInForm {
     api_key: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// The `Set-Cookie` of a session (`None` ends it): `HttpOnly`,
@@ -179,22 +212,24 @@ pub async fn sign_in(
     form: Result<axum::Form<SignInForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ConsoleError> {
     same_origin(&parts)?;
-    let refused = |status: StatusCode, why: &str| {
+    let refused = |status: StatusCode, why: &str, next: Option<&str>| {
         html(
             status,
             SignInPage {
                 error: Some(why),
+                next,
                 css: super::static_files::css_path(),
             }
             .render(),
         )
     };
     let Ok(axum::Form(form)) = form else {
-        return Ok(refused(StatusCode::BAD_REQUEST, "enter an API key"));
+        return Ok(refused(StatusCode::BAD_REQUEST, "enter an API key", None));
     };
+    let next = safe_next(&form.next);
     let key = form.api_key.trim();
     if key.is_empty() {
-        return Ok(refused(StatusCode::BAD_REQUEST, "enter an API key"));
+        return Ok(refused(StatusCode::BAD_REQUEST, "enter an API key", next));
     }
     let principal = match crate::auth::authenticate_api_key(&state, key, &origin).await {
         Ok(p) => p,
@@ -202,12 +237,13 @@ pub async fn sign_in(
             return Ok(refused(
                 StatusCode::UNAUTHORIZED,
                 "that API key is unknown or its principal is deactivated",
+                next,
             ));
         }
         Err(e) => return Err(e.into()),
     };
     let (value, _) = service::create(&state, &principal).await?;
-    let mut response = Redirect::to("/console/").into_response();
+    let mut response = Redirect::to(next.unwrap_or("/console/")).into_response();
     response
         .headers_mut()
         .insert(header::SET_COOKIE, set_cookie(&state, Some(&value))?);

@@ -44,6 +44,7 @@ pub(crate) use responses::{
         routes::manifest_schema,
         routes::oauth::metadata,
         routes::oauth::jwks,
+        routes::oauth::authorize::authorize,
         routes::oauth::grants::token,
         routes::oauth::introspect::introspect,
         routes::oauth::introspect::revoke,
@@ -105,7 +106,7 @@ pub(crate) use responses::{
     security(("bearer" = [])),
     tags(
         (name = "health", description = "Liveness and the API description"),
-        (name = "oauth", description = "OAuth 2.0 for agents (RFC 6749, 7009, 7517, 7523, 7662, 8414, 8693, 8707, 9068, 9449) and the signing keys"),
+        (name = "oauth", description = "OAuth 2.0 for agents (RFC 6749, 7009, 7517, 7523, 7636, 7662, 8414, 8693, 8707, 9068, 9207, 9449), client metadata documents, and the signing keys"),
         (name = "principals", description = "Humans and service principals"),
         (name = "agents", description = "The agent registry and lifecycle"),
         (name = "elevations", description = "Just-in-time extra scope"),

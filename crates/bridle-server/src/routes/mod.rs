@@ -49,6 +49,7 @@ routes! {
     get "/schemas/manifest-v1.json" => manifest_schema,
     get "/.well-known/oauth-authorization-server" => oauth::metadata,
     get "/.well-known/jwks.json" => oauth::jwks,
+    get "/oauth/authorize" => oauth::authorize::authorize,
     post "/oauth/token" => oauth::grants::token,
     post "/oauth/introspect" => oauth::introspect::introspect,
     post "/oauth/revoke" => oauth::introspect::revoke,

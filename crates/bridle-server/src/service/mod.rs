@@ -19,6 +19,7 @@
 
 pub mod agents;
 pub mod approvals;
+pub mod authorize;
 pub mod console;
 pub mod containment;
 pub mod credentials;

@@ -4,7 +4,7 @@
 //! (`routes/oauth`).
 
 use bridle_core::audit::EventType;
-use bridle_core::id::{AgentId, ClientId, Jti};
+use bridle_core::id::{AgentId, ClientId, Jti, PrincipalId};
 use bridle_store::{CredentialStore as _, NewToken};
 use jiff::Timestamp;
 
@@ -29,6 +29,8 @@ pub struct Issue<'a> {
     pub act: Option<serde_json::Value>,
     pub cnf: Option<Confirmation>,
     pub parent_jti: Option<&'a Jti>,
+    /// The authorization code grant: the owner who consented.
+    pub consented_by: Option<&'a PrincipalId>,
 }
 
 /// Sign, record and audit a token; answers the JWT and its claims.
@@ -68,6 +70,9 @@ pub async fn issue(state: &AppState, i: Issue<'_>) -> Result<(String, Claims), S
         "exp": claims.exp, "scope": claims.scope, "act": claims.act,
         "parent_jti": i.parent_jti, "dpop_jkt": claims.cnf.as_ref().map(|c| &c.jkt),
     }));
+    if let (Some(p), Some(detail)) = (i.consented_by, event.detail.as_mut()) {
+        detail["consented_by"] = serde_json::json!(p);
+    }
     state.audit.append(event).await?;
     Ok((jwt, claims))
 }

@@ -45,6 +45,7 @@ fn expected(method: &str, path: &str) -> Option<[Class; 8]> {
         | ("get", "/schemas/manifest-v1.json")
         | ("get", "/.well-known/oauth-authorization-server")
         | ("get", "/.well-known/jwks.json")
+        | ("get", "/oauth/authorize")
         | ("post", "/oauth/token") => [O, O, O, O, O, O, O, O],
         // A principal introspects with `admin` or `pep`; an agent's bearer
         // token is no client authentication.

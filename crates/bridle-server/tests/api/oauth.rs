@@ -23,6 +23,10 @@ async fn metadata_and_jwks_are_public(s: Server) {
         members,
         [
             "access_token_signing_alg_values_supported",
+            "authorization_endpoint",
+            "authorization_response_iss_parameter_supported",
+            "client_id_metadata_document_supported",
+            "code_challenge_methods_supported",
             "dpop_signing_alg_values_supported",
             "grant_types_supported",
             "introspection_endpoint",
@@ -63,7 +67,20 @@ async fn metadata_and_jwks_are_public(s: Server) {
             .unwrap()
             .contains(&json!("client_credentials"))
     );
-    for method in ["client_secret_basic", "client_secret_post"] {
+    // The authorization code grant for interactive clients (PKCE S256,
+    // RFC 9207 `iss`, clients named by their metadata document URL).
+    assert_eq!(m["authorization_endpoint"], s.url("/oauth/authorize"));
+    assert_eq!(m["response_types_supported"], json!(["code"]));
+    assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(m["client_id_metadata_document_supported"], true);
+    assert!(
+        m["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("authorization_code"))
+    );
+    for method in ["client_secret_basic", "client_secret_post", "none"] {
         assert!(
             m["token_endpoint_auth_methods_supported"]
                 .as_array()

@@ -26,8 +26,8 @@ fn bad_request(error: &'static str, d: impl Into<String>) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, error, d)
 }
 
-/// Issue an access token to an agent: client credentials, or token exchange
-/// for delegation.
+/// Issue an access token to an agent: client credentials, token exchange
+/// for delegation, or an authorization code its owner consented to.
 #[utoipa::path(
     post,
     path = "/oauth/token",
@@ -37,13 +37,13 @@ fn bad_request(error: &'static str, d: impl Into<String>) -> OAuthError {
     request_body(
         content = OAuthForm,
         content_type = "application/x-www-form-urlencoded",
-        description = "`grant_type` with its parameters. Client authentication is exactly one of `client_secret_basic` (the Authorization header), `client_secret_post` (`client_id` and `client_secret`) or `private_key_jwt` (`client_assertion_type` and `client_assertion`). A `DPoP` header binds the token to that key (RFC 9449); agents whose manifest sets `credentials.dpop: required` must send one",
+        description = "`grant_type` with its parameters. Client authentication is exactly one of `client_secret_basic` (the Authorization header), `client_secret_post` (`client_id` and `client_secret`) or `private_key_jwt` (`client_assertion_type` and `client_assertion`); with `authorization_code` none (a public client: `code`, `redirect_uri`, `client_id` and the PKCE `code_verifier`). A `DPoP` header binds the token to that key (RFC 9449); agents whose manifest sets `credentials.dpop: required` must send one",
     ),
     params(("DPoP" = Option<String>, Header, description = "A DPoP proof for `POST` of this endpoint (RFC 9449)")),
     responses(
         (status = 200, description = "The access token", body = TokenResponse,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `unauthorized_client` (the agent is suspended, retired or expired), `invalid_scope` (scope would widen), `invalid_target` (delegation not allowed or too deep) or `invalid_dpop_proof`", body = OAuthErrorBody),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `invalid_grant` (an authorization code unknown, expired, used before, or not matching its client, redirect URI or PKCE verifier), `unauthorized_client` (the agent is suspended, retired or expired), `invalid_scope` (scope would widen), `invalid_target` (delegation not allowed or too deep) or `invalid_dpop_proof`", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`: unknown client, wrong secret or bad client assertion", body = OAuthErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"bridle\"`"))),
         (status = 413, description = "`invalid_request`: the body is larger than the configured limit", body = OAuthErrorBody),
@@ -72,6 +72,11 @@ async fn issue(
     form: &OAuthForm,
     origin: &crate::throttle::Origin,
 ) -> Result<Response, OAuthError> {
+    // A public client: no client authentication, the code and its PKCE
+    // verifier prove the request.
+    if form.grant_type.as_deref() == Some(super::code::GRANT) {
+        return super::code::redeem(state, headers, form).await;
+    }
     let client = client::authenticate(state, headers, form, origin).await?;
     match form.grant_type.as_deref() {
         Some("client_credentials") => client_credentials(state, headers, form, &client).await,
@@ -85,7 +90,7 @@ async fn issue(
 }
 
 /// The calling agent, which must be active and not expired.
-async fn active_agent(
+pub(super) async fn active_agent(
     state: &AppState,
     id: &AgentId,
 ) -> Result<(AgentRow, CompiledAgent), OAuthError> {
@@ -119,7 +124,7 @@ async fn active_agent(
 /// `aud` from RFC 8707 `resource`, or the server's default audience.
 fn audience(state: &AppState, form: &OAuthForm) -> Result<String, OAuthError> {
     match &form.resource {
-        Some(r) if r.contains("://") && !r.contains('#') => Ok(r.clone()),
+        Some(r) if crate::service::authorize::valid_resource(r) => Ok(r.clone()),
         Some(_) => Err(bad_request(
             "invalid_target",
             "resource must be an absolute URI without a fragment",
@@ -130,7 +135,7 @@ fn audience(state: &AppState, form: &OAuthForm) -> Result<String, OAuthError> {
 
 /// The DPoP key a new token is bound to: the proof in the request's `DPoP`
 /// header, checked and used up; required when `required`.
-async fn dpop_binding(
+pub(super) async fn dpop_binding(
     state: &AppState,
     headers: &HeaderMap,
     required: bool,
@@ -162,23 +167,33 @@ async fn dpop_binding(
     Ok(Some(Confirmation { jkt: checked.jkt }))
 }
 
-/// What differs between the two grants when a token is minted.
-struct Mint<'a> {
-    client: &'a Client,
-    grant: &'static str,
-    sub: &'a AgentId,
-    aud: String,
-    exp: Timestamp,
-    scope: Option<String>,
-    act: Option<serde_json::Value>,
-    cnf: Option<Confirmation>,
-    parent_jti: Option<&'a Jti>,
-    exchange: bool,
+/// What differs between the grants when a token is minted.
+pub(super) struct Mint<'a> {
+    pub(super) client: &'a Client,
+    pub(super) grant: &'static str,
+    pub(super) sub: &'a AgentId,
+    pub(super) aud: String,
+    pub(super) exp: Timestamp,
+    pub(super) scope: Option<String>,
+    pub(super) act: Option<serde_json::Value>,
+    pub(super) cnf: Option<Confirmation>,
+    pub(super) parent_jti: Option<&'a Jti>,
+    pub(super) consented_by: Option<&'a bridle_core::id::PrincipalId>,
+    pub(super) metric: crate::metrics::Grant,
 }
 
 /// Sign, record (for revocation), audit, and answer.
 async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
-    let now = Timestamp::now();
+    let exchange = m.metric == crate::metrics::Grant::TokenExchange;
+    let (jwt, claims) = sign(state, m).await?;
+    Ok(answer(jwt, claims, exchange))
+}
+
+/// Sign, record (for revocation) and audit a token, counted by grant.
+pub(super) async fn sign(
+    state: &AppState,
+    m: Mint<'_>,
+) -> Result<(String, crate::tokens::Claims), OAuthError> {
     let (jwt, claims) = tokens::issue(
         state,
         tokens::Issue {
@@ -193,15 +208,18 @@ async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
             act: m.act,
             cnf: m.cnf,
             parent_jti: m.parent_jti,
+            consented_by: m.consented_by,
         },
     )
     .await?;
-    state.metrics.token_issued(if m.exchange {
-        crate::metrics::Grant::TokenExchange
-    } else {
-        crate::metrics::Grant::ClientCredentials
-    });
-    Ok(no_store(TokenResponse {
+    state.metrics.token_issued(m.metric);
+    Ok((jwt, claims))
+}
+
+/// The token response (RFC 6749 §5.1; RFC 8693 §2.2.1 for an exchange).
+pub(super) fn answer(jwt: String, claims: crate::tokens::Claims, exchange: bool) -> Response {
+    let now = Timestamp::now();
+    no_store(TokenResponse {
         access_token: jwt,
         token_type: if claims.cnf.is_some() {
             "DPoP"
@@ -210,8 +228,8 @@ async fn mint(state: &AppState, m: Mint<'_>) -> Result<Response, OAuthError> {
         },
         expires_in: (claims.exp - now.as_second()).max(0),
         scope: claims.scope,
-        issued_token_type: m.exchange.then_some(ACCESS_TOKEN_TYPE),
-    }))
+        issued_token_type: exchange.then_some(ACCESS_TOKEN_TYPE),
+    })
 }
 
 async fn client_credentials(
@@ -238,7 +256,8 @@ async fn client_credentials(
             act: None,
             cnf,
             parent_jti: None,
-            exchange: false,
+            consented_by: None,
+            metric: crate::metrics::Grant::ClientCredentials,
         },
     )
     .await
@@ -368,7 +387,8 @@ async fn exchange(
             act: Some(act),
             cnf,
             parent_jti: Some(&subject.claims.jti),
-            exchange: true,
+            consented_by: None,
+            metric: crate::metrics::Grant::TokenExchange,
         },
     )
     .await

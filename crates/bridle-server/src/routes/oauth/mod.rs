@@ -11,7 +11,9 @@
     reason = "the OAuth endpoints are their own authentication checkpoint: a client is authenticated (secret, assertion, DPoP) from the store before anything else"
 )]
 
+pub mod authorize;
 pub mod client;
+pub mod code;
 pub mod grants;
 pub mod introspect;
 
@@ -66,8 +68,8 @@ impl OAuthError {
 /// An OAuth error response (RFC 6749 §5.2).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthErrorBody<'a> {
-    /// `invalid_request`, `invalid_client`, `unauthorized_client`,
-    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`,
+    /// `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`,
     /// `insufficient_scope`, `temporarily_unavailable` or `server_error`.
     #[schema(example = "invalid_client")]
     error: &'a str,
@@ -160,11 +162,13 @@ impl From<bridle_store::StoreError> for OAuthError {
 /// Each endpoint reads the fields it needs and ignores the others.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OAuthForm {
-    /// Token endpoint: `client_credentials` or
+    /// Token endpoint: `client_credentials`, `authorization_code` or
     /// `urn:ietf:params:oauth:grant-type:token-exchange`.
     #[schema(example = "client_credentials")]
     pub grant_type: Option<String>,
-    /// `client_secret_post`, or (optional) with `private_key_jwt`.
+    /// `client_secret_post`, or (optional) with `private_key_jwt`; with
+    /// `authorization_code`, the client metadata document URL the code was
+    /// issued to.
     pub client_id: Option<String>,
     /// `client_secret_post`; not together with Basic authentication.
     pub client_secret: Option<String>,
@@ -178,6 +182,14 @@ pub struct OAuthForm {
     /// The resource server the token is for (RFC 8707), an absolute URI; it
     /// becomes `aud`.
     pub resource: Option<String>,
+    /// `authorization_code`: the code the authorization endpoint returned.
+    pub code: Option<String>,
+    /// `authorization_code`: exactly the `redirect_uri` of the
+    /// authorization request.
+    pub redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier (RFC 7636) whose S256
+    /// challenge the authorization request carried.
+    pub code_verifier: Option<String>,
     /// Token exchange: the delegator's access token.
     pub subject_token: Option<String>,
     /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
@@ -270,8 +282,17 @@ pub async fn jwks(State(state): State<AppState>) -> Json<crate::tokens::JwkSet> 
 pub struct AuthorizationServerMetadata {
     /// Always `["EdDSA"]`.
     access_token_signing_alg_values_supported: &'static [&'static str],
+    /// The authorization code grant's endpoint (interactive clients).
+    authorization_endpoint: String,
+    /// Always `true` (RFC 9207): every redirect back carries `iss`.
+    authorization_response_iss_parameter_supported: bool,
+    /// Always `true`: a client is identified by the https URL of its
+    /// metadata document.
+    client_id_metadata_document_supported: bool,
+    /// Always `["S256"]` (RFC 7636).
+    code_challenge_methods_supported: &'static [&'static str],
     dpop_signing_alg_values_supported: &'static [&'static str],
-    grant_types_supported: [&'static str; 2],
+    grant_types_supported: [&'static str; 3],
     introspection_endpoint: String,
     /// The client authentication methods, and `bearer` (a principal's API key).
     introspection_endpoint_auth_methods_supported: Vec<&'static str>,
@@ -281,14 +302,16 @@ pub struct AuthorizationServerMetadata {
     jwks_uri: String,
     /// Always `true` (RFC 8707).
     resource_parameter_supported: bool,
-    /// Empty: there is no authorization endpoint.
-    response_types_supported: [&'static str; 0],
+    /// Always `["code"]`.
+    response_types_supported: [&'static str; 1],
     revocation_endpoint: String,
     revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     revocation_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
     scopes_supported: [&'static str; 0],
     token_endpoint: String,
-    token_endpoint_auth_methods_supported: &'static [&'static str],
+    /// The client authentication methods, and `none` (a public client
+    /// with the authorization code grant).
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
     token_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
 }
 
@@ -311,20 +334,24 @@ pub async fn metadata(State(state): State<AppState>) -> Json<AuthorizationServer
     let with_bearer = [methods, &["bearer"]].concat();
     Json(AuthorizationServerMetadata {
         access_token_signing_alg_values_supported: &["EdDSA"],
+        authorization_endpoint: format!("{iss}/oauth/authorize"),
+        authorization_response_iss_parameter_supported: true,
+        client_id_metadata_document_supported: true,
+        code_challenge_methods_supported: &["S256"],
         dpop_signing_alg_values_supported: algs,
-        grant_types_supported: ["client_credentials", TOKEN_EXCHANGE],
+        grant_types_supported: ["client_credentials", TOKEN_EXCHANGE, "authorization_code"],
         introspection_endpoint: format!("{iss}/oauth/introspect"),
         introspection_endpoint_auth_methods_supported: with_bearer.clone(),
         introspection_endpoint_auth_signing_alg_values_supported: algs,
         jwks_uri: format!("{iss}/.well-known/jwks.json"),
         resource_parameter_supported: true,
-        response_types_supported: [],
+        response_types_supported: ["code"],
         revocation_endpoint: format!("{iss}/oauth/revoke"),
         revocation_endpoint_auth_methods_supported: with_bearer,
         revocation_endpoint_auth_signing_alg_values_supported: algs,
         scopes_supported: [],
         token_endpoint: format!("{iss}/oauth/token"),
-        token_endpoint_auth_methods_supported: methods,
+        token_endpoint_auth_methods_supported: [methods, &["none"]].concat(),
         token_endpoint_auth_signing_alg_values_supported: algs,
         issuer: iss,
     })
