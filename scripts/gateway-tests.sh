@@ -36,6 +36,9 @@ fi
 cargo build --locked -p bridle
 export BRIDLE_BIN="${CARGO_TARGET_DIR:-target}/debug/bridle"
 .venv/bin/python tests/mcp/gateway_test.py
+# An MCP client that knows only the interactive OAuth flow, through the
+# owner's consent in the console, to the gateway.
+.venv/bin/python tests/mcp/oauth_client_test.py
 # I3: the official conformance suite, with its expected failures explained in
 # tests/mcp/conformance-baseline.yml.
 .venv/bin/python tests/mcp/conformance_test.py
