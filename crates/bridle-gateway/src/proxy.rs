@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, ErrorCode,
-    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, ResultType, ServerCapabilities,
+    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
+    ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, ResultType, ServerCapabilities, ServerResult,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -28,6 +29,7 @@ use tracing::Instrument as _;
 
 use crate::bridle::{AgentToken, Bridle, BridleError, Decision};
 use crate::held::{Held, abandoned, still_pending};
+use crate::relay::{Session, Sessions};
 use crate::telemetry::{self, Target};
 use crate::upstream::{Upstream, Upstreams};
 
@@ -47,17 +49,34 @@ pub struct Shared {
     pub bridle: Bridle,
     pub upstreams: Upstreams,
     pub approval_wait: Duration,
+    /// Every agent session, for what is relayed to all of them.
+    pub sessions: Arc<Sessions>,
 }
 
+/// One agent session's handler: the shared state, and the session's own
+/// (its links to upstreams and where their traffic goes, [`crate::relay`]).
 #[derive(Debug, Clone)]
-pub struct Proxy(pub Arc<Shared>);
+pub struct Proxy(pub Arc<Shared>, pub(crate) Arc<Session>);
 
-fn agent(ctx: &RequestContext<RoleServer>) -> Result<AgentToken, McpError> {
-    ctx.extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|p| p.extensions.get::<AgentToken>())
-        .cloned()
-        .ok_or_else(|| McpError::invalid_request("no authenticated agent on this request", None))
+impl Proxy {
+    /// The handler of a new session.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self(shared, Arc::new(Session::default()))
+    }
+
+    /// The request's agent, which the session is bound to.
+    pub(crate) fn agent(&self, ctx: &RequestContext<RoleServer>) -> Result<AgentToken, McpError> {
+        let agent = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<AgentToken>())
+            .cloned()
+            .ok_or_else(|| {
+                McpError::invalid_request("no authenticated agent on this request", None)
+            })?;
+        self.1.bind(ctx, &agent, &self.0.sessions)?;
+        Ok(agent)
+    }
 }
 
 fn bridle_error(e: BridleError) -> McpError {
@@ -138,7 +157,7 @@ impl Proxy {
     /// by the server's long poll), then decide again, consuming it. A call
     /// the agent gave up on while held is never decided again, so its
     /// approval stays unused, and never forwarded.
-    async fn decide(
+    pub(crate) async fn decide(
         &self,
         agent: &AgentToken,
         action: &str,
@@ -196,7 +215,13 @@ impl Proxy {
     }
 
     /// Report the outcome in the background: the answer does not wait for it.
-    fn report(&self, agent: AgentToken, decision: &Decision, ok: bool, retrievals: Vec<String>) {
+    pub(crate) fn report(
+        &self,
+        agent: AgentToken,
+        decision: &Decision,
+        ok: bool,
+        retrievals: Vec<String>,
+    ) {
         let bridle = self.0.bridle.clone();
         let id = decision.decision_id.clone();
         // Still part of the call's trace, though the answer does not wait.
@@ -227,7 +252,7 @@ impl Proxy {
         &self,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let agent = agent(ctx)?;
+        let agent = self.agent(ctx)?;
         let mut tools = Vec::new();
         for u in &self.0.upstreams.all {
             match u.call(|p| async move { p.list_all_tools().await }).await {
@@ -251,7 +276,7 @@ impl Proxy {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let action = request.name.to_string();
         let (upstream, tool) = self.route(&action)?;
         let args = request.arguments.clone().unwrap_or_default();
@@ -266,10 +291,11 @@ impl Proxy {
             &upstream.name,
             &mut forward.meta,
         );
+        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
         let result = held
             .unless_abandoned(
                 upstream
-                    .call_tool(forward, held.listener())
+                    .call_tool(conn, forward, held.listener(), ctx.id.clone())
                     .instrument(span.clone()),
             )
             .await
@@ -289,7 +315,7 @@ impl Proxy {
         request: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let name = request.name.clone();
         let (upstream, prompt) = self.route(&name)?;
         let action = format!("{}prompt.{prompt}", upstream.prefix);
@@ -305,10 +331,17 @@ impl Proxy {
             &upstream.name,
             &mut forward.meta,
         );
+        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(forward));
         let result = upstream
-            .call(|p| async move { p.get_prompt_once(forward).await })
+            .forward(conn, request, None, ctx.id.clone())
             .instrument(span.clone())
             .await
+            .and_then(|r| match r {
+                ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+                ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+                _ => Err(upstream.unexpected()),
+            })
             .map(complete_prompt);
         telemetry::ended(&span, &result, false);
         self.report(agent, &decision, result.is_ok(), Vec::new());
@@ -320,7 +353,7 @@ impl Proxy {
         mut request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let uri = request.uri.clone();
         let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
             McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
@@ -337,10 +370,17 @@ impl Proxy {
             &upstream.name,
             &mut request.meta,
         );
+        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
+        let forward = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
         let result = upstream
-            .call(|p| async move { p.read_resource_once(request).await })
+            .forward(conn, forward, None, ctx.id.clone())
             .instrument(span.clone())
             .await
+            .and_then(|r| match r {
+                ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+                ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+                _ => Err(upstream.unexpected()),
+            })
             .map(complete_read);
         telemetry::ended(&span, &result, false);
         self.report(agent, &decision, result.is_ok(), vec![uri]);
@@ -358,7 +398,7 @@ impl Proxy {
         mut request: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let (upstream, action) = match &mut request.r#ref {
             Reference::Prompt(p) => {
                 let name = p.name.clone();
@@ -419,7 +459,11 @@ impl Proxy {
     }
 
     /// The upstream that listed `uri`, listing again once if none did.
-    async fn resource_owner(&self, agent: &AgentToken, uri: &str) -> Option<Arc<Upstream>> {
+    pub(crate) async fn resource_owner(
+        &self,
+        agent: &AgentToken,
+        uri: &str,
+    ) -> Option<Arc<Upstream>> {
         let ups = &self.0.upstreams;
         let lookup = || {
             ups.resource_owner
@@ -511,8 +555,12 @@ impl ServerHandler for Proxy {
     fn get_info(&self) -> InitializeResult {
         let caps = ServerCapabilities::builder()
             .enable_tools()
+            .enable_tool_list_changed()
             .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
             .enable_prompts()
+            .enable_prompts_list_changed()
             .enable_logging()
             .enable_completions()
             .build();
@@ -558,7 +606,7 @@ impl ServerHandler for Proxy {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let mut prompts = Vec::new();
         for u in &self.0.upstreams.all {
             match u.call(|p| async move { p.list_all_prompts().await }).await {
@@ -603,7 +651,7 @@ impl ServerHandler for Proxy {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let list = self.list_resources_for(&agent).await?;
         Ok(ListResourcesResult::with_all_items(list))
     }
@@ -613,7 +661,7 @@ impl ServerHandler for Proxy {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let ups = &self.0.upstreams;
         let actions = ups
             .all
@@ -676,13 +724,38 @@ impl ServerHandler for Proxy {
         request: rmcp::model::SetLevelRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        agent(&ctx)?;
-        for u in &self.0.upstreams.all {
-            let r = request.clone();
-            if let Err(e) = u.call(|p| async move { p.set_level(r).await }).await {
-                tracing::debug!(upstream = %u.name, error = %e.message, "logging/setLevel not forwarded");
-            }
-        }
+        self.agent(&ctx)?;
+        // Only the session's links carry its log messages: the shared
+        // connections' level is not the agent's to set.
+        self.1.set_level(request.level, &self.0.upstreams.all).await;
         Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let span = telemetry::mcp_server("resources/subscribe", Target::None, &ctx);
+        let result = self
+            .subscribe_in(request, ctx)
+            .instrument(span.clone())
+            .await;
+        telemetry::ended(&span, &result, false);
+        result
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let span = telemetry::mcp_server("resources/unsubscribe", Target::None, &ctx);
+        let result = self
+            .unsubscribe_in(request, ctx)
+            .instrument(span.clone())
+            .await;
+        telemetry::ended(&span, &result, false);
+        result
     }
 }

@@ -7,12 +7,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridle_gateway::{Config, Gateway};
+#[expect(deprecated, reason = "logging is what 2025-11-25 servers send")]
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    CompletionInfo, ContentBlock, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, Reference, ServerCapabilities, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientResult, CompleteRequestParams,
+    CompleteResult, CompletionInfo, ContentBlock, ElicitRequest, ElicitRequestParams,
+    ElicitationSchema, InitializeResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Resource,
+    ResourceContents, ResourceUpdatedNotificationParam, ServerCapabilities, ServerRequest,
+    SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::{RequestContext, RunningService, ServiceError};
+use rmcp::service::{Peer, RequestContext, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{
@@ -40,6 +45,12 @@ tools:
       ttl: 1h
   - name: up.secret_*
   - name: up.prompt.greet
+  - name: up.chatty
+  - name: up.touch
+  - name: up.resources.read
+    access: read
+data:
+  - { resource: "up://docs/public", access: [read] }
 forbid: [up.secret_*]
 "#;
 
@@ -53,6 +64,49 @@ pub(crate) struct Upstream {
     pub(crate) completions: Arc<AtomicUsize>,
     /// `echo` of "slow": started, and stopped by a cancellation.
     pub(crate) slow: Arc<(AtomicUsize, AtomicUsize)>,
+    /// Every session's subscriptions (URI, the session's peer), shared
+    /// by the upstream's sessions: `touch` notifies them.
+    pub(crate) subscribers: Subscribers,
+    /// Which of the upstream's sessions this is.
+    pub(crate) session: usize,
+}
+
+/// (URI, upstream session, its peer).
+pub(crate) type Subscribers = Arc<std::sync::Mutex<Vec<(String, usize, Peer<RoleServer>)>>>;
+
+/// `chatty`: a log message naming `who`, then an elicitation asking for a
+/// name; the answer (or why there is none) is the result.
+async fn chatty(who: &str, ctx: &RequestContext<RoleServer>) -> String {
+    #[expect(deprecated, reason = "logging is what 2025-11-25 servers send")]
+    let log = ctx
+        .peer
+        .notify_logging_message(LoggingMessageNotificationParam::new(
+            LoggingLevel::Info,
+            json!(format!("working for {who}")),
+        ))
+        .await;
+    log.unwrap();
+    let schema = ElicitationSchema::builder()
+        .required_string("name")
+        .build()
+        .unwrap();
+    let ask = ServerRequest::ElicitRequest(ElicitRequest::new(
+        ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: format!("who are you, {who}?"),
+            requested_schema: schema,
+        },
+    ));
+    match ctx.peer.send_request(ask).await {
+        Ok(ClientResult::ElicitResult(r)) => format!(
+            "elicited: {} {}",
+            json!(r.action),
+            json!(r.content.unwrap_or_default())
+        ),
+        Ok(other) => format!("elicitation answered oddly: {other:?}"),
+        Err(ServiceError::McpError(e)) => format!("elicitation refused: {}", e.message),
+        Err(e) => format!("elicitation failed: {e}"),
+    }
 }
 
 pub(crate) fn schema(props: Value) -> serde_json::Map<String, Value> {
@@ -64,12 +118,63 @@ pub(crate) fn schema(props: Value) -> serde_json::Map<String, Value> {
 
 impl ServerHandler for Upstream {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_completions()
-                .build(),
-        )
+        #[expect(deprecated, reason = "logging is what 2025-11-25 servers send")]
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_completions()
+            .enable_logging()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .build();
+        InitializeResult::new(caps)
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new("up://docs/public", "public"),
+            Resource::new("up://docs/secret", "secret"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        req: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(
+            vec![ResourceContents::text(
+                format!("the text of {}", req.uri),
+                req.uri,
+            )],
+        )))
+    }
+
+    async fn subscribe(
+        &self,
+        req: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscribers
+            .lock()
+            .unwrap()
+            .push((req.uri, self.session, ctx.peer));
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        req: UnsubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscribers
+            .lock()
+            .unwrap()
+            .retain(|(uri, session, _)| !(*uri == req.uri && *session == self.session));
+        Ok(())
     }
 
     async fn complete(
@@ -116,6 +221,16 @@ impl ServerHandler for Upstream {
                 schema(json!({})),
             ),
             Tool::new("secret_dump", "Dumps secrets", schema(json!({}))),
+            Tool::new(
+                "chatty",
+                "Logs, then asks who you are",
+                schema(json!({"who": {"type": "string"}})),
+            ),
+            Tool::new(
+                "touch",
+                "Updates a resource",
+                schema(json!({"uri": {"type": "string"}})),
+            ),
             Tool::new("delete", "Deletes everything", schema(json!({}))),
         ]))
     }
@@ -174,6 +289,27 @@ impl ServerHandler for Upstream {
                 format!("Echo: progress token {}", json!(token))
             }
             "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
+            "chatty" => chatty(args["who"].as_str().unwrap_or_default(), &ctx).await,
+            // Tell every session subscribed to `uri` that it changed.
+            "touch" => {
+                let uri = args["uri"].as_str().unwrap_or_default().to_owned();
+                let to: Vec<_> = self
+                    .subscribers
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(u, _, _)| *u == uri)
+                    .map(|(_, _, p)| p.clone())
+                    .collect();
+                for peer in &to {
+                    peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(
+                        uri.clone(),
+                    ))
+                    .await
+                    .unwrap();
+                }
+                format!("touched {} subscribers", to.len())
+            }
             "add" => {
                 // 40 + b: with progress (a held call's test).
                 if args["a"] == 40 {
@@ -216,6 +352,7 @@ pub(crate) struct Env {
     pub(crate) adds: Arc<AtomicUsize>,
     pub(crate) completions: Arc<AtomicUsize>,
     pub(crate) slow: Arc<(AtomicUsize, AtomicUsize)>,
+    pub(crate) subscribers: Subscribers,
     pub(crate) _dir: tempfile::TempDir,
 }
 
@@ -245,8 +382,27 @@ impl Env {
 
     /// An access token of `mcp-bot` for `resource`.
     pub(crate) async fn token(&self, resource: &str) -> String {
+        self.token_of("mcp-bot", resource).await
+    }
+
+    /// Another agent with `mcp-bot`'s record.
+    pub(crate) async fn another_agent(&self, name: &str) {
+        let r = self
+            .http
+            .put(format!("{}/v1/agents/{name}", self.bridle))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/yaml")
+            .body(RECORD.replace("agent: mcp-bot", &format!("agent: {name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+
+    /// An access token of `agent` for `resource`.
+    pub(crate) async fn token_of(&self, agent: &str, resource: &str) -> String {
         let cred = self
-            .post("/v1/agents/mcp-bot/credentials", ADMIN, json!({}))
+            .post(&format!("/v1/agents/{agent}/credentials"), ADMIN, json!({}))
             .await;
         let r = self
             .http
@@ -384,12 +540,17 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
     let up_completions = completions.clone();
     let slow = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let up_slow = slow.clone();
+    let subscribers = Subscribers::default();
+    let up_subscribers = subscribers.clone();
+    let sessions = AtomicUsize::new(0);
     let upstream = StreamableHttpService::new(
         move || {
             Ok(Upstream {
+                session: sessions.fetch_add(1, Ordering::SeqCst),
                 adds: up_adds.clone(),
                 completions: up_completions.clone(),
                 slow: up_slow.clone(),
+                subscribers: up_subscribers.clone(),
             })
         },
         std::sync::Arc::new(LocalSessionManager::default()),
@@ -409,6 +570,7 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
         adds,
         completions,
         slow,
+        subscribers,
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);

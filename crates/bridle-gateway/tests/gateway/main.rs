@@ -14,3 +14,4 @@ mod harness;
 mod operability;
 mod protocol;
 mod relay;
+mod sessions;

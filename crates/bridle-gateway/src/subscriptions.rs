@@ -1,0 +1,176 @@
+//! Resource subscriptions (`resources/subscribe`, `resources/unsubscribe`,
+//! 2025-11-25 and older). A subscription is decided like a
+//! `resources/read` of its URI, and refused the same way; it is made on
+//! the session's own link to the upstream that has the URI
+//! ([`crate::relay`]), so the upstream's `notifications/resources/updated`
+//! for it reach that session only. Each update is decided again before it
+//! is relayed (the agent may have lost the URI since): an update the agent
+//! may no longer read is dropped and ends the subscription upstream.
+#![expect(
+    deprecated,
+    reason = "resources/subscribe is how clients on 2025-11-25 and older subscribe"
+)]
+
+use rmcp::ErrorData as McpError;
+use rmcp::model::{
+    ClientRequest, ResourceUpdatedNotificationParam, ServerResult, SubscribeRequest,
+    SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
+};
+use rmcp::service::{Peer, RequestContext, RoleClient, RoleServer};
+use serde_json::Map;
+use tracing::Instrument as _;
+
+use crate::held::Held;
+use crate::proxy::Proxy;
+use crate::relay::{LinkOf, Route};
+use crate::telemetry::{self, Target};
+
+impl Proxy {
+    pub(crate) async fn subscribe_in(
+        &self,
+        mut request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let agent = self.agent(&ctx)?;
+        let uri = request.uri.clone();
+        let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
+            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
+        })?;
+        let action = format!("{}resources.read", upstream.prefix);
+        let held = Held::of(&ctx);
+        let decision = self
+            .decide(&agent, &action, &Map::new(), Some(&uri), &held)
+            .await?;
+        held.check()?;
+        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
+        let span = telemetry::mcp_client(
+            "resources/subscribe",
+            Target::None,
+            &upstream.name,
+            &mut request.meta,
+        );
+        let forward = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
+        let result = upstream
+            .forward(conn, forward, None, ctx.id.clone())
+            .instrument(span.clone())
+            .await
+            .and_then(|r| match r {
+                ServerResult::EmptyResult(_) => Ok(()),
+                _ => Err(upstream.unexpected()),
+            });
+        telemetry::ended(&span, &result, false);
+        if result.is_ok()
+            && let Ok(mut subs) = self.1.route.subscriptions.lock()
+        {
+            subs.insert(uri, upstream.name.clone());
+        }
+        self.report(agent, &decision, result.is_ok(), Vec::new());
+        result
+    }
+
+    /// Not decided: it only ends what the agent asked for. A URI the
+    /// session never subscribed to is not asked upstream.
+    pub(crate) async fn unsubscribe_in(
+        &self,
+        mut request: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.agent(&ctx)?;
+        let owner = self
+            .1
+            .route
+            .subscriptions
+            .lock()
+            .ok()
+            .and_then(|mut s| s.remove(&request.uri));
+        let Some(name) = owner else {
+            return Ok(());
+        };
+        let Some(upstream) = self.0.upstreams.all.iter().find(|u| u.name == name) else {
+            return Ok(());
+        };
+        let Some(conn) = self.1.link(&name).await else {
+            // The link is gone, and the subscription with it.
+            return Ok(());
+        };
+        let span = telemetry::mcp_client(
+            "resources/unsubscribe",
+            Target::None,
+            &upstream.name,
+            &mut request.meta,
+        );
+        let forward = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
+        let result = upstream
+            .forward(conn, forward, None, ctx.id.clone())
+            .instrument(span.clone())
+            .await
+            .map(|_| ());
+        telemetry::ended(&span, &result, false);
+        result
+    }
+}
+
+/// An upstream's `notifications/resources/updated` on a session's link:
+/// relayed when the session subscribed to the URI on that upstream and the
+/// agent may still read it (decided again, audited like any decision).
+pub(crate) async fn updated(
+    link: &LinkOf,
+    route: &Route,
+    agent_peer: &Peer<RoleServer>,
+    upstream_peer: &Peer<RoleClient>,
+    params: ResourceUpdatedNotificationParam,
+) {
+    let uri = params.uri.clone();
+    if !route.subscribed(&uri, &link.upstream) {
+        return;
+    }
+    let Some(agent) = route.agent() else {
+        return;
+    };
+    let action = format!("{}resources.read", link.prefix);
+    let decision = match link
+        .bridle
+        .decide(&agent, &action, &Map::new(), Some(&uri))
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            // Fail closed: this update is dropped, the subscription kept.
+            tracing::warn!(error = %e, "resource update not relayed: no decision");
+            return;
+        }
+    };
+    let allowed = decision.decision == "allow";
+    let delivered = if allowed {
+        match agent_peer.notify_resource_updated(params).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "resource update not delivered");
+                false
+            }
+        }
+    } else {
+        end(route, upstream_peer, &uri).await;
+        false
+    };
+    if let Err(e) = link
+        .bridle
+        .outcome(&agent, &decision.decision_id, delivered, Vec::new())
+        .await
+    {
+        tracing::warn!(decision = %decision.decision_id, error = %e, "outcome not recorded");
+    }
+}
+
+/// End a subscription the agent may no longer hold, here and upstream.
+async fn end(route: &Route, upstream_peer: &Peer<RoleClient>, uri: &str) {
+    if let Ok(mut subs) = route.subscriptions.lock() {
+        subs.remove(uri);
+    }
+    let ended = upstream_peer
+        .unsubscribe(UnsubscribeRequestParams::new(uri))
+        .await;
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "upstream not told of an ended subscription");
+    }
+}
