@@ -11,6 +11,7 @@ mod held;
 pub mod http;
 pub mod proxy;
 pub mod relay;
+mod resources;
 mod subscriptions;
 pub mod telemetry;
 pub mod upstream;

@@ -19,8 +19,8 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
     ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse, Implementation,
     InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequest, ReadResourceRequestParams,
-    ReadResourceResponse, Reference, ResultType, ServerCapabilities, ServerResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, ResultType, ServerCapabilities, ServerResult,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -126,7 +126,7 @@ fn complete_prompt(mut r: GetPromptResponse) -> GetPromptResponse {
     r
 }
 
-fn complete_read(mut r: ReadResourceResponse) -> ReadResourceResponse {
+pub(crate) fn complete_read(mut r: ReadResourceResponse) -> ReadResourceResponse {
     if let ReadResourceResponse::Complete(c) = &mut r {
         c.result_type.get_or_insert(ResultType::COMPLETE);
     }
@@ -236,7 +236,7 @@ impl Proxy {
         );
     }
 
-    async fn reachable(
+    pub(crate) async fn reachable(
         &self,
         agent: &AgentToken,
         actions: Vec<String>,
@@ -348,45 +348,6 @@ impl Proxy {
         result
     }
 
-    async fn read_resource_in(
-        &self,
-        mut request: ReadResourceRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResponse, McpError> {
-        let agent = self.agent(&ctx)?;
-        let uri = request.uri.clone();
-        let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
-            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
-        })?;
-        let action = format!("{}resources.read", upstream.prefix);
-        let held = Held::of(&ctx);
-        let decision = self
-            .decide(&agent, &action, &Map::new(), Some(&uri), &held)
-            .await?;
-        held.check()?;
-        let span = telemetry::mcp_client(
-            "resources/read",
-            Target::None,
-            &upstream.name,
-            &mut request.meta,
-        );
-        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
-        let forward = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
-        let result = upstream
-            .forward(conn, forward, None, ctx.id.clone())
-            .instrument(span.clone())
-            .await
-            .and_then(|r| match r {
-                ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
-                ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
-                _ => Err(upstream.unexpected()),
-            })
-            .map(complete_read);
-        telemetry::ended(&span, &result, false);
-        self.report(agent, &decision, result.is_ok(), vec![uri]);
-        result
-    }
-
     /// `completion/complete` for a prompt's or a resource template's
     /// argument: relayed to the upstream that has it when the agent can
     /// reach the prompt (`{prefix}prompt.{name}`) or the upstream's
@@ -450,100 +411,12 @@ impl Proxy {
         result
     }
 
-    fn route<'a>(&self, name: &'a str) -> Result<(Arc<Upstream>, &'a str), McpError> {
+    pub(crate) fn route<'a>(&self, name: &'a str) -> Result<(Arc<Upstream>, &'a str), McpError> {
         self.0
             .upstreams
             .route(name)
             .map(|(u, rest)| (u.clone(), rest))
             .ok_or_else(|| McpError::invalid_params(format!("unknown name `{name}`"), None))
-    }
-
-    /// The upstream that listed `uri`, listing again once if none did.
-    pub(crate) async fn resource_owner(
-        &self,
-        agent: &AgentToken,
-        uri: &str,
-    ) -> Option<Arc<Upstream>> {
-        let ups = &self.0.upstreams;
-        let lookup = || {
-            ups.resource_owner
-                .read()
-                .ok()
-                .and_then(|m| m.get(uri).copied())
-                .and_then(|i| ups.all.get(i).cloned())
-        };
-        if let Some(u) = lookup() {
-            return Some(u);
-        }
-        if ups.all.len() == 1 {
-            return ups.all.first().cloned();
-        }
-        let _ = self.list_resources_for(agent).await;
-        if let Some(u) = lookup() {
-            return Some(u);
-        }
-        self.template_owner(uri).await
-    }
-
-    /// The upstream with a resource template whose literal start (up to its
-    /// first `{`) is the longest start of `uri`: a URI no listing names.
-    async fn template_owner(&self, uri: &str) -> Option<Arc<Upstream>> {
-        let mut best: Option<(usize, Arc<Upstream>)> = None;
-        for u in &self.0.upstreams.all {
-            let Ok(templates) = u
-                .call(|p| async move { p.list_all_resource_templates().await })
-                .await
-            else {
-                continue;
-            };
-            for t in templates {
-                let literal = t.uri_template.split('{').next().unwrap_or_default().len();
-                let fits = t
-                    .uri_template
-                    .get(..literal)
-                    .is_some_and(|l| uri.starts_with(l));
-                if fits && literal > 0 && best.as_ref().is_none_or(|(n, _)| literal > *n) {
-                    best = Some((literal, u.clone()));
-                }
-            }
-        }
-        best.map(|(_, u)| u)
-    }
-
-    async fn list_resources_for(
-        &self,
-        agent: &AgentToken,
-    ) -> Result<Vec<rmcp::model::Resource>, McpError> {
-        let ups = &self.0.upstreams;
-        let actions = ups
-            .all
-            .iter()
-            .map(|u| format!("{}resources.read", u.prefix))
-            .collect();
-        let reach = self.reachable(agent, actions).await?;
-        let mut out = Vec::new();
-        for (i, u) in ups.all.iter().enumerate() {
-            if !reach.contains(&format!("{}resources.read", u.prefix)) {
-                continue;
-            }
-            match u
-                .call(|p| async move { p.list_all_resources().await })
-                .await
-            {
-                Ok(list) => {
-                    if let Ok(mut owners) = ups.resource_owner.write() {
-                        for r in &list {
-                            owners.insert(r.uri.clone(), i);
-                        }
-                    }
-                    out.extend(list);
-                }
-                Err(e) => {
-                    tracing::warn!(upstream = %u.name, error = %e.message, "resources/list failed")
-                }
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -572,6 +445,31 @@ impl ServerHandler for Proxy {
             .with_instructions(
                 "Bridle MCP gateway: every call is decided against your agent's governance record.",
             )
+    }
+
+    /// What a 2026-07-28 client discovers: no resource subscriptions or
+    /// `list_changed`, which that revision delivers on `subscriptions/listen`
+    /// streams, and the gateway serves none yet.
+    async fn discover(
+        &self,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, McpError> {
+        let mut info = self.get_info();
+        let caps = &mut info.capabilities;
+        if let Some(r) = caps.resources.as_mut() {
+            r.subscribe = None;
+            r.list_changed = None;
+        }
+        if let Some(t) = caps.tools.as_mut() {
+            t.list_changed = None;
+        }
+        if let Some(p) = caps.prompts.as_mut() {
+            p.list_changed = None;
+        }
+        Ok(rmcp::model::DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            info,
+        ))
     }
 
     async fn list_tools(
@@ -661,30 +559,7 @@ impl ServerHandler for Proxy {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let agent = self.agent(&ctx)?;
-        let ups = &self.0.upstreams;
-        let actions = ups
-            .all
-            .iter()
-            .map(|u| format!("{}resources.read", u.prefix))
-            .collect();
-        let reach = self.reachable(&agent, actions).await?;
-        let mut out = Vec::new();
-        for u in &ups.all {
-            if !reach.contains(&format!("{}resources.read", u.prefix)) {
-                continue;
-            }
-            match u
-                .call(|p| async move { p.list_all_resource_templates().await })
-                .await
-            {
-                Ok(list) => out.extend(list),
-                Err(e) => {
-                    tracing::warn!(upstream = %u.name, error = %e.message, "resources/templates/list failed")
-                }
-            }
-        }
-        Ok(ListResourceTemplatesResult::with_all_items(out))
+        self.list_templates_in(&ctx).await
     }
 
     async fn read_resource(

@@ -72,3 +72,28 @@ async fn the_headers_refuse_an_ungranted_call_before_the_body_is_read() {
     let v = response(r).await;
     assert_eq!(v["result"]["content"][0]["text"], "Echo: hi", "{v}");
 }
+
+/// A 2025-11-25 session is offered resource subscriptions and
+/// `list_changed`; a 2026-07-28 client, which would ask for them on
+/// `subscriptions/listen` (not served), is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_offered_only_where_they_are_served() {
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+    let caps = client.peer_info().unwrap().capabilities.clone();
+    let resources = caps.resources.unwrap();
+    assert_eq!(resources.subscribe, Some(true));
+    assert_eq!(caps.tools.unwrap().list_changed, Some(true));
+    client.cancel().await.unwrap();
+
+    let r = modern(&env, &token, 1, "server/discover", json!({}))
+        .send()
+        .await
+        .unwrap();
+    let v = response(r).await;
+    let caps = &v["result"]["capabilities"];
+    assert!(caps["resources"].is_object(), "{v}");
+    assert!(caps["resources"].get("subscribe").is_none(), "{v}");
+    assert!(caps["tools"].get("listChanged").is_none(), "{v}");
+}
