@@ -47,6 +47,7 @@ tools:
   - name: up.prompt.greet
   - name: up.chatty
   - name: up.touch
+  - name: up.change
   - name: up.resources.read
     access: read
 data:
@@ -226,6 +227,7 @@ impl ServerHandler for Upstream {
                 "Logs, then asks who you are",
                 schema(json!({"who": {"type": "string"}})),
             ),
+            Tool::new("change", "Changes the tool list", schema(json!({}))),
             Tool::new(
                 "touch",
                 "Updates a resource",
@@ -290,6 +292,11 @@ impl ServerHandler for Upstream {
             }
             "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
             "chatty" => chatty(args["who"].as_str().unwrap_or_default(), &ctx).await,
+            // This session's tool list changed.
+            "change" => {
+                ctx.peer.notify_tool_list_changed().await.unwrap();
+                "changed".to_owned()
+            }
             // Tell every session subscribed to `uri` that it changed.
             "touch" => {
                 let uri = args["uri"].as_str().unwrap_or_default().to_owned();

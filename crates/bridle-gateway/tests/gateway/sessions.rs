@@ -26,6 +26,7 @@ struct Agent {
     logs: Arc<Mutex<Vec<Value>>>,
     asked: Arc<Mutex<Vec<String>>>,
     updates: Arc<Mutex<Vec<String>>>,
+    tools_changed: Arc<Mutex<usize>>,
 }
 
 impl Agent {
@@ -40,6 +41,7 @@ impl Agent {
         self.logs.lock().unwrap().len()
             + self.asked.lock().unwrap().len()
             + self.updates.lock().unwrap().len()
+            + *self.tools_changed.lock().unwrap()
     }
 }
 
@@ -69,6 +71,10 @@ impl ClientHandler for Agent {
         };
         self.asked.lock().unwrap().push(message);
         Ok(ElicitResult::new(ElicitationAction::Accept).with_content(json!({"name": self.name})))
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        *self.tools_changed.lock().unwrap() += 1;
     }
 
     async fn on_resource_updated(
@@ -235,6 +241,25 @@ async fn an_update_reaches_only_the_subscriber() {
         .unwrap();
     let r = client_b.call_tool(touch()).await.unwrap();
     assert_eq!(text(&r), "touched 0 subscribers");
+    client_a.cancel().await.unwrap();
+    client_b.cancel().await.unwrap();
+}
+
+/// A `list_changed` an upstream sends a session's link reaches that
+/// session, and not another agent's connected to the same upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_changed_reaches_the_session_the_upstream_told() {
+    let env = start().await;
+    let ((a, client_a), (b, client_b)) = two_agents(&env).await;
+    let r = client_a
+        .call_tool(call("up.change", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "changed");
+    until("A's list_changed", || *a.tools_changed.lock().unwrap() == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*a.tools_changed.lock().unwrap(), 1);
+    assert_eq!(b.heard(), 0, "B heard A's list_changed: {b:?}");
     client_a.cancel().await.unwrap();
     client_b.cancel().await.unwrap();
 }
