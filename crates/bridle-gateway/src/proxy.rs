@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
-    ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse, Implementation,
-    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    Reference, ResultType, ServerCapabilities, ServerResult,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams,
+    CompleteResult, ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, ResultType, ServerCapabilities, ServerResult,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -31,7 +31,7 @@ use crate::bridle::{AgentToken, Bridle, BridleError, Decision};
 use crate::held::{Held, abandoned, still_pending};
 use crate::relay::{Session, Sessions};
 use crate::telemetry::{self, Target};
-use crate::upstream::{Upstream, Upstreams};
+use crate::upstream::{Listener, Upstream, Upstreams};
 
 /// JSON-RPC error code of a call Bridle denied.
 pub const DENIED: i32 = -32001;
@@ -62,6 +62,19 @@ impl Proxy {
     /// The handler of a new session.
     pub fn new(shared: Arc<Shared>) -> Self {
         Self(shared, Arc::new(Session::default()))
+    }
+
+    /// Forward `request`, for the agent request of `ctx`, on the session's
+    /// connection to `upstream` (its link, connected now if need be).
+    pub(crate) async fn forward(
+        &self,
+        upstream: &Upstream,
+        ctx: &RequestContext<RoleServer>,
+        request: ClientRequest,
+        to: Option<Listener>,
+    ) -> Result<ServerResult, McpError> {
+        let conn = self.1.conn(upstream, ctx, &self.0.bridle).await?;
+        upstream.forward(conn, request, to, ctx.id.clone()).await
     }
 
     /// The request's agent, which the session is bound to.
@@ -291,14 +304,14 @@ impl Proxy {
             &upstream.name,
             &mut forward.meta,
         );
-        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(forward));
         let result = held
             .unless_abandoned(
-                upstream
-                    .call_tool(conn, forward, held.listener(), ctx.id.clone())
+                self.forward(&upstream, &ctx, request, held.listener())
                     .instrument(span.clone()),
             )
             .await
+            .and_then(|r| upstream.tool_response(r))
             .map(complete_call);
         let tool_error =
             matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
@@ -331,10 +344,9 @@ impl Proxy {
             &upstream.name,
             &mut forward.meta,
         );
-        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(forward));
-        let result = upstream
-            .forward(conn, request, None, ctx.id.clone())
+        let result = self
+            .forward(&upstream, &ctx, request, None)
             .instrument(span.clone())
             .await
             .and_then(|r| match r {

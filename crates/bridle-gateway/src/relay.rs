@@ -21,6 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use rmcp::model::{
     ClientCapabilities, ClientResult, CreateMessageRequest, CreateMessageRequestParams,
@@ -227,6 +228,7 @@ impl Session {
                     .map(|i| i.capabilities.clone())
                     .unwrap_or_default(),
                 version: ctx.protocol_version(),
+                timeout: upstream.timeout(),
             })),
         };
         let running = upstream.connect_link(client).await?;
@@ -322,6 +324,9 @@ pub(crate) struct LinkOf {
     /// in the revision the agent speaks.
     capabilities: ClientCapabilities,
     version: Option<ProtocolVersion>,
+    /// How long the agent has to answer: the forwarded call waits no
+    /// longer.
+    timeout: Duration,
 }
 
 /// An upstream request the gateway does not pass on.
@@ -374,7 +379,7 @@ impl Client {
     fn attribute(
         &self,
         ctx: &RequestContext<RoleClient>,
-    ) -> Result<(Peer<RoleServer>, RequestId), McpError> {
+    ) -> Result<(Peer<RoleServer>, RequestId, Duration), McpError> {
         let Kind::Link(link) = &self.kind else {
             return Err(refused(
                 "the gateway cannot tell which agent session this request is for",
@@ -392,7 +397,7 @@ impl Client {
             .calls
             .cause(ctx.extensions.get::<InboundStreamOrigin>())
             .ok_or_else(|| refused("no call of the agent session is running"))?;
-        Ok((peer, cause))
+        Ok((peer, cause, link.timeout))
     }
 
     fn capabilities(&self) -> Option<&ClientCapabilities> {
@@ -425,12 +430,17 @@ impl Client {
 /// Ask the agent `request` as part of its request `cause` (on that
 /// request's stream), and return its answer.
 async fn ask(
-    peer: &Peer<RoleServer>,
+    (peer, cause, timeout): (Peer<RoleServer>, RequestId, Duration),
     mut request: ServerRequest,
-    cause: RequestId,
 ) -> Result<ClientResult, McpError> {
     request.extensions_mut().insert(OriginatingRequestId(cause));
-    match peer.send_request(request).await {
+    let Ok(answer) = tokio::time::timeout(timeout, peer.send_request(request)).await else {
+        return Err(McpError::internal_error(
+            "the agent did not answer in time",
+            None,
+        ));
+    };
+    match answer {
         Ok(r) => Ok(r),
         Err(ServiceError::McpError(e)) => Err(e),
         Err(e) => {
@@ -497,7 +507,7 @@ impl ClientHandler for Client {
         params: CreateMessageRequestParams,
         ctx: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
-        let (peer, cause) = self.attribute(&ctx)?;
+        let to = self.attribute(&ctx)?;
         if self
             .capabilities()
             .and_then(|c| c.sampling.as_ref())
@@ -506,7 +516,7 @@ impl ClientHandler for Client {
             return Err(not_advertised("sampling"));
         }
         let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
-        match ask(&peer, request, cause).await? {
+        match ask(to, request).await? {
             ClientResult::CreateMessageResult(r) => Ok(*r),
             _ => Err(unexpected()),
         }
@@ -517,7 +527,7 @@ impl ClientHandler for Client {
         params: ElicitRequestParams,
         ctx: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
-        let (peer, cause) = self.attribute(&ctx)?;
+        let to = self.attribute(&ctx)?;
         let elicitation = self.capabilities().and_then(|c| c.elicitation.as_ref());
         let supported = match (&params, elicitation) {
             (_, None) => false,
@@ -533,7 +543,7 @@ impl ClientHandler for Client {
             return Err(not_advertised("this mode of elicitation"));
         }
         let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
-        match ask(&peer, request, cause).await? {
+        match ask(to, request).await? {
             ClientResult::ElicitResult(r) => Ok(r),
             _ => Err(unexpected()),
         }

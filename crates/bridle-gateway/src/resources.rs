@@ -41,10 +41,9 @@ impl Proxy {
             &upstream.name,
             &mut request.meta,
         );
-        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
         let forward = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
-        let result = upstream
-            .forward(conn, forward, None, ctx.id.clone())
+        let result = self
+            .forward(&upstream, &ctx, forward, None)
             .instrument(span.clone())
             .await
             .and_then(|r| match r {

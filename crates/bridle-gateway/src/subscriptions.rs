@@ -42,7 +42,6 @@ impl Proxy {
             .decide(&agent, &action, &Map::new(), Some(&uri), &held)
             .await?;
         held.check()?;
-        let conn = self.1.conn(&upstream, &ctx, &self.0.bridle).await?;
         let span = telemetry::mcp_client(
             "resources/subscribe",
             Target::None,
@@ -50,8 +49,8 @@ impl Proxy {
             &mut request.meta,
         );
         let forward = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
-        let result = upstream
-            .forward(conn, forward, None, ctx.id.clone())
+        let result = self
+            .forward(&upstream, &ctx, forward, None)
             .instrument(span.clone())
             .await
             .and_then(|r| match r {

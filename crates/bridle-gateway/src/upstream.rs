@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, CancelledNotificationParam,
-    ClientRequest, ErrorCode, ProgressNotificationParam, ProgressToken, RequestId, ServerResult,
+    CallToolResponse, CancelledNotificationParam, ClientRequest, ErrorCode,
+    ProgressNotificationParam, ProgressToken, RequestId, ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, RoleServer, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -284,6 +284,10 @@ impl Upstream {
         }
     }
 
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The shared connection, waiting at most the call timeout for it.
     pub(crate) async fn shared(&self) -> Result<Conn, McpError> {
         Ok(Conn {
@@ -329,16 +333,9 @@ impl Upstream {
         .await
     }
 
-    /// `tools/call` upstream on `conn` (see [`Self::forward`]).
-    pub(crate) async fn call_tool(
-        &self,
-        conn: Conn,
-        params: CallToolRequestParams,
-        to: Option<Listener>,
-        cause: RequestId,
-    ) -> Result<CallToolResponse, McpError> {
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        match self.forward(conn, request, to, cause).await? {
+    /// The answer to a forwarded `tools/call`.
+    pub(crate) fn tool_response(&self, r: ServerResult) -> Result<CallToolResponse, McpError> {
+        match r {
             ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
             ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
