@@ -12,29 +12,57 @@ use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::Map;
 use tracing::Instrument as _;
 
-use crate::bridle::AgentToken;
+use crate::bridle::{AgentToken, Decision};
 use crate::held::Held;
 use crate::proxy::{Proxy, complete_read};
 use crate::telemetry::{self, Target};
 use crate::upstream::Upstream;
 
 impl Proxy {
+    /// Decide a read of `uri` (`resources/read`, `resources/subscribe`):
+    /// the agent, the upstream that has the URI, and the decision to allow
+    /// it (held for approval if need be).
+    pub(crate) async fn decide_read(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        uri: &str,
+    ) -> Result<(AgentToken, Arc<Upstream>, Decision), McpError> {
+        let agent = self.agent(ctx)?;
+        let upstream = self.resource_owner(&agent, uri).await.ok_or_else(|| {
+            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
+        })?;
+        let action = format!("{}resources.read", upstream.prefix);
+        let held = Held::of(ctx);
+        let decision = self
+            .decide(&agent, &action, &Map::new(), Some(uri), &held)
+            .await?;
+        held.check()?;
+        Ok((agent, upstream, decision))
+    }
+
+    /// The upstreams (and their places) whose resources the agent can
+    /// reach at all.
+    async fn readable(&self, agent: &AgentToken) -> Result<Vec<(usize, Arc<Upstream>)>, McpError> {
+        let ups = &self.0.upstreams.all;
+        let action = |u: &Upstream| format!("{}resources.read", u.prefix);
+        let reach = self
+            .reachable(agent, ups.iter().map(|u| action(u)).collect())
+            .await?;
+        Ok(ups
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| reach.contains(&action(u)))
+            .map(|(i, u)| (i, u.clone()))
+            .collect())
+    }
+
     pub(crate) async fn read_resource_in(
         &self,
         mut request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let agent = self.agent(&ctx)?;
         let uri = request.uri.clone();
-        let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
-            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
-        })?;
-        let action = format!("{}resources.read", upstream.prefix);
-        let held = Held::of(&ctx);
-        let decision = self
-            .decide(&agent, &action, &Map::new(), Some(&uri), &held)
-            .await?;
-        held.check()?;
+        let (agent, upstream, decision) = self.decide_read(&ctx, &uri).await?;
         let span = telemetry::mcp_client(
             "resources/read",
             Target::None,
@@ -114,17 +142,8 @@ impl Proxy {
         agent: &AgentToken,
     ) -> Result<Vec<rmcp::model::Resource>, McpError> {
         let ups = &self.0.upstreams;
-        let actions = ups
-            .all
-            .iter()
-            .map(|u| format!("{}resources.read", u.prefix))
-            .collect();
-        let reach = self.reachable(agent, actions).await?;
         let mut out = Vec::new();
-        for (i, u) in ups.all.iter().enumerate() {
-            if !reach.contains(&format!("{}resources.read", u.prefix)) {
-                continue;
-            }
+        for (i, u) in self.readable(agent).await? {
             match u
                 .call(|p| async move { p.list_all_resources().await })
                 .await
@@ -150,18 +169,8 @@ impl Proxy {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let agent = self.agent(ctx)?;
-        let ups = &self.0.upstreams;
-        let actions = ups
-            .all
-            .iter()
-            .map(|u| format!("{}resources.read", u.prefix))
-            .collect();
-        let reach = self.reachable(&agent, actions).await?;
         let mut out = Vec::new();
-        for u in &ups.all {
-            if !reach.contains(&format!("{}resources.read", u.prefix)) {
-                continue;
-            }
+        for (_, u) in self.readable(&agent).await? {
             match u
                 .call(|p| async move { p.list_all_resource_templates().await })
                 .await

@@ -20,7 +20,6 @@ use rmcp::service::{Peer, RequestContext, RoleClient, RoleServer};
 use serde_json::Map;
 use tracing::Instrument as _;
 
-use crate::held::Held;
 use crate::proxy::Proxy;
 use crate::relay::{LinkOf, Route};
 use crate::telemetry::{self, Target};
@@ -31,17 +30,8 @@ impl Proxy {
         mut request: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let agent = self.agent(&ctx)?;
         let uri = request.uri.clone();
-        let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
-            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
-        })?;
-        let action = format!("{}resources.read", upstream.prefix);
-        let held = Held::of(&ctx);
-        let decision = self
-            .decide(&agent, &action, &Map::new(), Some(&uri), &held)
-            .await?;
-        held.check()?;
+        let (agent, upstream, decision) = self.decide_read(&ctx, &uri).await?;
         let span = telemetry::mcp_client(
             "resources/subscribe",
             Target::None,
