@@ -58,20 +58,17 @@ impl InFlight {
     }
 
     /// The agent request an upstream request belongs to: the one whose
-    /// forwarded request's stream it came on (streamable HTTP), or, when
-    /// the transport cannot tell (stdio), the oldest still running — all
-    /// of them are the same session's. None when no call is running, or
-    /// the request came on a stream of no call of this link.
+    /// forwarded request's stream it came on (streamable HTTP), else (stdio,
+    /// or a stream of no call: the upstream's standalone stream) the oldest
+    /// still running, since all of them are the same session's. None when
+    /// no call of the link is running: nothing of the session caused it.
     fn cause(&self, origin: Option<&InboundStreamOrigin>) -> Option<RequestId> {
         let calls = self.calls.lock().ok()?;
-        match origin {
-            Some(InboundStreamOrigin::OutboundRequest(id)) => calls
-                .iter()
-                .find(|(up, _)| up == id)
-                .map(|(_, agent)| agent.clone()),
-            Some(InboundStreamOrigin::Unassociated) => None,
-            None => calls.first().map(|(_, agent)| agent.clone()),
-        }
+        let named = match origin {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => calls.iter().find(|(up, _)| up == id),
+            _ => None,
+        };
+        named.or(calls.first()).map(|(_, agent)| agent.clone())
     }
 }
 

@@ -48,6 +48,7 @@ tools:
   - name: up.chatty
   - name: up.touch
   - name: up.change
+  - name: up.late
   - name: up.resources.read
     access: read
 data:
@@ -68,9 +69,13 @@ pub(crate) struct Upstream {
     /// Every session's subscriptions (URI, the session's peer), shared
     /// by the upstream's sessions: `touch` notifies them.
     pub(crate) subscribers: Subscribers,
+    /// What became of the elicitation `late` sent after its call.
+    pub(crate) late: Late,
     /// Which of the upstream's sessions this is.
     pub(crate) session: usize,
 }
+
+pub(crate) type Late = Arc<std::sync::Mutex<Option<String>>>;
 
 /// (URI, upstream session, its peer).
 pub(crate) type Subscribers = Arc<std::sync::Mutex<Vec<(String, usize, Peer<RoleServer>)>>>;
@@ -228,6 +233,7 @@ impl ServerHandler for Upstream {
                 schema(json!({"who": {"type": "string"}})),
             ),
             Tool::new("change", "Changes the tool list", schema(json!({}))),
+            Tool::new("late", "Asks after answering", schema(json!({}))),
             Tool::new(
                 "touch",
                 "Updates a resource",
@@ -292,6 +298,28 @@ impl ServerHandler for Upstream {
             }
             "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
             "chatty" => chatty(args["who"].as_str().unwrap_or_default(), &ctx).await,
+            // Elicitation once the call has been answered: caused by no
+            // running call.
+            "late" => {
+                let (peer, late) = (ctx.peer.clone(), self.late.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let ask = ServerRequest::ElicitRequest(ElicitRequest::new(
+                        ElicitRequestParams::FormElicitationParams {
+                            meta: None,
+                            message: "too late?".to_owned(),
+                            requested_schema: ElicitationSchema::builder().build().unwrap(),
+                        },
+                    ));
+                    let got = match peer.send_request(ask).await {
+                        Ok(r) => format!("answered: {r:?}"),
+                        Err(ServiceError::McpError(e)) => format!("refused: {}", e.message),
+                        Err(e) => format!("failed: {e}"),
+                    };
+                    *late.lock().unwrap() = Some(got);
+                });
+                "later".to_owned()
+            }
             // This session's tool list changed.
             "change" => {
                 ctx.peer.notify_tool_list_changed().await.unwrap();
@@ -360,6 +388,7 @@ pub(crate) struct Env {
     pub(crate) completions: Arc<AtomicUsize>,
     pub(crate) slow: Arc<(AtomicUsize, AtomicUsize)>,
     pub(crate) subscribers: Subscribers,
+    pub(crate) late: Late,
     pub(crate) _dir: tempfile::TempDir,
 }
 
@@ -549,6 +578,8 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
     let up_slow = slow.clone();
     let subscribers = Subscribers::default();
     let up_subscribers = subscribers.clone();
+    let late = Late::default();
+    let up_late = late.clone();
     let sessions = AtomicUsize::new(0);
     let upstream = StreamableHttpService::new(
         move || {
@@ -558,6 +589,7 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
                 completions: up_completions.clone(),
                 slow: up_slow.clone(),
                 subscribers: up_subscribers.clone(),
+                late: up_late.clone(),
             })
         },
         std::sync::Arc::new(LocalSessionManager::default()),
@@ -578,6 +610,7 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
         completions,
         slow,
         subscribers,
+        late,
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);

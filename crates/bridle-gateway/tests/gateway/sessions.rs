@@ -263,3 +263,28 @@ async fn list_changed_reaches_the_session_the_upstream_told() {
     client_a.cancel().await.unwrap();
     client_b.cancel().await.unwrap();
 }
+
+/// An elicitation the upstream sends once the call that could have caused
+/// it has been answered is attributed to nothing: refused to the upstream,
+/// and no agent is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elicitation_no_running_call_caused_is_refused() {
+    let env = start().await;
+    let ((a, client_a), (b, client_b)) = two_agents(&env).await;
+    let r = client_a
+        .call_tool(call("up.late", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "later");
+    until("the late elicitation's fate", || {
+        env.late.lock().unwrap().is_some()
+    })
+    .await;
+    assert_eq!(
+        env.late.lock().unwrap().as_deref(),
+        Some("refused: no call of the agent session is running")
+    );
+    assert_eq!(a.heard() + b.heard(), 0, "{a:?} {b:?}");
+    client_a.cancel().await.unwrap();
+    client_b.cancel().await.unwrap();
+}
