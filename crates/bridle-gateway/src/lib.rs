@@ -9,6 +9,7 @@ pub mod bridle;
 pub mod config;
 mod held;
 pub mod http;
+mod listen;
 pub mod proxy;
 pub mod relay;
 mod resources;
@@ -82,6 +83,7 @@ impl Gateway {
             .transpose()?;
         let bridle = bridle_client(&config, key)?;
         let sessions = Arc::new(relay::Sessions::default());
+        let _ = sessions.bridle.set(bridle.clone());
         let all = config
             .upstreams
             .iter()

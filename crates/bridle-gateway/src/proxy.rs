@@ -92,7 +92,7 @@ impl Proxy {
     }
 }
 
-fn bridle_error(e: BridleError) -> McpError {
+pub(crate) fn bridle_error(e: BridleError) -> McpError {
     match e {
         BridleError::Unauthenticated(why) => McpError::new(
             ErrorCode(DENIED),
@@ -459,29 +459,24 @@ impl ServerHandler for Proxy {
             )
     }
 
-    /// What a 2026-07-28 client discovers: no resource subscriptions or
-    /// `list_changed`, which that revision delivers on `subscriptions/listen`
-    /// streams, and the gateway serves none yet.
-    async fn discover(
+    /// Every filter is taken as asked; its URIs are decided when the
+    /// stream opens ([`crate::listen`]).
+    fn accepted_subscription_filter(
         &self,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::DiscoverResult, McpError> {
-        let mut info = self.get_info();
-        let caps = &mut info.capabilities;
-        if let Some(r) = caps.resources.as_mut() {
-            r.subscribe = None;
-            r.list_changed = None;
-        }
-        if let Some(t) = caps.tools.as_mut() {
-            t.list_changed = None;
-        }
-        if let Some(p) = caps.prompts.as_mut() {
-            p.list_changed = None;
-        }
-        Ok(rmcp::model::DiscoverResult::from_server_info(
-            self.supported_protocol_versions().into_owned(),
-            info,
-        ))
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        let span = telemetry::mcp_server(
+            "subscriptions/listen",
+            Target::None,
+            context.request_context(),
+        );
+        let result = self.listen_in(context).instrument(span.clone()).await;
+        telemetry::ended(&span, &result, false);
+        result
     }
 
     async fn list_tools(

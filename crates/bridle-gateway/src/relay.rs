@@ -37,6 +37,7 @@ use rmcp::service::{
 use rmcp::{ClientHandler, ErrorData as McpError};
 
 use crate::bridle::{AgentToken, Bridle};
+use crate::listen::Listeners;
 use crate::upstream::{Conn, Progress, Running, Upstream};
 
 /// The forwarded requests of one link still waiting for their answer, and
@@ -92,6 +93,11 @@ impl Drop for Serving {
 #[derive(Debug, Default)]
 pub struct Sessions {
     all: Mutex<Vec<Weak<Route>>>,
+    /// The open `subscriptions/listen` streams.
+    pub(crate) listeners: Listeners,
+    /// What re-decides a resource update for a stream (none: no update
+    /// is relayed).
+    pub(crate) bridle: OnceLock<Bridle>,
 }
 
 impl Sessions {
@@ -301,10 +307,12 @@ pub(crate) struct Client {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    /// `upstream`: its name, for the sessions that hear it on a link.
+    /// `upstream`, `prefix`: its name, for the sessions that hear it on a
+    /// link, and its prefix, for the decisions of updates.
     Shared {
         sessions: Arc<Sessions>,
         upstream: String,
+        prefix: String,
     },
     Link(Box<LinkOf>),
 }
@@ -340,7 +348,7 @@ fn not_advertised(what: &str) -> McpError {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Changed {
+pub(crate) enum Changed {
     Tools,
     Prompts,
     Resources,
@@ -362,10 +370,15 @@ impl Client {
         progress: Arc<Progress>,
         sessions: Arc<Sessions>,
         upstream: String,
+        prefix: String,
     ) -> Self {
         Self {
             progress,
-            kind: Kind::Shared { sessions, upstream },
+            kind: Kind::Shared {
+                sessions,
+                upstream,
+                prefix,
+            },
         }
     }
 
@@ -412,7 +425,10 @@ impl Client {
                 }
             }
             // Sessions with a link hear it there.
-            Kind::Shared { sessions, upstream } => {
+            Kind::Shared {
+                sessions, upstream, ..
+            } => {
+                sessions.listeners.changed(what).await;
                 for route in sessions.live() {
                     let linked = route.linked.lock().is_ok_and(|l| l.contains(upstream));
                     if let (false, Some(peer)) = (linked, route.peer()) {
@@ -551,8 +567,22 @@ impl ClientHandler for Client {
         params: ResourceUpdatedNotificationParam,
         ctx: NotificationContext<RoleClient>,
     ) {
-        let Kind::Link(link) = &self.kind else {
-            return;
+        let link = match &self.kind {
+            Kind::Link(link) => link,
+            Kind::Shared {
+                sessions,
+                upstream,
+                prefix,
+            } => {
+                if let Some(bridle) = sessions.bridle.get() {
+                    let uri = &params.uri;
+                    sessions
+                        .listeners
+                        .updated(bridle, upstream, prefix, uri)
+                        .await;
+                }
+                return;
+            }
         };
         let Some(route) = link.route.upgrade() else {
             return;

@@ -20,7 +20,8 @@ use rmcp::service::{Peer, RequestContext, RoleClient, RoleServer};
 use serde_json::Map;
 use tracing::Instrument as _;
 
-use crate::proxy::Proxy;
+use crate::bridle::{AgentToken, Bridle, BridleError};
+use crate::proxy::{Proxy, bridle_error, denied};
 use crate::relay::{LinkOf, Route};
 use crate::telemetry::{self, Target};
 
@@ -116,38 +117,57 @@ pub(crate) async fn updated(
     let Some(agent) = route.agent() else {
         return;
     };
-    let action = format!("{}resources.read", link.prefix);
-    let decision = match link
-        .bridle
-        .decide(&agent, &action, &Map::new(), Some(&uri))
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            // Fail closed: this update is dropped, the subscription kept.
-            tracing::warn!(error = %e, "resource update not relayed: no decision");
+    let decision = match recheck(&link.bridle, &agent, &link.prefix, &uri).await {
+        Recheck::Allowed(d) => d,
+        Recheck::Denied(_) => {
+            end(route, upstream_peer, &uri).await;
             return;
         }
+        Recheck::NoAnswer => return,
     };
-    let allowed = decision.decision == "allow";
-    let delivered = if allowed {
-        match agent_peer.notify_resource_updated(params).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(error = %e, "resource update not delivered");
-                false
-            }
+    let delivered = match agent_peer.notify_resource_updated(params).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "resource update not delivered");
+            false
         }
-    } else {
-        end(route, upstream_peer, &uri).await;
-        false
     };
     if let Err(e) = link
         .bridle
-        .outcome(&agent, &decision.decision_id, delivered, Vec::new())
+        .outcome(&agent, &decision, delivered, Vec::new())
         .await
     {
-        tracing::warn!(decision = %decision.decision_id, error = %e, "outcome not recorded");
+        tracing::warn!(decision = %decision, error = %e, "outcome not recorded");
+    }
+}
+
+/// A resource update decided again for the agent that subscribed.
+pub(crate) enum Recheck {
+    /// Relay it; the decision's id, for its outcome.
+    Allowed(String),
+    /// The agent may no longer read the URI (or its token is no longer
+    /// good): the subscription ends, with this error.
+    Denied(McpError),
+    /// The server did not answer: this update is dropped (fail closed),
+    /// the subscription kept.
+    NoAnswer,
+}
+
+pub(crate) async fn recheck(
+    bridle: &Bridle,
+    agent: &AgentToken,
+    prefix: &str,
+    uri: &str,
+) -> Recheck {
+    let action = format!("{prefix}resources.read");
+    match bridle.decide(agent, &action, &Map::new(), Some(uri)).await {
+        Ok(d) if d.decision == "allow" => Recheck::Allowed(d.decision_id),
+        Ok(d) => Recheck::Denied(denied(&d)),
+        Err(e @ BridleError::Unauthenticated(_)) => Recheck::Denied(bridle_error(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "resource update not relayed: no decision");
+            Recheck::NoAnswer
+        }
     }
 }
 

@@ -251,7 +251,7 @@ impl Upstream {
         let (tx, rx) = watch::channel(None);
         let name = cfg.name.clone();
         let progress = Arc::new(Progress::default());
-        let client = Client::shared(progress.clone(), sessions, name.clone());
+        let client = Client::shared(progress.clone(), sessions, name.clone(), cfg.prefix.clone());
         tokio::spawn(supervise(
             name.clone(),
             transport.clone(),

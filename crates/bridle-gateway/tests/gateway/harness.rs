@@ -7,15 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridle_gateway::{Config, Gateway};
-#[expect(deprecated, reason = "logging is what 2025-11-25 servers send")]
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientResult, CompleteRequestParams,
-    CompleteResult, CompletionInfo, ContentBlock, ElicitRequest, ElicitRequestParams,
-    ElicitationSchema, InitializeResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Resource,
-    ResourceContents, ResourceUpdatedNotificationParam, ServerCapabilities, ServerRequest,
-    SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    CompletionInfo, ContentBlock, InitializeResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
+    ServerCapabilities, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::{Peer, RequestContext, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -27,6 +24,8 @@ use rmcp::{
     ClientHandler, ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt,
 };
 use serde_json::{Value, json};
+
+use super::traffic::{chatty, late, touch};
 
 pub(crate) const ADMIN: &str = "bk_gateway-test-admin-0123456789";
 
@@ -79,41 +78,6 @@ pub(crate) type Late = Arc<std::sync::Mutex<Option<String>>>;
 
 /// (URI, upstream session, its peer).
 pub(crate) type Subscribers = Arc<std::sync::Mutex<Vec<(String, usize, Peer<RoleServer>)>>>;
-
-/// `chatty`: a log message naming `who`, then an elicitation asking for a
-/// name; the answer (or why there is none) is the result.
-async fn chatty(who: &str, ctx: &RequestContext<RoleServer>) -> String {
-    #[expect(deprecated, reason = "logging is what 2025-11-25 servers send")]
-    let log = ctx
-        .peer
-        .notify_logging_message(LoggingMessageNotificationParam::new(
-            LoggingLevel::Info,
-            json!(format!("working for {who}")),
-        ))
-        .await;
-    log.unwrap();
-    let schema = ElicitationSchema::builder()
-        .required_string("name")
-        .build()
-        .unwrap();
-    let ask = ServerRequest::ElicitRequest(ElicitRequest::new(
-        ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message: format!("who are you, {who}?"),
-            requested_schema: schema,
-        },
-    ));
-    match ctx.peer.send_request(ask).await {
-        Ok(ClientResult::ElicitResult(r)) => format!(
-            "elicited: {} {}",
-            json!(r.action),
-            json!(r.content.unwrap_or_default())
-        ),
-        Ok(other) => format!("elicitation answered oddly: {other:?}"),
-        Err(ServiceError::McpError(e)) => format!("elicitation refused: {}", e.message),
-        Err(e) => format!("elicitation failed: {e}"),
-    }
-}
 
 pub(crate) fn schema(props: Value) -> serde_json::Map<String, Value> {
     json!({"type": "object", "properties": props})
@@ -301,23 +265,7 @@ impl ServerHandler for Upstream {
             // Elicitation once the call has been answered: caused by no
             // running call.
             "late" => {
-                let (peer, late) = (ctx.peer.clone(), self.late.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    let ask = ServerRequest::ElicitRequest(ElicitRequest::new(
-                        ElicitRequestParams::FormElicitationParams {
-                            meta: None,
-                            message: "too late?".to_owned(),
-                            requested_schema: ElicitationSchema::builder().build().unwrap(),
-                        },
-                    ));
-                    let got = match peer.send_request(ask).await {
-                        Ok(r) => format!("answered: {r:?}"),
-                        Err(ServiceError::McpError(e)) => format!("refused: {}", e.message),
-                        Err(e) => format!("failed: {e}"),
-                    };
-                    *late.lock().unwrap() = Some(got);
-                });
+                late(ctx.peer.clone(), self.late.clone());
                 "later".to_owned()
             }
             // This session's tool list changed.
@@ -326,25 +274,7 @@ impl ServerHandler for Upstream {
                 "changed".to_owned()
             }
             // Tell every session subscribed to `uri` that it changed.
-            "touch" => {
-                let uri = args["uri"].as_str().unwrap_or_default().to_owned();
-                let to: Vec<_> = self
-                    .subscribers
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|(u, _, _)| *u == uri)
-                    .map(|(_, _, p)| p.clone())
-                    .collect();
-                for peer in &to {
-                    peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(
-                        uri.clone(),
-                    ))
-                    .await
-                    .unwrap();
-                }
-                format!("touched {} subscribers", to.len())
-            }
+            "touch" => touch(&self.subscribers, args["uri"].as_str().unwrap_or_default()).await,
             "add" => {
                 // 40 + b: with progress (a held call's test).
                 if args["a"] == 40 {

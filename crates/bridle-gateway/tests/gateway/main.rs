@@ -15,3 +15,4 @@ mod operability;
 mod protocol;
 mod relay;
 mod sessions;
+mod traffic;

@@ -73,11 +73,11 @@ async fn the_headers_refuse_an_ungranted_call_before_the_body_is_read() {
     assert_eq!(v["result"]["content"][0]["text"], "Echo: hi", "{v}");
 }
 
-/// A 2025-11-25 session is offered resource subscriptions and
-/// `list_changed`; a 2026-07-28 client, which would ask for them on
-/// `subscriptions/listen` (not served), is not.
+/// Resource subscriptions and `list_changed` are offered to a 2025-11-25
+/// session (`resources/subscribe`) and to a 2026-07-28 client
+/// (`subscriptions/listen`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscriptions_are_offered_only_where_they_are_served() {
+async fn subscriptions_are_offered_on_both_revisions() {
     let env = start().await;
     let token = env.token(&env.mcp).await;
     let client = env.client(&token).await;
@@ -93,7 +93,6 @@ async fn subscriptions_are_offered_only_where_they_are_served() {
         .unwrap();
     let v = response(r).await;
     let caps = &v["result"]["capabilities"];
-    assert!(caps["resources"].is_object(), "{v}");
-    assert!(caps["resources"].get("subscribe").is_none(), "{v}");
-    assert!(caps["tools"].get("listChanged").is_none(), "{v}");
+    assert_eq!(caps["resources"]["subscribe"], true, "{v}");
+    assert_eq!(caps["tools"]["listChanged"], true, "{v}");
 }

@@ -288,3 +288,68 @@ async fn an_elicitation_no_running_call_caused_is_refused() {
     client_a.cancel().await.unwrap();
     client_b.cancel().await.unwrap();
 }
+
+/// A 2026-07-28 client listening to a URI (`subscriptions/listen`): each
+/// update of it reaches its stream, not a session that did not ask; a
+/// URI outside the data scope ends the stream with the error a read gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_stream_gets_the_updates_of_its_uris_only_if_it_may_read_them() {
+    use rmcp::model::{ProtocolVersion, ServerNotification, SubscriptionFilter};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::{ClientLifecycleMode, ClientServiceExt as _};
+
+    let env = start().await;
+    let ((a, client_a), (b, client_b)) = two_agents(&env).await;
+    let token = env.token(&env.mcp).await;
+    let modern = || {
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(env.mcp.as_str()).auth_header(&token);
+        ().serve_with_lifecycle(
+            StreamableHttpClientTransport::with_client(env.http.clone(), config),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+    };
+    let listener = modern().await.unwrap();
+    let filter = |uri: &str| {
+        SubscriptionFilter::builder()
+            .resource_subscription(uri)
+            .build()
+    };
+    let mut stream = listener
+        .peer()
+        .listen(filter("up://docs/public"))
+        .await
+        .unwrap();
+    let r = client_b
+        .call_tool(call("up.touch", json!({"uri": "up://docs/public"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "touched 1 subscribers");
+    let got = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("no update on the stream")
+        .unwrap();
+    let Some(ServerNotification::ResourceUpdatedNotification(n)) = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(n.params.uri, "up://docs/public");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(a.heard() + b.heard(), 0, "{a:?} {b:?}");
+
+    let refused = match listener.peer().listen(filter("up://docs/secret")).await {
+        Err(e) => mcp_error(e),
+        Ok(mut s) => mcp_error(
+            tokio::time::timeout(Duration::from_secs(5), s.next())
+                .await
+                .expect("the stream was not ended")
+                .unwrap_err(),
+        ),
+    };
+    assert_eq!(refused.code, ErrorCode(-32001), "{refused:?}");
+    drop(stream);
+    client_a.cancel().await.unwrap();
+    client_b.cancel().await.unwrap();
+}
