@@ -34,7 +34,7 @@ fn upstreams() -> Option<&'static Upstreams> {
                         prefix: (*prefix).into(),
                         headers_from_env: BTreeMap::new(),
                     };
-                    Upstream::start(&cfg, Duration::from_secs(1)).ok()
+                    Upstream::start(&cfg, Duration::from_secs(1), Default::default()).ok()
                 })
                 .collect::<Option<Vec<_>>>()?;
             drop(_guard);

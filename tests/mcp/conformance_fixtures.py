@@ -3,15 +3,18 @@ suite's server scenarios look for: the tools, prompts, resources and
 completion each scenario's description names. The suite runs against the
 gateway in front of it (tests/mcp/conformance_test.py), so what it checks
 is what the gateway relays: image, audio and embedded content, progress,
-prompts with arguments, text and binary resources, templates and
+log messages, sampling and elicitation during a call, prompts with
+arguments, text and binary resources, templates, subscriptions and
 completion.
 
 Run by the gateway as `python conformance_fixtures.py`.
 """
 
+import asyncio
 import base64
 import json
 
+from mcp import types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.types import (
@@ -82,6 +85,89 @@ async def test_tool_with_progress(ctx: Context) -> str:
 
 
 @server.tool()
+async def test_tool_with_logging(ctx: Context) -> str:
+    """Sends three info log messages, about 50 ms apart."""
+    for i, message in enumerate(("Tool execution started", "Tool processing data",
+                                 "Tool execution completed")):
+        if i:
+            await asyncio.sleep(0.05)
+        await ctx.info(message)
+    return "Logging test completed"
+
+
+@server.tool()
+async def test_sampling(prompt: str, ctx: Context) -> str:
+    """Asks the client's LLM to answer `prompt`."""
+    result = await ctx.session.create_message(
+        [types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))],
+        max_tokens=100)
+    text = result.content.text if isinstance(result.content, types.TextContent) else str(result.content)
+    return f"LLM response: {text}"
+
+
+async def elicit(ctx: Context, message: str, schema: dict) -> str:
+    result = await ctx.session.elicit_form(message, schema)
+    return f"action={result.action}, content={json.dumps(result.content)}"
+
+
+@server.tool()
+async def test_elicitation(message: str, ctx: Context) -> str:
+    """Asks the user for a name and an email."""
+    answer = await elicit(ctx, message, {
+        "type": "object",
+        "properties": {
+            "username": {"type": "string", "description": "User's response"},
+            "email": {"type": "string", "description": "User's email address"},
+        },
+        "required": ["username", "email"],
+    })
+    return f"User response: {answer}"
+
+
+@server.tool()
+async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
+    """Elicitation with a default for every primitive type (SEP-1034)."""
+    answer = await elicit(ctx, "Please review and update the form fields with defaults", {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "User name", "default": "John Doe"},
+            "age": {"type": "integer", "description": "User age", "default": 30},
+            "score": {"type": "number", "description": "User score", "default": 95.5},
+            "status": {"type": "string", "description": "User status",
+                       "enum": ["active", "inactive", "pending"], "default": "active"},
+            "verified": {"type": "boolean", "description": "Verification status", "default": True},
+        },
+        "required": [],
+    })
+    return f"Elicitation completed: {answer}"
+
+
+@server.tool()
+async def test_elicitation_sep1330_enums(ctx: Context) -> str:
+    """Elicitation with the five enum forms (SEP-1330)."""
+    answer = await elicit(ctx, "Please select options from the enum fields", {
+        "type": "object",
+        "properties": {
+            "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+            "titledSingle": {"type": "string", "oneOf": [
+                {"const": "value1", "title": "First Option"},
+                {"const": "value2", "title": "Second Option"},
+                {"const": "value3", "title": "Third Option"}]},
+            "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"],
+                           "enumNames": ["Option One", "Option Two", "Option Three"]},
+            "untitledMulti": {"type": "array", "items": {
+                "type": "string", "enum": ["option1", "option2", "option3"]}},
+            "titledMulti": {"type": "array", "items": {"anyOf": [
+                {"const": "value1", "title": "First Choice"},
+                {"const": "value2", "title": "Second Choice"},
+                {"const": "value3", "title": "Third Choice"}]}},
+        },
+        "required": [],
+    })
+    return f"Elicitation completed: {answer}"
+
+
+@server.tool()
 def test_error_handling() -> str:
     """Always fails."""
     raise ValueError("This tool intentionally returns an error for testing")
@@ -131,6 +217,21 @@ def static_binary() -> bytes:
 @server.resource("test://template/{id}/data", mime_type="application/json")
 def template_data(id: str) -> str:  # noqa: A002 (the template's name)
     return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
+
+
+@server.resource("test://watched-resource", mime_type="text/plain")
+def watched() -> str:
+    return "A resource that can be subscribed to."
+
+
+async def subscribe(ctx, params) -> types.EmptyResult:
+    return types.EmptyResult()
+
+
+# resources/subscribe and resources/unsubscribe (2025-11-25): accepted; the
+# fixture never changes the resource.
+server._lowlevel_server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
+server._lowlevel_server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, subscribe)
 
 
 @server.completion()

@@ -82,9 +82,8 @@ pub fn router(shared: Arc<Shared>, resource: String, accept: Vec<String>) -> Rou
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(host_of(&resource));
     let config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
-    let proxy = Proxy(shared);
     let service = StreamableHttpService::new(
-        move || Ok(proxy.clone()),
+        move || Ok(Proxy::new(shared.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );

@@ -9,7 +9,11 @@ pub mod bridle;
 pub mod config;
 mod held;
 pub mod http;
+mod listen;
 pub mod proxy;
+pub mod relay;
+mod resources;
+mod subscriptions;
 pub mod telemetry;
 pub mod upstream;
 
@@ -78,12 +82,15 @@ impl Gateway {
             .map(bridle_tls::server_config)
             .transpose()?;
         let bridle = bridle_client(&config, key)?;
+        let sessions = Arc::new(relay::Sessions::default());
+        let _ = sessions.bridle.set(bridle.clone());
         let all = config
             .upstreams
             .iter()
-            .map(|u| upstream::Upstream::start(u, config.call_timeout()))
+            .map(|u| upstream::Upstream::start(u, config.call_timeout(), sessions.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         let shared = Arc::new(proxy::Shared {
+            sessions,
             bridle: bridle.clone(),
             upstreams: upstream::Upstreams {
                 all,

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, ErrorCode,
-    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, ResultType, ServerCapabilities,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams,
+    CompleteResult, ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, ResultType, ServerCapabilities, ServerResult,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -28,8 +29,9 @@ use tracing::Instrument as _;
 
 use crate::bridle::{AgentToken, Bridle, BridleError, Decision};
 use crate::held::{Held, abandoned, still_pending};
+use crate::relay::{Session, Sessions};
 use crate::telemetry::{self, Target};
-use crate::upstream::{Upstream, Upstreams};
+use crate::upstream::{Listener, Upstream, Upstreams};
 
 /// JSON-RPC error code of a call Bridle denied.
 pub const DENIED: i32 = -32001;
@@ -47,20 +49,50 @@ pub struct Shared {
     pub bridle: Bridle,
     pub upstreams: Upstreams,
     pub approval_wait: Duration,
+    /// Every agent session, for what is relayed to all of them.
+    pub sessions: Arc<Sessions>,
 }
 
+/// One agent session's handler: the shared state, and the session's own
+/// (its links to upstreams and where their traffic goes, [`crate::relay`]).
 #[derive(Debug, Clone)]
-pub struct Proxy(pub Arc<Shared>);
+pub struct Proxy(pub Arc<Shared>, pub(crate) Arc<Session>);
 
-fn agent(ctx: &RequestContext<RoleServer>) -> Result<AgentToken, McpError> {
-    ctx.extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|p| p.extensions.get::<AgentToken>())
-        .cloned()
-        .ok_or_else(|| McpError::invalid_request("no authenticated agent on this request", None))
+impl Proxy {
+    /// The handler of a new session.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self(shared, Arc::new(Session::default()))
+    }
+
+    /// Forward `request`, for the agent request of `ctx`, on the session's
+    /// connection to `upstream` (its link, connected now if need be).
+    pub(crate) async fn forward(
+        &self,
+        upstream: &Upstream,
+        ctx: &RequestContext<RoleServer>,
+        request: ClientRequest,
+        to: Option<Listener>,
+    ) -> Result<ServerResult, McpError> {
+        let conn = self.1.conn(upstream, ctx, &self.0.bridle).await?;
+        upstream.forward(conn, request, to, ctx.id.clone()).await
+    }
+
+    /// The request's agent, which the session is bound to.
+    pub(crate) fn agent(&self, ctx: &RequestContext<RoleServer>) -> Result<AgentToken, McpError> {
+        let agent = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<AgentToken>())
+            .cloned()
+            .ok_or_else(|| {
+                McpError::invalid_request("no authenticated agent on this request", None)
+            })?;
+        self.1.bind(ctx, &agent, &self.0.sessions)?;
+        Ok(agent)
+    }
 }
 
-fn bridle_error(e: BridleError) -> McpError {
+pub(crate) fn bridle_error(e: BridleError) -> McpError {
     match e {
         BridleError::Unauthenticated(why) => McpError::new(
             ErrorCode(DENIED),
@@ -107,7 +139,7 @@ fn complete_prompt(mut r: GetPromptResponse) -> GetPromptResponse {
     r
 }
 
-fn complete_read(mut r: ReadResourceResponse) -> ReadResourceResponse {
+pub(crate) fn complete_read(mut r: ReadResourceResponse) -> ReadResourceResponse {
     if let ReadResourceResponse::Complete(c) = &mut r {
         c.result_type.get_or_insert(ResultType::COMPLETE);
     }
@@ -138,7 +170,7 @@ impl Proxy {
     /// by the server's long poll), then decide again, consuming it. A call
     /// the agent gave up on while held is never decided again, so its
     /// approval stays unused, and never forwarded.
-    async fn decide(
+    pub(crate) async fn decide(
         &self,
         agent: &AgentToken,
         action: &str,
@@ -196,7 +228,13 @@ impl Proxy {
     }
 
     /// Report the outcome in the background: the answer does not wait for it.
-    fn report(&self, agent: AgentToken, decision: &Decision, ok: bool, retrievals: Vec<String>) {
+    pub(crate) fn report(
+        &self,
+        agent: AgentToken,
+        decision: &Decision,
+        ok: bool,
+        retrievals: Vec<String>,
+    ) {
         let bridle = self.0.bridle.clone();
         let id = decision.decision_id.clone();
         // Still part of the call's trace, though the answer does not wait.
@@ -211,7 +249,7 @@ impl Proxy {
         );
     }
 
-    async fn reachable(
+    pub(crate) async fn reachable(
         &self,
         agent: &AgentToken,
         actions: Vec<String>,
@@ -227,7 +265,7 @@ impl Proxy {
         &self,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let agent = agent(ctx)?;
+        let agent = self.agent(ctx)?;
         let mut tools = Vec::new();
         for u in &self.0.upstreams.all {
             match u.call(|p| async move { p.list_all_tools().await }).await {
@@ -251,7 +289,7 @@ impl Proxy {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let action = request.name.to_string();
         let (upstream, tool) = self.route(&action)?;
         let args = request.arguments.clone().unwrap_or_default();
@@ -266,13 +304,14 @@ impl Proxy {
             &upstream.name,
             &mut forward.meta,
         );
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(forward));
         let result = held
             .unless_abandoned(
-                upstream
-                    .call_tool(forward, held.listener())
+                self.forward(&upstream, &ctx, request, held.listener())
                     .instrument(span.clone()),
             )
             .await
+            .and_then(|r| upstream.tool_response(r))
             .map(complete_call);
         let tool_error =
             matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
@@ -289,7 +328,7 @@ impl Proxy {
         request: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let name = request.name.clone();
         let (upstream, prompt) = self.route(&name)?;
         let action = format!("{}prompt.{prompt}", upstream.prefix);
@@ -305,45 +344,19 @@ impl Proxy {
             &upstream.name,
             &mut forward.meta,
         );
-        let result = upstream
-            .call(|p| async move { p.get_prompt_once(forward).await })
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(forward));
+        let result = self
+            .forward(&upstream, &ctx, request, None)
             .instrument(span.clone())
             .await
+            .and_then(|r| match r {
+                ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+                ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+                _ => Err(upstream.unexpected()),
+            })
             .map(complete_prompt);
         telemetry::ended(&span, &result, false);
         self.report(agent, &decision, result.is_ok(), Vec::new());
-        result
-    }
-
-    async fn read_resource_in(
-        &self,
-        mut request: ReadResourceRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResponse, McpError> {
-        let agent = agent(&ctx)?;
-        let uri = request.uri.clone();
-        let upstream = self.resource_owner(&agent, &uri).await.ok_or_else(|| {
-            McpError::resource_not_found(format!("no upstream lists `{uri}`"), None)
-        })?;
-        let action = format!("{}resources.read", upstream.prefix);
-        let held = Held::of(&ctx);
-        let decision = self
-            .decide(&agent, &action, &Map::new(), Some(&uri), &held)
-            .await?;
-        held.check()?;
-        let span = telemetry::mcp_client(
-            "resources/read",
-            Target::None,
-            &upstream.name,
-            &mut request.meta,
-        );
-        let result = upstream
-            .call(|p| async move { p.read_resource_once(request).await })
-            .instrument(span.clone())
-            .await
-            .map(complete_read);
-        telemetry::ended(&span, &result, false);
-        self.report(agent, &decision, result.is_ok(), vec![uri]);
         result
     }
 
@@ -358,7 +371,7 @@ impl Proxy {
         mut request: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let (upstream, action) = match &mut request.r#ref {
             Reference::Prompt(p) => {
                 let name = p.name.clone();
@@ -410,96 +423,12 @@ impl Proxy {
         result
     }
 
-    fn route<'a>(&self, name: &'a str) -> Result<(Arc<Upstream>, &'a str), McpError> {
+    pub(crate) fn route<'a>(&self, name: &'a str) -> Result<(Arc<Upstream>, &'a str), McpError> {
         self.0
             .upstreams
             .route(name)
             .map(|(u, rest)| (u.clone(), rest))
             .ok_or_else(|| McpError::invalid_params(format!("unknown name `{name}`"), None))
-    }
-
-    /// The upstream that listed `uri`, listing again once if none did.
-    async fn resource_owner(&self, agent: &AgentToken, uri: &str) -> Option<Arc<Upstream>> {
-        let ups = &self.0.upstreams;
-        let lookup = || {
-            ups.resource_owner
-                .read()
-                .ok()
-                .and_then(|m| m.get(uri).copied())
-                .and_then(|i| ups.all.get(i).cloned())
-        };
-        if let Some(u) = lookup() {
-            return Some(u);
-        }
-        if ups.all.len() == 1 {
-            return ups.all.first().cloned();
-        }
-        let _ = self.list_resources_for(agent).await;
-        if let Some(u) = lookup() {
-            return Some(u);
-        }
-        self.template_owner(uri).await
-    }
-
-    /// The upstream with a resource template whose literal start (up to its
-    /// first `{`) is the longest start of `uri`: a URI no listing names.
-    async fn template_owner(&self, uri: &str) -> Option<Arc<Upstream>> {
-        let mut best: Option<(usize, Arc<Upstream>)> = None;
-        for u in &self.0.upstreams.all {
-            let Ok(templates) = u
-                .call(|p| async move { p.list_all_resource_templates().await })
-                .await
-            else {
-                continue;
-            };
-            for t in templates {
-                let literal = t.uri_template.split('{').next().unwrap_or_default().len();
-                let fits = t
-                    .uri_template
-                    .get(..literal)
-                    .is_some_and(|l| uri.starts_with(l));
-                if fits && literal > 0 && best.as_ref().is_none_or(|(n, _)| literal > *n) {
-                    best = Some((literal, u.clone()));
-                }
-            }
-        }
-        best.map(|(_, u)| u)
-    }
-
-    async fn list_resources_for(
-        &self,
-        agent: &AgentToken,
-    ) -> Result<Vec<rmcp::model::Resource>, McpError> {
-        let ups = &self.0.upstreams;
-        let actions = ups
-            .all
-            .iter()
-            .map(|u| format!("{}resources.read", u.prefix))
-            .collect();
-        let reach = self.reachable(agent, actions).await?;
-        let mut out = Vec::new();
-        for (i, u) in ups.all.iter().enumerate() {
-            if !reach.contains(&format!("{}resources.read", u.prefix)) {
-                continue;
-            }
-            match u
-                .call(|p| async move { p.list_all_resources().await })
-                .await
-            {
-                Ok(list) => {
-                    if let Ok(mut owners) = ups.resource_owner.write() {
-                        for r in &list {
-                            owners.insert(r.uri.clone(), i);
-                        }
-                    }
-                    out.extend(list);
-                }
-                Err(e) => {
-                    tracing::warn!(upstream = %u.name, error = %e.message, "resources/list failed")
-                }
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -511,8 +440,12 @@ impl ServerHandler for Proxy {
     fn get_info(&self) -> InitializeResult {
         let caps = ServerCapabilities::builder()
             .enable_tools()
+            .enable_tool_list_changed()
             .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
             .enable_prompts()
+            .enable_prompts_list_changed()
             .enable_logging()
             .enable_completions()
             .build();
@@ -524,6 +457,26 @@ impl ServerHandler for Proxy {
             .with_instructions(
                 "Bridle MCP gateway: every call is decided against your agent's governance record.",
             )
+    }
+
+    /// Every filter is taken as asked; its URIs are decided when the
+    /// stream opens ([`crate::listen`]).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        let span = telemetry::mcp_server(
+            "subscriptions/listen",
+            Target::None,
+            context.request_context(),
+        );
+        let result = self.listen_in(context).instrument(span.clone()).await;
+        telemetry::ended(&span, &result, false);
+        result
     }
 
     async fn list_tools(
@@ -558,7 +511,7 @@ impl ServerHandler for Proxy {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let mut prompts = Vec::new();
         for u in &self.0.upstreams.all {
             match u.call(|p| async move { p.list_all_prompts().await }).await {
@@ -603,7 +556,7 @@ impl ServerHandler for Proxy {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let agent = agent(&ctx)?;
+        let agent = self.agent(&ctx)?;
         let list = self.list_resources_for(&agent).await?;
         Ok(ListResourcesResult::with_all_items(list))
     }
@@ -613,30 +566,7 @@ impl ServerHandler for Proxy {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let agent = agent(&ctx)?;
-        let ups = &self.0.upstreams;
-        let actions = ups
-            .all
-            .iter()
-            .map(|u| format!("{}resources.read", u.prefix))
-            .collect();
-        let reach = self.reachable(&agent, actions).await?;
-        let mut out = Vec::new();
-        for u in &ups.all {
-            if !reach.contains(&format!("{}resources.read", u.prefix)) {
-                continue;
-            }
-            match u
-                .call(|p| async move { p.list_all_resource_templates().await })
-                .await
-            {
-                Ok(list) => out.extend(list),
-                Err(e) => {
-                    tracing::warn!(upstream = %u.name, error = %e.message, "resources/templates/list failed")
-                }
-            }
-        }
-        Ok(ListResourceTemplatesResult::with_all_items(out))
+        self.list_templates_in(&ctx).await
     }
 
     async fn read_resource(
@@ -676,13 +606,38 @@ impl ServerHandler for Proxy {
         request: rmcp::model::SetLevelRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        agent(&ctx)?;
-        for u in &self.0.upstreams.all {
-            let r = request.clone();
-            if let Err(e) = u.call(|p| async move { p.set_level(r).await }).await {
-                tracing::debug!(upstream = %u.name, error = %e.message, "logging/setLevel not forwarded");
-            }
-        }
+        self.agent(&ctx)?;
+        // Only the session's links carry its log messages: the shared
+        // connections' level is not the agent's to set.
+        self.1.set_level(request.level, &self.0.upstreams.all).await;
         Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let span = telemetry::mcp_server("resources/subscribe", Target::None, &ctx);
+        let result = self
+            .subscribe_in(request, ctx)
+            .instrument(span.clone())
+            .await;
+        telemetry::ended(&span, &result, false);
+        result
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let span = telemetry::mcp_server("resources/unsubscribe", Target::None, &ctx);
+        let result = self
+            .unsubscribe_in(request, ctx)
+            .instrument(span.clone())
+            .await;
+        telemetry::ended(&span, &result, false);
+        result
     }
 }

@@ -9,18 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, CancelledNotificationParam,
-    ClientRequest, ErrorCode, ProgressNotificationParam, ProgressToken, RequestId, ServerResult,
+    CallToolResponse, CancelledNotificationParam, ClientRequest, ErrorCode,
+    ProgressNotificationParam, ProgressToken, RequestId, ServerResult,
 };
-use rmcp::service::{
-    NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer, ServiceError,
-};
+use rmcp::service::{Peer, PeerRequestOptions, RoleClient, RoleServer, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
+use rmcp::{ErrorData as McpError, ServiceExt};
 use tokio::sync::watch;
 
 use crate::config::{Transport, UpstreamConfig};
+use crate::relay::{Client, InFlight, Sessions};
 
 /// Why an upstream cannot be started or reached.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +67,21 @@ pub struct Upstream {
     pub prefix: String,
     peer: watch::Receiver<Option<Peer<RoleClient>>>,
     timeout: Duration,
-    relay: Arc<Relay>,
+    progress: Arc<Progress>,
+    /// How to connect again: an agent session's own link ([`crate::relay`]).
+    transport: Transport,
+    headers: reqwest::header::HeaderMap,
+}
+
+/// One connection to an upstream a request goes on: the shared one, or an
+/// agent session's link. Progress on it is relayed through `progress` (the
+/// connection's own: each numbers its progress tokens from 0); `calls`
+/// records which agent request each forwarded request serves (links only).
+#[derive(Debug, Clone)]
+pub(crate) struct Conn {
+    pub(crate) peer: Peer<RoleClient>,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) calls: Option<Arc<InFlight>>,
 }
 
 /// Where the progress an upstream reports for a forwarded request goes.
@@ -79,12 +92,12 @@ pub struct Upstream {
 /// before its request is registered (the upstream was quicker than the
 /// send returned) is kept a little while for it.
 #[derive(Debug, Default)]
-struct Relay {
-    state: Mutex<RelayState>,
+pub(crate) struct Progress {
+    state: Mutex<ProgressState>,
 }
 
 #[derive(Debug, Default)]
-struct RelayState {
+struct ProgressState {
     listeners: HashMap<ProgressToken, Listener>,
     early: HashMap<ProgressToken, (Instant, Vec<ProgressNotificationParam>)>,
 }
@@ -137,7 +150,7 @@ impl Listener {
     }
 }
 
-impl Relay {
+impl Progress {
     /// Start relaying `token`'s progress to `to`, first what came early.
     async fn listen(self: &Arc<Self>, token: ProgressToken, to: Listener) -> Registered {
         let early = match self.state.lock() {
@@ -156,7 +169,7 @@ impl Relay {
         }
     }
 
-    async fn progress(&self, p: ProgressNotificationParam) {
+    pub(crate) async fn progress(&self, p: ProgressNotificationParam) {
         let to = match self.state.lock() {
             Ok(mut s) => match s.listeners.get(&p.progress_token) {
                 Some(to) => Some(to.clone()),
@@ -188,7 +201,7 @@ impl Relay {
 /// answer, progress reaches nobody).
 #[derive(Debug)]
 struct Registered {
-    relay: Arc<Relay>,
+    relay: Arc<Progress>,
     token: ProgressToken,
 }
 
@@ -224,54 +237,83 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// The gateway as the upstream's MCP client: relays progress.
-#[derive(Debug, Clone)]
-struct Client {
-    relay: Arc<Relay>,
-}
-
-impl ClientHandler for Client {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
-        self.relay.progress(params).await;
-    }
-}
-
 impl Upstream {
     /// Start the supervisor; the first connection is made in the background.
-    pub fn start(cfg: &UpstreamConfig, timeout: Duration) -> Result<Arc<Self>, UpstreamError> {
+    /// `sessions`: every agent session, for what the shared connection
+    /// relays to all of them (`list_changed`).
+    pub fn start(
+        cfg: &UpstreamConfig,
+        timeout: Duration,
+        sessions: Arc<Sessions>,
+    ) -> Result<Arc<Self>, UpstreamError> {
         let transport = cfg.transport()?;
         let headers = upstream_headers(cfg)?;
         let (tx, rx) = watch::channel(None);
         let name = cfg.name.clone();
-        let relay = Arc::new(Relay::default());
-        let client = Client {
-            relay: relay.clone(),
-        };
-        tokio::spawn(supervise(name.clone(), transport, headers, client, tx));
+        let progress = Arc::new(Progress::default());
+        let client = Client::shared(progress.clone(), sessions, name.clone(), cfg.prefix.clone());
+        tokio::spawn(supervise(
+            name.clone(),
+            transport.clone(),
+            headers.clone(),
+            client,
+            tx,
+        ));
         Ok(Arc::new(Self {
             name,
             prefix: cfg.prefix.clone(),
             peer: rx,
             timeout,
-            relay,
+            progress,
+            transport,
+            headers,
         }))
     }
 
-    /// `tools/call` upstream, with the progress the upstream reports on it
-    /// relayed to `to` (when the agent asked for progress), bounded by the
+    /// A connection of its own with `handler` (an agent session's link),
+    /// bounded by the call timeout.
+    pub(crate) async fn connect_link(&self, handler: Client) -> Result<Running, McpError> {
+        let connecting = connect(&self.transport, &self.headers, handler);
+        match tokio::time::timeout(self.timeout, connecting).await {
+            Ok(Ok(running)) => Ok(running),
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = %self.name, error = %e, "cannot connect a session's link");
+                Err(self.unavailable())
+            }
+            Err(_) => Err(self.unavailable()),
+        }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The shared connection, waiting at most the call timeout for it.
+    pub(crate) async fn shared(&self) -> Result<Conn, McpError> {
+        Ok(Conn {
+            peer: self.peer().await?,
+            progress: self.progress.clone(),
+            calls: None,
+        })
+    }
+
+    /// Forward `request` on `conn`, with the progress the upstream reports
+    /// on it relayed to `to` (when the agent asked for progress), recorded
+    /// as serving the agent's request `cause` while it runs, bounded by the
     /// call timeout, and cancelled upstream if the caller goes away first.
-    pub(crate) async fn call_tool(
+    pub(crate) async fn forward(
         &self,
-        params: CallToolRequestParams,
+        conn: Conn,
+        request: ClientRequest,
         to: Option<Listener>,
-    ) -> Result<CallToolResponse, McpError> {
-        let relay = self.relay.clone();
-        self.call(|peer| async move {
-            let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        cause: RequestId,
+    ) -> Result<ServerResult, McpError> {
+        let Conn {
+            peer,
+            progress,
+            calls,
+        } = conn;
+        self.run(peer, |peer| async move {
             let handle = peer
                 .send_request_with_option(request, PeerRequestOptions::no_options())
                 .await?;
@@ -279,20 +321,36 @@ impl Upstream {
                 peer: peer.clone(),
                 id: Some(handle.id.clone()),
             };
+            let _serving = calls.map(|c| c.serving(handle.id.clone(), cause));
             let _listening = match to {
-                Some(to) => Some(relay.listen(handle.progress_token.clone(), to).await),
+                Some(to) => Some(progress.listen(handle.progress_token.clone(), to).await),
                 None => None,
             };
             let result = handle.await_response().await;
             cancel.id = None;
-            match result? {
-                ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
-                ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
-                ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
-                _ => Err(ServiceError::UnexpectedResponse),
-            }
+            result
         })
         .await
+    }
+
+    /// The answer to a forwarded `tools/call`.
+    pub(crate) fn tool_response(&self, r: ServerResult) -> Result<CallToolResponse, McpError> {
+        match r {
+            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    pub(crate) fn unexpected(&self) -> McpError {
+        McpError::internal_error(
+            format!(
+                "upstream `{}` answered with an unexpected result",
+                self.name
+            ),
+            None,
+        )
     }
 
     /// Whether the upstream is connected now.
@@ -326,6 +384,15 @@ impl Upstream {
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let peer = self.peer().await?;
+        self.run(peer, f).await
+    }
+
+    /// Run one request on `peer`, bounded by the call timeout.
+    pub(crate) async fn run<T, F, Fut>(&self, peer: Peer<RoleClient>, f: F) -> Result<T, McpError>
+    where
+        F: FnOnce(Peer<RoleClient>) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
         match tokio::time::timeout(self.timeout, f(peer)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(ServiceError::McpError(e))) => Err(e),
@@ -436,7 +503,7 @@ async fn watch_liveness(
     }
 }
 
-type Running = rmcp::service::RunningService<RoleClient, Client>;
+pub(crate) type Running = rmcp::service::RunningService<RoleClient, Client>;
 
 async fn connect(
     transport: &Transport,

@@ -28,7 +28,15 @@ async fn tools_are_listed_decided_and_forwarded() {
     names.sort();
     assert_eq!(
         names,
-        ["up.add", "up.bare", "up.echo"],
+        [
+            "up.add",
+            "up.bare",
+            "up.change",
+            "up.chatty",
+            "up.echo",
+            "up.late",
+            "up.touch"
+        ],
         "only reachable tools are listed"
     );
 
@@ -158,7 +166,7 @@ async fn only_active_tokens_for_this_gateway_get_in() {
     // A revoked token is refused.
     let token = env.token(&env.mcp).await;
     let client = env.client(&token).await;
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 3);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 7);
     let r = http
         .post(format!("{}/oauth/revoke", env.bridle))
         .bearer_auth(ADMIN)

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use bridle_gateway::{Config, Gateway};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    CompletionInfo, ContentBlock, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, Reference, ServerCapabilities, Tool,
+    CompletionInfo, ContentBlock, InitializeResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
+    ServerCapabilities, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::{RequestContext, RunningService, ServiceError};
+use rmcp::service::{Peer, RequestContext, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{
@@ -22,6 +24,8 @@ use rmcp::{
     ClientHandler, ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt,
 };
 use serde_json::{Value, json};
+
+use super::traffic::{chatty, late, touch};
 
 pub(crate) const ADMIN: &str = "bk_gateway-test-admin-0123456789";
 
@@ -40,6 +44,14 @@ tools:
       ttl: 1h
   - name: up.secret_*
   - name: up.prompt.greet
+  - name: up.chatty
+  - name: up.touch
+  - name: up.change
+  - name: up.late
+  - name: up.resources.read
+    access: read
+data:
+  - { resource: "up://docs/public", access: [read] }
 forbid: [up.secret_*]
 "#;
 
@@ -53,7 +65,19 @@ pub(crate) struct Upstream {
     pub(crate) completions: Arc<AtomicUsize>,
     /// `echo` of "slow": started, and stopped by a cancellation.
     pub(crate) slow: Arc<(AtomicUsize, AtomicUsize)>,
+    /// Every session's subscriptions (URI, the session's peer), shared
+    /// by the upstream's sessions: `touch` notifies them.
+    pub(crate) subscribers: Subscribers,
+    /// What became of the elicitation `late` sent after its call.
+    pub(crate) late: Late,
+    /// Which of the upstream's sessions this is.
+    pub(crate) session: usize,
 }
+
+pub(crate) type Late = Arc<std::sync::Mutex<Option<String>>>;
+
+/// (URI, upstream session, its peer).
+pub(crate) type Subscribers = Arc<std::sync::Mutex<Vec<(String, usize, Peer<RoleServer>)>>>;
 
 pub(crate) fn schema(props: Value) -> serde_json::Map<String, Value> {
     json!({"type": "object", "properties": props})
@@ -64,12 +88,63 @@ pub(crate) fn schema(props: Value) -> serde_json::Map<String, Value> {
 
 impl ServerHandler for Upstream {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_completions()
-                .build(),
-        )
+        #[expect(deprecated, reason = "logging is what 2025-11-25 servers send")]
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_completions()
+            .enable_logging()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .build();
+        InitializeResult::new(caps)
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new("up://docs/public", "public"),
+            Resource::new("up://docs/secret", "secret"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        req: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(
+            vec![ResourceContents::text(
+                format!("the text of {}", req.uri),
+                req.uri,
+            )],
+        )))
+    }
+
+    async fn subscribe(
+        &self,
+        req: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscribers
+            .lock()
+            .unwrap()
+            .push((req.uri, self.session, ctx.peer));
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        req: UnsubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscribers
+            .lock()
+            .unwrap()
+            .retain(|(uri, session, _)| !(*uri == req.uri && *session == self.session));
+        Ok(())
     }
 
     async fn complete(
@@ -116,6 +191,18 @@ impl ServerHandler for Upstream {
                 schema(json!({})),
             ),
             Tool::new("secret_dump", "Dumps secrets", schema(json!({}))),
+            Tool::new(
+                "chatty",
+                "Logs, then asks who you are",
+                schema(json!({"who": {"type": "string"}})),
+            ),
+            Tool::new("change", "Changes the tool list", schema(json!({}))),
+            Tool::new("late", "Asks after answering", schema(json!({}))),
+            Tool::new(
+                "touch",
+                "Updates a resource",
+                schema(json!({"uri": {"type": "string"}})),
+            ),
             Tool::new("delete", "Deletes everything", schema(json!({}))),
         ]))
     }
@@ -174,6 +261,20 @@ impl ServerHandler for Upstream {
                 format!("Echo: progress token {}", json!(token))
             }
             "echo" => format!("Echo: {}", args["message"].as_str().unwrap_or_default()),
+            "chatty" => chatty(args["who"].as_str().unwrap_or_default(), &ctx).await,
+            // Elicitation once the call has been answered: caused by no
+            // running call.
+            "late" => {
+                late(ctx.peer.clone(), self.late.clone());
+                "later".to_owned()
+            }
+            // This session's tool list changed.
+            "change" => {
+                ctx.peer.notify_tool_list_changed().await.unwrap();
+                "changed".to_owned()
+            }
+            // Tell every session subscribed to `uri` that it changed.
+            "touch" => touch(&self.subscribers, args["uri"].as_str().unwrap_or_default()).await,
             "add" => {
                 // 40 + b: with progress (a held call's test).
                 if args["a"] == 40 {
@@ -216,6 +317,8 @@ pub(crate) struct Env {
     pub(crate) adds: Arc<AtomicUsize>,
     pub(crate) completions: Arc<AtomicUsize>,
     pub(crate) slow: Arc<(AtomicUsize, AtomicUsize)>,
+    pub(crate) subscribers: Subscribers,
+    pub(crate) late: Late,
     pub(crate) _dir: tempfile::TempDir,
 }
 
@@ -245,8 +348,27 @@ impl Env {
 
     /// An access token of `mcp-bot` for `resource`.
     pub(crate) async fn token(&self, resource: &str) -> String {
+        self.token_of("mcp-bot", resource).await
+    }
+
+    /// Another agent with `mcp-bot`'s record.
+    pub(crate) async fn another_agent(&self, name: &str) {
+        let r = self
+            .http
+            .put(format!("{}/v1/agents/{name}", self.bridle))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/yaml")
+            .body(RECORD.replace("agent: mcp-bot", &format!("agent: {name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+
+    /// An access token of `agent` for `resource`.
+    pub(crate) async fn token_of(&self, agent: &str, resource: &str) -> String {
         let cred = self
-            .post("/v1/agents/mcp-bot/credentials", ADMIN, json!({}))
+            .post(&format!("/v1/agents/{agent}/credentials"), ADMIN, json!({}))
             .await;
         let r = self
             .http
@@ -384,12 +506,20 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
     let up_completions = completions.clone();
     let slow = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let up_slow = slow.clone();
+    let subscribers = Subscribers::default();
+    let up_subscribers = subscribers.clone();
+    let late = Late::default();
+    let up_late = late.clone();
+    let sessions = AtomicUsize::new(0);
     let upstream = StreamableHttpService::new(
         move || {
             Ok(Upstream {
+                session: sessions.fetch_add(1, Ordering::SeqCst),
                 adds: up_adds.clone(),
                 completions: up_completions.clone(),
                 slow: up_slow.clone(),
+                subscribers: up_subscribers.clone(),
+                late: up_late.clone(),
             })
         },
         std::sync::Arc::new(LocalSessionManager::default()),
@@ -409,6 +539,8 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
         adds,
         completions,
         slow,
+        subscribers,
+        late,
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);

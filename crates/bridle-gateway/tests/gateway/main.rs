@@ -14,3 +14,5 @@ mod harness;
 mod operability;
 mod protocol;
 mod relay;
+mod sessions;
+mod traffic;

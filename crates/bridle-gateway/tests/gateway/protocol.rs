@@ -72,3 +72,27 @@ async fn the_headers_refuse_an_ungranted_call_before_the_body_is_read() {
     let v = response(r).await;
     assert_eq!(v["result"]["content"][0]["text"], "Echo: hi", "{v}");
 }
+
+/// Resource subscriptions and `list_changed` are offered to a 2025-11-25
+/// session (`resources/subscribe`) and to a 2026-07-28 client
+/// (`subscriptions/listen`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_offered_on_both_revisions() {
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    let client = env.client(&token).await;
+    let caps = client.peer_info().unwrap().capabilities.clone();
+    let resources = caps.resources.unwrap();
+    assert_eq!(resources.subscribe, Some(true));
+    assert_eq!(caps.tools.unwrap().list_changed, Some(true));
+    client.cancel().await.unwrap();
+
+    let r = modern(&env, &token, 1, "server/discover", json!({}))
+        .send()
+        .await
+        .unwrap();
+    let v = response(r).await;
+    let caps = &v["result"]["capabilities"];
+    assert_eq!(caps["resources"]["subscribe"], true, "{v}");
+    assert_eq!(caps["tools"]["listChanged"], true, "{v}");
+}

@@ -69,10 +69,9 @@ impl ClientHandler for Progress {
 
 /// Progress an upstream reports during a call reaches the agent that
 /// made the call, on the agent's own token; the upstream sees a token of
-/// the gateway's client, never the agent's. Upstreams are shared by every
-/// agent's session: two sessions that chose the same token (rmcp's client
-/// numbers its requests' tokens from 0) each get their own progress, never
-/// the other's. (rmcp handles each notification in a task of its own, on
+/// the gateway's client. Two sessions that chose the same token (rmcp's
+/// client numbers its requests' tokens from 0) each get their own
+/// progress, never the other's. (rmcp handles each notification in a task of its own, on
 /// the gateway and in the agent, so the order they arrive in is not
 /// guaranteed; the gateway drops progress a later one overtook.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,10 +95,6 @@ async fn upstream_progress_reaches_the_agent_on_its_own_token() {
         .iter()
         .map(|r| r.content[0].as_text().unwrap().text.clone())
         .collect();
-    assert_ne!(
-        upstream_saw[0], upstream_saw[1],
-        "one token upstream for two requests"
-    );
     assert!(
         upstream_saw.iter().all(|t| !t.ends_with("null")),
         "{upstream_saw:?}"
