@@ -32,42 +32,9 @@ if [[ -z "${BRIDLE_BIN:-}" ]]; then
     cargo build --quiet --locked -p bridle
 fi
 
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-
-"$BIN" demo --listen "127.0.0.1:$port" --db-file "$work/demo.db" >"$work/demo.log" 2>&1 &
-server_pid=$!
-
-# The demo is ready once it has loaded its data and printed the admin key.
-key=
-for _ in $(seq 1 120); do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "bridle demo exited early:" >&2
-        cat "$work/demo.log" >&2
-        exit 1
-    fi
-    key=$(sed -n 's/^Admin API key:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$work/demo.log" | head -n 1)
-    if [[ -n "$key" ]] && curl -fs -o /dev/null "$base/healthz"; then
-        break
-    fi
-    sleep 0.5
-done
-if [[ -z "$key" ]]; then
-    echo "bridle demo did not print an admin key in time:" >&2
-    cat "$work/demo.log" >&2
-    exit 1
-fi
+# shellcheck source=scripts/lib/demo.sh
+source scripts/lib/demo.sh
+start_demo "$BIN"
 
 # An agent credential and access token, for the operations agents call.
 json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }

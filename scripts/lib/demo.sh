@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by the scripts that test a running `bridle demo` (interop.sh,
-# console-tests.sh). `start_demo BIN` starts the demo on a free loopback
+# console-tests.sh, schemathesis.sh). `start_demo BIN` starts the demo on a free loopback
 # port with a throwaway database in "$work" and waits until it has printed
 # its keys and answers /healthz; then $base is its URL, $key the admin API
 # key and "$work/demo.log" its output. The server is stopped and "$work"
