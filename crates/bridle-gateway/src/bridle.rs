@@ -16,6 +16,9 @@ pub enum BridleError {
     /// The server refused the agent's token (401).
     #[error("the access token was refused: {0}")]
     Unauthenticated(String),
+    /// The server refused the agent's DPoP proof (`invalid_dpop_proof`).
+    #[error("the DPoP proof was refused: {0}")]
+    InvalidDpop(String),
     #[error("the Bridle server answered {status}: {detail}")]
     Status { status: u16, detail: String },
 }
@@ -36,6 +39,17 @@ pub struct Introspection {
     pub sub: Option<String>,
     #[serde(default)]
     pub aud: Option<String>,
+    /// `DPoP` for a token bound to a key.
+    #[serde(default)]
+    pub token_type: Option<String>,
+}
+
+/// What the gateway uses of RFC 8414 authorization-server metadata.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +85,30 @@ pub struct AgentToken {
     pub token: String,
     pub audience: String,
     pub agent: String,
+    /// The DPoP proof of the agent's request, for a DPoP-bound token: the
+    /// server admitted it at the door and takes it again from this `pep`.
+    pub dpop: Option<AgentDpop>,
+}
+
+/// A DPoP proof (RFC 9449) an agent sent, and the request it was for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AgentDpop {
+    pub proof: String,
+    pub htm: String,
+    pub htu: String,
+}
+
+impl AgentToken {
+    /// The fields every question about this agent's request carries.
+    fn fields(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("agent_token".into(), Value::from(self.token.as_str()));
+        m.insert("audience".into(), Value::from(self.audience.as_str()));
+        if let Some(d) = &self.dpop {
+            m.insert("agent_dpop".into(), json!(d));
+        }
+        m
+    }
 }
 
 impl Bridle {
@@ -116,11 +154,15 @@ impl Bridle {
             return Ok(res);
         }
         let body: Value = res.json().await.unwrap_or(Value::Null);
-        let detail = body
-            .get("detail")
-            .and_then(Value::as_str)
-            .unwrap_or("no detail")
-            .to_owned();
+        let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+        if status == reqwest::StatusCode::BAD_REQUEST
+            && text("error").as_deref() == Some("invalid_dpop_proof")
+        {
+            return Err(BridleError::InvalidDpop(
+                text("error_description").unwrap_or_default(),
+            ));
+        }
+        let detail = text("detail").unwrap_or_else(|| "no detail".into());
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(BridleError::Unauthenticated(detail));
         }
@@ -143,14 +185,24 @@ impl Bridle {
     }
 
     /// RFC 7662: signature, expiry, revocation and the agent's state are
-    /// the server's to check.
-    pub async fn introspect(&self, token: &str) -> Result<Introspection, BridleError> {
+    /// the server's to check; with `dpop`, the proof too (used up, so a
+    /// replayed proof is refused as `InvalidDpop`).
+    pub async fn introspect(
+        &self,
+        token: &str,
+        dpop: Option<&AgentDpop>,
+    ) -> Result<Introspection, BridleError> {
         let url = format!("{}/oauth/introspect", self.base);
-        self.json(
-            self.http.post(url).form(&[("token", token)]),
-            "/oauth/introspect",
-        )
-        .await
+        let mut form = vec![("token", token)];
+        if let Some(d) = dpop {
+            form.extend([
+                ("dpop_proof", d.proof.as_str()),
+                ("dpop_htm", d.htm.as_str()),
+                ("dpop_htu", d.htu.as_str()),
+            ]);
+        }
+        self.json(self.http.post(url).form(&form), "/oauth/introspect")
+            .await
     }
 
     /// Whether the server answers its health check.
@@ -167,24 +219,20 @@ impl Bridle {
     /// token that cannot exist answers `active: false` to a `pep`, 401 to
     /// a wrong key and 403 to a principal without the role.
     pub async fn check_key(&self) -> Result<(), BridleError> {
-        self.introspect("bridle-gateway-start-up-check")
+        self.introspect("bridle-gateway-start-up-check", None)
             .await
             .map(drop)
     }
 
-    /// The OAuth issuer (for the protected-resource metadata).
-    pub async fn issuer(&self) -> Result<String, BridleError> {
+    /// The authorization server's metadata (for the protected-resource
+    /// metadata).
+    pub async fn server_metadata(&self) -> Result<ServerMetadata, BridleError> {
         let url = format!("{}/.well-known/oauth-authorization-server", self.base);
-        let meta: Value = self
-            .json(
-                self.http.get(url),
-                "/.well-known/oauth-authorization-server",
-            )
-            .await?;
-        meta.get("issuer")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| BridleError::Unreachable("metadata without `issuer`".into()))
+        self.json(
+            self.http.get(url),
+            "/.well-known/oauth-authorization-server",
+        )
+        .await
     }
 
     pub async fn reachable(
@@ -196,8 +244,8 @@ impl Bridle {
             return Ok(Vec::new());
         }
         let url = format!("{}/v1/decisions/reachable", self.base);
-        let body =
-            json!({"agent_token": agent.token, "audience": agent.audience, "actions": actions});
+        let mut body = agent.fields();
+        body.insert("actions".into(), json!(actions));
         let r: Reachable = self
             .json(self.http.post(url).json(&body), "/v1/decisions/reachable")
             .await?;
@@ -212,12 +260,11 @@ impl Bridle {
         resource: Option<&str>,
     ) -> Result<Decision, BridleError> {
         let url = format!("{}/v1/decisions", self.base);
-        let mut body = json!({
-            "agent_token": agent.token, "audience": agent.audience,
-            "action": action, "args": args,
-        });
-        if let (Some(r), Some(obj)) = (resource, body.as_object_mut()) {
-            obj.insert("resource".into(), Value::String(r.to_owned()));
+        let mut body = agent.fields();
+        body.insert("action".into(), Value::from(action));
+        body.insert("args".into(), Value::Object(args.clone()));
+        if let Some(r) = resource {
+            body.insert("resource".into(), Value::String(r.to_owned()));
         }
         self.json(self.http.post(url).json(&body), "/v1/decisions")
             .await
@@ -231,10 +278,12 @@ impl Bridle {
         retrievals: Vec<String>,
     ) -> Result<(), BridleError> {
         let url = format!("{}/v1/decisions/{decision_id}/outcome", self.base);
-        let body = json!({
-            "agent_token": agent.token, "audience": agent.audience,
-            "status": if ok { "ok" } else { "error" }, "retrievals": retrievals,
-        });
+        let mut body = agent.fields();
+        body.insert(
+            "status".into(),
+            Value::from(if ok { "ok" } else { "error" }),
+        );
+        body.insert("retrievals".into(), json!(retrievals));
         self.send(
             self.http.post(url).json(&body),
             "/v1/decisions/{id}/outcome",

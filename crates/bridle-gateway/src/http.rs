@@ -25,7 +25,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-use crate::bridle::{AgentToken, Bridle, BridleError};
+use crate::bridle::{AgentDpop, AgentToken, Bridle, BridleError, ServerMetadata};
 use crate::proxy::{Proxy, Shared};
 
 /// How long a positive `reachable` answer lets calls of one token to one
@@ -44,7 +44,7 @@ struct Auth {
     resource: String,
     audiences: Vec<String>,
     metadata_url: String,
-    issuer: OnceCell<String>,
+    server: OnceCell<ServerMetadata>,
     reachable: Mutex<HashMap<(String, String), Instant>>,
 }
 
@@ -76,7 +76,7 @@ pub fn router(shared: Arc<Shared>, resource: String, accept: Vec<String>) -> Rou
         resource: resource.clone(),
         audiences,
         metadata_url,
-        issuer: OnceCell::new(),
+        server: OnceCell::new(),
         reachable: Mutex::new(HashMap::new()),
     });
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
@@ -104,12 +104,16 @@ pub fn router(shared: Arc<Shared>, resource: String, accept: Vec<String>) -> Rou
 
 /// RFC 9728 protected-resource metadata.
 async fn metadata(State(auth): State<Arc<Auth>>) -> Response {
-    let issuer = auth.issuer.get_or_try_init(|| auth.bridle.issuer()).await;
-    match issuer {
-        Ok(issuer) => Json(json!({
+    let server = auth
+        .server
+        .get_or_try_init(|| auth.bridle.server_metadata())
+        .await;
+    match server {
+        Ok(server) => Json(json!({
             "resource": auth.resource,
-            "authorization_servers": [issuer],
+            "authorization_servers": [server.issuer],
             "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported": server.dpop_signing_alg_values_supported,
             "resource_name": "Bridle MCP gateway",
         }))
         .into_response(),
@@ -249,45 +253,121 @@ impl Auth {
     }
 }
 
-fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+/// The access token of a request and, with the `DPoP` scheme, the proof
+/// (RFC 9449 §7.1: exactly one `DPoP` header).
+fn presented(req: &Request, resource: &str) -> Result<(String, Option<AgentDpop>), Refusal> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Refusal::Missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or(Refusal::Missing)?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    if token.is_empty() {
+        return Err(Refusal::Missing);
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok((token.to_owned(), None));
+    }
+    if !scheme.eq_ignore_ascii_case("dpop") {
+        return Err(Refusal::Missing);
+    }
+    let mut proofs = req.headers().get_all("dpop").iter();
+    let proof = match (proofs.next(), proofs.next()) {
+        (Some(p), None) => p
+            .to_str()
+            .map_err(|_| Refusal::Dpop("a malformed `DPoP` header".into()))?,
+        (None, _) => {
+            return Err(Refusal::Dpop(
+                "the `DPoP` scheme needs a `DPoP` proof header".into(),
+            ));
+        }
+        (Some(_), Some(_)) => return Err(Refusal::Dpop("more than one `DPoP` header".into())),
+    };
+    let dpop = AgentDpop {
+        proof: proof.to_owned(),
+        htm: req.method().as_str().to_owned(),
+        htu: resource.to_owned(),
+    };
+    Ok((token.to_owned(), Some(dpop)))
 }
 
-fn challenge(auth: &Auth, error: Option<&str>) -> Response {
-    let mut value = format!("Bearer resource_metadata=\"{}\"", auth.metadata_url);
+/// Why a request's credentials are refused.
+enum Refusal {
+    /// No access token (or an unknown scheme).
+    Missing,
+    /// The token is not one this gateway accepts.
+    Token(&'static str),
+    /// The DPoP proof is missing, malformed or refused.
+    Dpop(String),
+}
+
+/// 401 with challenges for both schemes (RFC 6750 §3, RFC 9449 §7.1), each
+/// pointing at the protected-resource metadata (RFC 9728).
+fn challenge(auth: &Auth, refusal: &Refusal) -> Response {
+    let (error, description) = match refusal {
+        Refusal::Missing => (None, "a Bridle access token is required"),
+        Refusal::Token(why) => (Some("invalid_token"), *why),
+        Refusal::Dpop(why) => (Some("invalid_dpop_proof"), why.as_str()),
+    };
+    let meta = format!("resource_metadata=\"{}\"", auth.metadata_url);
+    let mut bearer = format!("Bearer {meta}");
+    let mut dpop = format!("DPoP {meta}");
     if let Some(e) = error {
-        value.push_str(&format!(
-            ", error=\"invalid_token\", error_description=\"{e}\""
-        ));
+        // Quotes cannot end the parameter early; a header value is ASCII.
+        let text: String = description
+            .replace('…', "...")
+            .chars()
+            .map(|c| match c {
+                '"' | '\\' => '\'',
+                c if c.is_ascii() && !c.is_ascii_control() => c,
+                _ => '?',
+            })
+            .collect();
+        let params = format!(", error=\"{e}\", error_description=\"{text}\"");
+        match refusal {
+            Refusal::Dpop(_) => dpop.push_str(&params),
+            _ => bearer.push_str(&params),
+        }
     }
-    let mut res = (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"error": "invalid_token", "error_description": error.unwrap_or("a Bridle access token is required")})),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    let body = json!({"error": error.unwrap_or("invalid_token"), "error_description": description});
+    let mut res = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    for value in [bearer, dpop] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            res.headers_mut().append(header::WWW_AUTHENTICATE, v);
+        }
     }
     res
 }
 
 async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    let Some(token) = bearer(&req).map(str::to_owned) else {
-        return challenge(&auth, None);
+    let (token, dpop) = match presented(&req, &auth.resource) {
+        Ok(p) => p,
+        Err(refusal) => return challenge(&auth, &refusal),
     };
-    match auth.bridle.introspect(&token).await {
+    match auth.bridle.introspect(&token, dpop.as_ref()).await {
         Ok(i) if i.active => {
             let aud = i.aud.unwrap_or_default();
             if !auth.audiences.contains(&aud) {
-                return challenge(&auth, Some("the token was issued for another audience"));
+                return challenge(
+                    &auth,
+                    &Refusal::Token("the token was issued for another audience"),
+                );
+            }
+            let bound = i.token_type.as_deref() == Some("DPoP");
+            if bound && dpop.is_none() {
+                return challenge(
+                    &auth,
+                    &Refusal::Token(
+                        "the token is DPoP-bound: send it as `Authorization: DPoP …` with a `DPoP` proof",
+                    ),
+                );
             }
             let agent = AgentToken {
                 token,
                 audience: aud,
                 agent: i.sub.unwrap_or_default(),
+                dpop,
             };
             req.extensions_mut().insert(agent.clone());
             match auth.gate(&agent, req).await {
@@ -296,8 +376,9 @@ async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next: Nex
             }
         }
         Ok(_) | Err(BridleError::Unauthenticated(_)) => {
-            challenge(&auth, Some("the token is not active"))
+            challenge(&auth, &Refusal::Token("the token is not active"))
         }
+        Err(BridleError::InvalidDpop(why)) => challenge(&auth, &Refusal::Dpop(why)),
         Err(e) => {
             // Fail closed: no decision point, no access.
             tracing::warn!(error = %e, "token introspection failed");

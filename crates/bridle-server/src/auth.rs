@@ -143,6 +143,9 @@ pub struct Presentation<'a> {
     /// forwards it.
     pub scheme: Option<Scheme>,
     pub dpop: Option<DpopEvidence<'a>>,
+    /// The `pep` principal forwarding the token: a DPoP proof it admitted
+    /// at its door ([`admit_dpop`]) may come again from it.
+    pub pep: Option<&'a str>,
 }
 
 /// Verify an agent access token fully: signature, claims, revocation, that
@@ -188,22 +191,7 @@ pub async fn verify_agent_token(
             ));
         }
         (Some(cnf), Some(evidence)) => {
-            let proof = jose::verify_dpop(
-                evidence.proof,
-                evidence.method,
-                evidence.url,
-                Some(token),
-                now,
-            )
-            .map_err(|e| ApiError::Unauthenticated(format!("invalid DPoP proof: {e}")))?;
-            if proof.jkt != cnf.jkt {
-                return Err(unauth("the DPoP proof is signed by another key"));
-            }
-            if !consume_dpop(state, &proof).await? {
-                return Err(ApiError::Unauthenticated(
-                    "invalid DPoP proof: it was already used".into(),
-                ));
-            }
+            check_dpop(state, token, &cnf.jkt, evidence, how.pep, now).await?;
         }
         (Some(_), None) => {
             return Err(unauth(
@@ -260,6 +248,80 @@ pub(crate) async fn delegation_path(
         }
     }
     Ok(path)
+}
+
+/// How long a DPoP proof a `pep` admitted at its door may come again from
+/// that `pep`: its later questions about the same agent request, up to a
+/// held call's second decision after the approval wait.
+const ADMITTED_FOR: i64 = 600;
+
+/// The one-time-id kind of the DPoP proofs `pep` admitted.
+fn admitted_kind(pep: &str) -> String {
+    format!("dpop@{pep}")
+}
+
+/// Check a DPoP proof for `token` (bound to `jkt`): signed by that key, for
+/// that request and token, and either admitted by `pep` at its door
+/// earlier, or fresh and used now for the first time.
+async fn check_dpop(
+    state: &AppState,
+    token: &str,
+    jkt: &str,
+    evidence: DpopEvidence<'_>,
+    pep: Option<&str>,
+    now: i64,
+) -> Result<jose::DpopProof, ApiError> {
+    let invalid =
+        |e: jose::JoseError| ApiError::Unauthenticated(format!("invalid DPoP proof: {e}"));
+    let proof =
+        jose::verify_dpop_unaged(evidence.proof, evidence.method, evidence.url, Some(token))
+            .map_err(invalid)?;
+    if proof.jkt != jkt {
+        return Err(ApiError::Unauthenticated(
+            "invalid access token: the DPoP proof is signed by another key".into(),
+        ));
+    }
+    if let Some(pep) = pep {
+        let at = jiff::Timestamp::from_second(now)
+            .map_err(|_| ApiError::Unauthenticated("invalid DPoP proof: bad time".into()))?;
+        if state
+            .store()
+            .jti_used(&admitted_kind(pep), &proof.jti, at)
+            .await?
+        {
+            return Ok(proof);
+        }
+    }
+    jose::check_dpop_iat(proof.iat, now).map_err(invalid)?;
+    if !consume_dpop(state, &proof).await? {
+        return Err(ApiError::Unauthenticated(
+            "invalid DPoP proof: it was already used".into(),
+        ));
+    }
+    Ok(proof)
+}
+
+/// A `pep` admits an agent request that came with a DPoP-bound `token` and
+/// a proof (`POST /oauth/introspect` with the proof): the proof is checked
+/// in full and used up, so a replay fails here on every replica, and it is
+/// recorded as admitted by `pep` for [`ADMITTED_FOR`], so the `pep` may
+/// forward it again while it handles that request.
+pub(crate) async fn admit_dpop(
+    state: &AppState,
+    pep: &str,
+    token: &str,
+    jkt: &str,
+    evidence: DpopEvidence<'_>,
+) -> Result<(), ApiError> {
+    let now = jiff::Timestamp::now().as_second();
+    let proof = check_dpop(state, token, jkt, evidence, None, now).await?;
+    let until = jiff::Timestamp::from_second(now + ADMITTED_FOR)
+        .map_err(|_| ApiError::Unauthenticated("invalid DPoP proof: bad time".into()))?;
+    state
+        .store()
+        .use_jti(&admitted_kind(pep), &proof.jti, until)
+        .await?;
+    Ok(())
 }
 
 /// Record a DPoP proof's `jti` as used, until its `iat` window has passed;
@@ -416,6 +478,7 @@ impl FromRequestParts<AppState> for Caller {
                 method: parts.method.as_str(),
                 url: &url,
             }),
+            pep: None,
         };
         Ok(Self::Agent(Box::new(
             authenticate_agent_token(state, token, how, &origin).await?,

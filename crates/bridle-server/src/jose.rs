@@ -339,6 +339,30 @@ pub fn verify_dpop(
     access_token: Option<&str>,
     now: i64,
 ) -> Result<DpopProof, JoseError> {
+    let checked = verify_dpop_unaged(proof, method, url, access_token)?;
+    check_dpop_iat(checked.iat, now)?;
+    Ok(checked)
+}
+
+/// A DPoP proof's `iat` must be within [`DPOP_IAT_WINDOW`] of `now`.
+pub fn check_dpop_iat(iat: i64, now: i64) -> Result<(), JoseError> {
+    // `abs_diff`: `iat - now` overflows for an `iat` near the ends of the
+    // range (a panic with overflow checks, else one wrapped `iat` inside).
+    if iat.abs_diff(now) > DPOP_IAT_WINDOW.unsigned_abs() {
+        return Err(JoseError::DpopIat);
+    }
+    Ok(())
+}
+
+/// [`verify_dpop`] without the `iat` window: for a proof whose freshness
+/// and one-time use were established when it first arrived (a `pep`'s
+/// later questions about the same agent request).
+pub fn verify_dpop_unaged(
+    proof: &str,
+    method: &str,
+    url: &str,
+    access_token: Option<&str>,
+) -> Result<DpopProof, JoseError> {
     let jws = Jws::parse(proof, "DPoP proof")?;
     if jws.header_str("typ") != Some("dpop+jwt") {
         return Err(JoseError::DpopType);
@@ -363,11 +387,6 @@ pub fn verify_dpop(
             claimed: claims.htu,
             expected: url.to_owned(),
         });
-    }
-    // `abs_diff`: `iat - now` overflows for an `iat` near the ends of the
-    // range (a panic with overflow checks, else one wrapped `iat` inside).
-    if claims.iat.abs_diff(now) > DPOP_IAT_WINDOW.unsigned_abs() {
-        return Err(JoseError::DpopIat);
     }
     if let Some(token) = access_token {
         match &claims.ath {

@@ -179,6 +179,9 @@ pub trait CredentialStore {
         jti: &Jti,
         expires_at: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Whether a one-time JWT id of `kind` is recorded and not expired at
+    /// `now` (recorded by [`Self::use_jti`]).
+    async fn jti_used(&self, kind: &str, jti: &Jti, now: Timestamp) -> Result<bool, StoreError>;
     /// Forget tokens and one-time ids that expired before `before` (nothing
     /// can present them any more).
     async fn purge_expired(&self, before: Timestamp) -> Result<Purged, StoreError>;
@@ -561,6 +564,20 @@ impl CredentialStore for Store {
             .execute(pool)
             .await?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn jti_used(&self, kind: &str, jti: &Jti, now: Timestamp) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT 1 FROM used_jtis WHERE kind = $1 AND jti = $2 AND expires_at >= $3",
+            )
+            .bind(kind)
+            .bind(jti)
+            .bind(Stamp(now))
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.is_some())
         })
     }
 

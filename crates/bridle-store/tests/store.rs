@@ -547,6 +547,11 @@ async fn credentials_tokens_and_one_time_ids(db: Db) {
     assert!(s.use_jti("dpop", &j1, long_ago).await.unwrap());
     assert!(!s.use_jti("dpop", &j1, far).await.unwrap());
     assert!(s.use_jti("client_assertion", &j1, far).await.unwrap());
+    // Whether one is recorded: per kind, and only until it expires.
+    let then = at("2010-01-01T00:00:00Z");
+    assert!(s.jti_used("client_assertion", &j1, then).await.unwrap());
+    assert!(!s.jti_used("dpop", &j1, then).await.unwrap(), "expired");
+    assert!(!s.jti_used("dpop@gw", &j1, then).await.unwrap());
     s.record_token(&token(&old, &rb2, None, long_ago))
         .await
         .unwrap();

@@ -599,6 +599,17 @@ pub(crate) fn modern(
     method: &str,
     params: Value,
 ) -> reqwest::RequestBuilder {
+    modern_as(env, &format!("Bearer {token}"), id, method, params)
+}
+
+/// [`modern`] with the whole `Authorization` header value.
+pub(crate) fn modern_as(
+    env: &Env,
+    authorization: &str,
+    id: u64,
+    method: &str,
+    params: Value,
+) -> reqwest::RequestBuilder {
     let mut params = params;
     params["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -607,7 +618,7 @@ pub(crate) fn modern(
     let mut req = env
         .http
         .post(&env.mcp)
-        .bearer_auth(token)
+        .header("authorization", authorization)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", method);

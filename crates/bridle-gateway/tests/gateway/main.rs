@@ -10,6 +10,13 @@
 )]
 
 mod calls;
+#[path = "../../../bridle-server/tests/common/client_key.rs"]
+#[expect(
+    dead_code,
+    reason = "shared with the server's tests, which use all of it"
+)]
+mod client_key;
+mod dpop;
 mod harness;
 mod operability;
 mod protocol;

@@ -63,6 +63,16 @@ pub struct ForwardedDpop {
     htu: String,
 }
 
+impl ForwardedDpop {
+    pub(crate) fn evidence(&self) -> DpopEvidence<'_> {
+        DpopEvidence {
+            proof: &self.proof,
+            method: &self.htm,
+            url: &self.htu,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionResponse {
     pub(crate) decision: views::Effect,
@@ -95,11 +105,8 @@ async fn acting_agent(
             let how = Presentation {
                 audience,
                 scheme: None,
-                dpop: agent_dpop.map(|d| DpopEvidence {
-                    proof: &d.proof,
-                    method: &d.htm,
-                    url: &d.htu,
-                }),
+                dpop: agent_dpop.map(ForwardedDpop::evidence),
+                pep: Some(p.id.as_str()),
             };
             let agent = verify_agent_token(state, token, how).await?;
             Ok((agent, Via::Pep(p.id.clone())))

@@ -193,6 +193,8 @@ async fn run(
             }),
             _ => None,
         },
+        // One check per request: every proof is used up here.
+        pep: None,
     };
     if scheme == Scheme::Dpop && url.is_none() {
         return Err(ApiError::Unauthenticated(

@@ -16,6 +16,7 @@ use crate::capability::Pep;
 use crate::error::ApiError;
 use crate::json::StrictJson;
 use crate::openapi as doc;
+use crate::routes::decisions::ForwardedDpop;
 use crate::state::AppState;
 
 /// At most this many actions per question.
@@ -29,6 +30,9 @@ pub struct ReachableRequest {
     /// The audience of the resource server the token was presented to.
     #[schema(example = "http://127.0.0.1:8090/mcp")]
     audience: Option<String>,
+    /// When the token is DPoP-bound: the proof the agent sent to the `pep`
+    /// (admitted at its door, `POST /oauth/introspect`), and its request.
+    agent_dpop: Option<ForwardedDpop>,
     /// Tool names to ask about.
     #[schema(example = json!(["everything.echo", "everything.add"]))]
     actions: Vec<String>,
@@ -66,7 +70,7 @@ pub struct ReachableResponse {
 )]
 pub async fn reachable(
     State(state): State<AppState>,
-    _: Pep,
+    Pep(pep): Pep,
     body: Result<StrictJson<ReachableRequest>, ApiError>,
 ) -> Result<Json<ReachableResponse>, ApiError> {
     let StrictJson(req) = body?;
@@ -86,7 +90,9 @@ pub async fn reachable(
     }
     let how = Presentation {
         audience: req.audience.as_deref(),
-        ..Presentation::default()
+        scheme: None,
+        dpop: req.agent_dpop.as_ref().map(ForwardedDpop::evidence),
+        pep: Some(pep.id.as_str()),
     };
     let agent = verify_agent_token(&state, &req.agent_token, how).await?;
     let mut compiled = Vec::with_capacity(agent.chain.len());

@@ -174,6 +174,115 @@ async fn a_pep_forwards_the_agents_proof(s: Server) {
 }
 on_both!(a_pep_forwards_the_agents_proof);
 
+/// `POST /oauth/introspect` by a `pep`, with the agent's proof.
+async fn admit(s: &Server, pep: &str, token: &str, proof: &str, htu: &str) -> crate::common::Resp {
+    s.send(
+        s.http
+            .post(s.url("/oauth/introspect"))
+            .bearer_auth(pep)
+            .form(&[
+                ("token", token),
+                ("dpop_proof", proof),
+                ("dpop_htm", "POST"),
+                ("dpop_htu", htu),
+            ]),
+    )
+    .await
+}
+
+async fn a_proof_admitted_at_a_peps_door_serves_that_pep_alone(s: Server) {
+    s.principal("bob", &[], &[]).await;
+    let pep = s.principal("gateway", &["pep"], &[]).await;
+    let other_pep = s.principal("envoy", &["pep"], &[]).await;
+    s.apply(ADMIN_KEY, &manifest("ci-bot", "bob", BOUND))
+        .await
+        .expect(201);
+    let (id, secret) = s.credentials("ci-bot").await;
+    let key = ClientKey::generate();
+    let token = bound_token(&s, &key, &id, &secret).await;
+    let gw = "http://127.0.0.1:8090/mcp";
+    let proof = key.dpop("POST", gw, Some(&token));
+
+    // The door: checked and used up; the same proof again is a replay.
+    let r = admit(&s, &pep, &token, &proof, gw).await.expect(200);
+    assert_eq!(r["active"], true, "{}", r.text);
+    let r = admit(&s, &pep, &token, &proof, gw).await.expect(400);
+    assert_eq!(r["error"], "invalid_dpop_proof", "{}", r.text);
+    assert!(r.text.contains("already used"), "{}", r.text);
+
+    // The pep's questions about that request may carry it, again and again.
+    let ask = |proof: &str| {
+        json!({"action": "ci.run_tests", "agent_token": token,
+               "agent_dpop": {"proof": proof, "htm": "POST", "htu": gw}})
+    };
+    for _ in 0..2 {
+        let r = s.post("/v1/decisions", &pep, ask(&proof)).await.expect(200);
+        assert_eq!(r["decision"], "allow", "{}", r.text);
+    }
+    let r = s
+        .post(
+            "/v1/decisions/reachable",
+            &pep,
+            json!({"agent_token": token, "actions": ["ci.run_tests", "deploy.prod"],
+                   "agent_dpop": {"proof": proof, "htm": "POST", "htu": gw}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r["reachable"], json!(["ci.run_tests"]), "{}", r.text);
+    // Another pep cannot reuse what this one admitted, nor can the agent.
+    s.post("/v1/decisions", &other_pep, ask(&proof))
+        .await
+        .problem(401);
+    let url = s.url("/v1/decisions");
+    s.send(
+        s.http
+            .post(&url)
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", &proof)
+            .json(&json!({"action": "ci.run_tests"})),
+    )
+    .await
+    .problem(401);
+    // An admitted proof is still only for its request and key.
+    let r = s
+        .post(
+            "/v1/decisions",
+            &pep,
+            json!({"action": "ci.run_tests", "agent_token": token,
+                   "agent_dpop": {"proof": proof, "htm": "GET", "htu": gw}}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+
+    // A bad proof at the door, and the door's misuses.
+    let other = ClientKey::generate().dpop("POST", gw, Some(&token));
+    let r = admit(&s, &pep, &token, &other, gw).await.expect(400);
+    assert_eq!(r["error"], "invalid_dpop_proof", "{}", r.text);
+    let fresh = key.dpop("POST", gw, Some(&token));
+    let r = s
+        .send(
+            s.http
+                .post(s.url("/oauth/introspect"))
+                .bearer_auth(&pep)
+                .form(&[("token", token.as_str()), ("dpop_proof", fresh.as_str())]),
+        )
+        .await
+        .expect(400);
+    assert_eq!(r["error"], "invalid_request", "{}", r.text);
+    let r = admit(&s, ADMIN_KEY, &token, &fresh, gw).await.expect(400);
+    assert_eq!(r["error"], "invalid_request", "{}", r.text);
+    s.load("swe-bot").await;
+    let (id, secret) = s.credentials("swe-bot").await;
+    let plain = s.token_request(&id, &secret, &[]).await.expect(200);
+    let plain = plain["access_token"].as_str().unwrap().to_owned();
+    let r = admit(&s, &pep, &plain, &key.dpop("POST", gw, Some(&plain)), gw)
+        .await
+        .expect(400);
+    assert_eq!(r["error"], "invalid_dpop_proof", "{}", r.text);
+    assert!(r.text.contains("not DPoP-bound"), "{}", r.text);
+}
+on_both!(a_proof_admitted_at_a_peps_door_serves_that_pep_alone);
+
 async fn a_pep_names_the_audience_it_guards(s: Server) {
     s.principal("bob", &[], &[]).await;
     let pep = s.principal("gateway", &["pep"], &[]).await;

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::client::{self, Client};
 use super::{OAuthError, OAuthErrorBody, OAuthForm, no_store, read_form};
-use crate::auth::{Scheme, authenticate_api_key, authorization, looks_like_jwt};
+use crate::auth::{DpopEvidence, Scheme, authenticate_api_key, authorization, looks_like_jwt};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::throttle::Origin;
@@ -74,6 +74,39 @@ fn token_param(form: &OAuthForm) -> Result<&str, OAuthError> {
                 "token is missing",
             )
         })
+}
+
+fn invalid_dpop(why: &str) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", why)
+}
+
+/// The DPoP proof a `pep` forwards with the token it introspects: all three
+/// of `dpop_proof`, `dpop_htm` and `dpop_htu`, or none.
+fn forwarded_dpop<'a>(
+    asker: &'a Asker,
+    form: &'a OAuthForm,
+) -> Result<Option<(&'a str, DpopEvidence<'a>)>, OAuthError> {
+    let (proof, method, url) = match (&form.dpop_proof, &form.dpop_htm, &form.dpop_htu) {
+        (None, None, None) => return Ok(None),
+        (Some(p), Some(m), Some(u)) => (p, m, u),
+        _ => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "`dpop_proof`, `dpop_htm` and `dpop_htu` go together",
+            ));
+        }
+    };
+    match asker {
+        Asker::Principal(p) if p.has_role(Role::Pep) => {
+            Ok(Some((p.id.as_str(), DpopEvidence { proof, method, url })))
+        }
+        _ => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "a forwarded DPoP proof is for `pep` principals",
+        )),
+    }
 }
 
 /// An introspection answer (RFC 7662 §2.2); only `active` when inactive.
@@ -138,7 +171,8 @@ pub async fn introspect(
 ) -> Response {
     let result = async {
         let form = read_form(form)?;
-        if let Asker::Principal(p) = asker(&state, &headers, &form, &origin).await?
+        let asker = asker(&state, &headers, &form, &origin).await?;
+        if let Asker::Principal(p) = &asker
             && !(p.has_role(Role::Admin) || p.has_role(Role::Pep))
         {
             // What a token is and whom it speaks for is for enforcement
@@ -150,6 +184,7 @@ pub async fn introspect(
             ));
         }
         let token = token_param(&form)?;
+        let dpop = forwarded_dpop(&asker, &form)?;
         let verified = match crate::auth::verify_record(&state, token).await {
             Ok(v) => v,
             Err(ApiError::Unauthenticated(_)) => return Ok(no_store(Introspection::default())),
@@ -159,6 +194,16 @@ pub async fn introspect(
             return Ok(no_store(Introspection::default()));
         }
         let c = verified.claims;
+        if let Some((pep, evidence)) = dpop {
+            let Some(cnf) = &c.cnf else {
+                return Err(invalid_dpop("the token is not DPoP-bound"));
+            };
+            match crate::auth::admit_dpop(&state, pep, token, &cnf.jkt, evidence).await {
+                Ok(()) => {}
+                Err(ApiError::Unauthenticated(why)) => return Err(invalid_dpop(&why)),
+                Err(other) => return Err(OAuthError::from(other)),
+            }
+        }
         Ok(no_store(Introspection {
             active: true,
             token_type: Some(if c.cnf.is_some() { "DPoP" } else { "Bearer" }),
