@@ -3,13 +3,16 @@
 //! `notifications/cancelled` or a closed connection), where keep-alive
 //! progress goes, and the errors of a call that did not go through.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rmcp::model::{ErrorCode, ProgressNotificationParam, ProgressToken};
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::json;
+use tokio::sync::watch;
 
 use crate::proxy::{ABANDONED, APPROVAL_PENDING};
 use crate::upstream::Listener;
@@ -55,6 +58,60 @@ fn cancelled_upstream() -> McpError {
     )
 }
 
+/// Whether the HTTP request a message came on is still open: its response
+/// body holds the sender, which goes when the body is dropped (the answer
+/// was sent, or the connection closed before it was).
+#[derive(Debug, Clone)]
+pub(crate) struct Connection(watch::Receiver<()>);
+
+impl Connection {
+    fn closed(&self) -> bool {
+        self.0.has_changed().is_err()
+    }
+
+    async fn wait_closed(&self) {
+        let mut rx = self.0.clone();
+        // Nothing is ever sent: `changed` returns once the sender is gone.
+        while rx.changed().await.is_ok() {}
+    }
+}
+
+/// A response body that tells its request's [`Connection`] when it is
+/// dropped.
+pub(crate) struct Watched {
+    inner: axum::body::Body,
+    _open: watch::Sender<()>,
+}
+
+impl Watched {
+    /// A [`Connection`] for a request, and the wrapper its response body
+    /// must go into.
+    pub(crate) fn pair() -> (Connection, impl FnOnce(axum::body::Body) -> Self) {
+        let (tx, rx) = watch::channel(());
+        (Connection(rx), move |inner| Self { inner, _open: tx })
+    }
+}
+
+impl http_body::Body for Watched {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// What a held call needs from its request: whether the agent still waits
 /// (cancelled by `notifications/cancelled` or by a closed connection), and
 /// where to send keep-alive progress.
@@ -63,14 +120,43 @@ pub(crate) struct Held {
     progress: Option<(Peer<RoleServer>, ProgressToken)>,
     /// The last keep-alive progress sent on the agent's token.
     sent: AtomicU32,
+    /// The HTTP request the call came on. In a 2025-11-25 session the
+    /// session outlives it, so its closing is the agent giving up too.
+    connection: Option<Connection>,
 }
 
 impl Held {
     pub(crate) fn of(ctx: &RequestContext<RoleServer>) -> Self {
+        let connection = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Connection>())
+            .cloned();
         Self {
             ctx: ctx.clone(),
             progress: ctx.meta.get_progress_token().map(|t| (ctx.peer.clone(), t)),
             sent: AtomicU32::new(0),
+            connection,
+        }
+    }
+
+    /// Whether the agent gave up: `notifications/cancelled`, or the
+    /// connection the call came on closed.
+    pub(crate) fn gone(&self) -> bool {
+        self.ctx.ct.is_cancelled() || self.connection.as_ref().is_some_and(Connection::closed)
+    }
+
+    /// Returns once the agent gives up.
+    pub(crate) async fn wait_gone(&self) {
+        let closed = async {
+            match &self.connection {
+                Some(c) => c.wait_closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.ctx.ct.cancelled() => {}
+            () = closed => {}
         }
     }
 
@@ -99,7 +185,7 @@ impl Held {
 
     /// Refuse to go on for an agent that gave up.
     pub(crate) fn check(&self) -> Result<(), McpError> {
-        if self.ctx.ct.is_cancelled() {
+        if self.gone() {
             return Err(cancelled());
         }
         Ok(())

@@ -370,8 +370,13 @@ async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next: Nex
                 dpop,
             };
             req.extensions_mut().insert(agent.clone());
+            let (connection, watched) = crate::held::Watched::pair();
+            req.extensions_mut().insert(connection);
             match auth.gate(&agent, req).await {
-                Ok(req) => next.run(req).await,
+                Ok(req) => next
+                    .run(req)
+                    .await
+                    .map(|body| axum::body::Body::new(watched(body))),
                 Err(refused) => refused,
             }
         }

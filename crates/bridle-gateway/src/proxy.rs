@@ -201,7 +201,7 @@ impl Proxy {
             }
             let state = tokio::select! {
                 biased;
-                () = held.ctx.ct.cancelled() => return Err(abandoned(&approval)),
+                () = held.wait_gone() => return Err(abandoned(&approval)),
                 s = bridle.wait_approval(&approval, left.min(KEEPALIVE)) => s.map_err(bridle_error)?,
             };
             if state != "pending" {
@@ -210,7 +210,7 @@ impl Proxy {
             round += 1;
             held.still_waiting(&approval, round).await;
         }
-        if held.ctx.ct.is_cancelled() {
+        if held.gone() {
             return Err(abandoned(&approval));
         }
         let again = bridle

@@ -207,16 +207,38 @@ async fn an_approval_not_granted_in_time_names_the_approval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_call_the_agent_abandons_never_runs_and_leaves_its_approval() {
     let env = start().await;
-    let approver = approver(&env).await;
     let token = env.token(&env.mcp).await;
+    abandon_a_held_call(&env, |id, params| {
+        modern(&env, &token, id, "tools/call", params)
+    })
+    .await;
+}
+
+/// The same on 2025-11-25, where the session outlives the connection the
+/// call came on: the connection closing is the agent giving up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_whose_connection_closes_in_a_session_never_runs() {
+    let env = start().await;
+    let token = env.token(&env.mcp).await;
+    let session = legacy_session(&env, &token).await;
+    abandon_a_held_call(&env, |id, params| {
+        legacy(&env, &token, &session, id, "tools/call", params)
+    })
+    .await;
+}
+
+/// The agent sends a held call and goes away (the HTTP request dropped);
+/// approved afterwards, it is never forwarded, and the agent's retry runs
+/// on the approval, once.
+async fn abandon_a_held_call(env: &Env, send: impl Fn(u64, Value) -> reqwest::RequestBuilder) {
+    let approver = approver(env).await;
     let add = json!({"name": "up.add", "arguments": {"a": 2, "b": 3}});
-    // The agent sends the call and goes away while it is held.
-    let held = tokio::spawn(modern(&env, &token, 1, "tools/call", add.clone()).send());
-    let id = pending_approval(&env).await;
+    let held = tokio::spawn(send(1, add.clone()).send());
+    let id = pending_approval(env).await;
     held.abort();
     let _ = held.await;
     // Approved after the agent left: the abandoned call is not forwarded.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(7);
     env.post(&format!("/v1/approvals/{id}/approve"), &approver, json!({}))
         .await;
     while Instant::now() < deadline {
@@ -228,11 +250,7 @@ async fn a_held_call_the_agent_abandons_never_runs_and_leaves_its_approval() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(env.adds.load(Ordering::SeqCst), 0, "the abandoned call ran");
-    // The agent's retry runs on that approval, once.
-    let r = modern(&env, &token, 2, "tools/call", add)
-        .send()
-        .await
-        .unwrap();
+    let r = send(2, add).send().await.unwrap();
     let v = response(r).await;
     assert_eq!(v["result"]["content"][0]["text"], "5", "{v}");
     assert_eq!(env.adds.load(Ordering::SeqCst), 1);

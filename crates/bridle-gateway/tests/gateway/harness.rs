@@ -25,6 +25,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
+pub(crate) use super::raw::*;
 use super::traffic::{chatty, late, touch};
 
 pub(crate) const ADMIN: &str = "bk_gateway-test-admin-0123456789";
@@ -588,57 +589,6 @@ pub(crate) async fn start_with(approval_wait: &str, ca: Option<&TestCa>) -> Env 
         mcp: format!("{scheme}://{gw}/mcp"),
         ..env0
     }
-}
-
-/// One JSON-RPC request on 2026-07-28 (stateless, no handshake), as a
-/// current client sends it: the request headers name the method and target.
-pub(crate) fn modern(
-    env: &Env,
-    token: &str,
-    id: u64,
-    method: &str,
-    params: Value,
-) -> reqwest::RequestBuilder {
-    modern_as(env, &format!("Bearer {token}"), id, method, params)
-}
-
-/// [`modern`] with the whole `Authorization` header value.
-pub(crate) fn modern_as(
-    env: &Env,
-    authorization: &str,
-    id: u64,
-    method: &str,
-    params: Value,
-) -> reqwest::RequestBuilder {
-    let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
-    let mut req = env
-        .http
-        .post(&env.mcp)
-        .header("authorization", authorization)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
-    if let Some(name) = params["name"].as_str().or(params["uri"].as_str()) {
-        req = req.header("mcp-name", name);
-    }
-    req.json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-}
-
-/// The JSON-RPC response in a JSON or SSE answer.
-pub(crate) async fn response(r: reqwest::Response) -> Value {
-    let text = r.text().await.unwrap();
-    if let Ok(v) = serde_json::from_str::<Value>(&text) {
-        return v;
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find(|m| m.get("id").is_some())
-        .unwrap_or_else(|| panic!("no response in {text}"))
 }
 
 pub(crate) async fn pending_approval(env: &Env) -> String {

@@ -20,6 +20,7 @@ mod dpop;
 mod harness;
 mod operability;
 mod protocol;
+mod raw;
 mod relay;
 mod sessions;
 mod traffic;
