@@ -10,7 +10,11 @@
 # in the SDK's default mode (MCP 2026-07-28) and in legacy mode (2025-11-25);
 # the official TypeScript SDK client (@modelcontextprotocol/sdk, pinned in
 # tests/mcp, tests/mcp/ts_client_test.mjs; 1.x speaks 2025-11-25); then
-# `bridle serve --gateway` on an empty database.
+# `bridle serve --gateway` on an empty database. Then the MCP Inspector's CLI
+# (@modelcontextprotocol/inspector, pinned in tests/mcp, on Node 22) in its
+# modern (2026-07-28) and legacy (2025-11-25) protocol eras: list, allowed,
+# denied, held-then-approved and held-then-abandoned calls
+# (tests/mcp/inspector_test.py).
 #
 #   scripts/gateway-tests.sh
 #
@@ -28,7 +32,7 @@ if ! .venv/bin/python -c "import mcp" 2>/dev/null ||
     .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-gateway.txt
 fi
 if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] || [ ! -x tests/mcp/node_modules/.bin/conformance ] ||
-    [ ! -x tests/mcp/node_modules/.bin/node ] ||
+    [ ! -x tests/mcp/node_modules/.bin/node ] || [ ! -x tests/mcp/node_modules/.bin/mcp-inspector ] ||
     [ ! -f tests/mcp/node_modules/@modelcontextprotocol/sdk/package.json ]; then
     (cd tests/mcp && npm ci --no-audit --no-fund --silent)
 fi
@@ -36,6 +40,8 @@ fi
 cargo build --locked -p bridle
 export BRIDLE_BIN="${CARGO_TARGET_DIR:-target}/debug/bridle"
 .venv/bin/python tests/mcp/gateway_test.py
+# The MCP Inspector's CLI, modern and legacy era, through the gateway.
+.venv/bin/python tests/mcp/inspector_test.py
 # An MCP client that knows only the interactive OAuth flow, through the
 # owner's consent in the console, to the gateway.
 .venv/bin/python tests/mcp/oauth_client_test.py

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx2
 from importlib.metadata import version as package_version
@@ -74,7 +75,12 @@ def check(cond: bool, what: str) -> None:
     print(f"ok: {what}")
 
 
-async def main(tmp: Path, procs: list) -> None:
+def start_stack(tmp: Path, procs: list, agent: str = "mcp-bot") -> SimpleNamespace:
+    """`bridle serve` on a throwaway database with a pep, alice (the owner)
+    and carol (an approver); the agent from tests/mcp/<agent>.yaml with a
+    token for the gateway; `bridle gateway` in front of server-everything
+    and the ledger (stdio), its ledger file in `tmp`. The processes go into
+    `procs`; the rest is returned."""
     port, gw_port = free_port(), free_port()
     bridle = f"http://127.0.0.1:{port}"
     mcp_url = f"http://127.0.0.1:{gw_port}/mcp"
@@ -94,15 +100,14 @@ async def main(tmp: Path, procs: list) -> None:
     pep = post("/v1/principals", {"id": "gateway", "roles": ["pep"]})["api_key"]
     post("/v1/principals", {"id": "alice"})
     approver = post("/v1/principals", {"id": "carol", "groups": ["approvers"]})["api_key"]
-    r = admin.put("/v1/agents/mcp-bot", content=(ROOT / "tests/mcp/mcp-bot.yaml").read_text(),
+    r = admin.put(f"/v1/agents/{agent}", content=(ROOT / f"tests/mcp/{agent}.yaml").read_text(),
                   headers={"content-type": "application/yaml"})
     assert r.status_code == 201, r.text
-    cred = post("/v1/agents/mcp-bot/credentials", {})
+    cred = post(f"/v1/agents/{agent}/credentials", {})
     tok = httpx2.post(f"{bridle}/oauth/token",
                       auth=(cred["client_id"], cred["client_secret"]),
                       data={"grant_type": "client_credentials", "resource": mcp_url})
     assert tok.is_success, tok.text
-    token = tok.json()["access_token"]
 
     server_everything = ROOT / "tests/mcp/node_modules/.bin/mcp-server-everything"
     config = tmp / "gateway.yaml"
@@ -124,16 +129,10 @@ async def main(tmp: Path, procs: list) -> None:
     procs.append(gateway)
     wait_http(f"http://127.0.0.1:{gw_port}/.well-known/oauth-protected-resource")
 
-    r = httpx2.post(mcp_url, json={})
-    check(r.status_code == 401 and "resource_metadata=" in r.headers.get("www-authenticate", ""),
-          "no token: 401 with a resource_metadata challenge")
-
-    headers = {"Authorization": f"Bearer {token}"}
-
     def approvals(state: str) -> list:
         return admin.get("/v1/approvals", params={"state": state}).json()["approvals"]
 
-    async def pending_approval(tool: str) -> dict:
+    def pending_approval(tool: str) -> dict:
         deadline = time.monotonic() + 30
         while True:
             for a in approvals("pending"):
@@ -141,7 +140,7 @@ async def main(tmp: Path, procs: list) -> None:
                     return a
             if time.monotonic() > deadline:
                 raise SystemExit(f"FAIL: no pending approval for {tool}")
-            await asyncio.sleep(0.1)
+            time.sleep(0.1)
 
     def approve(approval_id: str) -> None:
         r = httpx2.post(f"{bridle}/v1/approvals/{approval_id}/approve", json={},
@@ -150,6 +149,47 @@ async def main(tmp: Path, procs: list) -> None:
 
     def ledger_lines() -> list:
         return ledger.read_text().splitlines() if ledger.exists() else []
+
+    return SimpleNamespace(bridle=bridle, mcp_url=mcp_url, gw_port=gw_port, env=env, admin=admin,
+                           pep=pep, approver=approver, token=tok.json()["access_token"],
+                           config=config, ledger=ledger, gateway=gateway,
+                           pending_approval=pending_approval, approve=approve,
+                           ledger_lines=ledger_lines)
+
+
+def run(main, passed: str) -> None:
+    """Runs `main(tmp, procs)` (a coroutine function) in a temporary
+    directory, stops the processes it started, and says `passed` (or what
+    it returns, a function)."""
+    procs: list = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(main(Path(tmp), procs))
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    print(passed() if callable(passed) else passed)
+    sys.exit(0)
+
+
+async def main(tmp: Path, procs: list) -> None:
+    st = start_stack(tmp, procs)
+    bridle, mcp_url, env, admin, pep = st.bridle, st.mcp_url, st.env, st.admin, st.pep
+    approver, token, config, ledger, gateway = st.approver, st.token, st.config, st.ledger, st.gateway
+    approve, ledger_lines = st.approve, st.ledger_lines
+
+    async def pending_approval(tool: str) -> dict:
+        return await asyncio.to_thread(st.pending_approval, tool)
+
+    r = httpx2.post(mcp_url, json={})
+    check(r.status_code == 401 and "resource_metadata=" in r.headers.get("www-authenticate", ""),
+          "no token: 401 with a resource_metadata challenge")
+
+    headers = {"Authorization": f"Bearer {token}"}
 
     for mode, version in (("auto", "2026-07-28"), ("legacy", "2025-11-25")):
         print(f"-- Python mcp {mcp_version}, mode={mode!r}")
@@ -368,16 +408,4 @@ async def main(tmp: Path, procs: list) -> None:
 
 
 if __name__ == "__main__":
-    procs: list = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(main(Path(tmp), procs))
-    finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    print("gateway interoperability: all checks passed")
-    sys.exit(0)
+    run(main, "gateway interoperability: all checks passed")

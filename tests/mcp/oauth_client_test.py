@@ -24,7 +24,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,7 +37,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 from mcp.shared.exceptions import MCPError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_test import ADMIN, BIN, DENIED, ROOT, check, free_port, wait_http  # noqa: E402
+from gateway_test import ADMIN, BIN, DENIED, ROOT, check, free_port, run, wait_http  # noqa: E402
 
 CALLBACK = "http://127.0.0.1:9/callback"
 
@@ -204,15 +203,4 @@ def _b64(part: str) -> bytes:
 
 
 if __name__ == "__main__":
-    procs: list = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(main(Path(tmp), procs))
-    finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    print("oauth client through the gateway: passed")
+    run(main, "oauth client through the gateway: passed")
