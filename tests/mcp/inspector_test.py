@@ -43,12 +43,6 @@ INSPECTOR = str(HERE / "node_modules/@modelcontextprotocol/inspector/clients/lau
 VERSION = json.loads((HERE / "node_modules/@modelcontextprotocol/inspector/package.json").read_text())["version"]
 ERAS = (("modern", "2026-07-28"), ("legacy", "2025-11-25"))
 TOOL_ERROR = 5  # the CLI's exit code for a failed tool call
-# A gateway bug, reported and not fixed here: on 2025-11-25 (a session), a
-# held call whose client closes its connection (here: the killed CLI) is
-# still executed once approved; on 2026-07-28 it is not. Its check is an
-# expected failure (XFAIL, not a pass) and fails the run once it passes.
-ABANDONED_RUNS_ANYWAY = {"legacy"}
-xfails: list = []
 
 
 async def main(tmp: Path, procs: list) -> None:
@@ -197,13 +191,6 @@ async def main(tmp: Path, procs: list) -> None:
         a = st.admin.get(f"/v1/approvals/{held['id']}").json()
         what = (f"the killed CLI's held call is not executed once approved: "
                 f"{st.ledger_lines()[len(before):]}, approval {a['state']}")
-        if era in ABANDONED_RUNS_ANYWAY:
-            if st.ledger_lines() == before:
-                raise SystemExit(f"FAIL: expected to fail, but passed: {what}; the bug is fixed: "
-                                 "take the era out of ABANDONED_RUNS_ANYWAY")
-            xfails.append(f"--protocol-era {era}: {what}")
-            print(f"XFAIL (gateway bug): {what}; the retry is not checked")
-            continue
         check(st.ledger_lines() == before and a["state"] == "approved", what)
         rc, out = finish(pay(era, payee, 700))
         time.sleep(2)  # a late forward of the abandoned call would land by now
@@ -215,6 +202,4 @@ async def main(tmp: Path, procs: list) -> None:
 
 
 if __name__ == "__main__":
-    run(main, lambda: "MCP Inspector CLI through the gateway: " + (
-        "all checks passed" if not xfails else
-        "all other checks passed; expected failures (gateway bugs): " + "; ".join(xfails)))
+    run(main, lambda: "MCP Inspector CLI through the gateway: all checks passed")
