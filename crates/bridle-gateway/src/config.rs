@@ -115,6 +115,10 @@ impl UpstreamConfig {
     }
 }
 
+/// The longest a call may be held and then run: the server takes a DPoP
+/// proof the gateway admitted again for 10 minutes after it arrived.
+const MAX_HOLD: Duration = Duration::from_secs(9 * 60);
+
 impl Config {
     pub fn load(path: &Path) -> Result<Self, GatewayError> {
         let text = std::fs::read_to_string(path)
@@ -132,6 +136,12 @@ impl Config {
             GatewayError::Config(format!("{origin}{at}: {}", first_line(&e.to_string())))
         })?;
         let bad = |what: String| GatewayError::Config(format!("{origin}: {what}"));
+        if config.approval_wait() + config.call_timeout() > MAX_HOLD {
+            return Err(bad(format!(
+                "`approval_wait` plus `call_timeout` may be at most {} minutes (a DPoP-bound call's proof is taken for 10 minutes after it arrived)",
+                MAX_HOLD.as_secs() / 60
+            )));
+        }
         if config.upstreams.is_empty() {
             return Err(bad("`upstreams` is empty".into()));
         }
@@ -270,6 +280,15 @@ upstreams:
         );
         let e = Config::parse(&text, "gw.yaml").unwrap_err().to_string();
         assert!(e.contains("unknown field `ca_file`"), "{e}");
+    }
+
+    #[test]
+    fn a_call_is_held_and_run_within_nine_minutes() {
+        let text = GOOD.replace("approval_wait: 2m", "approval_wait: 9m");
+        let e = Config::parse(&text, "gw.yaml").unwrap_err().to_string();
+        assert!(e.contains("at most 9 minutes"), "{e}");
+        let text = GOOD.replace("approval_wait: 2m", "approval_wait: 8m");
+        assert!(Config::parse(&text, "gw.yaml").is_ok());
     }
 
     #[test]

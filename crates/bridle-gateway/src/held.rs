@@ -192,7 +192,10 @@ impl Held {
     }
 
     /// The forwarded request, unless the agent gives up first: then it is
-    /// dropped, which cancels it upstream (`notifications/cancelled`).
+    /// dropped, which cancels it upstream (`notifications/cancelled`). Only
+    /// `notifications/cancelled` (or the session's end) counts here: a
+    /// call already forwarded has acted upstream, and the connection it
+    /// came on closing does not undo that.
     pub(crate) async fn unless_abandoned<T>(
         &self,
         forwarded: impl Future<Output = Result<T, McpError>>,

@@ -81,10 +81,17 @@ pub fn router(shared: Arc<Shared>, resource: String, accept: Vec<String>) -> Rou
     });
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(host_of(&resource));
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
+    // No priming event (an SSE `retry` with an event id) invites a client to
+    // resume a request's stream after its connection drops: a held call whose
+    // connection closed is given up (`held::Connection`), never run later.
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_sse_retry(None);
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.sse_retry = None;
     let service = StreamableHttpService::new(
         move || Ok(Proxy::new(shared.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(sessions),
         config,
     );
     let mcp =
@@ -109,14 +116,19 @@ async fn metadata(State(auth): State<Arc<Auth>>) -> Response {
         .get_or_try_init(|| auth.bridle.server_metadata())
         .await;
     match server {
-        Ok(server) => Json(json!({
-            "resource": auth.resource,
-            "authorization_servers": [server.issuer],
-            "bearer_methods_supported": ["header"],
-            "dpop_signing_alg_values_supported": server.dpop_signing_alg_values_supported,
-            "resource_name": "Bridle MCP gateway",
-        }))
-        .into_response(),
+        Ok(server) => {
+            let mut meta = json!({
+                "resource": auth.resource,
+                "authorization_servers": [server.issuer],
+                "bearer_methods_supported": ["header"],
+                "resource_name": "Bridle MCP gateway",
+            });
+            let algs = &server.dpop_signing_alg_values_supported;
+            if let (false, Some(m)) = (algs.is_empty(), meta.as_object_mut()) {
+                m.insert("dpop_signing_alg_values_supported".into(), json!(algs));
+            }
+            Json(meta).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "no issuer for the protected-resource metadata");
             (
@@ -313,6 +325,14 @@ fn challenge(auth: &Auth, refusal: &Refusal) -> Response {
     let meta = format!("resource_metadata=\"{}\"", auth.metadata_url);
     let mut bearer = format!("Bearer {meta}");
     let mut dpop = format!("DPoP {meta}");
+    if let Some(algs) = auth
+        .server
+        .get()
+        .map(|s| s.dpop_signing_alg_values_supported.join(" "))
+        .filter(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == ' '))
+    {
+        dpop.push_str(&format!(", algs=\"{algs}\""));
+    }
     if let Some(e) = error {
         // Quotes cannot end the parameter early; a header value is ASCII.
         let text: String = description
@@ -340,10 +360,23 @@ fn challenge(auth: &Auth, refusal: &Refusal) -> Response {
     res
 }
 
+/// [`challenge`], with the server's DPoP algorithms fetched first for a
+/// refused proof (its challenge names them).
+async fn refuse(auth: &Auth, refusal: &Refusal) -> Response {
+    if matches!(refusal, Refusal::Dpop(_)) {
+        // Without them the challenge is still right, only less helpful.
+        let _ = auth
+            .server
+            .get_or_try_init(|| auth.bridle.server_metadata())
+            .await;
+    }
+    challenge(auth, refusal)
+}
+
 async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     let (token, dpop) = match presented(&req, &auth.resource) {
         Ok(p) => p,
-        Err(refusal) => return challenge(&auth, &refusal),
+        Err(refusal) => return refuse(&auth, &refusal).await,
     };
     match auth.bridle.introspect(&token, dpop.as_ref()).await {
         Ok(i) if i.active => {
@@ -383,7 +416,7 @@ async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next: Nex
         Ok(_) | Err(BridleError::Unauthenticated(_)) => {
             challenge(&auth, &Refusal::Token("the token is not active"))
         }
-        Err(BridleError::InvalidDpop(why)) => challenge(&auth, &Refusal::Dpop(why)),
+        Err(BridleError::InvalidDpop(why)) => refuse(&auth, &Refusal::Dpop(why)).await,
         Err(e) => {
             // Fail closed: no decision point, no access.
             tracing::warn!(error = %e, "token introspection failed");

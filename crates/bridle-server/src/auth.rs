@@ -255,9 +255,10 @@ pub(crate) async fn delegation_path(
 /// held call's second decision after the approval wait.
 const ADMITTED_FOR: i64 = 600;
 
-/// The one-time-id kind of the DPoP proofs `pep` admitted.
-fn admitted_kind(pep: &str) -> String {
-    format!("dpop@{pep}")
+/// The one-time-id kind of the DPoP proofs `pep` admitted signed by the
+/// key `jkt`: a `jti` another key chose too is not the admitted proof.
+fn admitted_kind(pep: &str, jkt: &str) -> String {
+    format!("dpop@{pep}#{jkt}")
 }
 
 /// Check a DPoP proof for `token` (bound to `jkt`): signed by that key, for
@@ -286,7 +287,7 @@ async fn check_dpop(
             .map_err(|_| ApiError::Unauthenticated("invalid DPoP proof: bad time".into()))?;
         if state
             .store()
-            .jti_used(&admitted_kind(pep), &proof.jti, at)
+            .jti_used(&admitted_kind(pep, &proof.jkt), &proof.jti, at)
             .await?
         {
             return Ok(proof);
@@ -319,7 +320,7 @@ pub(crate) async fn admit_dpop(
         .map_err(|_| ApiError::Unauthenticated("invalid DPoP proof: bad time".into()))?;
     state
         .store()
-        .use_jti(&admitted_kind(pep), &proof.jti, until)
+        .use_jti(&admitted_kind(pep, &proof.jkt), &proof.jti, until)
         .await?;
     Ok(())
 }

@@ -118,6 +118,7 @@ async fn a_dpop_bound_token_gets_in_with_a_fresh_proof_for_each_request() {
     let challenge = dpop_challenge(&r);
     assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
     assert!(challenge.contains("already used"), "{challenge}");
+    assert!(challenge.contains("algs=\"EdDSA"), "{challenge}");
 
     // A bound token as a bearer token, without a proof, with a proof for
     // another request or by another key: none gets in.

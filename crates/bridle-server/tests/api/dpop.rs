@@ -243,6 +243,25 @@ async fn a_proof_admitted_at_a_peps_door_serves_that_pep_alone(s: Server) {
     )
     .await
     .problem(401);
+    // A proof by another key that chose the admitted proof's `jti` is not
+    // the admitted proof: it must be fresh and unused itself.
+    let key2 = ClientKey::generate();
+    let token2 = bound_token(&s, &key2, &id, &secret).await;
+    let (_, admitted) = jwt_parts(&proof);
+    let stale_twin = key2.sign(
+        "dpop+jwt",
+        true,
+        &json!({"jti": admitted["jti"], "htm": "POST", "htu": gw, "iat": now() - 600,
+                "ath": jwt_free_ath(&token2)}),
+    );
+    s.post(
+        "/v1/decisions",
+        &pep,
+        json!({"action": "ci.run_tests", "agent_token": token2,
+               "agent_dpop": {"proof": stale_twin, "htm": "POST", "htu": gw}}),
+    )
+    .await
+    .problem(401);
     // An admitted proof is still only for its request and key.
     let r = s
         .post(

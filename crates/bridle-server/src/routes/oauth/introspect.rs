@@ -156,7 +156,7 @@ pub struct Introspection {
     responses(
         (status = 200, description = "`{active: false}` for any token that is not active", body = Introspection,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
+        (status = 400, description = "`invalid_request`; `invalid_dpop_proof` for a forwarded DPoP proof that is refused (replayed, another key, request or token)", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
         (status = 403, description = "`insufficient_scope`: a principal without role `admin` or `pep`", body = OAuthErrorBody),
         (status = 413, description = "`invalid_request`: the body is too large", body = OAuthErrorBody),

@@ -204,15 +204,15 @@ pub struct OAuthForm {
     pub token: Option<String>,
     /// Introspection and revocation: `access_token` (a hint only).
     pub token_type_hint: Option<String>,
-    /// Introspection by a `pep`, for a DPoP-bound token: the `DPoP` proof
-    /// the agent sent with it. Checked and used up (a replay is refused);
+    /// Introspection only (ignored elsewhere), by a `pep`, for a DPoP-bound
+    /// token: the `DPoP` proof the agent sent with it. Checked and used up (a replay is refused);
     /// the `pep` may then forward it as `agent_dpop` while it handles that
     /// request.
     pub dpop_proof: Option<String>,
-    /// With `dpop_proof`: the HTTP method of the agent's request.
+    /// Introspection, with `dpop_proof`: the HTTP method of the agent's request.
     #[schema(example = "POST")]
     pub dpop_htm: Option<String>,
-    /// With `dpop_proof`: the URL of the agent's request.
+    /// Introspection, with `dpop_proof`: the URL of the agent's request.
     #[schema(example = "http://127.0.0.1:8090/mcp")]
     pub dpop_htu: Option<String>,
 }
