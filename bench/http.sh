@@ -11,32 +11,21 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-64}"
 
-command -v oha >/dev/null || cargo install oha --locked
-command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+# shellcheck source=bench/lib/server.sh
+source bench/lib/server.sh
+bench_tools
 cargo build --release -q -p bridle
 cargo build --release -q -p bridle-server --example hello
 
-WORK="$(mktemp -d)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-HELLO_PORT="$(free_port)"; BRIDLE_PORT="$(free_port)"
-ADMIN="bench-admin-$(date +%s)"
+bench_serve
+HELLO_PORT="$(free_port)"
 target/release/examples/hello "127.0.0.1:$HELLO_PORT" & HELLO_PID=$!
-# Change control off: the benchmark measures decisions, not the second
-# person that would approve its prod agent.
-BRIDLE_CHANGE_CONTROL_ENVIRONMENTS= BRIDLE_ADMIN_TOKEN="$ADMIN" target/release/bridle serve --listen "127.0.0.1:$BRIDLE_PORT" --db "sqlite://$WORK/bench.db" >"$WORK/serve.log" 2>&1 & BRIDLE_PID=$!
-trap 'kill $HELLO_PID $BRIDLE_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+BENCH_PIDS+=("$HELLO_PID")
+bench_wait "$B/healthz" "http://127.0.0.1:$HELLO_PORT/"
 
-B="http://127.0.0.1:$BRIDLE_PORT"
-for _ in $(seq 600); do curl -sf "$B/healthz" >/dev/null && curl -sf "http://127.0.0.1:$HELLO_PORT/" >/dev/null && break; sleep 0.05; done
-
-curl -sf -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
-  -d '{"id":"owner"}' "$B/v1/principals" >/dev/null
+bench_owner
 sed "s/^owner: bob/owner: owner/" examples/swe-bot.yaml >"$WORK/agent.yaml"
-curl -sf -X PUT -H "Authorization: Bearer $ADMIN" -H 'content-type: application/yaml' \
-  --data-binary @"$WORK/agent.yaml" "$B/v1/agents/swe-bot" >/dev/null
-CRED="$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' -d '{}' "$B/v1/agents/swe-bot/credentials")"
-CID="$(jq -r .client_id <<<"$CRED")"; SECRET="$(jq -r .client_secret <<<"$CRED")"
-TOKEN="$(curl -sf -u "$CID:$SECRET" -d grant_type=client_credentials "$B/oauth/token" | jq -r .access_token)"
+TOKEN="$(bench_agent_token swe-bot "$WORK/agent.yaml")"
 # An allowed action: no approval, rate limit or budget in the way.
 BODY='{"action":"ci.run_tests","args":{"suite":"unit"}}'
 # The budgeted arm: a rate limit and a budget neither run can exhaust.
@@ -56,10 +45,7 @@ limits:
   budgets:
     - { arg: amount, max: 1000000000000, per: 30d }
 YAML
-curl -sf -X PUT -H "Authorization: Bearer $ADMIN" -H 'content-type: application/yaml' \
-  --data-binary @"$WORK/spender.yaml" "$B/v1/agents/spend-bot" >/dev/null
-SCRED="$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' -d '{}' "$B/v1/agents/spend-bot/credentials")"
-STOKEN="$(curl -sf -u "$(jq -r .client_id <<<"$SCRED"):$(jq -r .client_secret <<<"$SCRED")" -d grant_type=client_credentials "$B/oauth/token" | jq -r .access_token)"
+STOKEN="$(bench_agent_token spend-bot "$WORK/spender.yaml")"
 SBODY='{"action":"pay","args":{"amount":1}}'
 
 rps() { jq -r '.summary.requestsPerSec'; }
