@@ -135,14 +135,7 @@ async fn only_active_tokens_for_this_gateway_get_in() {
         format!("Bearer resource_metadata=\"{gw}/.well-known/oauth-protected-resource\"")
     );
 
-    let meta: Value = http
-        .get(format!("{gw}/.well-known/oauth-protected-resource"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = resource_metadata(&env).await;
     assert_eq!(meta["resource"], env.mcp.as_str());
     assert_eq!(meta["authorization_servers"], json!([env.bridle]));
 

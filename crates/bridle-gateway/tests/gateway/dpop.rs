@@ -175,16 +175,7 @@ async fn a_dpop_bound_token_gets_in_with_a_fresh_proof_for_each_request() {
     assert!(dpop_challenge(&r).contains("not DPoP-bound"));
 
     // The protected-resource metadata says which proofs it takes.
-    let gw = env.mcp.trim_end_matches("/mcp");
-    let meta: Value = env
-        .http
-        .get(format!("{gw}/.well-known/oauth-protected-resource"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = resource_metadata(&env).await;
     let algs = meta["dpop_signing_alg_values_supported"]
         .as_array()
         .unwrap();

@@ -111,3 +111,16 @@ pub(crate) async fn response(r: reqwest::Response) -> Value {
         .find(|m| m.get("id").is_some())
         .unwrap_or_else(|| panic!("no response in {text}"))
 }
+
+/// The gateway's RFC 9728 protected-resource metadata.
+pub(crate) async fn resource_metadata(env: &Env) -> Value {
+    let gw = env.mcp.trim_end_matches("/mcp");
+    env.http
+        .get(format!("{gw}/.well-known/oauth-protected-resource"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

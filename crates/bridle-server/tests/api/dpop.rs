@@ -134,7 +134,17 @@ fn jwt_free_ath(token: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
-async fn a_pep_forwards_the_agents_proof(s: Server) {
+/// `ci-bot` (DPoP required), a `gateway` pep, and a token of `ci-bot`
+/// bound to a fresh key.
+struct Bound {
+    pep: String,
+    key: ClientKey,
+    token: String,
+    id: String,
+    secret: String,
+}
+
+async fn pep_and_bound_agent(s: &Server) -> Bound {
     s.principal("bob", &[], &[]).await;
     let pep = s.principal("gateway", &["pep"], &[]).await;
     s.apply(ADMIN_KEY, &manifest("ci-bot", "bob", BOUND))
@@ -142,7 +152,20 @@ async fn a_pep_forwards_the_agents_proof(s: Server) {
         .expect(201);
     let (id, secret) = s.credentials("ci-bot").await;
     let key = ClientKey::generate();
-    let token = bound_token(&s, &key, &id, &secret).await;
+    let token = bound_token(s, &key, &id, &secret).await;
+    Bound {
+        pep,
+        key,
+        token,
+        id,
+        secret,
+    }
+}
+
+async fn a_pep_forwards_the_agents_proof(s: Server) {
+    let Bound {
+        pep, key, token, ..
+    } = pep_and_bound_agent(&s).await;
     let gateway_url = "http://127.0.0.1:8090/mcp";
     let proof = key.dpop("POST", gateway_url, Some(&token));
     let body = |proof: &str, htu: &str| {
@@ -191,15 +214,14 @@ async fn admit(s: &Server, pep: &str, token: &str, proof: &str, htu: &str) -> cr
 }
 
 async fn a_proof_admitted_at_a_peps_door_serves_that_pep_alone(s: Server) {
-    s.principal("bob", &[], &[]).await;
-    let pep = s.principal("gateway", &["pep"], &[]).await;
+    let Bound {
+        pep,
+        key,
+        token,
+        id,
+        secret,
+    } = pep_and_bound_agent(&s).await;
     let other_pep = s.principal("envoy", &["pep"], &[]).await;
-    s.apply(ADMIN_KEY, &manifest("ci-bot", "bob", BOUND))
-        .await
-        .expect(201);
-    let (id, secret) = s.credentials("ci-bot").await;
-    let key = ClientKey::generate();
-    let token = bound_token(&s, &key, &id, &secret).await;
     let gw = "http://127.0.0.1:8090/mcp";
     let proof = key.dpop("POST", gw, Some(&token));
 
