@@ -5,7 +5,8 @@
 # token each.
 #
 #   bench_tools                   oha (crates.io) and jq (apt) if missing
-#   bench_serve                   start the server; sets WORK, ADMIN, BRIDLE_PORT,
+#   bench_serve                   start the server (BRIDLE_BIN, default the release
+#                                 build, to compare another build); sets WORK, ADMIN, BRIDLE_PORT,
 #                                 BRIDLE_PID and B (its base URL); an EXIT trap
 #                                 kills BENCH_PIDS and removes WORK
 #   bench_wait URL...             until every URL answers (about 30 s at most)
@@ -32,7 +33,7 @@ bench_serve() {
   ADMIN="bench-admin-$(date +%s)"
   # Change control off: the benchmarks measure decisions, not the second
   # person that would approve their prod agents.
-  BRIDLE_CHANGE_CONTROL_ENVIRONMENTS= BRIDLE_ADMIN_TOKEN="$ADMIN" target/release/bridle serve --listen "127.0.0.1:$BRIDLE_PORT" --db "sqlite://$WORK/bench.db" >"$WORK/serve.log" 2>&1 & BRIDLE_PID=$!
+  BRIDLE_CHANGE_CONTROL_ENVIRONMENTS= BRIDLE_ADMIN_TOKEN="$ADMIN" "${BRIDLE_BIN:-target/release/bridle}" serve --listen "127.0.0.1:$BRIDLE_PORT" --db "sqlite://$WORK/bench.db" >"$WORK/serve.log" 2>&1 & BRIDLE_PID=$!
   BENCH_PIDS+=("$BRIDLE_PID")
   trap bench_cleanup EXIT
   B="http://127.0.0.1:$BRIDLE_PORT"

@@ -27,8 +27,9 @@ use crate::tokens::{Claims, hash_secret};
 pub struct AgentCaller {
     pub claims: Claims,
     /// The token's subject first, then each actor of its `act` chain,
-    /// outermost (the current actor) first.
-    pub chain: Vec<AgentRow>,
+    /// outermost (the current actor) first. Shared with the verified-token
+    /// cache: a decision does not copy the agents' records.
+    pub chain: std::sync::Arc<[AgentRow]>,
 }
 
 impl AgentCaller {
@@ -229,7 +230,7 @@ pub(crate) async fn verify_record(state: &AppState, token: &str) -> Result<Verif
         .map(|m| m.agent.to_string());
     Ok(Verified {
         claims,
-        chain,
+        chain: chain.into(),
         dpop_required,
     })
 }

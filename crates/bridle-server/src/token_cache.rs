@@ -26,7 +26,7 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub claims: Claims,
-    pub chain: Vec<AgentRow>,
+    pub chain: std::sync::Arc<[AgentRow]>,
     /// The first agent of the chain whose manifest requires DPoP-bound
     /// tokens, if any (decided with the store read, so the decision path
     /// need not look at the manifests again).

@@ -78,7 +78,10 @@ impl AuditLog {
     fn spawn(store: Store, observer: Option<std::sync::Arc<dyn AuditObserver>>) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
         let (seq_tx, committed) = watch::channel(0);
-        tokio::spawn(writer(store, rx, seq_tx, observer));
+        if store.backend() == crate::Backend::Sqlite {
+            tokio::spawn(checkpointer(store.clone(), committed.clone()));
+        }
+        tokio::spawn(writer(store.audit_writer(), rx, seq_tx, observer));
         Self { tx, committed }
     }
 
@@ -172,6 +175,24 @@ async fn writer(
     }
 }
 
+/// How long after a commit the SQLite WAL is checkpointed.
+const CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// SQLite only: copies the WAL back into the database at most every
+/// [`CHECKPOINT_AFTER`] while the writer commits, on a connection of its
+/// own, so no commit (and no decision waiting on one) pays for it (the
+/// connections do not checkpoint on commit). Passive: it never waits for
+/// the writer or a reader, and a WAL a reader still needs is copied later.
+/// Ends with the writer.
+async fn checkpointer(store: Store, mut committed: watch::Receiver<u64>) {
+    while committed.changed().await.is_ok() {
+        tokio::time::sleep(CHECKPOINT_AFTER).await;
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint failed (retried after the next commit)");
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub agent: Option<AgentId>,
@@ -234,13 +255,11 @@ where
 }
 
 /// Inside the write transaction `$tx`: take the write lock on the audit
-/// head (every writer of every replica takes it in turn), then read it.
+/// head (every writer of every replica takes it in turn) and read it, in
+/// one statement.
 macro_rules! locked_head {
     ($tx:ident) => {{
-        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-            .execute(&mut *$tx)
-            .await?;
-        sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
             .fetch_one(&mut *$tx)
             .await?
     }};
@@ -277,6 +296,21 @@ impl Store {
             tx.commit().await?;
             Ok(())
         })
+    }
+
+    /// SQLite: copy what the WAL holds back into the database, as far as
+    /// no reader still needs it (`wal_checkpoint(PASSIVE)`). PostgreSQL:
+    /// nothing (the server checkpoints).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            crate::Pool::Sqlite(pool) => {
+                sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+            crate::Pool::Postgres(_) => Ok(()),
+        }
     }
 
     /// Write a batch in one transaction: each item's usage is checked and

@@ -195,6 +195,14 @@ pub(crate) use with_pool;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite: the audit writer's own connection (a pool of one, with the
+    /// same checks on connect and release). A connection that finds the
+    /// database changed by another connection discards its whole page
+    /// cache, so the writer, taking a different pooled connection for each
+    /// batch, read every index page it touched back through the kernel;
+    /// on a connection of its own it finds them cached. `None` on
+    /// PostgreSQL, whose writers share the pool.
+    writer: Option<SqlitePool>,
 }
 
 /// Which backend a store uses.
@@ -213,8 +221,11 @@ impl Store {
 
     /// Connect by URL with these timeouts.
     pub async fn connect_with(url: &str, timeouts: StoreTimeouts) -> Result<Self, StoreError> {
+        let mut writer = None;
         let pool = if let Some(path) = url.strip_prefix("sqlite://") {
-            Pool::Sqlite(sqlite_pool(path, 8, timeouts.acquire).await?)
+            let pool = sqlite_pool(path, 8, timeouts.acquire).await?;
+            writer = Some(sqlite_pool_on(path, 1, timeouts.acquire).await?);
+            Pool::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| {
@@ -238,7 +249,19 @@ impl Store {
                 redact_url(url)
             )));
         };
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
+    }
+
+    /// The store the audit writer writes through: on SQLite, its own
+    /// connection ([`Store::writer`]); otherwise this one.
+    pub(crate) fn audit_writer(&self) -> Self {
+        match &self.writer {
+            Some(writer) => Self {
+                pool: Pool::Sqlite(writer.clone()),
+                writer: None,
+            },
+            None => self.clone(),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -273,6 +296,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         with_pool!(self, |pool| pool.close().await)
     }
 }
@@ -280,6 +306,18 @@ impl Store {
 /// The SQLite pool on the file at `path` (created with its directory on
 /// first use), migrated.
 async fn sqlite_pool(
+    path: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<SqlitePool, StoreError> {
+    let pool = sqlite_pool_on(path, max_connections, acquire_timeout).await?;
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+    Ok(pool)
+}
+
+/// A pool on the SQLite file at `path` (created with its directory on
+/// first use), not migrated.
+async fn sqlite_pool_on(
     path: &str,
     max_connections: u32,
     acquire_timeout: Duration,
@@ -298,7 +336,21 @@ async fn sqlite_pool(
         // Durable at commit: an answered decision's audit record survives a crash.
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
+        .busy_timeout(Duration::from_secs(10))
+        // No checkpoint inside a commit: SQLite would copy the WAL back
+        // into the database (and sync it) in whichever commit crossed
+        // 1,000 pages, mostly the audit writer's, stalling every decision
+        // waiting on that batch. The audit writer's checkpointer does it
+        // beside the writer instead (`audit::checkpointer`), and the last
+        // connection to close checkpoints what is left.
+        .pragma("wal_autocheckpoint", "0")
+        // Statement journals (a multi-row INSERT inside a transaction
+        // keeps one) in memory, not in a temporary file per statement.
+        .pragma("temp_store", "memory")
+        // 16 MiB of page cache per connection (SQLite's default is 2 MiB):
+        // the audit indexes' pages a commit touches stay in memory instead
+        // of being read back through the kernel for every batch.
+        .pragma("cache_size", "-16384");
     let pool = SqlitePoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
@@ -311,7 +363,6 @@ async fn sqlite_pool(
         .after_release(|conn, _| Box::pin(async move { Ok(sqlite_released_clean(conn).await) }))
         .connect_with(options)
         .await?;
-    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     Ok(pool)
 }
 
@@ -361,6 +412,7 @@ mod tests {
                     .await
                     .unwrap(),
             ),
+            writer: None,
         };
         let Pool::Sqlite(pool) = &store.pool else {
             panic!("a SQLite store")

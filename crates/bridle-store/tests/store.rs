@@ -580,6 +580,8 @@ mod findings;
 mod upgrades;
 #[path = "store/values.rs"]
 mod values;
+#[path = "store/wal.rs"]
+mod wal;
 
 /// Apply the `research-bot` record the credential tests use.
 async fn research_bot(s: &Store) {

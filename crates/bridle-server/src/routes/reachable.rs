@@ -96,7 +96,7 @@ pub async fn reachable(
     };
     let agent = verify_agent_token(&state, &req.agent_token, how).await?;
     let mut compiled = Vec::with_capacity(agent.chain.len());
-    for row in &agent.chain {
+    for row in agent.chain.iter() {
         compiled.push(state.compiled(row).await?);
     }
     let subjects: Vec<Subject<'_>> = agent

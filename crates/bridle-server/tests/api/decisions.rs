@@ -316,3 +316,34 @@ async fn limits_survive_a_restart(s: Server) {
     );
 }
 on_both!(limits_survive_a_restart);
+
+/// Decision ids are unguessable and in the order the decisions were made
+/// (so the audit log's index on them grows at its end): each later id
+/// sorts after the earlier ones, and no two share their random part.
+async fn decision_ids_sort_in_decision_order(s: Server) {
+    s.people().await;
+    s.load("swe-bot").await;
+    let token = s.agent_token("swe-bot").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let d = s.decide(&token, "ci.run_tests", json!({})).await;
+        ids.push(d["decision_id"].as_str().unwrap().to_owned());
+        // Ids of one millisecond are ordered only by their random part.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "ids in the order they were made");
+    let random: std::collections::HashSet<&str> = ids
+        .iter()
+        .map(|id| {
+            let (time, rest) = id.strip_prefix("dec_").unwrap().split_at(12);
+            assert!(time.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+            // 12 random bytes, base64url: 16 characters.
+            assert_eq!(rest.len(), 16, "{id}");
+            rest
+        })
+        .collect();
+    assert_eq!(random.len(), ids.len());
+}
+on_both!(decision_ids_sort_in_decision_order);
