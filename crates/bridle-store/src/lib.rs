@@ -340,9 +340,9 @@ async fn sqlite_pool_on(
         // No checkpoint inside a commit: SQLite would copy the WAL back
         // into the database (and sync it) in whichever commit crossed
         // 1,000 pages, mostly the audit writer's, stalling every decision
-        // waiting on that batch. The audit writer's checkpointer does it
-        // beside the writer instead (`audit::checkpointer`), and the last
-        // connection to close checkpoints what is left.
+        // waiting on that batch. The audit writer checkpoints between
+        // batches instead (`audit::Wal`), and the last connection to
+        // close checkpoints what is left.
         .pragma("wal_autocheckpoint", "0")
         // Statement journals (a multi-row INSERT inside a transaction
         // keeps one) in memory, not in a temporary file per statement.
