@@ -63,6 +63,9 @@ pub struct AgentVersion {
 pub trait RegistryRead {
     async fn agent(&self, id: &AgentId) -> Result<Option<AgentRow>, StoreError>;
     async fn agents(&self) -> Result<Vec<AgentRow>, StoreError>;
+    /// Every agent's id, in order: what a walk over the whole registry
+    /// holds at once (each record is read when its turn comes).
+    async fn agent_ids(&self) -> Result<Vec<AgentId>, StoreError>;
     /// Every version of the agent, oldest first.
     async fn agent_versions(&self, id: &AgentId) -> Result<Vec<AgentVersion>, StoreError>;
 }
@@ -203,6 +206,14 @@ impl RegistryRead for Store {
                 .fetch_all(pool)
                 .await?;
             rows.iter().map(from_row).collect()
+        })
+    }
+
+    async fn agent_ids(&self) -> Result<Vec<AgentId>, StoreError> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_scalar("SELECT id FROM agents ORDER BY id")
+                .fetch_all(pool)
+                .await?)
         })
     }
 
